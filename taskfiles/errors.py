@@ -1,0 +1,67 @@
+"""The one error hierarchy. Each class carries the exit code the CLI uses.
+
+Foreign exceptions (YAML, JSON, OSError, git) are translated into these where
+they arise; the CLI maps them to ``error: <message>`` on stderr in one place.
+"""
+
+from __future__ import annotations
+
+
+class TaskfilesError(Exception):
+    """Base of every error this package raises on purpose."""
+
+    exit_code = 1
+
+
+class UsageError(TaskfilesError):
+    """The command was given a value it cannot use."""
+
+    exit_code = 2
+
+
+class NotFoundError(TaskfilesError):
+    """A slug, file, ref or registry entry does not exist."""
+
+    exit_code = 3
+
+
+class ConflictError(TaskfilesError):
+    """The operation is refused by the current state (live claim, not ready, ...)."""
+
+    exit_code = 4
+
+
+class StaleLeaseError(ConflictError):
+    """A write carried a lease older than the entry's current one."""
+
+    exit_code = 5
+
+
+class TaskFileError(TaskfilesError):
+    """A task file cannot be read or edited."""
+
+    exit_code = 1
+
+
+class ConfigError(TaskfilesError):
+    """The configuration is invalid or the repository cannot be found."""
+
+    exit_code = 2
+
+
+class GitError(TaskfilesError):
+    """A git operation failed."""
+
+    exit_code = 1
+
+
+class RegistryError(TaskfilesError):
+    """The runtime registry cannot be read or written."""
+
+    exit_code = 6
+
+
+class ValidationFailed(TaskfilesError):
+    """``task validate`` found at least one error (the problems are already reported)."""
+
+    exit_code = 1
