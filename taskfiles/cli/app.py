@@ -1,0 +1,100 @@
+"""The typer app, the one place errors become exit codes, and output helpers."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Annotated, Any
+
+import click
+import typer
+from typer.core import TyperGroup
+
+from ..config import Config
+from ..config import load as load_config
+from ..errors import TaskfilesError
+
+
+class CommandError(click.ClickException):
+    """A TaskfilesError on its way out: ``error: <message>`` on stderr, its exit code."""
+
+    def __init__(self, error: TaskfilesError) -> None:
+        super().__init__(str(error))
+        self.exit_code = error.exit_code
+
+    def show(self, file: Any = None) -> None:
+        click.echo(f"error: {self.format_message()}", err=True)
+
+
+class TaskfilesGroup(TyperGroup):
+    """Maps the error hierarchy to exit codes, once, for every command."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except TaskfilesError as error:
+            raise CommandError(error) from error
+
+
+def new_app(help_text: str) -> typer.Typer:
+    """A Typer (sub)app with the house settings."""
+    return typer.Typer(
+        cls=TaskfilesGroup,
+        help=help_text,
+        no_args_is_help=True,
+        add_completion=False,
+        pretty_exceptions_enable=False,
+        rich_markup_mode=None,
+        context_settings={"help_option_names": ["-h", "--help"]},
+    )
+
+
+JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON for machines instead of text.")]
+RefOption = Annotated[
+    str | None,
+    typer.Option("--ref", help="Read task files from this git ref (e.g. origin/main), not the working tree."),
+]
+
+
+def config(ctx: click.Context) -> Config:
+    """The configuration for the repository named by --repo (default: the cwd)."""
+    root = ctx.find_root()
+    if root.obj is None:
+        root.obj = {}
+    if "config" not in root.obj:
+        root.obj["config"] = load_config(root.obj.get("repo"))
+    cfg: Config = root.obj["config"]
+    return cfg
+
+
+def set_repo(ctx: click.Context, repo: Path | None) -> None:
+    """Remember --repo for config()."""
+    ctx.obj = {"repo": repo}
+
+
+def emit_json(value: Any) -> None:
+    """Write one JSON document to stdout."""
+    sys.stdout.write(json.dumps(value, ensure_ascii=False, indent=None) + "\n")
+
+
+def echo(text: str = "") -> None:
+    typer.echo(text)
+
+
+def warn(text: str) -> None:
+    """A one-line warning on stderr."""
+    typer.echo(f"warning: {text}", err=True)
+
+
+def table(rows: Sequence[Sequence[str]], headers: Sequence[str]) -> str:
+    """Left-aligned columns; the last column is not padded."""
+    if not rows:
+        return ""
+    widths = [max(len(str(row[i])) for row in (headers, *rows)) for i in range(len(headers) - 1)]
+    lines = []
+    for row in (headers, *rows):
+        cells = [str(cell).ljust(width) for cell, width in zip(row, widths, strict=False)]
+        lines.append("  ".join([*cells, str(row[-1])]).rstrip())
+    return "\n".join(lines)

@@ -1,0 +1,205 @@
+"""Commands over the durable planning record: init, new, list, show, ready, complete, validate, next."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from .. import planning, scaffold, tasksource
+from ..errors import ValidationFailed
+from ..taskfile import STATUSES, Task
+from ..tasksource import TaskSet
+from .app import JsonFlag, RefOption, config, echo, emit_json, table, warn
+
+
+def register(app: typer.Typer) -> None:
+    """Add this module's commands to ``app``."""
+    for command in (init, new, list_tasks, show, ready, complete, validate, next_task):
+        name = {"list_tasks": "list", "next_task": "next"}.get(command.__name__, command.__name__)
+        app.command(name)(command)
+
+
+def _load(ctx: typer.Context, ref: str | None) -> TaskSet:
+    tasks = tasksource.load(config(ctx), ref)
+    if tasks.skipped:
+        shown = ", ".join(tasks.skipped[:3]) + (" ..." if len(tasks.skipped) > 3 else "")
+        warn(f"skipped {len(tasks.skipped)} unreadable task file(s): {shown}; run 'task validate'")
+    return tasks
+
+
+def init(
+    path: Annotated[Path, typer.Argument(help="A folder inside the git repository.")] = Path("."),
+) -> None:
+    """Set up taskfiles in a git repository: tasks/, registry/, config and SKILL.md.
+
+    Idempotent: anything already there is kept as it is.
+    """
+    result = scaffold.init(path)
+    for rel in result.created:
+        echo(f"created {rel}")
+    for rel in result.kept:
+        echo(f"kept    {rel}")
+
+
+def new(
+    ctx: typer.Context,
+    title: Annotated[str, typer.Argument(help="The task's title; the slug is made from it.")],
+    workstream: Annotated[str | None, typer.Option(help="Subfolder of tasks/ to put it in.")] = None,
+    priority: Annotated[str | None, typer.Option(help="p0 (highest) .. p3; default from config.")] = None,
+    owner: Annotated[str | None, typer.Option(help="Who owns the task.")] = None,
+    milestone: Annotated[str | None, typer.Option(help="Milestone name.")] = None,
+    depends_on: Annotated[list[str] | None, typer.Option("--depends-on", help="Slug this task needs first; repeat.")] = None,
+    label: Annotated[list[str] | None, typer.Option(help="A label; repeat for more.")] = None,
+    ready: Annotated[bool, typer.Option("--ready", help="Mark it ready for dispatch at once.")] = False,
+) -> None:
+    """Create a task file with the conventional sections and print its path."""
+    path = planning.new_task(
+        config(ctx),
+        title,
+        workstream=workstream,
+        priority=priority,
+        owner=owner,
+        milestone=milestone,
+        depends_on=depends_on or (),
+        labels=label or (),
+        ready=ready,
+    )
+    echo(config(ctx).relpath(path))
+
+
+def list_tasks(
+    ctx: typer.Context,
+    status: Annotated[str | None, typer.Option(help=f"One of {', '.join(STATUSES)}.")] = None,
+    owner: Annotated[str | None, typer.Option(help="Owner (aliases collapse).")] = None,
+    milestone: Annotated[str | None, typer.Option(help="Milestone.")] = None,
+    priority: Annotated[str | None, typer.Option(help="Priority, e.g. p1.")] = None,
+    label: Annotated[str | None, typer.Option(help="Tasks carrying this label.")] = None,
+    workstream: Annotated[str | None, typer.Option(help="Subfolder of tasks/.")] = None,
+    search: Annotated[str | None, typer.Option(help="Case-insensitive text in title or body.")] = None,
+    ref: RefOption = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """List tasks, in path order, narrowed by the filters given."""
+    filters = planning.Filters(status, owner, milestone, priority, label, workstream, search)
+    tasks = planning.select(_load(ctx, ref).tasks, filters, config(ctx))
+    if as_json:
+        emit_json([task.to_dict() for task in tasks])
+        return
+    rows = [(t.priority, t.status, t.slug, t.owner or "-", t.title) for t in tasks]
+    if rows:
+        echo(table(rows, ("PRI", "STATUS", "SLUG", "OWNER", "TITLE")))
+
+
+def show(
+    ctx: typer.Context,
+    slug: Annotated[str, typer.Argument(help="The task's slug (its file stem).")],
+    ref: RefOption = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Show one task: frontmatter, body, its dependencies with their status, and its dependents."""
+    tasks = _load(ctx, ref)
+    task = planning.find(tasks, slug)
+    deps = [_link(tasks, dep) for dep in task.depends_on]
+    dependents = [_link(tasks, t.slug) for t in tasks.tasks if slug in t.depends_on]
+    if as_json:
+        emit_json({**task.to_dict(body=True), "dependencies": deps, "dependents": dependents})
+        return
+    echo(_show_text(task, deps, dependents))
+
+
+def _link(tasks: TaskSet, slug: str) -> dict[str, str | None]:
+    task = tasks.get(slug)
+    return {"slug": slug, "status": task.status if task else None, "title": task.title if task else None}
+
+
+def _show_text(task: Task, deps: list[dict[str, str | None]], dependents: list[dict[str, str | None]]) -> str:
+    fields = [
+        ("path", task.path),
+        ("title", task.title),
+        ("status", task.status),
+        ("priority", task.priority),
+        ("owner", task.owner),
+        ("milestone", task.milestone),
+        ("labels", ", ".join(task.labels) or None),
+        ("completed", f"{task.completed_at} by {task.completed_by}" if task.completed_at else None),
+        ("pr", task.pr),
+    ]
+    lines = [f"{key + ':':<11}{value}" for key, value in fields if value]
+    lines += [f"{key + ':':<11}{value}  (unknown key)" for key, value in task.extra.items()]
+    lines += [f"{key + ':':<11}{value}  (runtime key; run 'task migrate')" for key, value in task.legacy.items()]
+    lines.append("depends on: " + (", ".join(f"{d['slug']} ({d['status'] or 'missing'})" for d in deps) or "-"))
+    lines.append("needed by:  " + (", ".join(f"{d['slug']} ({d['status']})" for d in dependents) or "-"))
+    return "\n".join(lines) + "\n\n" + task.body.strip("\n")
+
+
+def ready(
+    ctx: typer.Context,
+    slug: Annotated[str, typer.Argument(help="The task to queue for dispatch.")],
+) -> None:
+    """Mark a task ready for dispatch (edits only its status line)."""
+    edit = planning.mark_ready(config(ctx), slug)
+    echo(f"{edit.path}: {'status: ready' if edit.changed else 'already ready'}")
+
+
+def complete(
+    ctx: typer.Context,
+    slug: Annotated[str, typer.Argument(help="The task that is done.")],
+    by: Annotated[str | None, typer.Option(help="Who completed it (default: $TASKFILES_ACTOR or your login).")] = None,
+    pr: Annotated[str | None, typer.Option(help="The pull request that landed it.")] = None,
+) -> None:
+    """Record the completion in the task file: status, completed_by, completed_at, pr.
+
+    Commit this in the task's own branch so it lands with the work.
+    """
+    edit = planning.complete(config(ctx), slug, by=by, pr=pr)
+    echo(f"{edit.path}: {'completed' if edit.changed else 'unchanged'}")
+
+
+def validate(
+    ctx: typer.Context,
+    paths: Annotated[list[Path] | None, typer.Argument(help="Only report these files (checked against all).")] = None,
+    ref: RefOption = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Check every task file; print each problem as path:line: message. Exit 1 on any error."""
+    from ..validate import validate as run_validate
+
+    cfg = config(ctx)
+    tasks = tasksource.load(cfg, ref)
+    wanted = [cfg.relpath(p.resolve()) for p in paths] if paths else None
+    problems = run_validate(cfg, tasks, wanted)
+    errors = sum(1 for p in problems if p.severity == "error")
+    if as_json:
+        emit_json({"ok": errors == 0, "errors": errors, "warnings": len(problems) - errors,
+                   "files": len(tasks.tasks) + len(tasks.skipped), "problems": [p.to_dict() for p in problems]})
+    else:
+        for problem in problems:
+            echo(str(problem))
+        summary = f"{len(tasks.tasks) + len(tasks.skipped)} files, {errors} error(s), {len(problems) - errors} warning(s)"
+        typer.echo(summary, err=True)
+    if errors and as_json:
+        raise typer.Exit(1)
+    if errors:
+        raise ValidationFailed(f"{errors} error(s) in task files; fix them and run 'task validate' again")
+
+
+def next_task(
+    ctx: typer.Context,
+    owner: Annotated[str | None, typer.Option(help="Only tasks of this owner (aliases collapse).")] = None,
+    ref: RefOption = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """The highest-priority ready task whose dependencies are all completed.
+
+    Ties between equal priorities go to the alphabetically first slug. Exit 0
+    either way; with nothing ready, --json prints null.
+    """
+    task = planning.next_task(_load(ctx, ref), config(ctx), owner)
+    if as_json:
+        emit_json(task.to_dict() if task else None)
+    elif task is None:
+        typer.echo("no ready task with all dependencies completed", err=True)
+    else:
+        echo(f"{task.slug}\t{task.priority}\t{task.path}\t{task.title}")

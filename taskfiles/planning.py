@@ -1,0 +1,249 @@
+"""The durable edits: create a task file, mark it ready, record its completion.
+
+These are the only writers of task files (with ``migrate``). Each one changes
+only the lines it means to change and replaces the file atomically.
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+import re
+import tempfile
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from . import frontmatter
+from .config import Config
+from .errors import ConflictError, NotFoundError, TaskFileError, UsageError
+from .taskfile import Task, render_new, slugify
+from .tasksource import TaskSet, load
+
+_WORKSTREAM = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*(/[A-Za-z0-9][A-Za-z0-9._-]*)*")
+ACTOR_ENV = "TASKFILES_ACTOR"
+
+
+@dataclass(frozen=True)
+class Edit:
+    """The outcome of a durable edit."""
+
+    slug: str
+    path: str
+    changed: bool
+    keys: tuple[str, ...]  # the frontmatter keys written
+
+
+def actor_name() -> str:
+    """Who is acting: $TASKFILES_ACTOR, else the login name."""
+    name = os.environ.get(ACTOR_ENV)
+    if name:
+        return name
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "unknown"
+
+
+def new_task(
+    config: Config,
+    title: str,
+    *,
+    workstream: str | None = None,
+    priority: str | None = None,
+    owner: str | None = None,
+    milestone: str | None = None,
+    depends_on: Sequence[str] = (),
+    labels: Sequence[str] = (),
+    ready: bool = False,
+) -> Path:
+    """Write a new task file with a unique slug and the conventional sections."""
+    if not title.strip():
+        raise UsageError("the title is empty; give the task a short title")
+    folder = _task_folder(config, workstream)
+    _check_fields(config, priority, owner, depends_on)
+    fields = {
+        "title": title.strip(),
+        "status": "ready" if ready else "not_started",
+        "priority": priority or config.default_priority,
+        "owner": owner,
+        "milestone": milestone,
+        "depends_on": tuple(depends_on),
+        "labels": tuple(labels),
+    }
+    return _create_unique(folder, slugify(title), render_new(fields), _existing_slugs(config))
+
+
+def _task_folder(config: Config, workstream: str | None) -> Path:
+    if workstream is None:
+        return config.tasks_dir
+    if not _WORKSTREAM.fullmatch(workstream) or ".." in workstream.split("/"):
+        raise UsageError(
+            f"workstream {workstream!r} is not a folder name; use letters, digits, '.', '_', '-'"
+        )
+    return config.tasks_dir / workstream
+
+
+def _check_fields(
+    config: Config, priority: str | None, owner: str | None, depends_on: Iterable[str]
+) -> None:
+    if priority is not None and priority not in config.priorities:
+        raise UsageError(f"priority {priority!r} is not one of {', '.join(config.priorities)}")
+    if owner is not None and config.owners and config.canonical_owner(owner) not in config.owners:
+        raise UsageError(
+            f"owner {owner!r} is not one of {', '.join(config.owners)}; add it to owners in the config"
+        )
+    known = _existing_slugs(config)
+    for slug in depends_on:
+        if slug not in known:
+            raise UsageError(f"--depends-on {slug!r} is not a task; check 'task list' for the slug")
+
+
+def _existing_slugs(config: Config) -> set[str]:
+    """Stems of every markdown file under tasks/, parseable or not."""
+    if not config.tasks_dir.is_dir():
+        return set()
+    return {path.stem for path in config.tasks_dir.rglob("*.md")}
+
+
+def _create_unique(folder: Path, base: str, text: str, taken: set[str]) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    for n in range(1, 10_000):
+        slug = base if n == 1 else f"{base}-{n}"
+        if slug in taken:
+            continue
+        path = folder / f"{slug}.md"
+        try:
+            # O_EXCL: two 'task new' runs with the same title never share a file.
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        except FileExistsError:
+            continue
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
+            handle.write(text)
+        return path
+    raise ConflictError(f"no free slug for {base!r} in {folder}")
+
+
+def find(tasks: TaskSet, slug: str) -> Task:
+    """The task with this slug, or NotFoundError that says where it looked."""
+    task = tasks.get(slug)
+    if task is not None:
+        return task
+    skipped = [path for path in tasks.skipped if path.rsplit("/", 1)[-1] == f"{slug}.md"]
+    where = f" at {tasks.ref}" if tasks.ref else ""
+    if skipped:
+        raise TaskFileError(f"{skipped[0]} cannot be read; run 'task validate {skipped[0]}'")
+    raise NotFoundError(f"no task with slug {slug!r}{where}; 'task list' shows the slugs")
+
+
+def mark_ready(config: Config, slug: str) -> Edit:
+    """Set ``status: ready`` (the queue intent) on a planned task."""
+    task = find(load(config), slug)
+    if task.done:
+        raise ConflictError(
+            f"{task.path}: task is {task.status}; create a new task instead of reopening it"
+        )
+    if task.status == "ready" and not task.legacy.get("status"):
+        return Edit(slug, task.path, False, ())
+    return _edit(config, task, {"status": "ready"})
+
+
+def complete(config: Config, slug: str, *, by: str | None = None, pr: str | None = None) -> Edit:
+    """Record the completion: status, completed_by, completed_at and optionally pr."""
+    task = find(load(config), slug)
+    if task.status == "cancelled":
+        raise ConflictError(f"{task.path}: task is cancelled; it cannot be completed")
+    updates: dict[str, object] = {
+        "status": "completed",
+        "completed_by": by or actor_name(),
+        "completed_at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+    }
+    if pr:
+        updates["pr"] = pr
+    return _edit(config, task, updates)
+
+
+def _edit(config: Config, task: Task, updates: Mapping[str, object]) -> Edit:
+    path = config.root / task.path
+    data = path.read_bytes()
+    text = data.decode("utf-8")
+    new = frontmatter.set_keys(text, updates)
+    if new == text:
+        return Edit(task.slug, task.path, False, ())
+    write_atomic(path, new.encode("utf-8"))
+    return Edit(task.slug, task.path, True, tuple(updates))
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    """Replace ``path`` in one step, keeping its permission bits."""
+    mode = path.stat().st_mode & 0o7777 if path.exists() else 0o644
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+@dataclass(frozen=True)
+class Filters:
+    """What ``task list`` narrows by; None means any."""
+
+    status: str | None = None
+    owner: str | None = None
+    milestone: str | None = None
+    priority: str | None = None
+    label: str | None = None
+    workstream: str | None = None
+    search: str | None = None
+
+
+def select(tasks: Iterable[Task], filters: Filters, config: Config) -> list[Task]:
+    """The tasks that pass every filter, in path order."""
+    owner = config.canonical_owner(filters.owner)
+    needle = filters.search.lower() if filters.search else None
+    return [
+        task
+        for task in tasks
+        if (filters.status is None or task.status == filters.status)
+        and (owner is None or task.owner == owner)
+        and (filters.milestone is None or task.milestone == filters.milestone)
+        and (filters.priority is None or task.priority == filters.priority)
+        and (filters.label is None or filters.label in task.labels)
+        and (filters.workstream is None or task.workstream == filters.workstream)
+        and (needle is None or needle in task.title.lower() or needle in task.body.lower())
+    ]
+
+
+def dispatch_order(tasks: TaskSet, config: Config) -> list[Task]:
+    """Ready tasks whose dependencies are all completed: priority first, then slug.
+
+    The slug tie-break is stable across machines and runs, unlike file times.
+    """
+    rank = {priority: index for index, priority in enumerate(config.priorities)}
+    ready = [task for task in tasks.tasks if task.status == "ready" and deps_met(task, tasks)]
+    return sorted(ready, key=lambda task: (rank.get(task.priority, len(rank)), task.slug))
+
+
+def deps_met(task: Task, tasks: TaskSet) -> bool:
+    """True when every dependency exists and is completed."""
+    for slug in task.depends_on:
+        dep = tasks.get(slug)
+        if dep is None or dep.status != "completed":
+            return False
+    return True
+
+
+def next_task(tasks: TaskSet, config: Config, owner: str | None = None) -> Task | None:
+    """The task ``task next`` offers: first in dispatch order, for ``owner`` if given."""
+    canonical = config.canonical_owner(owner)
+    for task in dispatch_order(tasks, config):
+        if canonical is None or task.owner == canonical:
+            return task
+    return None
