@@ -1,0 +1,5 @@
+"""``python -m taskfiles`` is the ``task`` command."""
+
+from taskfiles.cli import main
+
+main()
