@@ -106,23 +106,46 @@ class TreeEntry:
     path: str  # relative to the repository root, posix separators
     blob: str
     mode: str
-    size: int
+    size: int | None  # None when listed without sizes
 
 
-def ls_tree(root: Path, ref: str, folder: str) -> list[TreeEntry]:
-    """Every file under ``folder`` at ``ref``, with blob ids and sizes."""
-    commit = resolve_commit(root, ref)
+def ls_tree(root: Path, ref: str, folder: str, *, sizes: bool = True) -> list[TreeEntry]:
+    """Every file under ``folder`` at ``ref``, with blob ids (and sizes unless ``sizes=False``,
+    which saves git a lookup per blob)."""
+    return ls_commit(root, resolve_commit(root, ref), folder, sizes=sizes)
+
+
+def ls_commit(root: Path, commit: str, folder: str, *, sizes: bool = True) -> list[TreeEntry]:
+    """Like ls_tree for a commit id that resolve_commit already checked."""
+    long = ["--long"] if sizes else []
     with open_repo(root) as repo:
-        out = _run(repo, "ls-tree", "-r", "-z", "--long", "--full-tree", commit, "--", folder)
+        out = _run(repo, "ls-tree", "-r", "-z", *long, "--full-tree", commit, "--", folder)
     entries = []
     for record in out.split("\0"):
         if not record:
             continue
         meta, path = record.split("\t", 1)
-        mode, kind, blob, size = meta.split()
+        mode, kind, blob, *size = meta.split()
         if kind == "blob":
-            entries.append(TreeEntry(path, blob, mode, int(size) if size != "-" else 0))
+            entries.append(TreeEntry(path, blob, mode, _size(size[0]) if size else None))
     return entries
+
+
+def _size(field: str) -> int:
+    return int(field) if field != "-" else 0
+
+
+def blob_sizes(root: Path, blobs: Iterable[str]) -> dict[str, int]:
+    """The size of each blob, through one ``cat-file --batch-check`` process."""
+    wanted = list(dict.fromkeys(blobs))
+    if not wanted:
+        return {}
+    out = _batch(root, "--batch-check", wanted)
+    sizes = {}
+    for line in out.splitlines():
+        blob, _kind, size = _batch_header(line)
+        sizes[blob] = size
+    return sizes
 
 
 def read_blobs(root: Path, blobs: Iterable[str]) -> dict[str, bytes]:
@@ -130,8 +153,43 @@ def read_blobs(root: Path, blobs: Iterable[str]) -> dict[str, bytes]:
     wanted = list(dict.fromkeys(blobs))
     if not wanted:
         return {}
-    with open_repo(root) as repo:
-        return {blob: repo.git.get_object_data(blob)[3] for blob in wanted}
+    out = _batch(root, "--batch", wanted)
+    found: dict[str, bytes] = {}
+    at = 0
+    while at < len(out):
+        eol = out.index(b"\n", at)
+        blob, _kind, size = _batch_header(out[at:eol])
+        found[blob] = out[eol + 1 : eol + 1 + size]
+        at = eol + 1 + size + 1  # each object is followed by a newline
+    return found
+
+
+def _batch(root: Path, mode: str, objects: list[str]) -> bytes:
+    """Run ``git cat-file <mode>`` once, fed every object id on stdin."""
+    import tempfile
+
+    import git as gitpython
+
+    with tempfile.TemporaryFile() as ids, open_repo(root) as repo:
+        ids.write("".join(f"{o}\n" for o in objects).encode("ascii"))
+        ids.seek(0)
+        try:
+            out = repo.git.execute(
+                ["git", "cat-file", mode], istream=ids, stdout_as_string=False, strip_newline_in_stdout=False
+            )
+        except gitpython.GitCommandError as exc:
+            stderr = str(exc.stderr or "").removeprefix("stderr: ").strip("'\n ")
+            raise GitError(f"git cat-file {mode} failed: {stderr}") from exc
+    assert isinstance(out, bytes)
+    return out
+
+
+def _batch_header(line: bytes) -> tuple[str, str, int]:
+    """``<id> <type> <size>``; anything else (``<id> missing``) is an error."""
+    parts = line.decode("ascii", "replace").split()
+    if len(parts) != 3:
+        raise GitError(f"git cat-file: {' '.join(parts)}; the repository is missing objects, run 'git fsck'")
+    return parts[0], parts[1], int(parts[2])
 
 
 def blob_at(root: Path, ref: str, path: str) -> str | None:

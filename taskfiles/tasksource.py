@@ -1,21 +1,28 @@
 """Load every task file, from the working tree or from a git ref.
 
 People read the working tree; the dispatcher reads a ref (the base branch) so
-it acts on what has landed, not on someone's uncommitted edit.
+it acts on what has landed, not on someone's uncommitted edit. Both paths go
+through the parse cache (``cache.py``); owner aliases are applied after it, so
+changing them never needs a reparse.
 """
 
 from __future__ import annotations
 
 import os
+import time
 from dataclasses import dataclass
 from functools import cached_property
+from operator import itemgetter
 from pathlib import Path
+from stat import S_ISDIR, S_ISLNK, S_ISREG
 
-from . import git
+from . import cache, git
 from .config import Config
 from .taskfile import Parsed, Problem, Schema, Task, parse
 
 NOT_TASKS = frozenset({"README.md", "readme.md", "index.md"})
+SYMLINK_MODE = "120000"
+NO_CACHE = cache.CacheStats()
 
 
 @dataclass(frozen=True)
@@ -26,7 +33,8 @@ class TaskSet:
     problems: tuple[Problem, ...]
     skipped: tuple[str, ...]  # paths that produced no task
     ref: str | None = None  # None: the working tree
-    commit: str | None = None
+    commit: str | None = None  # the commit ``ref`` named when read
+    stats: cache.CacheStats = NO_CACHE  # what the parse cache did for this load
 
     @cached_property
     def by_slug(self) -> dict[str, Task]:
@@ -37,14 +45,49 @@ class TaskSet:
 
 
 def schema_of(config: Config) -> Schema:
+    """The parser's view of the configuration."""
     return Schema(config.priorities, config.default_priority)
 
 
 def load(config: Config, ref: str | None = None) -> TaskSet:
     """Read all tasks from the working tree, or from ``ref`` when given."""
-    if ref is not None:
+    if ref is None:
+        return load_tree(config)
+    with cache.gc_paused():
         return _load_ref(config, ref)
-    return _assemble(_scan_tree(config), config)
+
+
+def load_tree(config: Config, *, now_ns: int | None = None) -> TaskSet:
+    """Read all tasks from the working tree, through the tree cache.
+
+    ``now_ns`` is the clock the racy rule compares file times with (default: now);
+    files changed within ``cache.RACY_WINDOW_NS`` of it are parsed but not cached.
+    """
+    now_ns = time.time_ns() if now_ns is None else now_ns
+    with cache.gc_paused():  # ~100k objects are made and kept; collecting mid-way is wasted work
+        store = cache.TreeStore(_cache_path(config.git_dir, cache.TREE_FILE), _fingerprint(config))
+        listing = _listing(config)
+        rels = [rel for rel, _, _ in listing]
+        assembled = store.unchanged(rels, [cache.identity(st) for _, _, st in listing])
+        if assembled is not None:
+            return _task_set(assembled, config, stats=cache.CacheStats(hits=len(rels), unchanged=True))
+        assembled = _assemble(_scan_tree(listing, config, store, now_ns))
+        return _task_set(assembled, config, stats=store.save(assembled))
+
+
+def _cache_path(folder: Path | None, name: str) -> Path | None:
+    """Outside a git repository there is no private folder to keep a cache in."""
+    return folder / "taskfiles" / name if folder is not None else None
+
+
+def _fingerprint(config: Config) -> tuple[object, ...]:
+    return cache.fingerprint(schema_of(config), config.relpath(config.tasks_dir), config.max_file_bytes)
+
+
+def _tasks_prefix(config: Config) -> str:
+    """The tasks folder as a prefix of repository paths: "tasks/", or "" when it is the root."""
+    folder = config.relpath(config.tasks_dir)
+    return "" if folder == "." else folder + "/"
 
 
 def _is_task_name(name: str) -> bool:
@@ -56,67 +99,165 @@ def _workstream(relative_to_tasks: str) -> str | None:
     return folder or None
 
 
-def _scan_tree(config: Config) -> list[tuple[str, Parsed]]:
-    tasks_dir = config.tasks_dir
-    if not tasks_dir.is_dir():
+def _listing(config: Config) -> list[tuple[str, str, os.stat_result]]:
+    """(path from the repository root, full path, lstat) of every task-named entry, by
+    path. Hidden folders and symlinked folders are not entered; unreadable ones skipped."""
+    if not config.tasks_dir.is_dir():
         return []
-    schema = schema_of(config)
+    found = []
+    folders = [(str(config.tasks_dir) + os.sep, _tasks_prefix(config))]
+    while folders:
+        folder, prefix = folders.pop()
+        try:
+            names = os.listdir(folder)
+        except OSError:
+            continue
+        for name in names:
+            if name.startswith("."):
+                continue  # neither a task nor a folder that is entered
+            try:
+                st = os.lstat(folder + name)  # one call gives the type and the identity
+            except OSError:
+                continue  # deleted since listed
+            if S_ISDIR(st.st_mode):
+                folders.append((f"{folder}{name}{os.sep}", f"{prefix}{name}/"))
+            elif _is_task_name(name):
+                found.append((prefix + name, folder + name, st))
+    found.sort(key=itemgetter(0))
+    return found
+
+
+def _scan_tree(
+    listing: list[tuple[str, str, os.stat_result]], config: Config, store: cache.TreeStore, now_ns: int
+) -> list[tuple[str, Parsed]]:
     results = []
-    for folder, dirs, files in os.walk(tasks_dir):
-        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-        for name in files:
-            if not _is_task_name(name):
-                continue
-            path = Path(folder) / name
-            rel = config.relpath(path)
-            inner = path.relative_to(tasks_dir).as_posix()
-            results.append((rel, _read_file(path, rel, _workstream(inner), config, schema)))
+    skip = len(_tasks_prefix(config))
+    for rel, path, st in listing:
+        parsed = store.get(rel, cache.identity(st)) if S_ISREG(st.st_mode) else None
+        if parsed is None:
+            parsed = _read_entry(path, st, rel, rel[skip:], config, store, now_ns)
+        if parsed is not None:
+            results.append((rel, parsed))
     return results
 
 
-def _read_file(path: Path, rel: str, workstream: str | None, config: Config, schema: Schema) -> Parsed:
-    problem = _refuse(path, rel, config)
-    if problem is not None:
-        return Parsed(None, (problem,))
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        return Parsed(None, (Problem(rel, 1, f"cannot read: {exc.strerror}", "unreadable"),))
-    return parse(data, rel, workstream, schema)
+def _read_entry(
+    path: str, st: os.stat_result, rel: str, inner: str, config: Config, store: cache.TreeStore, now_ns: int
+) -> Parsed | None:
+    """What the cache could not answer: a changed file, a symlink, or something stranger."""
+    if not S_ISREG(st.st_mode):
+        store.uncached()
+        if S_ISLNK(st.st_mode):
+            return _read_symlink(Path(path), rel, _workstream(inner), config)
+        return _fatal(rel, "not_regular", "not a regular file (a pipe, socket or device); not read")
+    data = _read_bytes(path, st.st_size, rel, config)
+    if isinstance(data, Parsed):  # too large or unreadable: reported, never cached
+        store.uncached()
+        return data
+    parsed = parse(data, rel, _workstream(inner), schema_of(config))
+    # The identity was taken before the read, so an edit after the read changes it;
+    # an edit within the clock tick of the read is what the racy rule is for.
+    store.put(rel, cache.identity(st), parsed, keep=not cache.is_racy(st, now_ns))
+    return parsed
 
 
-def _refuse(path: Path, rel: str, config: Config) -> Problem | None:
-    """Files that are not read at all: symlinks leaving tasks/, and huge files."""
-    if path.is_symlink():
-        target = path.resolve()
-        if not target.is_relative_to(config.tasks_dir) or not target.is_file():
-            return Problem(rel, 1, f"symlink points outside {config.relpath(config.tasks_dir)}/ ({target}); not read", "symlink_outside")
-    size = path.stat().st_size
+def _read_bytes(path: str, size: int, rel: str, config: Config) -> bytes | Parsed:
+    """A file's bytes, or the problem that stops them being read."""
     if size > config.max_file_bytes:
-        return Problem(rel, 1, f"file is {size} bytes, over the {config.max_file_bytes}-byte limit (max_file_bytes); split it", "too_large")
-    return None
+        return _too_large(rel, size, config)
+    try:
+        with open(path, "rb") as handle:
+            data = handle.read(config.max_file_bytes + 1)
+    except OSError as exc:
+        return _unreadable(rel, exc)
+    if len(data) > config.max_file_bytes:  # it grew since the stat
+        return _too_large(rel, len(data), config)
+    return data
+
+
+def _read_symlink(path: Path, rel: str, workstream: str | None, config: Config) -> Parsed | None:
+    """Symlinks are rare: checked and read every time, never cached."""
+    target = path.resolve()
+    if target.is_dir():
+        return None  # a symlinked folder: not entered, like any folder link
+    if not target.is_relative_to(config.tasks_dir) or not target.is_file():
+        where = config.relpath(config.tasks_dir)
+        return _fatal(rel, "symlink_outside", f"symlink points outside {where}/ ({target}); not read")
+    try:
+        size = target.stat().st_size
+        if size > config.max_file_bytes:
+            return _too_large(rel, size, config)
+        data = target.read_bytes()
+    except OSError as exc:
+        return _unreadable(rel, exc)
+    return parse(data, rel, workstream, schema_of(config))
+
+
+def _fatal(rel: str, code: str, message: str) -> Parsed:
+    return Parsed(None, (Problem(rel, 1, message, code),))
+
+
+def _unreadable(rel: str, exc: OSError) -> Parsed:
+    return _fatal(rel, "unreadable", f"cannot read: {exc.strerror}")
+
+
+def _too_large(rel: str, size: int, config: Config) -> Parsed:
+    limit = config.max_file_bytes
+    return _fatal(
+        rel, "too_large", f"file is {size} bytes, over the {limit}-byte limit (max_file_bytes); split it"
+    )
 
 
 def _load_ref(config: Config, ref: str) -> TaskSet:
-    folder = config.relpath(config.tasks_dir)
-    entries = [e for e in git.ls_tree(config.root, ref, folder) if _is_task_name(e.path.rsplit("/", 1)[-1])]
+    prefix = _tasks_prefix(config)
+    commit = git.resolve_commit(config.root, ref)
+    listed = git.ls_commit(config.root, commit, prefix or ".", sizes=False)
+    entries = [e for e in listed if _is_task_name(_name(e.path)) and not _hidden(e.path.removeprefix(prefix))]
+    common_dir = config.repo.common_dir if config.repo else None
+    store = cache.BlobStore(_cache_path(common_dir, cache.BLOB_FILE), _fingerprint(config))
+    found = {e.path: store.get(e.blob, e.path) for e in entries if e.mode != SYMLINK_MODE}
+    missing = [e for e in entries if e.mode != SYMLINK_MODE and found[e.path] is None]
+    found.update(_parse_blobs(config, missing, prefix, store))
+    results = [(e.path, found.get(e.path) or _symlink_at_ref(e.path)) for e in entries]
+    return _task_set(_assemble(results), config, ref, commit, store.save())
+
+
+def _hidden(inner: str) -> bool:
+    """Inside a folder whose name starts with '.', which the working-tree walk skips too."""
+    return "/." in "/" + inner.rpartition("/")[0]
+
+
+def _name(path: str) -> str:
+    return path.rsplit("/", 1)[-1]
+
+
+def _parse_blobs(
+    config: Config, entries: list[git.TreeEntry], prefix: str, store: cache.BlobStore
+) -> dict[str, Parsed]:
+    """Parse the blobs the cache did not have; sizes first, so huge blobs are never read."""
+    if not entries:
+        return {}
+    sizes = git.blob_sizes(config.root, [e.blob for e in entries])
+    data = git.read_blobs(config.root, [e.blob for e in entries if sizes[e.blob] <= config.max_file_bytes])
     schema = schema_of(config)
-    blobs = git.read_blobs(config.root, [e.blob for e in entries if e.size <= config.max_file_bytes])
-    results = []
+    parsed: dict[str, Parsed] = {}
     for entry in entries:
-        inner = entry.path.removeprefix(folder + "/")
-        if entry.mode == "120000":
-            parsed = Parsed(None, (Problem(entry.path, 1, "symlink in git tree; not read at a ref", "symlink_outside"),))
-        elif entry.size > config.max_file_bytes:
-            parsed = Parsed(None, (Problem(entry.path, 1, f"file is {entry.size} bytes, over the {config.max_file_bytes}-byte limit (max_file_bytes); split it", "too_large"),))
-        else:
-            parsed = parse(blobs[entry.blob], entry.path, _workstream(inner), schema)
-        results.append((entry.path, parsed))
-    return _assemble(results, config, ref=ref)
+        if entry.blob not in data:
+            parsed[entry.path] = _too_large(entry.path, sizes[entry.blob], config)
+            continue
+        inner = entry.path.removeprefix(prefix)
+        parsed[entry.path] = parse(data[entry.blob], entry.path, _workstream(inner), schema)
+        store.put(entry.blob, entry.path, parsed[entry.path])
+    return parsed
 
 
-def _assemble(results: list[tuple[str, Parsed]], config: Config, ref: str | None = None) -> TaskSet:
-    results.sort(key=lambda item: item[0])
+def _symlink_at_ref(path: str) -> Parsed:
+    return _fatal(path, "symlink_outside", "symlink in git tree; not read at a ref")
+
+
+def _assemble(results: list[tuple[str, Parsed]]) -> cache.Assembled:
+    """Tasks in path order, every problem, and the paths that gave no task (dupes too)."""
+    results.sort(key=itemgetter(0))
     tasks: list[Task] = []
     problems: list[Problem] = []
     skipped: list[str] = []
@@ -133,14 +274,29 @@ def _assemble(results: list[tuple[str, Parsed]], config: Config, ref: str | None
             skipped.append(rel)
             continue
         first_path[task.slug] = rel
-        tasks.append(_canonical(task, config))
-    return TaskSet(tuple(tasks), tuple(problems), tuple(skipped), ref)
+        tasks.append(task)
+    return tasks, problems, skipped
+
+
+def _task_set(
+    assembled: cache.Assembled,
+    config: Config,
+    ref: str | None = None,
+    commit: str | None = None,
+    stats: cache.CacheStats = NO_CACHE,
+) -> TaskSet:
+    """The TaskSet, owners canonical: aliases come from config, after the cache."""
+    tasks, problems, skipped = assembled
+    if config.owner_aliases:
+        tasks = [_canonical(task, config) for task in tasks]
+    return TaskSet(tuple(tasks), tuple(problems), tuple(skipped), ref, commit, stats)
 
 
 def _canonical(task: Task, config: Config) -> Task:
-    owner = config.canonical_owner(task.owner)
-    if owner == task.owner:
+    owner = task.owner
+    if owner is None or owner.lower() not in config.owner_aliases:
         return task
-    from dataclasses import replace
-
-    return replace(task, owner=owner)
+    # dataclasses.replace reruns __init__ and costs 5x this copy; aliases are common.
+    clone = object.__new__(Task)
+    object.__setattr__(clone, "__dict__", {**task.__dict__, "owner": config.canonical_owner(owner)})
+    return clone
