@@ -1,0 +1,180 @@
+"""Registry throughput and latency: 1,000 entries, 4 processes doing claim/heartbeat/finish.
+
+Each process owns its own slugs among the 1,000 and loops claim -> start ->
+3 x heartbeat (with cost) -> finish -> release, timing every operation. All
+processes write the same registry, so every operation waits for the one lock and
+rewrites the whole registry.json (fsync, rename, fsync folder). Reports the
+aggregate operations per second and the p50/p99 latency of one operation, as the
+median over several runs. Target: >= 300 ops/s and p99 <= 25 ms.
+Usage: python bench/bench_registry.py [--runs 5] [--cycles 120] [--procs 4] [--entries 1000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing as mp
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from taskfiles.jsonstore import JsonRegistry  # noqa: E402
+from taskfiles.records import RegistryEntry  # noqa: E402
+from taskfiles.transaction import Change, Plan, Snapshot  # noqa: E402
+
+STATES = ("released", "exited", "failed", "running", "released", "parked")
+
+
+def populate(root: Path, entries: int) -> None:
+    """Write ``entries`` realistic entries in one transaction."""
+
+    def fill(s: Snapshot) -> Plan[None]:
+        changes = []
+        for n in range(entries):
+            slug = f"task-{n:04d}"
+            entry = RegistryEntry(
+                slug,
+                STATES[n % len(STATES)],
+                lease=1,
+                owner="core",
+                worker=f"worker-{n % 7}",
+                host="dispatch-1",
+                pid=10_000 + n,
+                pid_start_time=123_456 + n,
+                claimed_at=s.stamp,
+                started_at=s.stamp,
+                heartbeat_at=s.stamp,
+                heartbeats=n % 50,
+                updated_at=s.stamp,
+                worktree=f"/srv/repo/.worktrees/{slug}",
+                branch=f"task/{slug}",
+                task_blob=f"{n:040x}",
+                progress="ran the test suite, fixing two failures in the parser",
+                progress_percent=n % 100,
+                cost_usd=0.42,
+                total_cost_usd=1.37,
+            )
+            if entry.state == "parked":
+                entry = replace(entry, parked_reason="same failure 3 times", consecutive_failures=3)
+            changes.append(Change(slug, entry, None))
+        return Plan(tuple(changes), None)
+
+    JsonRegistry(root).transact(fill)
+
+
+def worker(root: str, slugs: list[str], cycles: int, ready: Any, go: Any, out: Any) -> None:
+    """Run ``cycles`` claim/start/heartbeat x3/finish/release loops over ``slugs``."""
+    registry = JsonRegistry(Path(root))
+    latencies: list[float] = []
+
+    def timed(fn: Any, *args: Any, **kwargs: Any) -> Any:
+        start = time.perf_counter()
+        result = fn(*args, **kwargs)
+        latencies.append(time.perf_counter() - start)
+        return result
+
+    ready.put(os.getpid())
+    go.wait()
+    began = time.perf_counter()
+    for n in range(cycles):
+        slug = slugs[n % len(slugs)]
+        lease = timed(registry.claim, slug, worker=f"bench-{os.getpid()}").lease
+        timed(registry.start, slug, lease, pid=os.getpid())
+        for _ in range(3):
+            timed(registry.heartbeat, slug, lease, cost_usd=0.01)
+        timed(registry.finish, slug, lease, 0)
+        timed(registry.release, slug)
+    out.put((began, time.perf_counter(), latencies))
+
+
+def one_run(entries: int, procs: int, cycles: int) -> dict[str, float]:
+    ctx = mp.get_context("spawn")
+    with tempfile.TemporaryDirectory(prefix="bench-registry-") as tmp:
+        root = Path(tmp) / "registry"
+        populate(root, entries)
+        released = [s for s, e in JsonRegistry(root).entries().items() if e.state == "released"]
+        ready, go, out = ctx.Queue(), ctx.Event(), ctx.Queue()
+        shares = [released[i::procs][:10] for i in range(procs)]
+        children = [
+            ctx.Process(target=worker, args=(str(root), shares[i], cycles, ready, go, out))
+            for i in range(procs)
+        ]
+        for child in children:
+            child.start()
+        for _ in children:  # every child imported and waits at the barrier
+            ready.get()
+        go.set()
+        results = [out.get() for _ in children]
+        for child in children:
+            child.join()
+        size = (root / "registry.json").stat().st_size
+    latencies = sorted(x for _, _, lat in results for x in lat)
+    wall = max(end for _, end, _ in results) - min(start for start, _, _ in results)
+    return {
+        "ops": len(latencies),
+        "ops_per_s": len(latencies) / wall,
+        "p50_ms": latencies[len(latencies) // 2] * 1e3,
+        "p99_ms": latencies[int(len(latencies) * 0.99)] * 1e3,
+        "max_ms": latencies[-1] * 1e3,
+        "registry_bytes": size,
+    }
+
+
+def machine() -> dict[str, Any]:
+    model = "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "cpu": model,
+        "cpus": os.cpu_count(),
+        "tmpdir": tempfile.gettempdir(),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--cycles", type=int, default=120, help="loops per process (7 operations each)")
+    parser.add_argument("--procs", type=int, default=4)
+    parser.add_argument("--entries", type=int, default=1000)
+    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "registry.json")
+    args = parser.parse_args()
+    runs = [one_run(args.entries, args.procs, args.cycles) for _ in range(args.runs)]
+    for n, run in enumerate(runs, 1):
+        print(f"run {n}: " + ", ".join(f"{k} {v:.1f}" for k, v in run.items()))
+    summary = {key: round(statistics.median(r[key] for r in runs), 2) for key in runs[0]}
+    result = {
+        "machine": machine(),
+        "setup": {"entries": args.entries, "procs": args.procs, "cycles_per_proc": args.cycles},
+        "operations": "claim, start, heartbeat x3 (cost), finish, release",
+        "target": {"ops_per_s": 300, "p99_ms": 25},
+        "durability": "every write: temp file fsync, rename, folder fsync; registry.json.bak is a hard "
+        "link of the previous good file, refreshed at most once a second",
+        "median": summary,
+        "runs": [{k: round(v, 2) for k, v in r.items()} for r in runs],
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    print(json.dumps(summary))
+
+
+if __name__ == "__main__":
+    main()

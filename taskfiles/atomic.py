@@ -1,0 +1,111 @@
+"""Crash-safe file primitives: a sibling lock, atomic replace, a hard-linked backup, appends.
+
+These raise OSError; the store that calls them translates it once, at its edge,
+because only the store knows what to tell the user (which registry, which setting).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import os
+import secrets
+from collections.abc import Iterator
+from pathlib import Path
+
+# link() can be refused by file systems without hard links; a copy does the same job.
+_NO_LINK = frozenset({errno.EPERM, errno.EXDEV, errno.EMLINK, errno.ENOTSUP, errno.EOPNOTSUPP})
+
+
+@contextlib.contextmanager
+def locked(lock_path: Path, *, shared: bool = False) -> Iterator[None]:
+    """Hold an flock on ``lock_path`` (created if needed) for the block.
+
+    Lock a sibling file, never the data file: the data file is replaced on every
+    write, and a lock on the replaced inode would no longer exclude anyone.
+    The kernel drops the lock when the process dies, so a killed writer never
+    leaves the registry locked.
+    """
+    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH if shared else fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+def fsync_dir(folder: Path) -> None:
+    """Make renames and new names in ``folder`` durable."""
+    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
+def atomic_write(path: Path, data: bytes, *, tmp: Path | None = None, sync_dir: bool = True) -> None:
+    """Replace ``path`` with ``data``: a reader sees the old file or the new one, never a mix.
+
+    The temporary file lives in the same folder (a rename across file systems is not
+    atomic) and is fsynced before the rename. ``tmp`` names it when the caller holds
+    a lock that makes a fixed name safe (a killed writer's leftover is then reused,
+    not accumulated); ``sync_dir=False`` leaves the folder fsync to a caller that
+    renames several files.
+    """
+    tmp = tmp or path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
+    try:
+        _write_all(fd, data)
+        os.fsync(fd)
+    except BaseException:
+        os.close(fd)
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    os.close(fd)
+    os.replace(tmp, path)
+    if sync_dir:
+        fsync_dir(path.parent)
+
+
+def keep_backup(path: Path, backup: Path, data: bytes) -> None:
+    """Make ``backup`` hold what ``path`` holds now (``data``), atomically.
+
+    A hard link costs no copy: the current file's inode simply gets a second name
+    before the next write replaces the first one. Where links are refused, ``data``
+    is written out instead. The caller fsyncs the folder.
+    """
+    tmp = backup.with_name(f"{backup.name}.tmp")
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(tmp)
+    try:
+        os.link(path, tmp)
+    except OSError as exc:
+        if exc.errno not in _NO_LINK:
+            raise
+        atomic_write(backup, data, tmp=tmp, sync_dir=False)
+        return
+    os.replace(tmp, backup)
+
+
+def append(path: Path, data: bytes) -> None:
+    """Append ``data`` (whole lines) to ``path`` with one O_APPEND write.
+
+    If a crash left the file without a final newline, one is written first, so a
+    torn line never swallows the next one.
+    """
+    fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    try:
+        size = os.fstat(fd).st_size
+        if size and os.pread(fd, 1, size - 1) != b"\n":
+            data = b"\n" + data
+        _write_all(fd, data)
+    finally:
+        os.close(fd)

@@ -1,0 +1,420 @@
+"""The embedded registry store: JSON files in one folder.
+
+    registry/registry.json      entries and lease history (see ``registryfile``)
+    registry/registry.json.bak  the previous good registry.json (a hard link)
+    registry/registry.lock      the lock every write takes (never the data file)
+    registry/events.jsonl       the audit trail (see ``eventlog``)
+    registry/logs/<slug>/<attempt>.log   attempt logs (see ``runlog``)
+
+Every change goes through ``_commit``: under an exclusive flock on the lock file,
+load, run a pure mutation, validate, keep the loaded file as the backup, replace
+registry.json atomically, then append the events. Log lines take the lock shared,
+so many workers log at once while no claim can slip between a lease check and
+the append. Readers take no lock: a rename is atomic, so they see a whole file.
+
+A registry.json that does not parse is never overwritten: every operation fails
+naming it, its backup and ``task registry repair``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import json
+import shutil
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any, TypeVar
+
+from . import atomic, eventlog, jsonl, lifecycle, runlog
+from .errors import NotFoundError, RegistryError, TaskfilesError, UsageError
+from .records import Actor, Event, LogRecord, RegistryEntry, check_slug, format_time, parse_time
+from .registry import Clock, EventPage, GcReport, Registry
+from .registryfile import Codec, Document, DocumentError
+from .repair import RepairReport, rebuild
+from .runlog import LogPage
+from .transaction import Change, Mutation, Snapshot, apply
+
+T = TypeVar("T")
+BACKUP_EVERY_S = 1.0
+_READ_ONLY = frozenset({errno.EROFS, errno.EACCES, errno.EPERM})
+
+
+class JsonRegistry(Registry):
+    """The registry as files in ``root`` (created on the first write)."""
+
+    def __init__(self, root: Path, *, clock: Clock | None = None, actor: Actor | None = None) -> None:
+        super().__init__(clock=clock, actor=actor)
+        self.root = Path(root)
+        self.data = self.root / "registry.json"
+        self.backup = self.root / "registry.json.bak"
+        self.lock = self.root / "registry.lock"
+        self.events_path = self.root / "events.jsonl"
+        self._codec = Codec()
+
+    @property
+    def location(self) -> str:
+        """The registry folder."""
+        return str(self.root)
+
+    # -- loading -----------------------------------------------------------------------------
+
+    def _read(self, path: Path) -> bytes | None:
+        try:
+            return path.read_bytes()
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise RegistryError(
+                f"cannot read {path}: {exc.strerror}; check the folder, or set TASKFILES_REGISTRY "
+                "or registry_dir"
+            ) from None
+
+    def _load(self) -> tuple[Document, bytes | None]:
+        data = self._read(self.data)
+        if data is None:
+            self._refuse_missing()
+            return Document(), None
+        try:
+            return self._codec.parse(data), data
+        except DocumentError as exc:
+            raise self._corrupt(str(exc)) from None
+
+    def _refuse_missing(self) -> None:
+        # Starting over would restart every lease at 1 and let a stale worker write again.
+        history = [p.name for p in (self.backup, self.events_path) if p.exists()]
+        if history:
+            raise RegistryError(
+                f"{self.data} is missing but {' and '.join(history)} exist; "
+                "run 'task registry repair' to rebuild it (starting empty would reuse leases)"
+            )
+
+    def _corrupt(self, problem: str) -> RegistryError:
+        try:
+            saved = format_time(datetime.fromtimestamp(self.backup.stat().st_mtime).astimezone())
+            backup = f"the last good copy is {self.backup} (saved {saved})"
+        except OSError:
+            backup = f"there is no backup ({self.backup} is missing)"
+        return RegistryError(
+            f"{self.data}: {problem}. The file was left untouched; {backup}; run "
+            "'task registry repair' to rebuild the registry from it and events.jsonl"
+        )
+
+    def _snapshot(self, doc: Document) -> Snapshot:
+        entries = _LazyEntries(doc.rows, self)
+        return Snapshot(entries, doc.leases, self.clock(), self.actor, doc.seq)
+
+    def snapshot(self) -> Snapshot:
+        """Every entry and lease as last written."""
+        return self._snapshot(self._load()[0])
+
+    # -- writing -----------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def _writing(self, *, shared: bool = False) -> Iterator[None]:
+        """Hold the registry lock; OSError inside becomes a RegistryError naming the folder."""
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+            with atomic.locked(self.lock, shared=shared):
+                yield
+        except OSError as exc:
+            raise self._write_error(exc) from exc
+
+    def _write_error(self, exc: OSError) -> RegistryError:
+        if exc.errno in _READ_ONLY:
+            why = f"read-only or not permitted ({exc.strerror})"
+        elif exc.errno == errno.ENOSPC:
+            why = "the disk is full"
+        else:
+            why = f"{exc.strerror} ({exc.filename})"
+        return RegistryError(
+            f"cannot write registry at {self.root}: {why}; set TASKFILES_REGISTRY or registry_dir "
+            "to a writable folder"
+        )
+
+    def transact(self, fn: Mutation[T]) -> T:
+        """Run ``fn`` under the lock and write its plan (see ``Registry.transact``)."""
+        with self._writing():
+            doc, data = self._load()
+            snap = self._snapshot(doc)
+            plan = fn(snap)
+            if plan.changes:
+                self._commit(doc, data, snap, plan.changes)
+            return plan.result
+
+    def _commit(self, doc: Document, data: bytes | None, snap: Snapshot, changes: Sequence[Change]) -> None:
+        """The one place a transaction's changes are written (lock held)."""
+        seq = doc.seq + 1
+        applied = apply(snap, changes, seq)
+        self._write(doc.applied(applied, seq, snap.stamp), data)
+        if applied.events:
+            atomic.append(self.events_path, eventlog.encode(applied.events))
+
+    def _write(self, doc: Document, previous: bytes | None) -> None:
+        """Replace registry.json, keeping ``previous`` (just parsed: good) as the backup."""
+        rendered = self._codec.render(doc)
+        if previous is not None and self._backup_due():
+            atomic.keep_backup(self.data, self.backup, previous)
+        atomic.atomic_write(self.data, rendered, tmp=self.root / "registry.json.tmp")
+
+    def _backup_due(self) -> bool:
+        # The backup only has to be a good copy that repair can replay events onto, not
+        # the newest one: refreshing it at most once a second saves a link and a rename
+        # per write under load. Every event after it carries its whole entry.
+        try:
+            return time.time() - self.backup.stat().st_ctime >= BACKUP_EVERY_S  # ctime: link time
+        except FileNotFoundError:
+            return True
+
+    # -- events ------------------------------------------------------------------------------
+
+    def events(self, slug: str | None = None, since: datetime | None = None) -> EventPage:
+        """Recorded events for ``slug`` (None: all) from ``since`` on, oldest first."""
+        try:
+            found, warnings = eventlog.read(self.events_path)
+        except OSError as exc:
+            raise RegistryError(f"cannot read {self.events_path}: {exc.strerror}") from None
+        kept = tuple(e for e in found if _wanted(e, slug, since))
+        return EventPage(kept, tuple(warnings))
+
+    def follow_events(
+        self, slug: str | None = None, since: datetime | None = None, *, poll: float = 0.5
+    ) -> Iterator[Event]:
+        """Events as they are recorded (those from ``since`` first; None: only new ones)."""
+        events = eventlog.follow(self.events_path, from_start=since is not None, poll=poll)
+        return (event for event in events if _wanted(event, slug, since))
+
+    # -- logs --------------------------------------------------------------------------------
+
+    def _append_log(self, slug: str, lease: int | None, records: Sequence[LogRecord]) -> int:
+        check_slug(slug)
+        with self._writing(shared=True):
+            snap = self.snapshot()
+            entry = snap.get(slug) if lease is None else lifecycle.fenced(snap, slug, lease)
+            path = runlog.log_path(self.root, slug, entry.attempt)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            atomic.append(path, runlog.encode(records))
+            return entry.attempt
+
+    def _log_attempt(self, slug: str, attempt: int | None) -> int | None:
+        check_slug(slug)
+        known = runlog.attempts(self.root, slug)
+        entry = self.find(slug)
+        if attempt is not None:
+            if attempt not in known and not (entry and entry.attempt == attempt):
+                listed = ", ".join(map(str, known)) or "none"
+                raise NotFoundError(
+                    f"attempt {attempt} of '{slug}' has no log (attempts with logs: {listed})"
+                )
+            return attempt
+        if entry is None and not known:
+            raise NotFoundError(f"'{slug}' has no registry entry and no logs")
+        return entry.attempt if entry else known[-1]
+
+    def logs(
+        self, slug: str, *, attempt: int | None = None, level: str | None = None, source: str | None = None
+    ) -> LogPage:
+        """One attempt's log lines (None: the current attempt) passing the filters."""
+        _check_filters(level, source)
+        number = self._log_attempt(slug, attempt)
+        if number is None:
+            return LogPage(slug, None, ())
+        try:
+            records, warnings = runlog.read(runlog.log_path(self.root, slug, number), level, source)
+        except OSError as exc:
+            raise RegistryError(f"cannot read the log of '{slug}': {exc.strerror}") from None
+        return LogPage(slug, number, tuple(records), tuple(warnings))
+
+    def follow_logs(
+        self,
+        slug: str,
+        *,
+        attempt: int | None = None,
+        level: str | None = None,
+        source: str | None = None,
+        poll: float = 0.25,
+    ) -> Iterator[LogRecord]:
+        """The attempt's lines so far, then new ones; ends once the attempt is over."""
+        _check_filters(level, source)
+        number = self._log_attempt(slug, attempt)
+        if number is None:
+            return iter(())
+        path = runlog.log_path(self.root, slug, number)
+
+        def over() -> bool:
+            entry = self.find(slug)
+            return entry is None or entry.attempt != number or not entry.is_live
+
+        lines = jsonl.follow(path, from_start=True, poll=poll, done=over)
+        records = (runlog.decode(obj)[0] for _, obj in lines)
+        return (r for r in records if r is not None and runlog.matches(r, level, source))
+
+    # -- retention and repair ----------------------------------------------------------------
+
+    def gc(self, older_than_days: float = 30.0) -> GcReport:
+        """Remove released entries (and their logs) and archive events older than the cutoff."""
+        if older_than_days < 0:
+            raise UsageError(f"older_than_days must not be negative, not {older_than_days}")
+        with self._writing():
+            doc, data = self._load()
+            snap = self._snapshot(doc)
+            cutoff = snap.now - timedelta(days=older_than_days)
+            stale = _released_before(doc.rows, cutoff)
+            reason = {"reason": f"released before {format_time(cutoff)}"}
+            if stale:
+                self._commit(doc, data, snap, [Change(s, None, "task.pruned", reason) for s in stale])
+            removed, size = self._prune_logs(set(stale), set(doc.rows) - set(stale), cutoff)
+            count, target, warnings = eventlog.archive(self.root, self.events_path, cutoff, snap.now)
+        return GcReport(
+            tuple(stale), tuple(removed), size, count, str(target) if target else None, tuple(warnings)
+        )
+
+    def _prune_logs(self, slugs: set[str], keep: set[str], cutoff: datetime) -> tuple[list[str], int]:
+        """Remove the log folders of ``slugs``, and of slugs without an entry untouched since ``cutoff``."""
+        removed, size = [], 0
+        folder = self.root / "logs"
+        for path in sorted(folder.iterdir()) if folder.is_dir() else []:
+            if path.name in keep or not (path.name in slugs or _older(path, cutoff)):
+                continue
+            size += sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+            shutil.rmtree(path)
+            removed.append(path.relative_to(self.root).as_posix())
+        return removed, size
+
+    def write_cycle(self, report: Mapping[str, Any]) -> None:
+        """Replace ``snapshot.json``; readers see the old or the new file, never half of one."""
+        data = json.dumps(report, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+        with self._writing(shared=True):
+            atomic.atomic_write(self.root / "snapshot.json", data)
+
+    def read_cycle(self) -> dict[str, Any] | None:
+        """``snapshot.json`` as written by the last cycle; None when absent or unreadable."""
+        raw = self._read(self.root / "snapshot.json")
+        if raw is None:
+            return None
+        try:
+            report = json.loads(raw)
+        except ValueError:
+            return None  # the next cycle rewrites it; status recomputes what it needs
+        return report if isinstance(report, dict) else None
+
+    def repair(self) -> RepairReport:
+        """Rebuild registry.json from the backup and events.jsonl when it cannot be read."""
+        with self._writing():
+            data = self._read(self.data)
+            problem = self._problem(data)
+            if problem is None:
+                return RepairReport(needed=False, registry=str(self.data))
+            return self._rebuild(data, problem)
+
+    def _problem(self, data: bytes | None) -> str | None:
+        if data is None:
+            has_history = self.backup.exists() or self.events_path.exists()
+            return f"{self.data.name} is missing" if has_history else None
+        try:
+            doc = Codec().parse(data)
+            for row in doc.rows.values():
+                RegistryEntry.from_dict(row)
+        except (DocumentError, RegistryError) as exc:
+            return str(exc)
+        return None
+
+    def _rebuild(self, data: bytes | None, problem: str) -> RepairReport:
+        base, notes = self._backup_document()
+        if base is None:
+            events, warnings = eventlog.history(self.root, self.events_path)
+        else:
+            events, warnings = eventlog.read(self.events_path)
+        result = rebuild(base, events)
+        stamp = format_time(self.clock())
+        aside = None
+        if data is not None:
+            aside = self.root / f"registry.json.corrupt-{stamp.replace(':', '')}"
+            self.data.replace(aside)
+        doc = result.document
+        details = {"problem": problem, "from_backup": base is not None, "replayed": result.replayed}
+        self._write(Document(doc.seq + 1, stamp, doc.leases, doc.rows), None)
+        record = Event(stamp, "registry.repaired", None, None, self.actor, details, doc.seq + 1)
+        atomic.append(self.events_path, eventlog.encode([record]))
+        return RepairReport(
+            needed=True,
+            registry=str(self.data),
+            problem=problem,
+            from_backup=base is not None,
+            entries=len(doc.rows),
+            events_replayed=result.replayed,
+            moved_aside=str(aside) if aside else None,
+            unrecovered=(*notes, *result.unrecovered),
+            warnings=tuple(warnings),
+        )
+
+    def _backup_document(self) -> tuple[Document | None, list[str]]:
+        data = self._read(self.backup)
+        if data is None:
+            return None, [f"no backup ({self.backup.name} is missing): rebuilt from the event log alone"]
+        try:
+            return Codec().parse(data), []
+        except DocumentError as exc:
+            return None, [f"{self.backup.name} is unreadable too ({exc}): rebuilt from the event log alone"]
+
+
+class _LazyEntries(Mapping[str, RegistryEntry]):
+    """Entries read from their rows on first use: a write touches a few of 1,000."""
+
+    def __init__(self, rows: Mapping[str, dict[str, Any]], store: JsonRegistry) -> None:
+        self._rows = rows
+        self._store = store
+        self._made: dict[str, RegistryEntry] = {}
+
+    def __getitem__(self, slug: str) -> RegistryEntry:
+        entry = self._made.get(slug)
+        if entry is None:
+            try:
+                entry = RegistryEntry.from_dict(self._rows[slug])
+            except TaskfilesError as exc:
+                raise self._store._corrupt(str(exc)) from None
+            self._made[slug] = entry
+        return entry
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._rows)
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
+    def __contains__(self, slug: object) -> bool:
+        return slug in self._rows
+
+
+def _wanted(event: Event, slug: str | None, since: datetime | None) -> bool:
+    if slug is not None and event.slug != slug:
+        return False
+    if since is None:
+        return True
+    try:
+        return parse_time(event.time) >= since
+    except ValueError:
+        return False
+
+
+def _check_filters(level: str | None, source: str | None) -> None:
+    if level is not None:
+        runlog.check_level(level)
+    if source is not None:
+        runlog.check_source(source)
+
+
+def _released_before(rows: Mapping[str, dict[str, Any]], cutoff: datetime) -> list[str]:
+    stale = []
+    for slug, row in rows.items():
+        stamp = row.get("updated_at")
+        if row.get("state") == "released" and isinstance(stamp, str) and parse_time(stamp) < cutoff:
+            stale.append(slug)
+    return sorted(stale)
+
+
+def _older(path: Path, cutoff: datetime) -> bool:
+    newest = max((f.stat().st_mtime for f in path.rglob("*")), default=path.stat().st_mtime)
+    return datetime.fromtimestamp(newest).astimezone() < cutoff

@@ -1,0 +1,361 @@
+"""The runtime registry: the interface every store implements, and how to open one.
+
+Runtime state (claims, leases, heartbeats, attempts, exits, logs) lives here and
+never in task files. ``JsonRegistry`` (files under ``registry/``) is the embedded
+default; a PostgreSQL store for several dispatch hosts will implement the same
+abstract methods, so nothing above this interface may assume files.
+
+A store implements a handful of primitives (``transact``, ``snapshot``, event and
+log reading, ``gc``, ``repair``). Every operation below is one ``transact`` call
+running a pure function of ``lifecycle``, so the rules are the same in every store.
+See ``records`` for the entry states and ``lifecycle`` for the transitions.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from . import lifecycle
+from .records import (
+    LIVE_STATES,
+    STATES,
+    Actor,
+    Event,
+    Evidence,
+    LogRecord,
+    RegistryEntry,
+    format_time,
+    utc_now,
+)
+from .runlog import LogPage, check_level, check_source
+from .transaction import Change, Mutation, Plan, Snapshot
+
+if TYPE_CHECKING:
+    from .config import Config
+    from .repair import RepairReport
+
+__all__ = [
+    "LIVE_STATES",
+    "STATES",
+    "Actor",
+    "Change",
+    "Clock",
+    "Event",
+    "EventPage",
+    "Evidence",
+    "GcReport",
+    "LogPage",
+    "LogRecord",
+    "Plan",
+    "Registry",
+    "RegistryEntry",
+    "Snapshot",
+    "open_registry",
+]
+
+T = TypeVar("T")
+Clock = Callable[[], datetime]
+
+
+@dataclass(frozen=True)
+class EventPage:
+    """Events in log order, and warnings for lines that could not be read."""
+
+    events: tuple[Event, ...]
+    warnings: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class GcReport:
+    """What ``gc`` removed."""
+
+    entries_removed: tuple[str, ...]  # released entries older than the cutoff
+    logs_removed: tuple[str, ...]  # log folders removed, relative to the registry
+    log_bytes_removed: int
+    events_archived: int
+    archive: str | None  # where the archived events went
+    warnings: tuple[str, ...] = ()
+
+
+class Registry(ABC):
+    """Runtime state of every task, behind one interface.
+
+    An instance is meant for one thread (stores keep caches); open one per thread.
+    """
+
+    def __init__(self, *, clock: Clock | None = None, actor: Actor | None = None) -> None:
+        self.clock: Clock = clock or utc_now
+        self.actor = actor or Actor.current()
+
+    # -- primitives each store implements ----------------------------------------------------
+
+    @property
+    @abstractmethod
+    def location(self) -> str:
+        """Where the registry lives, for messages (a folder, a database URL)."""
+
+    @abstractmethod
+    def transact(self, fn: Mutation[T]) -> T:
+        """Run ``fn`` on a snapshot under the store's lock and write its plan atomically.
+
+        The one way anything changes an entry. ``fn`` must be pure: it may run
+        again in a store that retries transactions. An exception from ``fn`` writes nothing.
+        """
+
+    @abstractmethod
+    def snapshot(self) -> Snapshot:
+        """Every entry and lease as last written (no lock: a consistent past state)."""
+
+    @abstractmethod
+    def events(self, slug: str | None = None, since: datetime | None = None) -> EventPage:
+        """Recorded events, oldest first, for ``slug`` (None: all) from ``since`` on."""
+
+    @abstractmethod
+    def follow_events(
+        self, slug: str | None = None, since: datetime | None = None, *, poll: float = 0.5
+    ) -> Iterator[Event]:
+        """Events as they are recorded: those from ``since`` first (None: only new ones)."""
+
+    @abstractmethod
+    def _append_log(self, slug: str, lease: int | None, records: Sequence[LogRecord]) -> int:
+        """Append ``records`` to the current attempt's log, fenced by ``lease``; return the attempt."""
+
+    @abstractmethod
+    def logs(
+        self, slug: str, *, attempt: int | None = None, level: str | None = None, source: str | None = None
+    ) -> LogPage:
+        """One attempt's log (None: the latest), at ``level`` or above, from ``source``."""
+
+    @abstractmethod
+    def follow_logs(
+        self,
+        slug: str,
+        *,
+        attempt: int | None = None,
+        level: str | None = None,
+        source: str | None = None,
+        poll: float = 0.25,
+    ) -> Iterator[LogRecord]:
+        """The attempt's log lines so far, then new ones until the attempt is over."""
+
+    @abstractmethod
+    def gc(self, older_than_days: float = 30.0) -> GcReport:
+        """Remove released entries and their logs, and archive events, older than the cutoff."""
+
+    @abstractmethod
+    def write_cycle(self, report: Mapping[str, Any]) -> None:
+        """Store the last heartbeat cycle's classification (``snapshot.json``), atomically."""
+
+    @abstractmethod
+    def read_cycle(self) -> dict[str, Any] | None:
+        """The last heartbeat cycle's classification, or None before the first cycle."""
+
+    @abstractmethod
+    def repair(self) -> RepairReport:
+        """Rebuild unreadable registry state from the backup and the event log."""
+
+    # -- reading ----------------------------------------------------------------------------
+
+    def entries(self) -> dict[str, RegistryEntry]:
+        """Every entry, by slug."""
+        snap = self.snapshot()
+        return {slug: snap.entries[slug] for slug in snap.entries}
+
+    def find(self, slug: str) -> RegistryEntry | None:
+        """The entry for ``slug``, or None."""
+        return self.snapshot().entries.get(slug)
+
+    def get(self, slug: str) -> RegistryEntry:
+        """The entry for ``slug``; NotFoundError when there is none."""
+        return self.snapshot().get(slug)
+
+    # -- the worker's side -------------------------------------------------------------------
+
+    def claim(
+        self,
+        slug: str,
+        *,
+        worker: str,
+        owner: str | None = None,
+        max_attempts: int | None = None,
+        task_blob: str | None = None,
+    ) -> RegistryEntry:
+        """Claim ``slug`` with a new lease; ConflictError when it has a live claim.
+
+        Readiness and dependencies are the caller's to check; this checks runtime state.
+        """
+        return self.transact(
+            lambda s: lifecycle.claim(
+                s, slug, worker=worker, owner=owner, max_attempts=max_attempts, task_blob=task_blob
+            )
+        )
+
+    def claim_first(
+        self,
+        candidates: Sequence[str],
+        *,
+        worker: str,
+        owner: str | None = None,
+        max_attempts: int | None = None,
+        task_blobs: Mapping[str, str] | None = None,
+    ) -> RegistryEntry | None:
+        """Claim the first claimable candidate in one transaction; None when none is.
+
+        Two processes calling this at once never get the same task.
+        """
+        return self.transact(
+            lambda s: lifecycle.claim_first(
+                s, candidates, worker=worker, owner=owner, max_attempts=max_attempts, task_blobs=task_blobs
+            )
+        )
+
+    def start(
+        self,
+        slug: str,
+        lease: int,
+        *,
+        pid: int | None = None,
+        pid_start_time: int | None = None,
+        worktree: str | None = None,
+        branch: str | None = None,
+    ) -> RegistryEntry:
+        """Record that the worker holding ``lease`` started (see ``process.pid_start_time``)."""
+        return self.transact(
+            lambda s: lifecycle.start(
+                s, slug, lease, pid=pid, pid_start_time=pid_start_time, worktree=worktree, branch=branch
+            )
+        )
+
+    def heartbeat(
+        self, slug: str, lease: int, *, note: str | None = None, cost_usd: float | None = None
+    ) -> RegistryEntry:
+        """Record that the worker holding ``lease`` is alive; StaleLeaseError means stop."""
+        return self.transact(lambda s: lifecycle.heartbeat(s, slug, lease, note=note, cost_usd=cost_usd))
+
+    def finish(
+        self,
+        slug: str,
+        lease: int,
+        exit_code: int,
+        *,
+        error: str | None = None,
+        failure_class: str | None = None,
+    ) -> RegistryEntry:
+        """Record the worker's exit code (0: ``exited``, else ``failed``)."""
+        return self.transact(
+            lambda s: lifecycle.finish(s, slug, lease, exit_code, error=error, failure_class=failure_class)
+        )
+
+    def fail(self, slug: str, lease: int, *, failure_class: str, error: str) -> RegistryEntry:
+        """Mark a live attempt failed without an exit (the reconciler: worker gone, stalled)."""
+        return self.transact(
+            lambda s: lifecycle.fail(s, slug, lease, failure_class=failure_class, error=error)
+        )
+
+    def release(self, slug: str, *, reason: str | None = None) -> RegistryEntry:
+        """End the claim for good; the lease history stays, so no lease is ever reused."""
+        return self.transact(lambda s: lifecycle.release(s, slug, reason=reason))
+
+    def log(
+        self,
+        slug: str,
+        message: str,
+        *,
+        lease: int | None = None,
+        level: str = "info",
+        source: str = "worker",
+    ) -> int:
+        """Append one line to the current attempt's log; return the attempt number."""
+        return self.log_many(slug, [message], lease=lease, level=level, source=source)
+
+    def log_many(
+        self,
+        slug: str,
+        messages: Sequence[str],
+        *,
+        lease: int | None = None,
+        level: str = "info",
+        source: str = "worker",
+    ) -> int:
+        """Append several lines in one write (the worker's tee); return the attempt number.
+
+        Log lines are not events: a log is its own stream, and one event per line
+        would drown the state changes in ``events.jsonl``.
+        """
+        check_level(level)
+        check_source(source)
+        stamp = format_time(self.clock())
+        who = self.actor.who
+        records = [LogRecord(stamp, level, source, m, lease, who) for m in messages]
+        return self._append_log(slug, lease, records)
+
+    # -- runtime facts ------------------------------------------------------------------------
+
+    def note(self, slug: str, text: str, *, lease: int | None = None) -> RegistryEntry:
+        """Record a note (it becomes the entry's ``progress``)."""
+        return self.transact(lambda s: lifecycle.note(s, slug, text, lease=lease))
+
+    def progress(
+        self, slug: str, percent: int, message: str | None = None, *, lease: int | None = None
+    ) -> RegistryEntry:
+        """Record how far along the work is, 0-100."""
+        return self.transact(lambda s: lifecycle.progress(s, slug, percent, message, lease=lease))
+
+    def blocker(self, slug: str, text: str | None, *, lease: int | None = None) -> RegistryEntry:
+        """Record what blocks the work; ``None`` clears it."""
+        return self.transact(lambda s: lifecycle.blocker(s, slug, text, lease=lease))
+
+    def evidence(
+        self,
+        slug: str,
+        command: str,
+        exit_code: int,
+        summary: str | None = None,
+        *,
+        lease: int | None = None,
+    ) -> RegistryEntry:
+        """Record a command run as evidence and how it ended."""
+        return self.transact(lambda s: lifecycle.evidence(s, slug, command, exit_code, summary, lease=lease))
+
+    def artifact(self, slug: str, ref: str, *, lease: int | None = None) -> RegistryEntry:
+        """Record a path or URL the work produced."""
+        return self.transact(lambda s: lifecycle.artifact(s, slug, ref, lease=lease))
+
+    # -- operators and the reconciler -------------------------------------------------------
+
+    def stop(self, slug: str, *, reason: str | None = None) -> RegistryEntry:
+        """Stop a live attempt; the worker learns it from its next (refused) write."""
+        return self.transact(lambda s: lifecycle.stop(s, slug, reason=reason))
+
+    def retry(self, slug: str, *, reason: str | None = None, fresh: bool = False) -> RegistryEntry:
+        """Make a failed, parked, stopped or exited task claimable now."""
+        return self.transact(lambda s: lifecycle.retry(s, slug, reason=reason, fresh=fresh))
+
+    def schedule_retry(
+        self, slug: str, *, at: datetime, reason: str | None = None, lease: int | None = None
+    ) -> RegistryEntry:
+        """Let a failed task be claimed again from ``at`` (backoff)."""
+        return self.transact(lambda s: lifecycle.schedule_retry(s, slug, at=at, reason=reason, lease=lease))
+
+    def park(self, slug: str, *, reason: str, lease: int | None = None) -> RegistryEntry:
+        """Keep a task from dispatch until ``unpark`` (stops a live attempt)."""
+        return self.transact(lambda s: lifecycle.park(s, slug, reason=reason, lease=lease))
+
+    def unpark(self, slug: str, *, reason: str | None = None) -> RegistryEntry:
+        """Make a parked task claimable now."""
+        return self.transact(lambda s: lifecycle.unpark(s, slug, reason=reason))
+
+    def update(self, slug: str, fn: Callable[[RegistryEntry, Snapshot], Change | None]) -> RegistryEntry:
+        """Apply ``fn`` to one entry in a transaction (``None``: no change)."""
+        return self.transact(lambda s: lifecycle.update(s, slug, fn))
+
+
+def open_registry(config: Config, *, clock: Clock | None = None, actor: Actor | None = None) -> Registry:
+    """The registry for ``config``: the JSON store at ``config.registry_dir``."""
+    from .jsonstore import JsonRegistry
+
+    return JsonRegistry(config.registry_dir, clock=clock, actor=actor)

@@ -1,0 +1,144 @@
+"""What one registry transaction is: a snapshot in, a plan out, rows and events written.
+
+A mutation is a pure function of a ``Snapshot`` returning a ``Plan``. The store
+runs it under its lock and writes what ``apply`` makes of the plan; ``apply``
+checks the invariants every store must keep (above all: a slug's lease never
+goes back), so a buggy mutation cannot write a bad entry.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Generic, TypeVar
+
+from .errors import NotFoundError, RegistryError
+from .records import STATES, Actor, Event, RegistryEntry, check_slug, format_time
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """What a mutation sees: every entry, the lease history, the time and the actor."""
+
+    entries: Mapping[str, RegistryEntry]
+    leases: Mapping[str, int]  # slug -> the highest lease ever issued for it
+    now: datetime
+    actor: Actor
+    seq: int = 0  # the registry write this snapshot was read at
+
+    @property
+    def stamp(self) -> str:
+        """``now`` as a registry time string."""
+        return format_time(self.now)
+
+    def get(self, slug: str) -> RegistryEntry:
+        """The entry for ``slug``; NotFoundError when there is none."""
+        entry = self.entries.get(check_slug(slug))
+        if entry is None:
+            raise NotFoundError(f"'{slug}' has no registry entry; it was never claimed (or gc removed it)")
+        return entry
+
+    def last_lease(self, slug: str) -> int:
+        """The highest lease ever issued for ``slug`` (0: never claimed)."""
+        entry = self.entries.get(slug)
+        return max(self.leases.get(slug, 0), entry.lease if entry else 0)
+
+
+@dataclass(frozen=True)
+class Change:
+    """One entry's new value, and the event that records it."""
+
+    slug: str
+    entry: RegistryEntry | None  # None removes the entry (its lease history stays)
+    event: str | None = None  # None: a silent change (a heartbeat without news)
+    details: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Plan(Generic[T]):
+    """What a mutation decided: the changes to write and the value to return."""
+
+    changes: tuple[Change, ...]
+    result: T
+
+
+Mutation = Callable[[Snapshot], Plan[T]]
+
+
+@dataclass(frozen=True)
+class Applied:
+    """A plan made ready to write: new rows, raised lease highs, events."""
+
+    rows: dict[str, dict[str, Any] | None]  # slug -> sparse JSON form; None: removed
+    leases: dict[str, int]
+    events: tuple[Event, ...]
+
+
+def apply(s: Snapshot, changes: Sequence[Change], seq: int) -> Applied:
+    """Check every change against the snapshot and turn the plan into rows and events."""
+    current: dict[str, RegistryEntry | None] = {}
+    rows: dict[str, dict[str, Any] | None] = {}
+    leases: dict[str, int] = {}
+    events: list[Event] = []
+    for change in changes:
+        slug = change.slug
+        old = current[slug] if slug in current else s.entries.get(slug)
+        high = leases.get(slug, s.last_lease(slug))
+        _check(change, old, high)
+        current[slug] = change.entry
+        rows[slug] = change.entry.to_dict() if change.entry else None
+        if change.entry:
+            leases[slug] = max(high, change.entry.lease)
+        if change.event:
+            events.append(_event(s, change, old, rows[slug], seq))
+    return Applied(rows, leases, tuple(events))
+
+
+def _event(
+    s: Snapshot, change: Change, old: RegistryEntry | None, row: dict[str, Any] | None, seq: int
+) -> Event:
+    holder = change.entry or old
+    return Event(
+        time=s.stamp,
+        type=str(change.event),
+        slug=change.slug,
+        lease=holder.lease if holder else None,
+        actor=s.actor,
+        details=dict(change.details),
+        seq=seq,
+        entry=row,
+        removed=change.entry is None,
+    )
+
+
+def _check(change: Change, old: RegistryEntry | None, high: int) -> None:
+    new = change.entry
+    if new is None:
+        return
+    problem = _problem(change.slug, new, old, high)
+    if problem:
+        raise RegistryError(
+            f"refusing to write registry entry {change.slug!r}: {problem}; this is a bug in the caller"
+        )
+
+
+def _problem(slug: str, new: RegistryEntry, old: RegistryEntry | None, high: int) -> str | None:
+    check_slug(slug)
+    if new.slug != slug:
+        return f"it is filed under {slug!r} but names {new.slug!r}"
+    if new.state not in STATES:
+        return f"state {new.state!r} is not one of {', '.join(STATES)}"
+    if new.lease < 1 or (old is not None and new.lease < old.lease):
+        return f"lease {new.lease} goes back from {old.lease if old else 0}"
+    # A new lease, or a retired one coming back to life, must be one never issued before.
+    revived = old is None or new.lease != old.lease or (new.is_live and not old.is_live)
+    if revived and new.lease <= high:
+        return f"lease {new.lease} was issued before (the highest is {high}); a lease is never reused"
+    if new.attempt < 1 or new.max_attempts < 1 or new.consecutive_failures < 0:
+        return "attempt, max_attempts and consecutive_failures must be positive"
+    if new.cost_usd < 0 or new.total_cost_usd < 0:
+        return "costs cannot be negative"
+    return None
