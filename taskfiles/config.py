@@ -92,9 +92,7 @@ def _require_table(path: Path, name: str, value: object) -> dict[str, Any]:
     return value
 
 
-def _build(
-    root: Path, repo: git.RepoPaths | None, source: Path | None, raw: dict[str, Any]
-) -> Config:
+def _build(root: Path, repo: git.RepoPaths | None, source: Path | None, raw: dict[str, Any]) -> Config:
     where = str(source) if source else "configuration"
     owners = _str_list(raw.get("owners", []), f"{where}: owners")
     aliases = _aliases(raw.get("owner_aliases", {}), owners, where)
@@ -133,7 +131,7 @@ def _registry_dir(root: Path, repo: git.RepoPaths | None, raw: dict[str, Any]) -
 
 def _str_list(value: object, what: str) -> list[str]:
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        raise ConfigError(f"{what} must be a list of strings, e.g. [\"alice\", \"bob\"]")
+        raise ConfigError(f'{what} must be a list of strings, e.g. ["alice", "bob"]')
     return value
 
 

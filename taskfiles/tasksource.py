@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 from operator import itemgetter
 from pathlib import Path
@@ -35,10 +36,16 @@ class TaskSet:
     ref: str | None = None  # None: the working tree
     commit: str | None = None  # the commit ``ref`` named when read
     stats: cache.CacheStats = NO_CACHE  # what the parse cache did for this load
+    paths_to_blobs: Mapping[str, str] = field(default_factory=dict)  # at a ref only
 
     @cached_property
     def by_slug(self) -> dict[str, Task]:
         return {task.slug: task for task in self.tasks}
+
+    @cached_property
+    def blobs(self) -> dict[str, str]:
+        """slug -> blob id of its task file, for sets read at a ref (empty for the tree)."""
+        return {t.slug: self.paths_to_blobs[t.path] for t in self.tasks if t.path in self.paths_to_blobs}
 
     def get(self, slug: str) -> Task | None:
         return self.by_slug.get(slug)
@@ -219,7 +226,8 @@ def _load_ref(config: Config, ref: str) -> TaskSet:
     missing = [e for e in entries if e.mode != SYMLINK_MODE and found[e.path] is None]
     found.update(_parse_blobs(config, missing, prefix, store))
     results = [(e.path, found.get(e.path) or _symlink_at_ref(e.path)) for e in entries]
-    return _task_set(_assemble(results), config, ref, commit, store.save())
+    task_set = _task_set(_assemble(results), config, ref, commit, store.save())
+    return replace(task_set, paths_to_blobs={e.path: e.blob for e in entries})
 
 
 def _hidden(inner: str) -> bool:

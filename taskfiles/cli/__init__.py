@@ -12,7 +12,7 @@ from typing import Annotated
 
 import typer
 
-from . import planning
+from . import planning, runtime
 from .app import new_app, set_repo
 
 app = new_app(
@@ -34,6 +34,7 @@ def _root(
 
 
 planning.register(app)
+runtime.register(app)
 
 
 def main() -> None:

@@ -1,4 +1,8 @@
-"""Commands over the durable planning record: init, new, list, show, ready, complete, validate, next."""
+"""Commands over the durable planning record: init, new, list, show, ready, complete, validate, next.
+
+The modules that edit files (and so import YAML) are imported inside the commands
+that need them: a warm ``task list`` must not pay for them.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +11,8 @@ from typing import Annotated
 
 import typer
 
-from .. import planning, scaffold, tasksource
+from .. import query, tasksource
+from ..cache import gc_paused
 from ..errors import ValidationFailed
 from ..taskfile import STATUSES, Task
 from ..tasksource import TaskSet
@@ -36,6 +41,8 @@ def init(
 
     Idempotent: anything already there is kept as it is.
     """
+    from .. import scaffold
+
     result = scaffold.init(path)
     for rel in result.created:
         echo(f"created {rel}")
@@ -50,11 +57,15 @@ def new(
     priority: Annotated[str | None, typer.Option(help="p0 (highest) .. p3; default from config.")] = None,
     owner: Annotated[str | None, typer.Option(help="Who owns the task.")] = None,
     milestone: Annotated[str | None, typer.Option(help="Milestone name.")] = None,
-    depends_on: Annotated[list[str] | None, typer.Option("--depends-on", help="Slug this task needs first; repeat.")] = None,
+    depends_on: Annotated[
+        list[str] | None, typer.Option("--depends-on", help="Slug this task needs first; repeat.")
+    ] = None,
     label: Annotated[list[str] | None, typer.Option(help="A label; repeat for more.")] = None,
     ready: Annotated[bool, typer.Option("--ready", help="Mark it ready for dispatch at once.")] = False,
 ) -> None:
     """Create a task file with the conventional sections and print its path."""
+    from .. import planning
+
     path = planning.new_task(
         config(ctx),
         title,
@@ -82,10 +93,11 @@ def list_tasks(
     as_json: JsonFlag = False,
 ) -> None:
     """List tasks, in path order, narrowed by the filters given."""
-    filters = planning.Filters(status, owner, milestone, priority, label, workstream, search)
-    tasks = planning.select(_load(ctx, ref).tasks, filters, config(ctx))
+    filters = query.Filters(status, owner, milestone, priority, label, workstream, search)
+    tasks = query.select(_load(ctx, ref).tasks, filters, config(ctx))
     if as_json:
-        emit_json([task.to_dict() for task in tasks])
+        with gc_paused():
+            emit_json([task.to_dict() for task in tasks])
         return
     rows = [(t.priority, t.status, t.slug, t.owner or "-", t.title) for t in tasks]
     if rows:
@@ -100,7 +112,7 @@ def show(
 ) -> None:
     """Show one task: frontmatter, body, its dependencies with their status, and its dependents."""
     tasks = _load(ctx, ref)
-    task = planning.find(tasks, slug)
+    task = query.find(tasks, slug)
     deps = [_link(tasks, dep) for dep in task.depends_on]
     dependents = [_link(tasks, t.slug) for t in tasks.tasks if slug in t.depends_on]
     if as_json:
@@ -128,8 +140,12 @@ def _show_text(task: Task, deps: list[dict[str, str | None]], dependents: list[d
     ]
     lines = [f"{key + ':':<11}{value}" for key, value in fields if value]
     lines += [f"{key + ':':<11}{value}  (unknown key)" for key, value in task.extra.items()]
-    lines += [f"{key + ':':<11}{value}  (runtime key; run 'task migrate')" for key, value in task.legacy.items()]
-    lines.append("depends on: " + (", ".join(f"{d['slug']} ({d['status'] or 'missing'})" for d in deps) or "-"))
+    lines += [
+        f"{key + ':':<11}{value}  (runtime key; run 'task migrate')" for key, value in task.legacy.items()
+    ]
+    lines.append(
+        "depends on: " + (", ".join(f"{d['slug']} ({d['status'] or 'missing'})" for d in deps) or "-")
+    )
     lines.append("needed by:  " + (", ".join(f"{d['slug']} ({d['status']})" for d in dependents) or "-"))
     return "\n".join(lines) + "\n\n" + task.body.strip("\n")
 
@@ -139,6 +155,8 @@ def ready(
     slug: Annotated[str, typer.Argument(help="The task to queue for dispatch.")],
 ) -> None:
     """Mark a task ready for dispatch (edits only its status line)."""
+    from .. import planning
+
     edit = planning.mark_ready(config(ctx), slug)
     echo(f"{edit.path}: {'status: ready' if edit.changed else 'already ready'}")
 
@@ -146,20 +164,26 @@ def ready(
 def complete(
     ctx: typer.Context,
     slug: Annotated[str, typer.Argument(help="The task that is done.")],
-    by: Annotated[str | None, typer.Option(help="Who completed it (default: $TASKFILES_ACTOR or your login).")] = None,
+    by: Annotated[
+        str | None, typer.Option(help="Who completed it (default: $TASKFILES_ACTOR or your login).")
+    ] = None,
     pr: Annotated[str | None, typer.Option(help="The pull request that landed it.")] = None,
 ) -> None:
     """Record the completion in the task file: status, completed_by, completed_at, pr.
 
     Commit this in the task's own branch so it lands with the work.
     """
+    from .. import planning
+
     edit = planning.complete(config(ctx), slug, by=by, pr=pr)
     echo(f"{edit.path}: {'completed' if edit.changed else 'unchanged'}")
 
 
 def validate(
     ctx: typer.Context,
-    paths: Annotated[list[Path] | None, typer.Argument(help="Only report these files (checked against all).")] = None,
+    paths: Annotated[
+        list[Path] | None, typer.Argument(help="Only report these files (checked against all).")
+    ] = None,
     ref: RefOption = None,
     as_json: JsonFlag = False,
 ) -> None:
@@ -172,13 +196,20 @@ def validate(
     problems = run_validate(cfg, tasks, wanted)
     errors = sum(1 for p in problems if p.severity == "error")
     if as_json:
-        emit_json({"ok": errors == 0, "errors": errors, "warnings": len(problems) - errors,
-                   "files": len(tasks.tasks) + len(tasks.skipped), "problems": [p.to_dict() for p in problems]})
+        emit_json(
+            {
+                "ok": errors == 0,
+                "errors": errors,
+                "warnings": len(problems) - errors,
+                "files": len(tasks.tasks) + len(tasks.skipped),
+                "problems": [p.to_dict() for p in problems],
+            }
+        )
     else:
         for problem in problems:
             echo(str(problem))
-        summary = f"{len(tasks.tasks) + len(tasks.skipped)} files, {errors} error(s), {len(problems) - errors} warning(s)"
-        typer.echo(summary, err=True)
+        files = len(tasks.tasks) + len(tasks.skipped)
+        typer.echo(f"{files} files, {errors} error(s), {len(problems) - errors} warning(s)", err=True)
     if errors and as_json:
         raise typer.Exit(1)
     if errors:
@@ -188,18 +219,45 @@ def validate(
 def next_task(
     ctx: typer.Context,
     owner: Annotated[str | None, typer.Option(help="Only tasks of this owner (aliases collapse).")] = None,
+    claim: Annotated[
+        bool, typer.Option("--claim", help="Claim it too, atomically, and print the lease.")
+    ] = False,
+    worker: Annotated[
+        str | None, typer.Option(help="Worker id for --claim (default: $TASKFILES_WORKER or you@host).")
+    ] = None,
     ref: RefOption = None,
     as_json: JsonFlag = False,
 ) -> None:
     """The highest-priority ready task whose dependencies are all completed.
 
-    Ties between equal priorities go to the alphabetically first slug. Exit 0
-    either way; with nothing ready, --json prints null.
+    Ties between equal priorities go to the alphabetically first slug. With
+    --claim, picking and claiming are one registry transaction: two agents
+    running it at once never get the same task. Exit 0 either way; with nothing
+    ready, --json prints null.
     """
-    task = planning.next_task(_load(ctx, ref), config(ctx), owner)
+    if claim:
+        return _claim_next(ctx, owner, worker, ref, as_json)
+    task = query.next_task(_load(ctx, ref), config(ctx), owner)
     if as_json:
         emit_json(task.to_dict() if task else None)
     elif task is None:
         typer.echo("no ready task with all dependencies completed", err=True)
     else:
         echo(f"{task.slug}\t{task.priority}\t{task.path}\t{task.title}")
+
+
+def _claim_next(
+    ctx: typer.Context, owner: str | None, worker: str | None, ref: str | None, as_json: bool
+) -> None:
+    from .. import runtime
+    from ..registry import open_registry
+    from .runtime import worker_id
+
+    cfg = config(ctx)
+    entry = runtime.claim_next(cfg, open_registry(cfg), worker=worker or worker_id(), owner=owner, ref=ref)
+    if as_json:
+        emit_json(entry.to_dict(sparse=False) if entry else None)
+    elif entry is None:
+        typer.echo("no ready task with all dependencies completed and no live claim", err=True)
+    else:
+        echo(f"{entry.slug}\t{entry.lease}")

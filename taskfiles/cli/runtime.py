@@ -1,0 +1,458 @@
+"""Commands over the runtime registry: claims, heartbeats, facts, operator actions, logs, status.
+
+None of these touch a task file except ``migrate``, which moves legacy runtime keys
+out of frontmatter and into the registry.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+import typer
+
+from ..records import Event, LogRecord, RegistryEntry, parse_time
+from ..registry import Registry, open_registry
+from .app import JsonFlag, RefOption, config, echo, emit_json, new_app
+
+LeaseOption = Annotated[
+    int,
+    typer.Option("--lease", envvar="TASKFILES_LEASE", help="The lease from your claim ($TASKFILES_LEASE)."),
+]
+OptionalLease = Annotated[
+    int | None,
+    typer.Option(
+        "--lease", envvar="TASKFILES_LEASE", help="Fence the write with this lease ($TASKFILES_LEASE)."
+    ),
+]
+SlugArg = Annotated[str, typer.Argument(help="The task's slug.")]
+
+
+def worker_id() -> str:
+    """$TASKFILES_WORKER, else actor@host."""
+    return (
+        os.environ.get("TASKFILES_WORKER")
+        or f"{os.environ.get('TASKFILES_ACTOR') or _login()}@{socket.gethostname()}"
+    )
+
+
+def _login() -> str:
+    from ..planning import actor_name
+
+    return actor_name()
+
+
+def _registry(ctx: typer.Context) -> Registry:
+    return open_registry(config(ctx))
+
+
+def _show_entry(entry: RegistryEntry, as_json: bool, text: str) -> None:
+    if as_json:
+        emit_json(entry.to_dict(sparse=False))
+    else:
+        echo(text)
+
+
+def register(app: typer.Typer) -> None:
+    """Add this module's commands (and the ``registry`` group) to ``app``."""
+    for command in (
+        claim,
+        start,
+        heartbeat,
+        finish,
+        release,
+        note,
+        progress,
+        blocker,
+        evidence,
+        artifact,
+        stop,
+        retry,
+        park,
+        unpark,
+        log,
+        logs,
+        events,
+        gc,
+        status,
+        migrate,
+    ):
+        app.command(command.__name__)(command)
+    group = new_app("Maintain the runtime registry itself.")
+    group.command("repair")(repair)
+    app.add_typer(group, name="registry")
+
+
+def claim(
+    ctx: typer.Context,
+    slug: SlugArg,
+    worker: Annotated[
+        str | None, typer.Option(help="Worker id (default: $TASKFILES_WORKER or you@host).")
+    ] = None,
+    ref: RefOption = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Claim a ready task whose dependencies are completed; print the lease.
+
+    Refused (exit 4) when the task is not ready, waits on a dependency, or has a live claim.
+    """
+    from .. import runtime
+
+    entry = runtime.claim(config(ctx), _registry(ctx), slug, worker=worker or worker_id(), ref=ref)
+    typer.echo(f"claimed {slug!r} for {entry.worker} (attempt {entry.attempt})", err=True)
+    _show_entry(entry, as_json, str(entry.lease))
+
+
+def start(
+    ctx: typer.Context,
+    slug: SlugArg,
+    lease: LeaseOption,
+    pid: Annotated[
+        int | None, typer.Option(help="The worker's process id (default: the caller's parent).")
+    ] = None,
+    worktree: Annotated[str | None, typer.Option(help="Where the work happens.")] = None,
+    branch: Annotated[str | None, typer.Option(help="The branch of the work.")] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Record that the worker holding the lease has started."""
+    from ..process import pid_start_time
+
+    pid = pid or os.getppid()
+    entry = _registry(ctx).start(
+        slug, lease, pid=pid, pid_start_time=pid_start_time(pid), worktree=worktree, branch=branch
+    )
+    _show_entry(entry, as_json, f"{slug}: running (lease {lease}, pid {pid})")
+
+
+def heartbeat(
+    ctx: typer.Context,
+    slug: SlugArg,
+    lease: LeaseOption,
+    note: Annotated[str | None, typer.Option(help="A progress note.")] = None,
+    cost_usd: Annotated[
+        float | None, typer.Option("--cost-usd", help="Cost since the last heartbeat, in USD.")
+    ] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Tell the registry the worker is alive. Exit 5 means your lease was superseded: stop."""
+    entry = _registry(ctx).heartbeat(slug, lease, note=note, cost_usd=cost_usd)
+    _show_entry(
+        entry, as_json, f"{slug}: heartbeat at {entry.heartbeat_at} (cost ${entry.cost_usd:.2f} this attempt)"
+    )
+
+
+def finish(
+    ctx: typer.Context,
+    slug: SlugArg,
+    lease: LeaseOption,
+    exit_code: Annotated[int, typer.Option("--exit-code", help="The work's exit code (0: success).")],
+    error: Annotated[str | None, typer.Option(help="What went wrong, when it did.")] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Record the end of an attempt with its exit code."""
+    entry = _registry(ctx).finish(slug, lease, exit_code, error=error)
+    _show_entry(entry, as_json, f"{slug}: {entry.state} (exit {exit_code})")
+
+
+def release(
+    ctx: typer.Context,
+    slug: SlugArg,
+    reason: Annotated[str | None, typer.Option(help="Why.")] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """End the claim for good (the lease history stays, so no lease is reused)."""
+    entry = _registry(ctx).release(slug, reason=reason)
+    _show_entry(entry, as_json, f"{slug}: released")
+
+
+def note(
+    ctx: typer.Context,
+    slug: SlugArg,
+    text: Annotated[str, typer.Argument(help="The note.")],
+    lease: OptionalLease = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Record a note on the task's runtime record (it becomes its progress line)."""
+    entry = _registry(ctx).note(slug, text, lease=lease)
+    _show_entry(entry, as_json, f"{slug}: noted")
+
+
+def progress(
+    ctx: typer.Context,
+    slug: SlugArg,
+    percent: Annotated[int, typer.Argument(help="0 to 100.")],
+    message: Annotated[str | None, typer.Argument(help="What is done so far.")] = None,
+    lease: OptionalLease = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Record how far along the work is."""
+    entry = _registry(ctx).progress(slug, percent, message, lease=lease)
+    _show_entry(entry, as_json, f"{slug}: {entry.progress_percent}%")
+
+
+def blocker(
+    ctx: typer.Context,
+    slug: SlugArg,
+    text: Annotated[str | None, typer.Argument(help="What blocks the work.")] = None,
+    clear: Annotated[bool, typer.Option("--clear", help="Clear the blocker.")] = False,
+    lease: OptionalLease = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Record (or with --clear, clear) what blocks the work."""
+    if not clear and not text:
+        raise typer.BadParameter("give the blocker's text, or --clear")
+    entry = _registry(ctx).blocker(slug, None if clear else text, lease=lease)
+    _show_entry(entry, as_json, f"{slug}: blocker {'cleared' if clear else 'recorded'}")
+
+
+def evidence(
+    ctx: typer.Context,
+    slug: SlugArg,
+    command: Annotated[str, typer.Option("--command", help="The command that was run, e.g. 'make test'.")],
+    exit_code: Annotated[int, typer.Option("--exit-code", help="How it ended.")],
+    summary: Annotated[str | None, typer.Option(help="One line on what it showed.")] = None,
+    lease: OptionalLease = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Record a command run as evidence (tests, builds) and its exit code."""
+    entry = _registry(ctx).evidence(slug, command, exit_code, summary, lease=lease)
+    _show_entry(entry, as_json, f"{slug}: evidence recorded ({len(entry.evidence)} in all)")
+
+
+def artifact(
+    ctx: typer.Context,
+    slug: SlugArg,
+    ref: Annotated[str, typer.Argument(metavar="PATH_OR_URL", help="What the work produced.")],
+    lease: OptionalLease = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Record a path or URL the work produced."""
+    entry = _registry(ctx).artifact(slug, ref, lease=lease)
+    _show_entry(entry, as_json, f"{slug}: artifact recorded")
+
+
+def stop(
+    ctx: typer.Context,
+    slug: SlugArg,
+    reason: Annotated[str | None, typer.Option(help="Why.")] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Operator: stop a running attempt (its worker is refused from then on)."""
+    entry = _registry(ctx).stop(slug, reason=reason)
+    _show_entry(entry, as_json, f"{slug}: stopped")
+
+
+def retry(
+    ctx: typer.Context,
+    slug: SlugArg,
+    reason: Annotated[str | None, typer.Option(help="Why.")] = None,
+    fresh: Annotated[bool, typer.Option("--fresh", help="Start over from the base ref.")] = False,
+    as_json: JsonFlag = False,
+) -> None:
+    """Operator: make a failed, parked, stopped or exited task claimable now."""
+    entry = _registry(ctx).retry(slug, reason=reason, fresh=fresh)
+    _show_entry(entry, as_json, f"{slug}: will be retried{' from scratch' if fresh else ''}")
+
+
+def park(
+    ctx: typer.Context,
+    slug: SlugArg,
+    reason: Annotated[str, typer.Option(help="Why it must wait for a human.")],
+    as_json: JsonFlag = False,
+) -> None:
+    """Operator: keep a task from being dispatched until it is unparked."""
+    entry = _registry(ctx).park(slug, reason=reason)
+    _show_entry(entry, as_json, f"{slug}: parked")
+
+
+def unpark(
+    ctx: typer.Context,
+    slug: SlugArg,
+    reason: Annotated[str | None, typer.Option(help="Why.")] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Operator: let a parked task be dispatched again."""
+    entry = _registry(ctx).unpark(slug, reason=reason)
+    _show_entry(entry, as_json, f"{slug}: unparked")
+
+
+def log(
+    ctx: typer.Context,
+    slug: SlugArg,
+    message: Annotated[str, typer.Argument(help="The line to log.")],
+    level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
+    source: Annotated[str, typer.Option(help="Who speaks, e.g. agent, tests.")] = "agent",
+    lease: OptionalLease = None,
+) -> None:
+    """Append a line to the current attempt's log."""
+    attempt = _registry(ctx).log(slug, message, lease=lease, level=level, source=source)
+    typer.echo(f"{slug}: logged to attempt {attempt}", err=True)
+
+
+def _log_line(record: LogRecord) -> str:
+    return f"{record.time} {record.level:<7} {record.source:<8} {record.message}"
+
+
+def logs(
+    ctx: typer.Context,
+    slug: SlugArg,
+    attempt: Annotated[int | None, typer.Option(help="Which attempt (default: the latest).")] = None,
+    level: Annotated[str | None, typer.Option(help="This level and above.")] = None,
+    source: Annotated[str | None, typer.Option(help="Only this source.")] = None,
+    follow: Annotated[
+        bool, typer.Option("--follow", "-f", help="Keep printing new lines until the attempt ends.")
+    ] = False,
+    as_json: JsonFlag = False,
+) -> None:
+    """Print an attempt's log."""
+    registry = _registry(ctx)
+    if follow:
+        for record in registry.follow_logs(slug, attempt=attempt, level=level, source=source):
+            emit_json(record.to_dict()) if as_json else echo(_log_line(record))
+        return
+    page = registry.logs(slug, attempt=attempt, level=level, source=source)
+    for warning in page.warnings:
+        typer.echo(f"warning: {warning}", err=True)
+    if as_json:
+        emit_json({"slug": slug, "attempt": page.attempt, "records": [r.to_dict() for r in page.records]})
+    else:
+        for record in page.records:
+            echo(_log_line(record))
+
+
+def _event_line(event: Event) -> str:
+    details = " ".join(f"{k}={v}" for k, v in event.details.items())
+    lease = f" lease={event.lease}" if event.lease is not None else ""
+    actor = f"{event.actor.who}@{event.actor.host}"
+    return f"{event.time} {event.type:<22} {event.slug or '-'}{lease} by {actor} {details}".rstrip()
+
+
+def events(
+    ctx: typer.Context,
+    slug: Annotated[str | None, typer.Argument(help="Only this task's events.")] = None,
+    since: Annotated[str | None, typer.Option(help="ISO time, e.g. 2026-11-22T10:00:00Z.")] = None,
+    follow: Annotated[
+        bool, typer.Option("--follow", "-f", help="Keep printing new events (Ctrl-C to stop).")
+    ] = False,
+    as_json: JsonFlag = False,
+) -> None:
+    """Print the event log: every state change, with time, actor and lease."""
+    registry = _registry(ctx)
+    when = _since(since)
+    if follow:
+        for event in registry.follow_events(slug, when):
+            emit_json(event.to_dict()) if as_json else echo(_event_line(event))
+        return
+    page = registry.events(slug, when)
+    for warning in page.warnings:
+        typer.echo(f"warning: {warning}", err=True)
+    if as_json:
+        emit_json([event.to_dict() for event in page.events])
+    else:
+        for event in page.events:
+            echo(_event_line(event))
+
+
+def _since(text: str | None) -> datetime | None:
+    if text is None:
+        return None
+    try:
+        return parse_time(text)
+    except ValueError:
+        raise typer.BadParameter(f"{text!r} is not an ISO time; use e.g. 2026-11-22T10:00:00Z") from None
+
+
+def gc(
+    ctx: typer.Context,
+    older_than: Annotated[float, typer.Option("--older-than", help="Age in days.")] = 30.0,
+    as_json: JsonFlag = False,
+) -> None:
+    """Remove released entries and their logs, and archive events, older than the cutoff."""
+    report = _registry(ctx).gc(older_than)
+    if as_json:
+        emit_json(_asdict(report))
+        return
+    echo(
+        f"removed {len(report.entries_removed)} released entries, {len(report.logs_removed)} log folders "
+        f"({report.log_bytes_removed} bytes); archived {report.events_archived} events"
+        + (f" to {report.archive}" if report.archive else "")
+    )
+
+
+def repair(ctx: typer.Context, as_json: JsonFlag = False) -> None:
+    """Rebuild an unreadable registry.json from its backup and the event log."""
+    report = _registry(ctx).repair()
+    if as_json:
+        emit_json(_asdict(report))
+        return
+    if not report.needed:
+        echo(f"{report.registry} is readable; nothing to repair")
+        return
+    echo(f"{report.registry}: {report.problem}")
+    echo(
+        f"rebuilt {report.entries} entries ({'from the backup, ' if report.from_backup else ''}"
+        f"{report.events_replayed} events replayed); the unreadable file is at {report.moved_aside}"
+    )
+    for item in report.unrecovered:
+        echo(f"could not recover: {item}")
+
+
+def _asdict(value: Any) -> dict[str, Any]:
+    from dataclasses import asdict
+
+    return asdict(value)
+
+
+def status(
+    ctx: typer.Context,
+    slug: Annotated[str | None, typer.Argument(help="Only this task.")] = None,
+    owner: Annotated[str | None, typer.Option(help="Only this owner's tasks (aliases collapse).")] = None,
+    ref: RefOption = None,
+    working_tree: Annotated[
+        bool, typer.Option("--working-tree", help="Read task files from the working tree, not the base ref.")
+    ] = False,
+    as_json: JsonFlag = False,
+) -> None:
+    """The effective state of every task: its bucket, state and signals.
+
+    Reads task files at the base ref (what the dispatcher sees) unless --ref or
+    --working-tree says otherwise, and the same classification the heartbeat uses.
+    """
+    from .. import runtime
+    from .statusview import render_status
+
+    cfg = config(ctx)
+    report = runtime.status(
+        cfg, open_registry(cfg), now=datetime.now(UTC), ref=ref, working_tree=working_tree
+    )
+    rows = runtime.filter_classes(report, cfg, slug=slug, owner=owner)
+    if as_json:
+        emit_json({**report.to_dict(), "tasks": [c.to_dict() for c in rows]})
+        return
+    echo(render_status(report, rows))
+
+
+def migrate(
+    ctx: typer.Context,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Report what would move; change nothing.")
+    ] = False,
+    as_json: JsonFlag = False,
+) -> None:
+    """Move legacy runtime keys (status: in_progress, started_at, claimed_by, ...) into the registry.
+
+    Each file loses only those lines; the registry gains the claim they described.
+    """
+    from .. import migration
+
+    cfg = config(ctx)
+    report = migration.migrate(cfg, open_registry(cfg), dry_run=dry_run)
+    if as_json:
+        emit_json(report.to_dict())
+        return
+    for moved in report.files:
+        echo(f"{moved.path}: {'would move' if dry_run else 'moved'} {', '.join(moved.keys)}")
+    if not report.files:
+        echo("no runtime keys in task files; nothing to migrate")

@@ -1,0 +1,263 @@
+"""Effective state: ONE pure function of (task, registry entry, dependencies, clock).
+
+``task status``, the heartbeat and the status page all call ``classify_all``;
+none of them re-derives state. Nothing here reads files, processes or clocks:
+whatever is impure (which workers are dead, blob ids at the base ref, the
+time) comes in as an argument.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from .records import LIVE_STATES, RegistryEntry
+from .taskfile import Task
+from .tasksource import TaskSet
+
+BUCKETS = ("backlog", "waiting", "ready", "active", "review", "needs_attention", "done")
+SIGNALS = (
+    "dispatch_failed",
+    "stalled",
+    "worker_gone",
+    "pickup_overdue",
+    "exited_unreconciled",
+    "root_task_edited",
+    "registry_orphan",
+    "legacy_runtime_keys",
+    "parked",
+    "stopped",
+)
+
+
+@dataclass(frozen=True)
+class Limits:
+    """How long things may take before they become signals (seconds)."""
+
+    stall_after: float = 600.0  # heartbeat older than this: stalled
+    review_grace: float = 3600.0  # exit 0 without completion on the base ref for this long
+    pickup_after: float = 900.0  # ready with free capacity and not dispatched for this long
+
+    @classmethod
+    def from_config(cls, raw: Mapping[str, Any]) -> Limits:
+        """Read ``[tool.taskfiles.limits]``-style keys, falling back to the defaults."""
+        section = raw.get("limits", {})
+        return cls(
+            stall_after=float(section.get("stall_after_seconds", cls.stall_after)),
+            review_grace=float(section.get("review_grace_seconds", cls.review_grace)),
+            pickup_after=float(section.get("pickup_overdue_seconds", cls.pickup_after)),
+        )
+
+
+@dataclass(frozen=True)
+class Signal:
+    """Something a human should look at: what, why, and since when."""
+
+    kind: str
+    reason: str
+    since: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"kind": self.kind, "reason": self.reason, "since": self.since}
+
+
+@dataclass(frozen=True)
+class Classification:
+    """The effective state of one task (or of one orphaned registry entry)."""
+
+    slug: str
+    bucket: str
+    state: str  # finer than the bucket: e.g. running, retry_wait, parked, legacy_in_progress
+    task: Task | None
+    entry: RegistryEntry | None
+    signals: tuple[Signal, ...] = ()
+    blocked_by: tuple[str, ...] = ()  # dependencies not completed
+    detail: str = ""  # one human line: why it is in this bucket
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON form: slug, bucket, state, signals, blocked_by, detail, task, entry."""
+        return {
+            "slug": self.slug,
+            "bucket": self.bucket,
+            "state": self.state,
+            "title": self.task.title if self.task else None,
+            "owner": (self.task.owner if self.task else None) or (self.entry.owner if self.entry else None),
+            "priority": self.task.priority if self.task else None,
+            "path": self.task.path if self.task else None,
+            "status": self.task.status if self.task else None,
+            "signals": [signal.to_dict() for signal in self.signals],
+            "blocked_by": list(self.blocked_by),
+            "detail": self.detail,
+            "entry": self.entry.to_dict() if self.entry else None,
+        }
+
+
+@dataclass(frozen=True)
+class Inputs:
+    """The impure facts the caller gathered, so classification can stay pure."""
+
+    now: datetime
+    limits: Limits = field(default_factory=Limits)
+    dead_workers: frozenset[str] = frozenset()  # slugs whose recorded worker process is gone
+    blobs: Mapping[str, str] = field(default_factory=dict)  # slug -> task blob id at the base ref
+    ready_since: Mapping[str, str] = field(default_factory=dict)  # slug -> first seen ready
+    capacity_free: bool = True
+
+
+def classify_all(
+    tasks: TaskSet, entries: Mapping[str, RegistryEntry], inputs: Inputs
+) -> list[Classification]:
+    """Every task in path order, then registry entries whose task is gone."""
+    result = [classify(task, entries.get(task.slug), tasks, inputs) for task in tasks.tasks]
+    for slug, entry in sorted(entries.items()):
+        if slug not in tasks.by_slug and entry.state != "released":
+            result.append(_orphan(slug, entry, tasks))
+    return result
+
+
+def classify(task: Task, entry: RegistryEntry | None, tasks: TaskSet, inputs: Inputs) -> Classification:
+    """The effective state of one task; see the bucket table in ARCHITECTURE.md."""
+    if entry is not None and entry.state == "released":
+        entry = None
+    base = _base(task, entry, tasks, inputs)
+    signals = [*base.signals, *_common_signals(task, entry, inputs)]
+    if signals and base.bucket not in ("done",):
+        return _with(base, bucket="needs_attention", signals=tuple(signals))
+    return _with(base, signals=tuple(signals))
+
+
+def _with(c: Classification, **changes: Any) -> Classification:
+    from dataclasses import replace
+
+    return replace(c, **changes)
+
+
+def _base(task: Task, entry: RegistryEntry | None, tasks: TaskSet, inputs: Inputs) -> Classification:
+    if task.done:
+        return Classification(task.slug, "done", task.status, task, entry, detail=task.completed_at or "")
+    if entry is not None:
+        return _from_entry(task, entry, inputs)
+    if task.legacy:
+        return _legacy(task)
+    if task.status == "not_started":
+        return Classification(task.slug, "backlog", "not_started", task, None)
+    blocked = tuple(dep for dep in task.depends_on if not _completed(tasks, dep))
+    if blocked:
+        return Classification(
+            task.slug,
+            "waiting",
+            "waiting",
+            task,
+            None,
+            blocked_by=blocked,
+            detail="waits for " + ", ".join(blocked),
+        )
+    return _ready(task, inputs)
+
+
+def _completed(tasks: TaskSet, slug: str) -> bool:
+    dep = tasks.get(slug)
+    return dep is not None and dep.status == "completed"
+
+
+def _ready(task: Task, inputs: Inputs) -> Classification:
+    since = inputs.ready_since.get(task.slug)
+    signals: tuple[Signal, ...] = ()
+    if since and inputs.capacity_free and _age(since, inputs.now) > inputs.limits.pickup_after:
+        signals = (Signal("pickup_overdue", "ready with free capacity but not dispatched", since),)
+    return Classification(task.slug, "ready", "ready", task, None, signals)
+
+
+def _from_entry(task: Task, entry: RegistryEntry, inputs: Inputs) -> Classification:
+    slug, state = task.slug, entry.state
+    if state in LIVE_STATES:
+        return _live(task, entry, inputs)
+    if state == "exited" and entry.exit_code == 0:
+        return _review(task, entry, inputs)
+    if state == "retry_wait":
+        when = entry.next_attempt_at or ""
+        if when and _age(when, inputs.now) < 0:
+            detail = f"attempt {entry.attempt} failed ({entry.failure_class}); retry at {when}"
+            return Classification(slug, "waiting", "retry_wait", task, entry, detail=detail)
+        return Classification(slug, "ready", "retry_due", task, entry, detail="retry due")
+    if state == "parked":
+        kind = entry.failure_class if entry.failure_class in SIGNALS else "parked"
+        reason = entry.parked_reason or entry.last_error or "parked"
+        return Classification(
+            slug, "needs_attention", "parked", task, entry, (Signal(kind, reason, entry.finished_at),)
+        )
+    if state == "stopped":
+        signal = Signal("stopped", entry.stop_reason or "stopped by an operator", entry.finished_at)
+        return Classification(slug, "needs_attention", "stopped", task, entry, (signal,))
+    # failed or exited non-zero without a decision yet: the next heartbeat schedules it.
+    detail = f"attempt {entry.attempt} exited {entry.exit_code}; the next heartbeat decides"
+    return Classification(slug, "waiting", state, task, entry, detail=detail)
+
+
+def _live(task: Task, entry: RegistryEntry, inputs: Inputs) -> Classification:
+    signals = []
+    if task.slug in inputs.dead_workers:
+        signals.append(
+            Signal(
+                "worker_gone", f"worker pid {entry.pid} is gone without an exit record", entry.heartbeat_at
+            )
+        )
+    last = entry.heartbeat_at or entry.started_at or entry.claimed_at
+    if last and _age(last, inputs.now) > inputs.limits.stall_after:
+        signals.append(Signal("stalled", f"no heartbeat for {int(_age(last, inputs.now))} s", last))
+    detail = entry.progress or ""
+    return Classification(task.slug, "active", entry.state, task, entry, tuple(signals), detail=detail)
+
+
+def _review(task: Task, entry: RegistryEntry, inputs: Inputs) -> Classification:
+    signals: tuple[Signal, ...] = ()
+    finished = entry.finished_at
+    if finished and _age(finished, inputs.now) > inputs.limits.review_grace:
+        reason = "worker exited 0 but the completion record is not on the base ref"
+        signals = (Signal("exited_unreconciled", reason, finished),)
+    return Classification(task.slug, "review", "review", task, entry, signals, detail="waiting for the merge")
+
+
+def _legacy(task: Task) -> Classification:
+    keys = ", ".join(f"{k}={v}" for k, v in task.legacy.items())
+    return Classification(task.slug, "needs_attention", "legacy_in_progress", task, None, detail=keys)
+
+
+def _common_signals(task: Task, entry: RegistryEntry | None, inputs: Inputs) -> list[Signal]:
+    signals = []
+    if task.legacy:
+        keys = ", ".join(sorted(task.legacy))
+        signals.append(
+            Signal("legacy_runtime_keys", f"runtime keys in frontmatter ({keys}); run 'task migrate'")
+        )
+    if entry is None or task.done:
+        return signals
+    blob = inputs.blobs.get(task.slug)
+    if entry.task_blob and blob and blob != entry.task_blob and entry.state in (*LIVE_STATES, "exited"):
+        signals.append(
+            Signal("root_task_edited", "task file changed on the base ref since dispatch", entry.claimed_at)
+        )
+    if entry.last_error and entry.failure_class == "dispatch_failed" and entry.state != "parked":
+        signals.append(Signal("dispatch_failed", entry.last_error, entry.finished_at))
+    return signals
+
+
+def _orphan(slug: str, entry: RegistryEntry, tasks: TaskSet) -> Classification:
+    reason = "registry entry for a task that no longer exists"
+    signal = Signal("registry_orphan", reason, entry.heartbeat_at or entry.claimed_at)
+    return Classification(slug, "needs_attention", "orphan", None, entry, (signal,))
+
+
+def _age(stamp: str, now: datetime) -> float:
+    """Seconds from ``stamp`` (ISO-8601) to ``now``; negative when it is in the future."""
+    when = datetime.fromisoformat(stamp.replace("Z", "+00:00"))
+    return (now - when) / timedelta(seconds=1)
+
+
+def counts(classes: Iterable[Classification]) -> dict[str, int]:
+    """Tasks per bucket, every bucket present."""
+    tally = Counter(c.bucket for c in classes)
+    return {bucket: tally.get(bucket, 0) for bucket in BUCKETS}
