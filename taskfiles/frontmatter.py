@@ -4,40 +4,95 @@ python-frontmatter (and any YAML round trip) rewrites the whole header when it
 saves. Tools that edit task files must change only the lines they mean to
 change, so edits here work on the raw lines and leave comments, key order,
 quoting, the body and the final newline byte-identical.
+
+Lines are cut at "\\n" only (keeping "\\r\\n" whole), the way editors and git
+number them; ``str.splitlines`` would also cut at form feeds and U+2028.
 """
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import yaml
+from yaml.constructor import ConstructorError, SafeConstructor
 
 from .errors import TaskFileError
+from .scalars import render_scalar
+
+__all__ = [
+    "DELIMITER",
+    "DuplicateKeyError",
+    "Split",
+    "SplitError",
+    "key_lines",
+    "lines_of",
+    "load_yaml",
+    "render_scalar",  # re-exported: it lives in scalars.py
+    "set_keys",
+    "split",
+]
 
 DELIMITER = "---"
-_KEY_LINE = re.compile(r"""^(?:"([^"]+)"|'([^']+)'|([^\s#'"\-?:][^:#]*?|-[^\s:][^:#]*?))[ \t]*:(?:[ \t]|$)""")
-_PLAIN_SAFE = re.compile(r"[A-Za-z0-9_./@+][A-Za-z0-9_ ./:@+()-]*")
+# A top-level key: quoted, or plain (not starting with an indicator), up to the ':'
+# that is followed by a space or the end of the line.
+_KEY_LINE = re.compile(
+    r"""^(?:"(?P<dq>(?:[^"\\\n]|\\.)*)"|'(?P<sq>(?:[^'\n]|'')*)'"""
+    r"""|(?P<plain>[^\s#'"?:,\[\]{}&*!|>%@`-][^#\n]*?|-[^\s#][^#\n]*?))[ \t]*:(?=[ \t\r\n]|$)"""
+)
+_BLOCK_SCALAR = re.compile(r"^(?:[&!]\S*[ \t]+)*[|>][0-9+-]*$")
+_MERGE_TAG = "tag:yaml.org,2002:merge"
+
+
+class DuplicateKeyError(ConstructorError):
+    """A mapping names the same key twice; YAML readers disagree on which wins."""
+
+    def __init__(self, key: str, first: yaml.Mark, second: yaml.Mark) -> None:
+        super().__init__(None, None, f"found duplicate key {key!r}", second)
+        self.key = key
+        self.first_mark = first
 
 
 class _Loader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[misc]
-    """Safe loader (libyaml when present) that keeps dates as the strings people wrote."""
+    """Safe loader (libyaml when present): dates stay the strings people wrote,
+    duplicate keys are errors, and tags that do not map to JSON are refused."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        _refuse_duplicates(node)
+        return super().construct_mapping(node, deep=deep)  # type: ignore[no-any-return]
+
+
+def _refuse_duplicates(node: yaml.MappingNode) -> None:
+    seen: dict[tuple[str, str], yaml.Mark] = {}
+    for key_node, _ in node.value:
+        if not isinstance(key_node, yaml.ScalarNode) or key_node.tag == _MERGE_TAG:
+            continue
+        identity = (key_node.tag, key_node.value)
+        if identity in seen:
+            raise DuplicateKeyError(key_node.value, seen[identity], key_node.start_mark)
+        seen[identity] = key_node.start_mark
+
+
+def _unsupported_tag(loader: SafeConstructor, node: yaml.Node) -> Any:
+    raise ConstructorError(None, None, f"tag {node.tag} is not supported in task files", node.start_mark)
 
 
 _Loader.yaml_implicit_resolvers = {
     first: [(tag, rx) for tag, rx in resolvers if tag != "tag:yaml.org,2002:timestamp"]
     for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
 }
+_Loader.add_constructor("tag:yaml.org,2002:timestamp", SafeConstructor.construct_yaml_str)
+for _tag in ("binary", "set", "omap", "pairs"):
+    _Loader.add_constructor(f"tag:yaml.org,2002:{_tag}", _unsupported_tag)
 
 
 @dataclass(frozen=True)
 class Split:
     """A file cut into its frontmatter lines and body."""
 
-    lines: list[str]  # every line of the file, endings kept
+    lines: list[str]  # every line of the file (BOM removed), endings kept
     close: int  # index of the closing delimiter line
     bom: str
 
@@ -48,6 +103,7 @@ class Split:
 
     @property
     def body(self) -> str:
+        """Everything after the closing delimiter line, byte for byte."""
         return "".join(self.lines[self.close + 1 :])
 
     @property
@@ -64,10 +120,20 @@ class SplitError(ValueError):
         self.line = line
 
 
+def lines_of(text: str) -> list[str]:
+    """``text`` cut after each "\\n", endings kept; joining them gives ``text`` back."""
+    lines = text.split("\n")
+    last = lines.pop()
+    result = [line + "\n" for line in lines]
+    if last:
+        result.append(last)
+    return result
+
+
 def split(text: str) -> Split:
     """Cut ``text`` into header and body, or raise SplitError naming the line."""
     bom = "\ufeff" if text.startswith("\ufeff") else ""
-    lines = text[len(bom) :].splitlines(keepends=True)
+    lines = lines_of(text[len(bom) :])
     if not lines or lines[0].rstrip() != DELIMITER:
         raise SplitError(1, "no frontmatter: a task file must start with a '---' line")
     for index in range(1, len(lines)):
@@ -78,11 +144,11 @@ def split(text: str) -> Split:
 
 def load_yaml(header: str) -> Any:
     """Parse the header; yaml.YAMLError propagates for the caller to place."""
-    return yaml.load(header, Loader=_Loader)  # noqa: S506 - a SafeLoader subclass
+    return yaml.load(header, Loader=_Loader)
 
 
 def key_lines(split_: Split) -> dict[str, int]:
-    """Top-level key -> 1-based line number in the file."""
+    """Top-level key -> 1-based line number in the file (the first, if repeated)."""
     found: dict[str, int] = {}
     for index in range(1, split_.close):
         key = _key_of(split_.lines[index])
@@ -95,112 +161,132 @@ def _key_of(line: str) -> str | None:
     match = _KEY_LINE.match(line)
     if not match:
         return None
-    return next(g for g in match.groups() if g is not None).strip()
+    if match["sq"] is not None:
+        return match["sq"].replace("''", "'")
+    return match["dq"] if match["dq"] is not None else match["plain"].strip()
 
 
-def _span(split_: Split, start: int) -> int:
-    """Index one past the last line that belongs to the key starting at ``start``."""
-    end = start + 1
-    last_content = start
-    while end < split_.close:
-        line = split_.lines[end]
-        if not line.strip():
-            end += 1
-            continue
-        if line[0] in " \t" or line.startswith("- ") or line.rstrip() == "-":
-            last_content = end
-            end += 1
-            continue
-        break
-    return last_content + 1
-
-
-def _find_key(split_: Split, key: str) -> int | None:
-    for index in range(1, split_.close):
-        if _key_of(split_.lines[index]) == key:
+def _find_key(lines: list[str], close: int, key: str) -> int | None:
+    for index in range(1, close):
+        if _key_of(lines[index]) == key:
             return index
     return None
 
 
-def _value_and_rest(line: str) -> tuple[str, str, str]:
-    """Cut ``key: value  # note\\n`` into ("key: ", "value", "  # note\\n")."""
-    colon = _KEY_LINE.match(line)
-    assert colon is not None
-    prefix_end = colon.end()
-    body = line[prefix_end:]
-    ending = body[len(body.rstrip("\r\n")) :]
-    body = body[: len(body) - len(ending)]
-    lead = len(body) - len(body.lstrip(" \t"))
-    value_start = lead
-    value_end = _value_end(body, value_start)
-    prefix = line[:prefix_end] + body[:value_start]
-    if not prefix.endswith((" ", "\t")):
-        prefix += " "
-    return prefix, body[value_start:value_end], body[value_end:] + ending
+def _span(lines: list[str], close: int, start: int) -> int:
+    """Index one past the last line that belongs to the key starting at ``start``.
+
+    Blank and comment lines count only when more of the value follows them, so a
+    comment after a value stays when the value is replaced. Inside a block scalar
+    or an unclosed quoted scalar every indented line is content, even '# ...'.
+    """
+    literal = _opens_literal(lines[start])
+    last = start
+    for index in range(start + 1, close):
+        line = lines[index]
+        stripped = line.strip()
+        if not stripped:
+            continue
+        indented = line[0] in " \t"
+        if literal and indented:
+            last = index
+        elif stripped.startswith("#") and not literal:
+            continue
+        elif indented or stripped == "-" or line.startswith("- "):
+            last = index
+        else:
+            break
+    return last + 1
 
 
-def _value_end(body: str, start: int) -> int:
-    if start < len(body) and body[start] in "'\"":
-        quote = body[start]
-        index = start + 1
-        while index < len(body):
-            char = body[index]
-            if quote == '"' and char == "\\":
+def _opens_literal(line: str) -> bool:
+    _, _, value, _ = _cut(line)
+    if value[:1] in ("'", '"'):
+        return _quoted_end(value, 0) is None
+    return bool(_BLOCK_SCALAR.match(value))
+
+
+def _cut(line: str) -> tuple[str, str, str, str]:
+    """Cut a key line into (key part through ':', gap, value, tail: spaces, comment, ending)."""
+    match = _KEY_LINE.match(line)
+    if match is None:
+        raise AssertionError(f"not a key line: {line!r}")
+    key_end = match.end()
+    content = line.rstrip("\r\n")
+    ending = line[len(content) :]
+    after = content[key_end:]
+    value_start = len(after) - len(after.lstrip(" \t"))
+    value_end = _value_end(after, value_start)
+    if value_end == value_start:  # no value, maybe a comment: keep it all as the tail
+        return line[:key_end], "", "", after + ending
+    gap = after[:value_start]
+    return line[:key_end], gap, after[value_start:value_end], after[value_end:] + ending
+
+
+def _value_end(text: str, start: int) -> int:
+    """End of the value starting at ``text[start]``: before the comment and trailing blanks."""
+    if start < len(text) and text[start] in "'\"":
+        return _quoted_end(text, start) or len(text)
+    in_flow = text[start : start + 1] in ("[", "{")
+    index = start
+    while index < len(text):
+        char = text[index]
+        if char == "#" and (index == start or text[index - 1] in " \t"):
+            break
+        if in_flow and char in "'\"" and _starts_token(text, index, start):
+            index = _quoted_end(text, index) or len(text)
+            continue
+        index += 1
+    return max(start, len(text[:index].rstrip(" \t")))
+
+
+def _starts_token(text: str, index: int, start: int) -> bool:
+    before = text[start:index].rstrip(" \t")
+    return not before or before[-1] in "[{,:"
+
+
+def _quoted_end(text: str, start: int) -> int | None:
+    """Index just past the quoted scalar opening at ``start``; None if it is not closed."""
+    quote = text[start]
+    index = start + 1
+    while index < len(text):
+        char = text[index]
+        if quote == '"' and char == "\\":
+            index += 2
+            continue
+        if char == quote:
+            if quote == "'" and text[index + 1 : index + 2] == "'":
                 index += 2
                 continue
-            if char == quote:
-                if quote == "'" and body[index + 1 : index + 2] == "'":
-                    index += 2
-                    continue
-                return index + 1
-            index += 1
-        return len(body)
-    comment = re.search(r"[ \t]#", body[start:])
-    end = start + comment.start() if comment else len(body)
-    return len(body[:end].rstrip(" \t"))
-
-
-def render_scalar(value: object, quote: str = "") -> str:
-    """A YAML scalar for ``value``, in the quoting style ``quote`` when one was used."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int | float):
-        return repr(value)
-    if not isinstance(value, str):
-        raise TypeError(f"cannot write {type(value).__name__} into frontmatter")
-    if quote == "'" and "\n" not in value:
-        return "'" + value.replace("'", "''") + "'"
-    if quote != '"' and _is_plain_safe(value):
-        return value
-    return json.dumps(value, ensure_ascii=False)
-
-
-def _is_plain_safe(value: str) -> bool:
-    if not _PLAIN_SAFE.fullmatch(value) or value != value.strip() or ": " in value:
-        return False
-    # Any YAML reader must get the same string back: no dates, numbers, booleans.
-    return yaml.safe_load(value) == value
+            return index + 1
+        index += 1
+    return None
 
 
 def set_keys(text: str, updates: Mapping[str, object]) -> str:
-    """Set (or, with None, remove) top-level keys, changing only their own lines."""
+    """Set (or, with None, remove) top-level keys, changing only their own lines.
+
+    A key that is absent is added just before the closing delimiter. Raises
+    TaskFileError when the file has no frontmatter, or when the result would not
+    read back as exactly the old keys with ``updates`` applied.
+    """
     if not updates:
         return text
-    split_ = split(text)
+    try:
+        split_ = split(text)
+    except SplitError as exc:
+        raise TaskFileError(f"line {exc.line}: {exc}") from exc
     lines = list(split_.lines)
     close = split_.close
-    ending = _line_ending(lines[close])
+    ending = _line_ending(lines[close], lines)
     for key, value in updates.items():
-        current = Split(lines, close, split_.bom)
-        start = _find_key(current, key)
+        start = _find_key(lines, close, key)
         if start is None:
             if value is not None:
-                lines.insert(close, f"{key}: {render_scalar(value)}{ending}")
+                lines.insert(close, f"{_render_key(key)}: {render_scalar(value)}{ending}")
                 close += 1
             continue
-        end = _span(current, start)
+        end = _span(lines, close, start)
         new = [] if value is None else [_replace_value(lines[start], value, end - start > 1)]
         lines[start:end] = new
         close += len(new) - (end - start)
@@ -209,25 +295,29 @@ def set_keys(text: str, updates: Mapping[str, object]) -> str:
     return result
 
 
+def _render_key(key: str) -> str:
+    rendered = render_scalar(key)
+    if _key_of(f"{rendered}: x") != key:
+        raise TaskFileError(f"cannot add key {key!r} to frontmatter; use a plain name like 'due_date'")
+    return rendered
+
+
 def _replace_value(line: str, value: object, multi_line: bool) -> str:
-    prefix, old, rest = _value_and_rest(line)
-    if multi_line or not old:
-        return f"{prefix}{render_scalar(value)}{_line_ending(line)}"
-    quote = old[0] if old[0] in "'\"" else ""
-    return f"{prefix}{render_scalar(value, quote)}{rest}"
+    key, gap, old, tail = _cut(line)
+    quote = old[0] if old[:1] in ("'", '"') and not multi_line else ""
+    return f"{key}{gap or ' '}{render_scalar(value, quote)}{tail}"
 
 
-def _line_ending(line: str) -> str:
-    return line[len(line.rstrip("\r\n")) :] or "\n"
+def _line_ending(line: str, lines: list[str]) -> str:
+    """The closing line's ending; if it has none (end of file), the opening line's."""
+    own = line[len(line.rstrip("\r\n")) :]
+    return own or lines[0][len(lines[0].rstrip("\r\n")) :] or "\n"
 
 
 def _check_edit(before: str, after: str, updates: Mapping[str, object]) -> None:
     """Refuse an edit whose YAML does not read back as intended (never write a guess)."""
-    try:
-        old = load_yaml(split(before).header) or {}
-        new = load_yaml(split(after).header) or {}
-    except yaml.YAMLError as exc:
-        raise TaskFileError(f"editing the frontmatter would break its YAML: {exc}") from exc
+    old = _mapping(before, "the frontmatter is not valid YAML ({}); fix it before editing")
+    new = _mapping(after, "editing the frontmatter would break its YAML ({}); edit the file by hand")
     expected = {k: v for k, v in old.items() if k not in updates}
     expected.update({k: v for k, v in updates.items() if v is not None})
     if new != expected:
@@ -235,3 +325,16 @@ def _check_edit(before: str, after: str, updates: Mapping[str, object]) -> None:
             "this frontmatter is too unusual to edit safely by line "
             f"(keys {', '.join(updates)}); edit the file by hand"
         )
+
+
+def _mapping(text: str, template: str) -> dict[Any, Any]:
+    try:
+        loaded = load_yaml(split(text).header)
+    except yaml.YAMLError as exc:
+        detail = " ".join(str(exc).split())
+        raise TaskFileError(template.format(detail)) from exc
+    if loaded is None:
+        return {}
+    if not isinstance(loaded, dict):
+        raise TaskFileError("the frontmatter is not 'key: value' lines; fix it before editing")
+    return loaded

@@ -67,7 +67,10 @@ BODY_SECTIONS = (
     "Review feedback",
 )
 SLUG_RE = re.compile(r"[a-z0-9][a-z0-9._-]*", re.IGNORECASE)
-_CONFLICT = re.compile(r"^(<{7}( |$)|={7}$|>{7}( |$)|\|{7}( |$))", re.MULTILINE)
+# Conflict markers: '=======' alone is also a setext heading underline in markdown,
+# so it counts only in a file that has a '<<<<<<<' or '>>>>>>>' line too.
+_CONFLICT_EDGE = re.compile(r"^(?:<{7}|>{7}|\|{7})(?:[ \t][^\n]*)?\r?$", re.MULTILINE)
+_CONFLICT_MIDDLE = re.compile(r"^={7}\r?$", re.MULTILINE)
 
 
 @dataclass(frozen=True)
@@ -187,58 +190,80 @@ def _decode(data: bytes, path: str) -> str | Problem:
     nul = data.find(b"\0")
     if nul != -1:
         line = data.count(b"\n", 0, nul) + 1
-        return Problem(path, line, "binary file (NUL byte); task files are UTF-8 markdown", "binary")
+        return Problem(
+            path,
+            line,
+            "binary file (NUL byte); task files are UTF-8 markdown: move it out of tasks/",
+            "binary",
+        )
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
         line = data.count(b"\n", 0, exc.start) + 1
-        bad = data[exc.start]
-        return Problem(
-            path, line, f"not UTF-8 (byte 0x{bad:02x}); re-save the file as UTF-8", "encoding"
-        )
-    if not text.strip():
-        return Problem(
-            path, 1, "empty file; start it with '---', a 'title:' line and '---'", "empty"
-        )
+        message = f"not UTF-8 (byte 0x{data[exc.start]:02x}); re-save the file as UTF-8"
+        return Problem(path, line, message, "encoding")
+    if not text.lstrip("\ufeff").strip():
+        return Problem(path, 1, "empty file; start it with '---', a 'title:' line and '---'", "empty")
     return text
 
 
+def _conflict_markers(text: str, path: str) -> list[Problem]:
+    if "<<<<<<<" not in text and ">>>>>>>" not in text and "|||||||" not in text:
+        return []  # the common case, without running the regex over the whole file
+    edges = [m.start() for m in _CONFLICT_EDGE.finditer(text)]
+    if not edges:
+        return []
+    starts = sorted(edges + [m.start() for m in _CONFLICT_MIDDLE.finditer(text)])
+    message = "unresolved merge-conflict marker; resolve the conflict and delete the marker lines"
+    return [Problem(path, text.count("\n", 0, start) + 1, message, "conflict_marker") for start in starts]
+
+
 def _parse_text(text: str, path: str, slug: str, workstream: str | None, schema: Schema) -> Parsed:
-    markers = [
-        Problem(
-            path,
-            text.count("\n", 0, m.start()) + 1,
-            "unresolved merge-conflict marker; resolve the conflict and delete the marker lines",
-            "conflict_marker",
-        )
-        for m in _CONFLICT.finditer(text)
-    ]
+    markers = _conflict_markers(text, path)
     if markers:
         return Parsed(None, tuple(markers))
     try:
         split = frontmatter.split(text)
     except frontmatter.SplitError as exc:
         return _fatal(path, exc.line, "no_frontmatter", str(exc))
+    header = split.header
     try:
-        meta = frontmatter.load_yaml(split.header)
+        meta = frontmatter.load_yaml(header)
     except yaml.YAMLError as exc:
-        return _fatal(path, _yaml_line(exc), "yaml", _yaml_message(exc))
+        return _fatal(path, _yaml_line(exc, header), "yaml", _yaml_message(exc, header))
     if meta is None:
         meta = {}
     if not isinstance(meta, dict):
-        return _fatal(path, 2, "not_mapping", "frontmatter must be 'key: value' lines, not a list or text")
-    lines = frontmatter.key_lines(split)
-    return _build(meta, lines, split, path, slug, workstream, schema)
+        message = "frontmatter must be 'key: value' lines, not a list or text"
+        return _fatal(path, 2, "not_mapping", message)
+    return _build(meta, frontmatter.key_lines(split), split, path, slug, workstream, schema)
 
 
-def _yaml_line(exc: yaml.YAMLError) -> int:
+def _yaml_line(exc: yaml.YAMLError, header: str) -> int:
+    """The file line of a YAML error (the header starts on line 2), counting "\\n" like editors."""
+    if isinstance(exc, yaml.reader.ReaderError):
+        # libyaml reports this position in bytes, the Python reader in characters.
+        index = header.find(chr(exc.character)) if isinstance(exc.character, int) else -1
+        return _line_at(header, max(index, 0))
     mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
-    return (mark.line + 2) if mark is not None else 2  # the header starts on line 2
+    return _line_at(header, mark.index) if mark is not None else 2
 
 
-def _yaml_message(exc: yaml.YAMLError) -> str:
+def _line_at(header: str, index: int) -> int:
+    return header.count("\n", 0, index) + 2
+
+
+def _yaml_message(exc: yaml.YAMLError, header: str) -> str:
+    if isinstance(exc, frontmatter.DuplicateKeyError):
+        first = _line_at(header, exc.first_mark.index)
+        return f"duplicate key {exc.key!r} (first on line {first}); delete one of them"
     problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
     context = getattr(exc, "context", None)
+    context_mark = getattr(exc, "context_mark", None)
+    if context and context_mark is not None:
+        started = _line_at(header, context_mark.index)
+        if started != _yaml_line(exc, header):  # say where the unfinished construct began
+            context = f"{context} on line {started}"
     detail = f"{context}, {problem}" if context else problem
     return f"invalid YAML ({detail}); check quoting and indentation"
 
@@ -253,28 +278,41 @@ class _Checker:
         self.fatal = False
 
     def add(self, key: str, code: str, message: str, *, fatal: bool = False, warning: bool = False) -> None:
+        """Record a problem on ``key``'s line (line 1 when the key is absent)."""
         line = self.lines.get(key, 1)
         self.problems.append(Problem(self.path, line, message, code, "warning" if warning else "error"))
         self.fatal = self.fatal or fatal
 
     def text(self, meta: dict[str, Any], key: str) -> str | None:
+        """A single value as a string; numbers are read as written (``pr: 12`` -> "12")."""
         value = meta.get(key)
         if value is None or isinstance(value, str):
             return value
         if isinstance(value, int | float) and not isinstance(value, bool):
             return str(value)
-        self.add(key, "bad_type", f"{key} must be a single value, not {type(value).__name__}", fatal=True)
+        example = f"{key}: some text" if isinstance(value, bool) else f"{key}: one value"
+        message = f"{key} must be a single value, not {_kind(value)}; write '{example}'"
+        self.add(key, "bad_type", message, fatal=True)
         return None
 
     def str_list(self, meta: dict[str, Any], key: str) -> tuple[str, ...]:
+        """A list of strings; anything else is a fatal problem."""
         value = meta.get(key)
         if value is None:
             return ()
         if isinstance(value, list) and all(isinstance(v, str) for v in value):
             return tuple(value)
-        example = f"{key}: [a, b]"
-        self.add(key, "bad_type", f"{key} must be a list of strings, e.g. '{example}'", fatal=True)
+        example = f"{key}: [{value}]" if isinstance(value, str) else f"{key}: [a, b]"
+        message = f"{key} must be a list of strings, not {_kind(value)}; write '{example}'"
+        self.add(key, "bad_type", message, fatal=True)
         return ()
+
+
+def _kind(value: object) -> str:
+    for kind, name in ((bool, "a boolean"), (str, "a string"), (list, "a list"), (dict, "a mapping")):
+        if isinstance(value, kind):
+            return name
+    return f"a {type(value).__name__}"
 
 
 def _build(
@@ -288,31 +326,22 @@ def _build(
 ) -> Parsed:
     meta = {str(k): v for k, v in meta.items()}
     check = _Checker(path, lines)
-    title = check.text(meta, "title")
-    if not title or not title.strip():
-        check.add("title", "missing_title", "missing title; add a 'title: ...' line", fatal=True)
+    title = _title(check, meta)
     status, legacy = _status(check, meta)
-    priority = check.text(meta, "priority") or schema.default_priority
-    if priority not in schema.priorities:
-        choices = ", ".join(schema.priorities)
-        check.add("priority", "bad_priority", f"priority {priority!r} is not one of {choices}", fatal=True)
+    priority = _priority(check, meta, schema)
     legacy.update({k: v for k, v in meta.items() if k in RUNTIME_KEYS})
-    for key in sorted(legacy):
-        check.add(
-            key,
-            "legacy_runtime_keys",
-            f"runtime key '{key}' in frontmatter; runtime state belongs in the registry: run 'task migrate'",
-        )
+    _report_runtime_keys(check, legacy)
     extra = {k: v for k, v in meta.items() if k not in DURABLE_KEYS and k not in RUNTIME_KEYS}
     for key in extra:
-        check.add(key, "unknown_key", f"unknown key '{key}' (kept as is)", warning=True)
+        check.add(key, "unknown_key", f"unknown key '{key}' (kept as is); check its spelling", warning=True)
     completed_at = check.text(meta, "completed_at")
     if status == "completed" and not completed_at:
-        check.add("status", "missing_completed_at", "status is completed but completed_at is missing; add 'completed_at: YYYY-MM-DD'")
+        message = "status is completed but completed_at is missing; add 'completed_at: YYYY-MM-DD'"
+        check.add("status", "missing_completed_at", message)
     task = Task(
         slug=slug,
         path=path,
-        title=(title or "").strip(),
+        title=title,
         status=status,
         priority=priority,
         owner=check.text(meta, "owner"),
@@ -332,13 +361,44 @@ def _build(
     return Parsed(None if check.fatal else task, tuple(check.problems))
 
 
+def _title(check: _Checker, meta: dict[str, Any]) -> str:
+    if "title" not in meta:
+        check.add("title", "missing_title", "missing title; add a 'title: ...' line", fatal=True)
+        return ""
+    title = check.text(meta, "title")
+    if meta["title"] is None or (title is not None and not title.strip()):
+        message = "title is empty; write what the task is about after 'title:'"
+        check.add("title", "missing_title", message, fatal=True)
+    return (title or "").strip()
+
+
 def _status(check: _Checker, meta: dict[str, Any]) -> tuple[str, dict[str, Any]]:
     status = check.text(meta, "status") or "not_started"
     if status in LEGACY_STATUSES:
         return LEGACY_STATUSES[status], {"status": status}
     if status not in STATUSES:
-        check.add("status", "bad_status", f"status {status!r} is not one of {', '.join(STATUSES)}", fatal=True)
+        message = f"status {status!r} is not one of {', '.join(STATUSES)}"
+        check.add("status", "bad_status", message, fatal=True)
     return status, {}
+
+
+def _priority(check: _Checker, meta: dict[str, Any], schema: Schema) -> str:
+    priority = check.text(meta, "priority") or schema.default_priority
+    if priority not in schema.priorities:
+        message = f"priority {priority!r} is not one of {', '.join(schema.priorities)}"
+        check.add("priority", "bad_priority", message, fatal=True)
+    return priority
+
+
+def _report_runtime_keys(check: _Checker, legacy: dict[str, Any]) -> None:
+    hint = "runtime state belongs in the registry: run 'task migrate'"
+    for key in sorted(legacy):
+        if key == "status":
+            implied = LEGACY_STATUSES[legacy[key]]
+            message = f"status {legacy[key]!r} is runtime state (read as {implied!r}); {hint}"
+        else:
+            message = f"runtime key '{key}' in frontmatter; {hint}"
+        check.add(key, "legacy_runtime_keys", message)
 
 
 def slugify(title: str) -> str:
