@@ -17,7 +17,7 @@ from pathlib import Path
 
 from . import frontmatter
 from .config import Config
-from .errors import ConflictError, UsageError
+from .errors import ConflictError, TaskFileError, UsageError
 from .query import find
 from .taskfile import Task, render_new, slugify
 from .tasksource import load
@@ -153,7 +153,10 @@ def _edit(config: Config, task: Task, updates: Mapping[str, object]) -> Edit:
     path = config.root / task.path
     data = path.read_bytes()
     text = data.decode("utf-8")
-    new = frontmatter.set_keys(text, updates)
+    try:
+        new = frontmatter.set_keys(text, updates)
+    except TaskFileError as error:
+        raise TaskFileError(f"{task.path}: {error}") from error
     if new == text:
         return Edit(task.slug, task.path, False, ())
     write_atomic(path, new.encode("utf-8"))

@@ -9,11 +9,14 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import yaml
+if TYPE_CHECKING:
+    # Imported where used: the warm `task list` path builds Tasks from the cache
+    # and must not pay ~15 ms for YAML it never parses.
+    import yaml
 
-from . import frontmatter
+    from . import frontmatter
 
 STATUSES = ("not_started", "ready", "completed", "cancelled")
 DONE_STATUSES = frozenset({"completed", "cancelled"})
@@ -219,6 +222,10 @@ def _conflict_markers(text: str, path: str) -> list[Problem]:
 
 
 def _parse_text(text: str, path: str, slug: str, workstream: str | None, schema: Schema) -> Parsed:
+    import yaml
+
+    from . import frontmatter
+
     markers = _conflict_markers(text, path)
     if markers:
         return Parsed(None, tuple(markers))
@@ -241,6 +248,8 @@ def _parse_text(text: str, path: str, slug: str, workstream: str | None, schema:
 
 def _yaml_line(exc: yaml.YAMLError, header: str) -> int:
     """The file line of a YAML error (the header starts on line 2), counting "\\n" like editors."""
+    import yaml
+
     if isinstance(exc, yaml.reader.ReaderError):
         # libyaml reports this position in bytes, the Python reader in characters.
         index = header.find(chr(exc.character)) if isinstance(exc.character, int) else -1
@@ -254,6 +263,8 @@ def _line_at(header: str, index: int) -> int:
 
 
 def _yaml_message(exc: yaml.YAMLError, header: str) -> str:
+    from . import frontmatter
+
     if isinstance(exc, frontmatter.DuplicateKeyError):
         first = _line_at(header, exc.first_mark.index)
         return f"duplicate key {exc.key!r} (first on line {first}); delete one of them"
@@ -415,6 +426,8 @@ def slugify(title: str) -> str:
 
 def render_new(fields: Mapping[str, object]) -> str:
     """The text of a new task file: frontmatter in canonical key order, then the sections."""
+    from . import frontmatter
+
     header = []
     for key in DURABLE_KEYS:
         value = fields.get(key)
