@@ -5,10 +5,15 @@ in_progress``, ``claimed_by``, ``started_at`` and the like in task files. A clai
 they describe becomes a registry entry (with a fresh lease, since the old tool
 had none); every moved key and value is kept in a ``task.migrated`` event; the
 file loses exactly those lines, and ``in_progress`` becomes ``ready``.
+
+Every file's edit is computed (and checked) before anything is written, so a file
+too unusual to edit by line stops the migration before the registry or any file
+changes.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import partial
@@ -16,14 +21,14 @@ from typing import Any
 
 from . import frontmatter
 from .config import Config
+from .errors import TaskFileError
 from .planning import write_atomic
 from .records import RegistryEntry, format_time, parse_time
 from .registry import Registry
+from .state import legacy_claim
 from .taskfile import Task
 from .tasksource import load
 from .transaction import Change, Plan, Snapshot
-
-CLAIM_KEYS = ("claimed_by", "claimed_at", "started_at", "worker", "claim")
 
 
 @dataclass(frozen=True)
@@ -61,56 +66,92 @@ class MigrationReport:
         }
 
 
+@dataclass(frozen=True)
+class _Edit:
+    task: Task
+    text: str  # the file as it will be written
+
+
 def migrate(config: Config, registry: Registry, *, dry_run: bool = False) -> MigrationReport:
     """Migrate every task file of the working tree that carries runtime keys."""
+    edits = [_plan(config, task) for task in load(config).tasks if task.legacy]
+    max_attempts = int(config.raw.get("worker", {}).get("max_attempts", 3))
     moved = []
-    for task in load(config).tasks:
-        if not task.legacy:
-            continue
-        claim = _describes_claim(task)
-        skipped = None
-        if claim and not dry_run:
-            skipped = registry.transact(partial(_import, task=task))
-        if not dry_run:
-            _strip(config, task)
-        moved.append(Moved(task.slug, task.path, tuple(task.legacy), claim and skipped is None, skipped))
+    for edit in edits:
+        task = edit.task
+        if dry_run:
+            skipped = _skip_reason(task, registry.find(task.slug))
+        else:
+            skipped = registry.transact(partial(_import, task=task, max_attempts=max_attempts))
+            write_atomic(config.root / task.path, edit.text.encode("utf-8"))
+        claim = legacy_claim(task) and skipped is None
+        moved.append(Moved(task.slug, task.path, tuple(task.legacy), claim, skipped))
     return MigrationReport(tuple(moved), dry_run)
 
 
-def _describes_claim(task: Task) -> bool:
-    return task.legacy.get("status") is not None or any(key in task.legacy for key in CLAIM_KEYS)
+def _plan(config: Config, task: Task) -> _Edit:
+    """The file without its runtime keys; TaskFileError (naming the file) when it cannot be edited."""
+    updates: dict[str, object] = {key: None for key in task.legacy if key != "status"}
+    if "status" in task.legacy:
+        updates["status"] = task.status  # the durable status the legacy one implies (ready)
+    path = config.root / task.path
+    try:
+        return _Edit(task, frontmatter.set_keys(path.read_bytes().decode("utf-8"), updates))
+    except (TaskFileError, OSError, UnicodeDecodeError) as exc:
+        raise TaskFileError(f"{task.path}: {exc}; nothing was migrated") from None
 
 
-def _import(s: Snapshot, *, task: Task) -> Plan[str | None]:
-    """A mutation: the claim the legacy keys describe, unless the registry already has one."""
-    current = s.entries.get(task.slug)
+def _skip_reason(task: Task, current: RegistryEntry | None) -> str | None:
+    """Why no claim is imported for ``task`` (None: one is, or the keys describe none)."""
+    if not legacy_claim(task):
+        return None
     if current is not None and current.is_live:
-        return Plan((), f"registry already holds a live claim (lease {current.lease})")
+        return f"registry already holds a live claim (lease {current.lease})"
+    return None
+
+
+def _import(s: Snapshot, *, task: Task, max_attempts: int) -> Plan[str | None]:
+    """A mutation: record the legacy keys in a task.migrated event, with the claim they describe."""
+    current = s.entries.get(task.slug)
+    skipped = _skip_reason(task, current)
+    details = {
+        "path": task.path,
+        "keys": {k: _as_read(v) for k, v in task.legacy.items()},
+        "claim": legacy_claim(task) and skipped is None,
+    }
+    if skipped:
+        details["skipped_claim"] = skipped
+    if legacy_claim(task) and skipped is None:
+        entry = _claim(s, task, current, max_attempts)
+    elif current is not None:
+        entry = current  # unchanged: the event alone records what left the file
+    else:
+        # Nothing ran: a released entry (with a lease never issued before) carries the event.
+        lease = s.last_lease(task.slug) + 1
+        entry = RegistryEntry(task.slug, "released", lease, owner=task.owner, updated_at=s.stamp)
+    return Plan((Change(task.slug, entry, "task.migrated", details),), skipped)
+
+
+def _claim(s: Snapshot, task: Task, current: RegistryEntry | None, max_attempts: int) -> RegistryEntry:
     legacy = task.legacy
     started = _time(legacy.get("started_at"))
-    entry = RegistryEntry(
+    attempt = _int(legacy.get("attempt") or legacy.get("attempts"), 1)
+    return RegistryEntry(
         slug=task.slug,
         state="running" if started else "claimed",
         lease=s.last_lease(task.slug) + 1,
-        attempt=_int(legacy.get("attempt") or legacy.get("attempts"), 1),
+        attempt=max(attempt, current.attempt + 1) if current else attempt,  # log names never reused
+        max_attempts=max(max_attempts, attempt),
         owner=task.owner,
         worker=_text(legacy.get("claimed_by") or legacy.get("worker")) or "migrated",
+        host=_text(legacy.get("host")),
         claimed_at=_time(legacy.get("claimed_at")) or started or s.stamp,
         started_at=started,
         heartbeat_at=_time(legacy.get("heartbeat_at") or legacy.get("last_heartbeat")) or started,
+        updated_at=s.stamp,
         progress=_text(legacy.get("progress")),
+        total_cost_usd=current.total_cost_usd if current else 0.0,
     )
-    details = {"path": task.path, "keys": {k: _text(v) for k, v in legacy.items()}}
-    return Plan((Change(task.slug, entry, "task.migrated", details),), None)
-
-
-def _strip(config: Config, task: Task) -> None:
-    updates: dict[str, object] = {key: None for key in task.legacy if key != "status"}
-    if "status" in task.legacy:
-        updates["status"] = "ready"
-    path = config.root / task.path
-    text = path.read_bytes().decode("utf-8")
-    write_atomic(path, frontmatter.set_keys(text, updates).encode("utf-8"))
 
 
 def _time(value: object) -> str | None:
@@ -135,3 +176,12 @@ def _text(value: object) -> str | None:
     if isinstance(value, Mapping | list):
         return repr(value)
     return str(value)
+
+
+def _as_read(value: object) -> object:
+    """A frontmatter value for the event log: scalars as they are, anything else as text."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)  # JSON has no NaN or infinity
+    if value is None or isinstance(value, str | int | float | bool):
+        return value
+    return _text(value)

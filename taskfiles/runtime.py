@@ -8,7 +8,7 @@ one classification function in ``state``.
 from __future__ import annotations
 
 import socket
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -18,6 +18,7 @@ from .config import Config
 from .errors import ConflictError, NotFoundError, TaskfilesError
 from .records import RegistryEntry, format_time, parse_time
 from .registry import Registry
+from .taskfile import Task
 from .tasksource import TaskSet, load
 
 
@@ -43,19 +44,80 @@ def planning_source(config: Config, ref: str | None = None, *, working_tree: boo
         return Source(load(config), None, note)
 
 
+@dataclass(frozen=True)
+class EntriesRead:
+    """Registry entries for a planning view, or why they could not be read."""
+
+    entries: Mapping[str, RegistryEntry]
+    warning: str | None = None
+
+
+def read_entries(config: Config, registry: Registry | None = None) -> EntriesRead:
+    """Every registry entry, read once, for views that must work without the registry.
+
+    No registry folder means nothing ever ran: no entries, and no store is opened.
+    An unreadable registry is a warning here, not an error: the plan is still shown.
+    """
+    if registry is None:
+        if not config.registry_dir.exists():
+            return EntriesRead({})
+        from .registry import open_registry
+
+        registry = open_registry(config)
+    try:
+        return EntriesRead(registry.entries())  # every entry checked here, not mid-listing
+    except TaskfilesError as error:
+        return EntriesRead({}, f"runtime state not shown: {error}")
+
+
+def runtime_view(entry: RegistryEntry | None, now: datetime) -> dict[str, Any] | None:
+    """The runtime facts ``task list``/``show`` print next to a task (None: no entry)."""
+    if entry is None:
+        return None
+    return {
+        "state": entry.state,
+        "lease": entry.lease,
+        "attempt": entry.attempt,
+        "max_attempts": entry.max_attempts,
+        "worker": entry.worker,
+        "heartbeat_at": entry.heartbeat_at,
+        "heartbeat_age_seconds": _age_seconds(entry.heartbeat_at, now),
+    }
+
+
 def claim(
     config: Config, registry: Registry, slug: str, *, worker: str, ref: str | None = None
 ) -> RegistryEntry:
     """Claim a ready task whose dependencies are completed; ConflictError otherwise."""
     source = planning_source(config, ref, working_tree=ref is None)
     task = query.find(source.tasks, slug)
+    refusal = _not_claimable(task, source.tasks)
+    if refusal:
+        raise ConflictError(refusal)
+    blob = source.tasks.blobs.get(slug)
+    return registry.claim(
+        slug, worker=worker, owner=task.owner, max_attempts=_max_attempts(config), task_blob=blob
+    )
+
+
+def _not_claimable(task: Task, tasks: TaskSet) -> str | None:
+    """Why the planning record forbids claiming ``task``; the registry checks the rest."""
+    slug = task.slug
+    if state.legacy_claim(task):
+        keys = ", ".join(f"{key}: {value}" for key, value in task.legacy.items())
+        return f"'{slug}' is claimed in its frontmatter by an older tool ({keys}); run 'task migrate' first"
     if task.status != "ready":
         hint = "run 'task ready' and land it first" if task.status == "not_started" else "it is finished"
-        raise ConflictError(f"'{slug}' is {task.status}, not ready; {hint}")
-    blocked = [dep for dep in task.depends_on if not _completed(source.tasks, dep)]
+        return f"'{slug}' is {task.status}, not ready; {hint}"
+    blocked = [f"{dep} ({_status_of(tasks, dep)})" for dep in task.depends_on if not _completed(tasks, dep)]
     if blocked:
-        raise ConflictError(f"'{slug}' waits for {', '.join(blocked)} to be completed")
-    return registry.claim(slug, worker=worker, owner=task.owner, max_attempts=_max_attempts(config))
+        return f"'{slug}' waits for {', '.join(blocked)}; its dependencies must be completed first"
+    return None
+
+
+def _status_of(tasks: TaskSet, slug: str) -> str:
+    dep = tasks.get(slug)
+    return dep.status if dep else "missing"
 
 
 def claim_next(
@@ -67,10 +129,14 @@ def claim_next(
     candidates = [
         task.slug
         for task in query.dispatch_order(source.tasks, config)
-        if canonical is None or task.owner == canonical
+        if (canonical is None or task.owner == canonical) and not state.legacy_claim(task)
     ]
     return registry.claim_first(
-        candidates, worker=worker, owner=canonical, max_attempts=_max_attempts(config)
+        candidates,
+        worker=worker,
+        owner=canonical,
+        max_attempts=_max_attempts(config),
+        task_blobs=source.tasks.blobs,
     )
 
 
@@ -100,11 +166,15 @@ class StatusReport:
 
     @property
     def attention(self) -> list[state.Classification]:
-        """One row per task that needs a human, its signals together."""
-        return [c for c in self.classes if c.bucket == "needs_attention"]
+        """One row per task with a signal (needs_attention, or done with a lingering entry)."""
+        return attention(self.classes)
 
-    def to_dict(self) -> dict[str, Any]:
-        """JSON form: generated_at, ref, counts, cycle, attention, tasks, warnings."""
+    def to_dict(self, rows: Sequence[state.Classification] | None = None) -> dict[str, Any]:
+        """JSON form: generated_at, ref, counts, cycle, registry_error, attention, tasks, warnings.
+
+        ``rows`` narrows ``tasks`` and ``attention`` (``filter_classes``); counts stay whole.
+        """
+        shown = self.classes if rows is None else rows
         return {
             "generated_at": self.generated_at,
             "ref": self.ref,
@@ -112,11 +182,17 @@ class StatusReport:
             "cycle": dict(self.cycle) if self.cycle else None,
             "registry_error": self.registry_error,
             "attention": [
-                {"slug": c.slug, "signals": [s.to_dict() for s in c.signals]} for c in self.attention
+                {"slug": c.slug, "bucket": c.bucket, "signals": [s.to_dict() for s in c.signals]}
+                for c in attention(shown)
             ],
-            "tasks": [c.to_dict() for c in self.classes],
+            "tasks": [c.to_dict() for c in shown],
             "warnings": list(self.warnings),
         }
+
+
+def attention(rows: Iterable[state.Classification]) -> list[state.Classification]:
+    """The rows a human should look at: every one that carries a signal."""
+    return [c for c in rows if c.signals or c.bucket == "needs_attention"]
 
 
 def status(
@@ -136,12 +212,13 @@ def status(
         registry_error = None
     except TaskfilesError as error:
         entries, cycle, registry_error = {}, None, str(error)
+    ready_since = (cycle or {}).get("ready_since")
     inputs = state.Inputs(
         now=now,
         limits=state.Limits.from_config(config.raw),
         dead_workers=dead_workers(entries),
         blobs=source.tasks.blobs if source.ref else {},
-        ready_since=(cycle or {}).get("ready_since", {}),
+        ready_since=ready_since if isinstance(ready_since, dict) else {},
     )
     classes = state.classify_all(source.tasks, entries, inputs)
     return StatusReport(
@@ -172,9 +249,16 @@ def _cycle_summary(cycle: Mapping[str, Any] | None, now: datetime) -> dict[str, 
         return None
     keys = ("generated_at", "owner", "duration_ms", "host", "counts")
     summary = {key: cycle.get(key) for key in keys}
-    generated = cycle.get("generated_at")
-    summary["age_seconds"] = round((now - parse_time(generated)).total_seconds(), 1) if generated else None
+    summary["age_seconds"] = _age_seconds(cycle.get("generated_at"), now)
     return summary
+
+
+def _age_seconds(stamp: object, now: datetime) -> float | None:
+    """How old ``stamp`` is; None when snapshot.json holds no readable time."""
+    try:
+        return round((now - parse_time(str(stamp))).total_seconds(), 1) if stamp else None
+    except (TypeError, ValueError):
+        return None
 
 
 def filter_classes(
@@ -185,4 +269,8 @@ def filter_classes(
     rows = [c for c in report.classes if slug is None or c.slug == slug]
     if slug is not None and not rows:
         raise NotFoundError(f"no task or registry entry named {slug!r}; 'task list' shows the slugs")
-    return [c for c in rows if canonical is None or c.to_dict()["owner"] == canonical]
+    return [c for c in rows if canonical is None or _owner(c) == canonical]
+
+
+def _owner(c: state.Classification) -> str | None:
+    return (c.task.owner if c.task else None) or (c.entry.owner if c.entry else None)

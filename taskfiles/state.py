@@ -10,11 +10,11 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from .records import LIVE_STATES, RegistryEntry
+from .records import LIVE_STATES, RegistryEntry, parse_time
 from .taskfile import Task
 from .tasksource import TaskSet
 
@@ -31,6 +31,8 @@ SIGNALS = (
     "parked",
     "stopped",
 )
+# Frontmatter keys (besides an in_progress-like status) that say an older tool claimed the task.
+LEGACY_CLAIM_KEYS = ("claimed_by", "claimed_at", "started_at", "worker", "claim")
 
 
 @dataclass(frozen=True)
@@ -78,11 +80,14 @@ class Classification:
     detail: str = ""  # one human line: why it is in this bucket
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON form: slug, bucket, state, signals, blocked_by, detail, task, entry."""
+        """JSON form: slug, bucket, state, lease, attempt, signals, blocked_by, detail, task, entry."""
+        entry = self.entry
         return {
             "slug": self.slug,
             "bucket": self.bucket,
             "state": self.state,
+            "lease": entry.lease if entry else None,
+            "attempt": entry.attempt if entry else None,
             "title": self.task.title if self.task else None,
             "owner": (self.task.owner if self.task else None) or (self.entry.owner if self.entry else None),
             "priority": self.task.priority if self.task else None,
@@ -91,7 +96,7 @@ class Classification:
             "signals": [signal.to_dict() for signal in self.signals],
             "blocked_by": list(self.blocked_by),
             "detail": self.detail,
-            "entry": self.entry.to_dict() if self.entry else None,
+            "entry": entry.to_dict() if entry else None,
         }
 
 
@@ -112,38 +117,40 @@ def classify_all(
 ) -> list[Classification]:
     """Every task in path order, then registry entries whose task is gone."""
     result = [classify(task, entries.get(task.slug), tasks, inputs) for task in tasks.tasks]
+    unreadable = {path.rsplit("/", 1)[-1].removesuffix(".md") for path in tasks.skipped}
     for slug, entry in sorted(entries.items()):
         if slug not in tasks.by_slug and entry.state != "released":
-            result.append(_orphan(slug, entry, tasks))
+            result.append(_orphan(slug, entry, slug in unreadable))
     return result
 
 
 def classify(task: Task, entry: RegistryEntry | None, tasks: TaskSet, inputs: Inputs) -> Classification:
-    """The effective state of one task; see the bucket table in ARCHITECTURE.md."""
+    """The effective state of one task; see the bucket table in ARCHITECTURE.md.
+
+    Any signal moves a task to needs_attention, except a done one: its durable
+    record is final, so it stays done and carries the signal.
+    """
     if entry is not None and entry.state == "released":
         entry = None
     base = _base(task, entry, tasks, inputs)
-    signals = [*base.signals, *_common_signals(task, entry, inputs)]
-    if signals and base.bucket not in ("done",):
-        return _with(base, bucket="needs_attention", signals=tuple(signals))
-    return _with(base, signals=tuple(signals))
-
-
-def _with(c: Classification, **changes: Any) -> Classification:
-    from dataclasses import replace
-
-    return replace(c, **changes)
+    extra = _common_signals(task, entry, inputs)
+    if not extra and (not base.signals or base.bucket in ("done", "needs_attention")):
+        return base  # the common case: no copy (10,000 tasks per status call)
+    signals = (*base.signals, *extra)
+    bucket = base.bucket if base.bucket == "done" else "needs_attention"
+    return replace(base, bucket=bucket, signals=signals)
 
 
 def _base(task: Task, entry: RegistryEntry | None, tasks: TaskSet, inputs: Inputs) -> Classification:
     if task.done:
-        return Classification(task.slug, "done", task.status, task, entry, detail=task.completed_at or "")
-    if entry is not None:
-        return _from_entry(task, entry, inputs)
-    if task.legacy:
+        return _done(task, entry)
+    if entry is not None and (entry.is_live or entry.state in ("exited", "parked", "stopped")):
+        return _from_entry(task, entry, inputs)  # runtime state that holds whatever the plan says
+    if entry is None and legacy_claim(task):
         return _legacy(task)
     if task.status == "not_started":
-        return Classification(task.slug, "backlog", "not_started", task, None)
+        detail = f"runtime record: {entry.state}" if entry else ""
+        return Classification(task.slug, "backlog", "not_started", task, entry, detail=detail)
     blocked = tuple(dep for dep in task.depends_on if not _completed(tasks, dep))
     if blocked:
         return Classification(
@@ -151,11 +158,33 @@ def _base(task: Task, entry: RegistryEntry | None, tasks: TaskSet, inputs: Input
             "waiting",
             "waiting",
             task,
-            None,
+            entry,
             blocked_by=blocked,
             detail="waits for " + ", ".join(blocked),
         )
+    if entry is not None:
+        return _from_entry(task, entry, inputs)  # retry_wait or failed, its gates met
     return _ready(task, inputs)
+
+
+def _done(task: Task, entry: RegistryEntry | None) -> Classification:
+    signals: tuple[Signal, ...] = ()
+    if entry is not None:
+        reason = (
+            f"task is {task.status} but its registry entry is still {entry.state} "
+            f"(lease {entry.lease}); the heartbeat releases it, or run 'task release {task.slug}'"
+        )
+        signals = (Signal("registry_orphan", reason, entry.updated_at or entry.claimed_at),)
+    detail = task.completed_at or ""
+    return Classification(task.slug, "done", task.status, task, entry, signals, detail=detail)
+
+
+def legacy_claim(task: Task) -> bool:
+    """True when frontmatter keys describe a claim an older tool made (e.g. status: in_progress)."""
+    legacy = task.legacy
+    if not legacy or task.status != "ready":
+        return False
+    return "status" in legacy or any(key in legacy for key in LEGACY_CLAIM_KEYS)
 
 
 def _completed(tasks: TaskSet, slug: str) -> bool:
@@ -186,9 +215,8 @@ def _from_entry(task: Task, entry: RegistryEntry, inputs: Inputs) -> Classificat
     if state == "parked":
         kind = entry.failure_class if entry.failure_class in SIGNALS else "parked"
         reason = entry.parked_reason or entry.last_error or "parked"
-        return Classification(
-            slug, "needs_attention", "parked", task, entry, (Signal(kind, reason, entry.finished_at),)
-        )
+        since = entry.updated_at or entry.finished_at  # when it was parked (or last noted on)
+        return Classification(slug, "needs_attention", "parked", task, entry, (Signal(kind, reason, since),))
     if state == "stopped":
         signal = Signal("stopped", entry.stop_reason or "stopped by an operator", entry.finished_at)
         return Classification(slug, "needs_attention", "stopped", task, entry, (signal,))
@@ -206,9 +234,10 @@ def _live(task: Task, entry: RegistryEntry, inputs: Inputs) -> Classification:
             )
         )
     last = entry.heartbeat_at or entry.started_at or entry.claimed_at
-    if last and _age(last, inputs.now) > inputs.limits.stall_after:
-        signals.append(Signal("stalled", f"no heartbeat for {int(_age(last, inputs.now))} s", last))
-    detail = entry.progress or ""
+    quiet = _age(last, inputs.now) if last else 0.0
+    if quiet > inputs.limits.stall_after:
+        signals.append(Signal("stalled", f"no heartbeat for {int(quiet)} s", last))
+    detail = f"blocked: {entry.blocker}" if entry.blocker else entry.progress or ""
     return Classification(task.slug, "active", entry.state, task, entry, tuple(signals), detail=detail)
 
 
@@ -245,16 +274,26 @@ def _common_signals(task: Task, entry: RegistryEntry | None, inputs: Inputs) -> 
     return signals
 
 
-def _orphan(slug: str, entry: RegistryEntry, tasks: TaskSet) -> Classification:
-    reason = "registry entry for a task that no longer exists"
+def _orphan(slug: str, entry: RegistryEntry, unreadable: bool) -> Classification:
+    reason = (
+        "registry entry for a task whose file cannot be read; run 'task validate'"
+        if unreadable
+        else f"registry entry ({entry.state}) for a task that no longer exists; run 'task release {slug}'"
+    )
     signal = Signal("registry_orphan", reason, entry.heartbeat_at or entry.claimed_at)
     return Classification(slug, "needs_attention", "orphan", None, entry, (signal,))
 
 
 def _age(stamp: str, now: datetime) -> float:
-    """Seconds from ``stamp`` (ISO-8601) to ``now``; negative when it is in the future."""
-    when = datetime.fromisoformat(stamp.replace("Z", "+00:00"))
-    return (now - when) / timedelta(seconds=1)
+    """Seconds from ``stamp`` (ISO-8601) to ``now``; negative when it is in the future.
+
+    A stamp that does not parse (a hand-edited file) counts as 0: no signal is
+    better than a status command that crashes.
+    """
+    try:
+        return (now - parse_time(stamp)) / timedelta(seconds=1)
+    except (TypeError, ValueError):
+        return 0.0
 
 
 def counts(classes: Iterable[Classification]) -> dict[str, int]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import click
@@ -149,7 +150,9 @@ def test_validate_reports_path_line_and_exit_code(repo: Path) -> None:
     result = runner.invoke(app, ["-C", str(repo), "validate"])
     assert result.exit_code == 1
     assert "tasks/bad.md:3: status 'done' is not one of" in result.stdout
-    assert result.stderr.rstrip().endswith("error: 1 error(s) in task files; fix them and run 'task validate' again")
+    assert result.stderr.rstrip().endswith(
+        "error: 1 error(s) in task files; fix them and run 'task validate' again"
+    )
     report = json.loads(runner.invoke(app, ["-C", str(repo), "validate", "--json"]).stdout)
     assert report["ok"] is False and report["errors"] == 1
     assert report["problems"][0]["line"] == 3 and report["problems"][0]["path"] == "tasks/bad.md"
@@ -179,7 +182,9 @@ def test_ref_reads_committed_files_not_the_working_tree(repo: Path) -> None:
     assert "does not exist" in run_err(repo, "list", "--ref", "nope", code=3)
 
 
-def _commands(group: click.Group, prefix: tuple[str, ...] = ()) -> list[tuple[tuple[str, ...], click.Command]]:
+def _commands(
+    group: click.Group, prefix: tuple[str, ...] = ()
+) -> list[tuple[tuple[str, ...], click.Command]]:
     found = []
     for name, command in group.commands.items():
         found.append(((*prefix, name), command))
@@ -208,3 +213,74 @@ def test_console_scripts_run_as_real_processes(repo: Path) -> None:
         assert json.loads(done.stdout)[0]["slug"] == "a"
     done = subprocess.run([bindir / "task", "show", "nope"], cwd=repo, capture_output=True, text=True)
     assert done.returncode == 3 and done.stderr.startswith("error: no task with slug 'nope'")
+
+
+# -- the runtime view in list and show ---------------------------------------------------------
+
+RUNTIME_KEYS = {"state", "lease", "attempt", "max_attempts", "worker", "heartbeat_at"} | {
+    "heartbeat_age_seconds"
+}
+
+
+def test_list_and_show_carry_the_runtime_view(repo: Path) -> None:
+    write_task(repo, "a.md", "---\ntitle: A\nstatus: ready\n---\n")
+    write_task(repo, "b.md", "---\ntitle: B\nstatus: ready\n---\n")
+    run(repo, "claim", "a", "--worker", "w1")
+    run(repo, "start", "a", "--lease", "1")
+    run(repo, "heartbeat", "a", "--lease", "1", "--note", "halfway")
+    rows = {r["slug"]: r for r in json.loads(run(repo, "list", "--json"))}
+    assert set(rows["a"]["runtime"]) == RUNTIME_KEYS and rows["b"]["runtime"] is None
+    runtime = rows["a"]["runtime"]
+    assert [runtime[k] for k in ("state", "lease", "attempt", "worker")] == ["running", 1, 1, "w1"]
+    assert runtime["max_attempts"] == 3 and runtime["heartbeat_age_seconds"] >= 0
+    lines = run(repo, "list").splitlines()
+    assert lines[0].split() == ["PRI", "STATUS", "STATE", "SLUG", "OWNER", "TITLE"]
+    assert lines[1].split()[:4] == ["p2", "ready", "running", "a"]
+    assert lines[2].split()[:4] == ["p2", "ready", "-", "b"]
+    shown = json.loads(run(repo, "show", "a", "--json"))
+    age = shown["runtime"]["heartbeat_age_seconds"]
+    assert shown["runtime"] == {**runtime, "heartbeat_age_seconds": age}
+    assert shown["entry"]["progress"] == "halfway" and shown["entry"]["lease"] == 1
+    text = run(repo, "show", "a")
+    assert "runtime:   running, lease 1, attempt 1/3, worker w1" in text and "progress: halfway" in text
+    assert json.loads(run(repo, "show", "b", "--json"))["entry"] is None
+    assert "runtime:   - (no registry entry" in run(repo, "show", "b")
+
+
+def test_list_without_a_registry_opens_none_and_creates_none(repo: Path) -> None:
+    write_task(repo, "a.md", "---\ntitle: A\n---\n")
+    result = runner.invoke(app, ["-C", str(repo), "list", "--json"])
+    assert result.exit_code == 0 and result.stderr == ""
+    assert json.loads(result.stdout)[0]["runtime"] is None
+    assert not (repo / "registry").exists()
+
+
+def test_a_corrupt_registry_is_a_warning_in_list_and_show(repo: Path) -> None:
+    write_task(repo, "a.md", "---\ntitle: A\nstatus: ready\n---\n")
+    run(repo, "claim", "a")
+    (repo / "registry" / "registry.json").write_text("{broken")
+    for args in (["list", "--json"], ["list"], ["show", "a", "--json"]):
+        result = runner.invoke(app, ["-C", str(repo), *args])
+        assert result.exit_code == 0, args
+        assert result.stderr.startswith("warning: runtime state not shown: ")
+        assert "registry.json" in result.stderr and "task registry repair" in result.stderr
+    assert json.loads(runner.invoke(app, ["-C", str(repo), "list", "--json"]).stdout)[0]["runtime"] is None
+
+
+def test_warm_list_json_with_a_registry_imports_neither_yaml_nor_gitpython(repo: Path) -> None:
+    from taskfiles import config as config_module
+    from taskfiles import tasksource
+
+    write_task(repo, "a.md", "---\ntitle: A\nstatus: ready\n---\n")
+    run(repo, "claim", "a")
+    # Fill the parse cache as if the file had been written long ago (the racy rule).
+    tasksource.load_tree(config_module.load(repo), now_ns=time.time_ns() + 10**10)
+    probe = (
+        "import sys\nfrom taskfiles.cli import main\n"
+        f"sys.argv = ['task', '-C', {str(repo)!r}, 'list', '--json']\n"
+        "try:\n    main()\nexcept SystemExit:\n    pass\n"
+        "sys.stderr.write(repr(sorted(m for m in ('yaml', 'git') if m in sys.modules)))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert json.loads(done.stdout)[0]["runtime"]["state"] == "claimed"
+    assert done.stderr == "[]"

@@ -6,8 +6,10 @@ that need them: a warm ``task list`` must not pay for them.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -17,6 +19,9 @@ from ..errors import ValidationFailed
 from ..taskfile import STATUSES, Task
 from ..tasksource import TaskSet
 from .app import JsonFlag, RefOption, config, echo, emit_json, table, warn
+
+if TYPE_CHECKING:
+    from ..records import RegistryEntry
 
 
 def register(app: typer.Typer) -> None:
@@ -95,13 +100,42 @@ def list_tasks(
     """List tasks, in path order, narrowed by the filters given."""
     filters = query.Filters(status, owner, milestone, priority, label, workstream, search)
     tasks = query.select(_load(ctx, ref).tasks, filters, config(ctx))
+    entries = _entries(ctx) if tasks else {}
     if as_json:
+        now = datetime.now(UTC)
         with gc_paused():
-            emit_json([task.to_dict() for task in tasks])
+            emit_json([{**t.to_dict(), "runtime": _runtime(entries.get(t.slug), now)} for t in tasks])
         return
-    rows = [(t.priority, t.status, t.slug, t.owner or "-", t.title) for t in tasks]
+    rows = [
+        (t.priority, t.status, _state(entries.get(t.slug)), t.slug, t.owner or "-", t.title) for t in tasks
+    ]
     if rows:
-        echo(table(rows, ("PRI", "STATUS", "SLUG", "OWNER", "TITLE")))
+        echo(table(rows, ("PRI", "STATUS", "STATE", "SLUG", "OWNER", "TITLE")))
+
+
+def _entries(ctx: typer.Context) -> Mapping[str, RegistryEntry]:
+    """Registry entries by slug for the runtime view; a registry problem is a warning."""
+    cfg = config(ctx)
+    if not cfg.registry_dir.exists():
+        return {}  # nothing ever ran here; do not pay for importing the registry
+    from ..runtime import read_entries
+
+    found = read_entries(cfg)
+    if found.warning:
+        warn(found.warning)
+    return found.entries
+
+
+def _state(entry: RegistryEntry | None) -> str:
+    return entry.state if entry else "-"
+
+
+def _runtime(entry: RegistryEntry | None, now: datetime) -> dict[str, Any] | None:
+    if entry is None:
+        return None
+    from ..runtime import runtime_view
+
+    return runtime_view(entry, now)
 
 
 def show(
@@ -115,10 +149,41 @@ def show(
     task = query.find(tasks, slug)
     deps = [_link(tasks, dep) for dep in task.depends_on]
     dependents = [_link(tasks, t.slug) for t in tasks.tasks if slug in t.depends_on]
+    entry = _entries(ctx).get(slug)
+    view = _runtime(entry, datetime.now(UTC))
     if as_json:
-        emit_json({**task.to_dict(body=True), "dependencies": deps, "dependents": dependents})
+        emit_json(
+            {
+                **task.to_dict(body=True),
+                "dependencies": deps,
+                "dependents": dependents,
+                "runtime": view,
+                "entry": entry.to_dict(sparse=False) if entry else None,
+            }
+        )
         return
-    echo(_show_text(task, deps, dependents))
+    echo(_show_text(task, deps, dependents, _runtime_lines(entry, view)))
+
+
+def _runtime_lines(entry: RegistryEntry | None, view: Mapping[str, Any] | None) -> list[str]:
+    """What the registry says about the task, for ``task show``."""
+    if entry is None or view is None:
+        return ["runtime:   - (no registry entry; 'task claim' starts one)"]
+    age = view["heartbeat_age_seconds"]
+    beat = f"last heartbeat {entry.heartbeat_at} ({age:.0f} s ago)" if age is not None else "no heartbeat yet"
+    lines = [
+        f"runtime:   {entry.state}, lease {entry.lease}, attempt {entry.attempt}/{entry.max_attempts}, "
+        f"worker {entry.worker or '-'}",
+        f"           {beat}",
+    ]
+    if entry.progress or entry.progress_percent is not None:
+        percent = f"{entry.progress_percent}% " if entry.progress_percent is not None else ""
+        lines.append(f"           progress: {percent}{entry.progress or ''}".rstrip())
+    if entry.blocker:
+        lines.append(f"           blocker: {entry.blocker}")
+    if entry.last_error:
+        lines.append(f"           last error: {entry.last_error}")
+    return lines
 
 
 def _link(tasks: TaskSet, slug: str) -> dict[str, str | None]:
@@ -126,7 +191,12 @@ def _link(tasks: TaskSet, slug: str) -> dict[str, str | None]:
     return {"slug": slug, "status": task.status if task else None, "title": task.title if task else None}
 
 
-def _show_text(task: Task, deps: list[dict[str, str | None]], dependents: list[dict[str, str | None]]) -> str:
+def _show_text(
+    task: Task,
+    deps: list[dict[str, str | None]],
+    dependents: list[dict[str, str | None]],
+    runtime: list[str],
+) -> str:
     fields = [
         ("path", task.path),
         ("title", task.title),
@@ -138,15 +208,16 @@ def _show_text(task: Task, deps: list[dict[str, str | None]], dependents: list[d
         ("completed", f"{task.completed_at} by {task.completed_by}" if task.completed_at else None),
         ("pr", task.pr),
     ]
-    lines = [f"{key + ':':<11}{value}" for key, value in fields if value]
-    lines += [f"{key + ':':<11}{value}  (unknown key)" for key, value in task.extra.items()]
+    lines = [f"{key + ':':<10} {value}" for key, value in fields if value]
+    lines += [f"{key + ':':<10} {value}  (unknown key)" for key, value in task.extra.items()]
     lines += [
-        f"{key + ':':<11}{value}  (runtime key; run 'task migrate')" for key, value in task.legacy.items()
+        f"{key + ':':<10} {value}  (runtime key; run 'task migrate')" for key, value in task.legacy.items()
     ]
     lines.append(
         "depends on: " + (", ".join(f"{d['slug']} ({d['status'] or 'missing'})" for d in deps) or "-")
     )
     lines.append("needed by:  " + (", ".join(f"{d['slug']} ({d['status']})" for d in dependents) or "-"))
+    lines += runtime
     return "\n".join(lines) + "\n\n" + task.body.strip("\n")
 
 

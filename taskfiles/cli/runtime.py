@@ -9,13 +9,19 @@ from __future__ import annotations
 import os
 import socket
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from ..records import Event, LogRecord, RegistryEntry, parse_time
-from ..registry import Registry, open_registry
+from ..cache import gc_paused
+from ..errors import RegistryError
 from .app import JsonFlag, RefOption, config, echo, emit_json, new_app
+
+if TYPE_CHECKING:
+    # Imported where used: every command pays for this module's import, and the
+    # registry modules are ~10 ms that 'task list' does not need.
+    from ..records import Event, LogRecord, RegistryEntry
+    from ..registry import Registry
 
 LeaseOption = Annotated[
     int,
@@ -31,20 +37,15 @@ SlugArg = Annotated[str, typer.Argument(help="The task's slug.")]
 
 
 def worker_id() -> str:
-    """$TASKFILES_WORKER, else actor@host."""
-    return (
-        os.environ.get("TASKFILES_WORKER")
-        or f"{os.environ.get('TASKFILES_ACTOR') or _login()}@{socket.gethostname()}"
-    )
+    """$TASKFILES_WORKER, else actor@host ($TASKFILES_ACTOR or the login name)."""
+    from ..records import Actor
 
-
-def _login() -> str:
-    from ..planning import actor_name
-
-    return actor_name()
+    return os.environ.get("TASKFILES_WORKER") or f"{Actor.current().who}@{socket.gethostname()}"
 
 
 def _registry(ctx: typer.Context) -> Registry:
+    from ..registry import open_registry
+
     return open_registry(config(ctx))
 
 
@@ -110,7 +111,11 @@ def start(
     slug: SlugArg,
     lease: LeaseOption,
     pid: Annotated[
-        int | None, typer.Option(help="The worker's process id (default: the caller's parent).")
+        int | None,
+        typer.Option(
+            help="The long-lived worker process to watch (e.g. --pid $$ in a wrapper script); "
+            "status flags worker_gone when it dies. Default: none, only heartbeats count."
+        ),
     ] = None,
     worktree: Annotated[str | None, typer.Option(help="Where the work happens.")] = None,
     branch: Annotated[str | None, typer.Option(help="The branch of the work.")] = None,
@@ -119,11 +124,13 @@ def start(
     """Record that the worker holding the lease has started."""
     from ..process import pid_start_time
 
-    pid = pid or os.getppid()
+    # No default pid: the caller's parent is often a shell that exits at once (an
+    # agent's tool call), and recording it would make status report worker_gone.
+    started = pid_start_time(pid) if pid else None
     entry = _registry(ctx).start(
-        slug, lease, pid=pid, pid_start_time=pid_start_time(pid), worktree=worktree, branch=branch
+        slug, lease, pid=pid, pid_start_time=started, worktree=worktree, branch=branch
     )
-    _show_entry(entry, as_json, f"{slug}: running (lease {lease}, pid {pid})")
+    _show_entry(entry, as_json, f"{slug}: running (lease {lease}{f', pid {pid}' if pid else ''})")
 
 
 def heartbeat(
@@ -356,6 +363,8 @@ def events(
 
 
 def _since(text: str | None) -> datetime | None:
+    from ..records import parse_time
+
     if text is None:
         return None
     try:
@@ -424,14 +433,19 @@ def status(
     from .statusview import render_status
 
     cfg = config(ctx)
-    report = runtime.status(
-        cfg, open_registry(cfg), now=datetime.now(UTC), ref=ref, working_tree=working_tree
-    )
-    rows = runtime.filter_classes(report, cfg, slug=slug, owner=owner)
-    if as_json:
-        emit_json({**report.to_dict(), "tasks": [c.to_dict() for c in rows]})
-        return
-    echo(render_status(report, rows))
+    # Every object made here lives until the process exits (10,000 tasks and their rows):
+    # the cyclic GC would rescan them over and over, for ~40 ms, and free nothing.
+    with gc_paused():
+        report = runtime.status(
+            cfg, _registry(ctx), now=datetime.now(UTC), ref=ref, working_tree=working_tree
+        )
+        if report.registry_error:  # classifying without the registry would call claimed tasks ready
+            raise RegistryError(report.registry_error)
+        rows = runtime.filter_classes(report, cfg, slug=slug, owner=owner)
+        if as_json:
+            emit_json(report.to_dict(rows))
+        else:
+            echo(render_status(report, rows))
 
 
 def migrate(
@@ -447,8 +461,7 @@ def migrate(
     """
     from .. import migration
 
-    cfg = config(ctx)
-    report = migration.migrate(cfg, open_registry(cfg), dry_run=dry_run)
+    report = migration.migrate(config(ctx), _registry(ctx), dry_run=dry_run)
     if as_json:
         emit_json(report.to_dict())
         return

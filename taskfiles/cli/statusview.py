@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from ..runtime import StatusReport
+from ..runtime import StatusReport, attention
 from ..state import Classification
 from .app import table
 
@@ -16,11 +16,11 @@ def render_status(report: StatusReport, rows: Sequence[Classification]) -> str:
     lines += [f"warning: {w}" for w in report.warnings]
     if report.registry_error:
         lines.append(f"registry unreadable: {report.registry_error}")
-    attention = [c for c in rows if c.bucket == "needs_attention"]
-    if attention:
+    flagged = attention(rows)
+    if flagged:
         lines.append("\nneeds attention:")
-        for c in attention:
-            lines.append(f"  {c.slug}")
+        for c in flagged:
+            lines.append(f"  {c.slug} ({c.bucket}, {c.state})")
             lines += [
                 f"    {s.kind}: {s.reason}" + (f" (since {s.since})" if s.since else "") for s in c.signals
             ]

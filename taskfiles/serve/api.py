@@ -1,0 +1,177 @@
+"""The JSON API: the same data as the pages, plus the SSE stream.
+
+``/api/status`` is ``task status --json`` (one document, cached per change);
+``/api/tasks`` the rows with their planning fields; ``/api/tasks/{slug}`` one
+task with its file, entry, links and events; ``/api/tasks/{slug}/logs`` one
+attempt's log; ``/api/events`` the live stream. Errors are ``{"error": message}``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import Response, StreamingResponse
+
+from ..errors import NotFoundError, TaskfilesError, UsageError
+from ..state import BUCKETS, Classification
+from . import actions, live, overview, taskview
+from .board import Board, to_json
+from .pages import form_fields, status_of
+from .security import Policy
+
+
+class JSONResponse(Response):
+    """orjson-encoded JSON."""
+
+    media_type = "application/json"
+
+    def render(self, content: Any) -> bytes:
+        return content if isinstance(content, bytes) else to_json(content)
+
+
+def error(exc: TaskfilesError) -> JSONResponse:
+    """``{"error": message}`` with the status the error class maps to."""
+    return JSONResponse({"error": str(exc)}, status_code=status_of(exc))
+
+
+@dataclass
+class Api:
+    """The JSON endpoints, sharing the board, policy and hub with the pages."""
+
+    board: Board
+    policy: Policy
+    hub: live.Hub
+
+    def status(self, request: Request) -> Response:
+        """``GET /api/status``: counts, cycle, attention and every row (filters narrow ``tasks``)."""
+        reading = self.board.read()
+        filters = overview.Filters.from_query(request.query_params)
+        if not filters.active:
+            return JSONResponse(reading.status_json)
+        rows = overview.select(reading.report.classes, filters, self.board.config)
+        document = reading.report.to_dict()
+        shown = {c.slug for c in rows}
+        document["attention"] = [a for a in document["attention"] if a["slug"] in shown]
+        return JSONResponse({**document, "tasks": [c.to_dict() for c in rows], "filters": filters.to_dict()})
+
+    def tasks(self, request: Request) -> Response:
+        """``GET /api/tasks``: rows with planning fields; ``bucket`` and the page's filters narrow."""
+        reading = self.board.read()
+        bucket = request.query_params.get("bucket") or None
+        if bucket is not None and bucket not in BUCKETS:
+            return error(UsageError(f"bucket {bucket!r} is not one of {', '.join(BUCKETS)}"))
+        filters = overview.Filters.from_query(request.query_params)
+        rows = overview.select(reading.report.classes, filters, self.board.config)
+        found = [_row(c) for c in rows if bucket is None or c.bucket == bucket]
+        report = reading.report
+        return JSONResponse(
+            {"generated_at": report.generated_at, "ref": report.ref, "count": len(found), "tasks": found}
+        )
+
+    def task(self, request: Request) -> Response:
+        """``GET /api/tasks/{slug}``: the task, its classification, links, entry and events."""
+        slug = request.path_params["slug"]
+        try:
+            view = self._view(slug, taskview.LogFilter())
+        except TaskfilesError as exc:
+            return error(exc)
+        return JSONResponse(_task_document(view))
+
+    def logs(self, request: Request) -> Response:
+        """``GET /api/tasks/{slug}/logs?attempt=&level=&source=``: one attempt's log lines."""
+        slug = request.path_params["slug"]
+        params = request.query_params
+        try:
+            _check(slug)
+            wanted = taskview.LogFilter.from_query(params)
+            page = self.board.registry().logs(
+                slug, attempt=wanted.attempt, level=wanted.level, source=wanted.source
+            )
+        except TaskfilesError as exc:
+            return error(exc)
+        records = [r.to_dict() for r in page.records]
+        return JSONResponse(
+            {"slug": slug, "attempt": page.attempt, "records": records, "warnings": list(page.warnings)}
+        )
+
+    async def action(self, request: Request) -> Response:
+        """``POST /api/tasks/{slug}/actions/{action}``: the entry after the action."""
+        slug, action = request.path_params["slug"], request.path_params["action"]
+        if not taskview.valid_slug(slug) or action not in taskview.ACTIONS:
+            return error(NotFoundError(f"no action {action[:40]!r} for {slug[:80]!r}"))
+        try:
+            body = await _body(request)
+        except UsageError as exc:
+            return error(exc)
+        client = request.client.host if request.client else None
+        refusal = self.policy.action_refusal(request.headers, client, body.get("csrf"))
+        if refusal:
+            return JSONResponse({"error": refusal}, status_code=403)
+        registry = self.board.registry(self.policy.actor(client, request.headers))
+        reason, fresh = str(body.get("reason") or ""), bool(body.get("fresh"))
+        try:
+            entry = await run_in_threadpool(
+                actions.perform, registry, slug, action, reason=reason, fresh=fresh
+            )
+        except TaskfilesError as exc:
+            return error(exc)
+        self.board.invalidate()
+        return JSONResponse({"action": action, "entry": entry.to_dict(sparse=False)})
+
+    async def events(self, request: Request) -> Response:
+        """``GET /api/events``: server-sent events (hello, change, registry, resync)."""
+        headers = {"cache-control": "no-store", "x-accel-buffering": "no"}
+        body = live.stream(self.hub, self.board.generation)
+        return StreamingResponse(body, media_type="text/event-stream", headers=headers)
+
+    def _view(self, slug: str, logs: taskview.LogFilter) -> taskview.TaskView:
+        _check(slug)
+        return taskview.build(self.board.read(), self.board.registry(), slug, logs)
+
+
+def _check(slug: str) -> None:
+    if not taskview.valid_slug(slug):
+        raise NotFoundError(f"{slug[:80]!r} is not a task slug")
+
+
+async def _body(request: Request) -> dict[str, Any]:
+    """A JSON object or form body (empty when there is none)."""
+    if request.headers.get("content-type", "").startswith("application/json"):
+        try:
+            data = await request.json()
+        except ValueError:
+            return {}
+        return data if isinstance(data, dict) else {}
+    return await form_fields(request)
+
+
+def _row(c: Classification) -> dict[str, Any]:
+    row = c.to_dict()
+    task = c.task
+    row.update(
+        milestone=task.milestone if task else None,
+        labels=list(task.labels) if task else [],
+        workstream=task.workstream if task else None,
+        depends_on=list(task.depends_on) if task else [],
+    )
+    return row
+
+
+def _task_document(view: taskview.TaskView) -> dict[str, Any]:
+    logs = view.logs
+    return {
+        "slug": view.slug,
+        "task": view.task.to_dict(body=True) if view.task else None,
+        "classification": view.row.to_dict() if view.row else None,
+        "entry": view.entry.to_dict(sparse=False) if view.entry else None,
+        "dependencies": [link.to_dict() for link in view.dependencies],
+        "dependents": [link.to_dict() for link in view.dependents],
+        "actions": list(view.actions),
+        "attempts": list(logs.attempts),
+        "events": [event.to_dict() for event in view.events],
+        "events_total": view.events_total,
+        "errors": list(view.errors),
+    }

@@ -1,0 +1,241 @@
+"""Live updates: ONE watcher per server process, broadcast to every browser over SSE.
+
+The watcher (watchfiles, i.e. inotify) sees tasks/, the registry folder and the
+git refs (the page reads task files at the base ref, like ``task status``). For
+each batch of changes it invalidates the shared reading, then sends every
+connected client a ``change`` message naming what changed (``tasks``,
+``registry``, ``cycle``, ``ref``, ``logs``) and which slugs; pages refetch the
+part they show. New lines of the event log go out as ``registry`` messages for
+API clients. A client too slow to keep up gets one ``resync`` instead of a
+backlog.
+
+Watching files is what the embedded JSON store allows; a database store would
+notify instead (PostgreSQL LISTEN), behind the same ``Hub``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import secrets
+from collections.abc import AsyncIterator, Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from watchfiles import Change, awatch
+
+from ..config import Config
+from ..records import Event
+from .board import Board
+
+RETRY_MS = 1000  # how soon a browser reconnects after the server went away
+KEEPALIVE_S = 15.0
+QUEUE_SIZE = 64
+IGNORED_SUFFIXES = (".tmp", ".lock", ".bak", ".swp", ".swx", "~")
+
+
+def message(event: str, data: Mapping[str, Any], event_id: str | None = None) -> bytes:
+    """One SSE message (JSON data on a single line)."""
+    head = f"event: {event}\n" + (f"id: {event_id}\n" if event_id else "")
+    return (head + "data: " + json.dumps(data, separators=(",", ":")) + "\n\n").encode()
+
+
+class Hub:
+    """Fan-out of SSE messages to every connected client; used on the event loop only."""
+
+    def __init__(self, queue_size: int = QUEUE_SIZE) -> None:
+        self.queue_size = queue_size
+        self.instance = secrets.token_hex(4)  # tells a reconnecting page the server restarted
+        self._queues: set[asyncio.Queue[bytes | None]] = set()
+
+    @property
+    def clients(self) -> int:
+        """How many clients are connected."""
+        return len(self._queues)
+
+    def subscribe(self) -> asyncio.Queue[bytes | None]:
+        """A new client's queue."""
+        queue: asyncio.Queue[bytes | None] = asyncio.Queue(self.queue_size)
+        self._queues.add(queue)
+        return queue
+
+    def unsubscribe(self, queue: asyncio.Queue[bytes | None]) -> None:
+        """Forget a client that went away."""
+        self._queues.discard(queue)
+
+    def publish(self, data: bytes) -> None:
+        """Queue ``data`` for every client; a full queue is replaced by one resync."""
+        for queue in self._queues:
+            if queue.full():
+                while not queue.empty():
+                    queue.get_nowait()
+                queue.put_nowait(message("resync", {"reason": "client too slow"}))
+            else:
+                queue.put_nowait(data)
+
+    def close(self) -> None:
+        """End every stream (server shutdown)."""
+        for queue in self._queues:
+            while not queue.empty():
+                queue.get_nowait()
+            queue.put_nowait(None)
+
+
+async def stream(hub: Hub, generation: int, keepalive: float = KEEPALIVE_S) -> AsyncIterator[bytes]:
+    """One client's SSE stream: retry interval and hello, then messages and keep-alives."""
+    queue = hub.subscribe()
+    try:
+        hello = {"instance": hub.instance, "generation": generation}
+        yield f"retry: {RETRY_MS}\n".encode() + message("hello", hello)
+        while True:
+            try:
+                item = await asyncio.wait_for(queue.get(), keepalive)
+            except TimeoutError:
+                yield b": keepalive\n\n"
+                continue
+            if item is None:
+                return
+            yield item
+    finally:
+        hub.unsubscribe(queue)
+
+
+class EventTail:
+    """The lines appended to ``events.jsonl`` since the last read (complete lines only)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.offset = _size(path)
+        self.last_seq = 0
+
+    def read(self) -> list[Event]:
+        """New events; after a rewrite (gc) only those newer than the last one seen."""
+        size = _size(self.path)
+        floor = 0
+        if size < self.offset:
+            self.offset, floor = 0, self.last_seq
+        if size == self.offset:
+            return []
+        try:
+            with open(self.path, "rb") as handle:
+                handle.seek(self.offset)
+                data = handle.read(size - self.offset)
+        except OSError:
+            return []
+        complete = data[: data.rfind(b"\n") + 1]
+        self.offset += len(complete)
+        events = [e for e in map(_event, complete.splitlines()) if e is not None and e.seq > floor]
+        self.last_seq = max([self.last_seq, *(e.seq for e in events)])
+        return events
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
+
+
+def _event(line: bytes) -> Event | None:
+    try:
+        return Event.from_dict(json.loads(line))
+    except (ValueError, TypeError, AttributeError):
+        return None
+
+
+class Watcher:
+    """Watches the task files, the registry and the git refs; one per server process."""
+
+    def __init__(self, config: Config, board: Board, hub: Hub) -> None:
+        self.board = board
+        self.hub = hub
+        self.roots = {"tasks": config.tasks_dir, "registry": config.registry_dir}
+        if config.repo is not None:
+            self.roots["ref"] = config.repo.common_dir / "refs"
+        self.tail = EventTail(config.registry_dir / "events.jsonl")
+        self.batches = 0
+        self.error: str | None = None
+
+    def paths(self) -> list[Path]:
+        """The watched folders that exist now (the registry appears on its first write)."""
+        return [path for path in self.roots.values() if path.is_dir()]
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Watch until ``stop`` is set; a folder appearing or vanishing restarts the watch."""
+        while not stop.is_set():
+            paths = self.paths()
+            try:
+                await self._watch(paths, stop)
+            except Exception as exc:  # a folder vanished mid-watch, inotify limits
+                self.error = f"{type(exc).__name__}: {exc}"
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), 0.5 if self.paths() == paths else 0)
+            if self.paths() != paths and not stop.is_set():
+                self.publish({"tasks", "registry"}, set())  # whatever appeared may hold news
+
+    async def _watch(self, paths: list[Path], stop: asyncio.Event) -> None:
+        if not paths:
+            return
+        batches = awatch(
+            *paths,
+            watch_filter=self.wanted,
+            stop_event=stop,
+            debounce=250,
+            step=30,
+            # A missing folder (no registry yet) is looked for 5 times a second, else once.
+            rust_timeout=200 if len(paths) < len(self.roots) else 1000,
+            yield_on_timeout=True,
+        )
+        async for batch in batches:
+            if batch:
+                self.handle(batch)
+            if self.paths() != paths:
+                return
+
+    def wanted(self, change: Change, path: str) -> bool:
+        """Skip lock, temporary, backup and editor files: they change nothing anyone sees."""
+        name = path.rsplit("/", 1)[-1]
+        return not name.endswith(IGNORED_SUFFIXES) and not name.startswith(".#")
+
+    def handle(self, batch: Iterable[tuple[Change, str]]) -> None:
+        """Invalidate and broadcast one batch of changes."""
+        scopes, slugs = self.scopes(path for _, path in batch)
+        if scopes:
+            self.publish(scopes, slugs)
+
+    def scopes(self, paths: Iterable[str]) -> tuple[set[str], set[str]]:
+        """What the changed paths touch: tasks, registry, cycle, ref or logs; and log slugs."""
+        scopes: set[str] = set()
+        slugs: set[str] = set()
+        for raw in paths:
+            path = Path(raw)
+            for name, root in self.roots.items():
+                if path.is_relative_to(root):
+                    scopes.add(self._scope(name, path.relative_to(root).parts, slugs))
+                    break
+        return scopes, slugs
+
+    @staticmethod
+    def _scope(root: str, parts: tuple[str, ...], slugs: set[str]) -> str:
+        if root != "registry" or not parts:
+            return root
+        if parts[0] == "logs":
+            if len(parts) > 1:  # logs/ alone: a new folder whose contents inotify may have missed
+                slugs.add(parts[1])
+            return "logs"
+        return "cycle" if parts[0] == "snapshot.json" else "registry"
+
+    def publish(self, scopes: set[str], slugs: set[str]) -> None:
+        """Invalidate (unless only logs changed) and send the change, after any new events."""
+        self.batches += 1
+        generation = self.board.invalidate() if scopes - {"logs"} else self.board.generation
+        if "registry" in scopes:
+            for event in self.tail.read():
+                if event.slug:
+                    slugs.add(event.slug)
+                data = event.to_dict()
+                data.pop("entry", None)
+                self.hub.publish(message("registry", data))
+        change = {"generation": generation, "scopes": sorted(scopes), "slugs": sorted(slugs)}
+        self.hub.publish(message("change", change, f"{self.hub.instance}-{generation}"))

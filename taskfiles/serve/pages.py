@@ -1,0 +1,177 @@
+"""The HTML pages: overview, task, dependency view, login, and the action forms."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import parse_qsl
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, RedirectResponse, Response
+
+from ..errors import ConflictError, NotFoundError, TaskfilesError, UsageError
+from . import actions, depgraph, overview, taskview
+from .board import Board, Reading
+from .render import Renderer
+from .security import Policy, login_cookie, same_origin
+
+WINDOWS = (1, 7, 30, 90)
+MAX_FORM_BYTES = 64 * 1024
+
+
+async def form_fields(request: Request) -> dict[str, str]:
+    """An urlencoded form body (the page's forms are no more), at most ``MAX_FORM_BYTES``."""
+    data = b""
+    async for chunk in request.stream():
+        data += chunk
+        if len(data) > MAX_FORM_BYTES:
+            raise UsageError(f"the form is over {MAX_FORM_BYTES} bytes")
+    return dict(parse_qsl(data.decode("utf-8", "replace"), keep_blank_values=True))
+
+
+def status_of(error: TaskfilesError) -> int:
+    """The HTTP status for an error of the one hierarchy."""
+    if isinstance(error, NotFoundError):
+        return 404
+    if isinstance(error, ConflictError):
+        return 409
+    return 400 if isinstance(error, UsageError) else 500
+
+
+@dataclass
+class Pages:
+    """The HTML endpoints, sharing one board, renderer and policy."""
+
+    board: Board
+    renderer: Renderer
+    policy: Policy
+
+    def _base(self, request: Request, reading: Reading, page: str, **extra: Any) -> dict[str, Any]:
+        report = reading.report
+        return {
+            "page": page,
+            "slug": "",
+            "csrf": self.policy.csrf,
+            "source": report.ref or "working tree",
+            "report": report,
+            "now": self.board.clock(),
+            "token_mode": bool(self.policy.token),
+            "error": None,
+            **extra,
+        }
+
+    def overview(self, request: Request) -> Response:
+        """``/``: cards, attention, active, ready queue, waiting, review, done, cycle, metrics."""
+        reading = self.board.read()
+        filters = overview.Filters.from_query(request.query_params)
+        window = _window(request.query_params.get("window"))
+        view = overview.build(reading, filters, self.board.config)
+        context = self._base(
+            request,
+            reading,
+            "overview",
+            view=view,
+            filters=filters,
+            window=window,
+            windows=WINDOWS,
+            metrics=self.board.metrics(window),
+        )
+        return self.renderer.page(request, "overview.html", context)
+
+    def task(self, request: Request) -> Response:
+        """``/tasks/{slug}``: the task file, its state, entry, logs and events."""
+        slug = request.path_params["slug"]
+        return self._task(request, slug)
+
+    def _task(self, request: Request, slug: str, *, error: str | None = None, status: int = 200) -> Response:
+        reading = self.board.read()
+        try:
+            if not taskview.valid_slug(slug):
+                raise NotFoundError(f"{slug[:80]!r} is not a task slug")
+            logs = taskview.LogFilter.from_query(request.query_params)
+            view = taskview.build(reading, self.board.registry(), slug, logs)
+        except TaskfilesError as exc:
+            return self._error(request, reading, exc)
+        done = request.query_params.get("done")
+        context = self._base(
+            request,
+            reading,
+            "task",
+            slug=slug,
+            view=view,
+            logfilter=logs,
+            error=error,
+            done=done if done in taskview.ACTIONS else None,
+        )
+        return self.renderer.page(request, "task.html", context, status=status)
+
+    def _error(self, request: Request, reading: Reading, error: TaskfilesError) -> Response:
+        context = self._base(request, reading, "error", error=str(error))
+        return self.renderer.page(request, "error.html", context, status=status_of(error))
+
+    async def action(self, request: Request) -> Response:
+        """``POST /tasks/{slug}/{action}``: retry, stop, park, unpark or release, then back to the task."""
+        slug, action = request.path_params["slug"], request.path_params["action"]
+        if not taskview.valid_slug(slug) or action not in taskview.ACTIONS:
+            return HTMLResponse("no such task action", status_code=404)
+        try:
+            form = await form_fields(request)
+        except UsageError as exc:
+            return HTMLResponse(str(exc), status_code=413)
+        client = request.client.host if request.client else None
+        refusal = self.policy.action_refusal(request.headers, client, form.get("csrf"))
+        if refusal:
+            return HTMLResponse(refusal, status_code=403)
+        registry = self.board.registry(self.policy.actor(client, request.headers))
+        reason, fresh = form.get("reason", ""), form.get("fresh") == "1"
+        try:
+            await run_in_threadpool(actions.perform, registry, slug, action, reason=reason, fresh=fresh)
+        except TaskfilesError as exc:
+            return await run_in_threadpool(self._task, request, slug, error=str(exc), status=status_of(exc))
+        self.board.invalidate()  # the acting browser sees its own change at once
+        return RedirectResponse(f"/tasks/{slug}?done={action}", status_code=303)
+
+    def graph(self, request: Request) -> Response:
+        """``/graph?milestone=&workstream=``: the dependency tree of one scope."""
+        reading = self.board.read()
+        milestone = request.query_params.get("milestone", "")[:200]
+        workstream = request.query_params.get("workstream", "")[:200]
+        tree = None
+        if milestone or workstream:
+            tree = reading.memo(
+                f"tree:{milestone}\0{workstream}",
+                lambda: depgraph.build(
+                    reading.tasks, reading.by_slug, milestone=milestone, workstream=workstream
+                ),
+            )
+        choices = reading.memo("choices", lambda: overview.choices(reading))
+        context = self._base(
+            request, reading, "graph", tree=tree, milestone=milestone, workstream=workstream, choices=choices
+        )
+        return self.renderer.page(request, "graph.html", context)
+
+    async def login(self, request: Request) -> Response:
+        """``/login``: a token form that sets the session cookie (only when a token is configured)."""
+        error = None
+        if request.method == "POST":
+            form = await form_fields(request)
+            if not same_origin(request.headers):
+                error = "cross-site login refused"
+            elif self.policy.token_ok(form.get("token", "")):
+                response = RedirectResponse("/", status_code=303)
+                response.headers["set-cookie"] = login_cookie(self.policy)
+                return response
+            else:
+                error = "that is not the access token"
+        html = self.renderer.text("login.html", {"page": "login", "slug": "", "error": error})
+        return HTMLResponse(html, status_code=401 if error else 200)
+
+
+def _window(raw: str | None) -> int:
+    """The metrics window in days: one of WINDOWS, 7 by default."""
+    try:
+        days = int(raw or 7)
+    except ValueError:
+        return 7
+    return days if days in WINDOWS else 7

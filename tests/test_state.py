@@ -1,0 +1,342 @@
+"""The one classification: buckets and signals as a table, on a fixed clock."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from taskfiles.records import RegistryEntry, format_time
+from taskfiles.state import BUCKETS, SIGNALS, Inputs, Limits, classify_all, counts
+from taskfiles.taskfile import Task
+from taskfiles.tasksource import TaskSet
+
+NOW = datetime(2026, 11, 22, 12, 0, 0, tzinfo=UTC)
+
+
+def ago(seconds: float) -> str:
+    """A registry time ``seconds`` before NOW (negative: in the future)."""
+    return format_time(NOW - timedelta(seconds=seconds))
+
+
+def task(
+    slug: str, status: str = "ready", *, deps: Sequence[str] = (), legacy: Mapping[str, Any] | None = None
+) -> Task:
+    """A task as the parser would give it (legacy: runtime keys found in its frontmatter)."""
+    return Task(
+        slug=slug,
+        path=f"tasks/{slug}.md",
+        title=slug.title(),
+        status=status,
+        priority="p2",
+        owner="alice",
+        depends_on=tuple(deps),
+        completed_at="2026-11-01" if status == "completed" else None,
+        legacy=dict(legacy or {}),
+    )
+
+
+def entry(slug: str = "t", state: str = "running", **fields: Any) -> RegistryEntry:
+    """A registry entry claimed a minute ago."""
+    fields.setdefault("claimed_at", ago(60))
+    fields.setdefault("worker", "w1")
+    return RegistryEntry(slug=slug, state=state, lease=fields.pop("lease", 3), **fields)
+
+
+@dataclass(frozen=True)
+class Case:
+    """One row: the world, then what ``t`` (or the orphan's slug) must classify as."""
+
+    tasks: Sequence[Task]
+    entries: Sequence[RegistryEntry] = ()
+    inputs: Mapping[str, Any] = field(default_factory=dict)
+    bucket: str = ""
+    state: str = ""
+    signals: tuple[str, ...] = ()
+    slug: str = "t"
+    blocked_by: tuple[str, ...] = ()
+
+
+DONE_DEP = task("dep", "completed")
+CASES = {
+    "backlog": Case([task("t", "not_started")], bucket="backlog", state="not_started"),
+    "waiting on a dependency": Case(
+        [task("t", deps=["dep", "done"]), task("dep", "ready"), task("done", "completed")],
+        bucket="waiting",
+        state="waiting",
+        blocked_by=("dep",),
+    ),
+    "waiting on a missing dependency": Case(
+        [task("t", deps=["ghost"])], bucket="waiting", state="waiting", blocked_by=("ghost",)
+    ),
+    "ready": Case([task("t", deps=["dep"]), DONE_DEP], bucket="ready", state="ready"),
+    "claimed, fresh": Case([task("t")], [entry(state="claimed")], bucket="active", state="claimed"),
+    "running, fresh heartbeat": Case(
+        [task("t")],
+        [entry(started_at=ago(300), heartbeat_at=ago(30))],
+        bucket="active",
+        state="running",
+    ),
+    "stalled": Case(
+        [task("t")],
+        [entry(started_at=ago(900), heartbeat_at=ago(601))],
+        bucket="needs_attention",
+        state="running",
+        signals=("stalled",),
+    ),
+    "claimed, never started, stalled": Case(
+        [task("t")],
+        [entry(state="claimed", claimed_at=ago(3600))],
+        bucket="needs_attention",
+        state="claimed",
+        signals=("stalled",),
+    ),
+    "stall limit from config": Case(
+        [task("t")],
+        [entry(heartbeat_at=ago(120))],
+        {"limits": Limits.from_config({"limits": {"stall_after_seconds": 60}})},
+        bucket="needs_attention",
+        state="running",
+        signals=("stalled",),
+    ),
+    "worker gone": Case(
+        [task("t")],
+        [entry(pid=4242, heartbeat_at=ago(5))],
+        {"dead_workers": frozenset({"t"})},
+        bucket="needs_attention",
+        state="running",
+        signals=("worker_gone",),
+    ),
+    "review": Case(
+        [task("t")],
+        [entry(state="exited", exit_code=0, finished_at=ago(600))],
+        bucket="review",
+        state="review",
+    ),
+    "exited, unreconciled after the grace": Case(
+        [task("t")],
+        [entry(state="exited", exit_code=0, finished_at=ago(3601))],
+        bucket="needs_attention",
+        state="review",
+        signals=("exited_unreconciled",),
+    ),
+    "retry_wait (backing off)": Case(
+        [task("t")],
+        [entry(state="retry_wait", next_attempt_at=ago(-120), failure_class="exit_1")],
+        bucket="waiting",
+        state="retry_wait",
+    ),
+    "retry due": Case(
+        [task("t")],
+        [entry(state="retry_wait", next_attempt_at=ago(1))],
+        bucket="ready",
+        state="retry_due",
+    ),
+    "retry due, but its task went back to planning": Case(
+        [task("t", "not_started")],
+        [entry(state="retry_wait", next_attempt_at=ago(1))],
+        bucket="backlog",
+        state="not_started",
+    ),
+    "retry due, but a dependency is not completed": Case(
+        [task("t", deps=["dep"]), task("dep")],
+        [entry(state="retry_wait", next_attempt_at=ago(1))],
+        bucket="waiting",
+        state="waiting",
+        blocked_by=("dep",),
+    ),
+    "failed, the heartbeat decides": Case(
+        [task("t")],
+        [entry(state="failed", exit_code=2, finished_at=ago(5))],
+        bucket="waiting",
+        state="failed",
+    ),
+    "dispatch failed": Case(
+        [task("t")],
+        [
+            entry(
+                state="retry_wait",
+                next_attempt_at=ago(-60),
+                failure_class="dispatch_failed",
+                last_error="git worktree add failed",
+            )
+        ],
+        bucket="needs_attention",
+        state="retry_wait",
+        signals=("dispatch_failed",),
+    ),
+    "parked": Case(
+        [task("t")],
+        [entry(state="parked", parked_reason="needs a human")],
+        bucket="needs_attention",
+        state="parked",
+        signals=("parked",),
+    ),
+    "parked by the circuit breaker names the failure": Case(
+        [task("t")],
+        [entry(state="parked", failure_class="dispatch_failed", last_error="boom")],
+        bucket="needs_attention",
+        state="parked",
+        signals=("dispatch_failed",),
+    ),
+    "stopped": Case(
+        [task("t")],
+        [entry(state="stopped", stop_reason="wrong approach")],
+        bucket="needs_attention",
+        state="stopped",
+        signals=("stopped",),
+    ),
+    "root task edited on the base ref": Case(
+        [task("t")],
+        [entry(task_blob="a" * 40, heartbeat_at=ago(5))],
+        {"blobs": {"t": "b" * 40}},
+        bucket="needs_attention",
+        state="running",
+        signals=("root_task_edited",),
+    ),
+    "root task unchanged": Case(
+        [task("t")],
+        [entry(task_blob="a" * 40, heartbeat_at=ago(5))],
+        {"blobs": {"t": "a" * 40}},
+        bucket="active",
+        state="running",
+    ),
+    "registry orphan": Case(
+        [task("other")],
+        [entry("gone", state="running", heartbeat_at=ago(5))],
+        bucket="needs_attention",
+        state="orphan",
+        signals=("registry_orphan",),
+        slug="gone",
+    ),
+    "legacy in_progress file, no entry": Case(
+        [task("t", legacy={"status": "in_progress", "claimed_by": "bot"})],
+        bucket="needs_attention",
+        state="legacy_in_progress",
+        signals=("legacy_runtime_keys",),
+    ),
+    "legacy runtime key that claims nothing": Case(
+        [task("t", legacy={"retries": 2})],
+        bucket="needs_attention",
+        state="ready",
+        signals=("legacy_runtime_keys",),
+    ),
+    "legacy key on a completed task": Case(
+        [task("t", "completed", legacy={"claimed_by": "bot"})],
+        bucket="done",
+        state="completed",
+        signals=("legacy_runtime_keys",),
+    ),
+    "pickup overdue": Case(
+        [task("t")],
+        inputs={"ready_since": {"t": ago(901)}},
+        bucket="needs_attention",
+        state="ready",
+        signals=("pickup_overdue",),
+    ),
+    "not overdue without free capacity": Case(
+        [task("t")],
+        inputs={"ready_since": {"t": ago(901)}, "capacity_free": False},
+        bucket="ready",
+        state="ready",
+    ),
+    "not overdue yet": Case(
+        [task("t")], inputs={"ready_since": {"t": ago(899)}}, bucket="ready", state="ready"
+    ),
+    "done": Case([task("t", "completed")], bucket="done", state="completed"),
+    "cancelled": Case([task("t", "cancelled")], bucket="done", state="cancelled"),
+    "done with a lingering entry": Case(
+        [task("t", "completed")],
+        [entry(state="exited", exit_code=0, finished_at=ago(60))],
+        bucket="done",
+        state="completed",
+        signals=("registry_orphan",),
+    ),
+    "released entry ignored": Case(
+        [task("t")], [entry(state="released", finished_at=ago(60))], bucket="ready", state="ready"
+    ),
+    "unparsable heartbeat time is no crash": Case(
+        [task("t")], [entry(heartbeat_at="yesterday")], bucket="active", state="running"
+    ),
+}
+
+
+def world(case: Case) -> tuple[TaskSet, dict[str, RegistryEntry], Inputs]:
+    """The classification's arguments for one row."""
+    tasks = sorted(case.tasks, key=lambda t: t.path)
+    return (
+        TaskSet(tuple(tasks), (), ()),
+        {e.slug: e for e in case.entries},
+        Inputs(now=NOW, **case.inputs),
+    )
+
+
+@pytest.mark.parametrize("case", CASES.values(), ids=CASES.keys())
+def test_classification_table(case: Case) -> None:
+    tasks, entries, inputs = world(case)
+    rows = {c.slug: c for c in classify_all(tasks, entries, inputs)}
+    got = rows[case.slug]
+    assert (got.bucket, got.state) == (case.bucket, case.state)
+    assert tuple(s.kind for s in got.signals) == case.signals
+    assert got.blocked_by == case.blocked_by
+    assert got.bucket in BUCKETS and {s.kind for s in got.signals} <= set(SIGNALS)
+    for signal in got.signals:
+        assert signal.reason, f"{signal.kind} has no reason"
+
+
+def test_every_bucket_and_signal_is_in_the_table() -> None:
+    assert {case.bucket for case in CASES.values()} == set(BUCKETS)
+    assert {kind for case in CASES.values() for kind in case.signals} == set(SIGNALS)
+
+
+def test_released_orphan_is_not_listed_and_order_is_path_then_orphans() -> None:
+    tasks = TaskSet((task("a"), task("b")), (), ())
+    entries = {
+        "zz": entry("zz", state="released"),
+        "gone": entry("gone", state="failed"),
+        "b": entry("b", heartbeat_at=ago(5)),
+    }
+    rows = classify_all(tasks, entries, Inputs(now=NOW))
+    assert [r.slug for r in rows] == ["a", "b", "gone"]
+
+
+def test_orphan_of_an_unreadable_file_says_so() -> None:
+    tasks = TaskSet((), (), ("tasks/broken.md",))
+    [row] = classify_all(tasks, {"broken": entry("broken")}, Inputs(now=NOW))
+    assert row.signals[0].kind == "registry_orphan" and "cannot be read" in row.signals[0].reason
+
+
+def test_signals_carry_since_and_readable_reasons() -> None:
+    tasks, entries, inputs = world(CASES["stalled"])
+    [row] = classify_all(tasks, entries, inputs)
+    assert row.signals[0].since == ago(601)
+    assert "601 s" in row.signals[0].reason
+
+
+def test_an_active_task_shows_its_blocker_before_its_progress() -> None:
+    tasks = TaskSet((task("t"),), (), ())
+    working = entry(heartbeat_at=ago(5), progress="half done")
+    [row] = classify_all(tasks, {"t": working}, Inputs(now=NOW))
+    assert row.detail == "half done"
+    [row] = classify_all(tasks, {"t": replace(working, blocker="needs credentials")}, Inputs(now=NOW))
+    assert (row.bucket, row.detail) == ("active", "blocked: needs credentials")
+
+
+def test_to_dict_keys_and_counts() -> None:
+    tasks, entries, inputs = world(CASES["running, fresh heartbeat"])
+    rows = classify_all(tasks, entries, inputs)
+    data = rows[0].to_dict()
+    assert {"slug", "bucket", "state", "lease", "attempt", "signals", "blocked_by", "detail"} <= set(data)
+    assert data["lease"] == 3 and data["entry"]["worker"] == "w1" and data["owner"] == "alice"
+    assert counts(rows) == {bucket: int(bucket == "active") for bucket in BUCKETS}
+
+
+def test_pure_same_inputs_same_answer_and_only_the_given_clock_counts() -> None:
+    tasks, entries, inputs = world(CASES["stalled"])
+    assert classify_all(tasks, entries, inputs) == classify_all(tasks, entries, inputs)
+    earlier = Inputs(now=NOW - timedelta(seconds=600))
+    [row] = classify_all(tasks, entries, earlier)
+    assert row.bucket == "active"  # the same entry, judged at another (given) time
