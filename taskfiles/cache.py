@@ -46,6 +46,7 @@ FORMAT = 2
 RACY_WINDOW_NS = 2_000_000_000
 TREE_FILE = "tree-cache.pickle"
 BLOB_FILE = "blob-cache.pickle"
+REF_FILE = "ref-{}.pickle"  # per ref name: the whole result at the commit the ref named
 # Editing any module of the package (an editable install), upgrading it or
 # upgrading PyYAML changes the fingerprint; stating the ~30 files costs ~0.1 ms.
 PACKAGE_DIR = Path(__file__).parent
@@ -202,7 +203,13 @@ class TreeStore:
 
     def unchanged(self, rels: list[str], ids: list[Identity]) -> Assembled | None:
         """The stored result when ``rels`` and their ``ids`` are exactly the stored listing."""
-        if self._assembled is None or rels != self._old_rels or ids != self._old_ids:
+        if rels != self._old_rels or ids != self._old_ids:
+            return None
+        return self.stored()
+
+    def stored(self) -> Assembled | None:
+        """The stored result as it is (the ref store: its fingerprint names the commit)."""
+        if self._assembled is None:
             return None
         try:
             task_rows, problem_rows, skipped = self._assembled
@@ -211,8 +218,13 @@ class TreeStore:
             problems = list(_problems(problem_rows))
         except (TypeError, ValueError, IndexError):
             return None
-        self.hits = len(rels)
+        self.hits = len(self._old_rels)
         return tasks, problems, list(skipped)
+
+    @property
+    def listing(self) -> dict[str, Any]:
+        """Stored path -> identity (for the ref store: path -> blob id)."""
+        return dict(zip(self._old_rels, self._old_ids, strict=True))
 
     def get(self, rel: str, ident: Identity) -> Parsed | None:
         """The cached result for one file whose identity still matches, else None."""

@@ -8,6 +8,7 @@ changing them never needs a reparse.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import time
 from collections.abc import Mapping
@@ -216,6 +217,51 @@ def _too_large(rel: str, size: int, config: Config) -> Parsed:
 
 
 def _load_ref(config: Config, ref: str) -> TaskSet:
+    """Tasks at ``ref``. When the ref files name a commit read before, the whole
+    result comes from the ref store without starting git (or importing gitpython)."""
+    store = _ref_store(config, ref)
+    if store is not None:
+        assembled = store.stored()
+        if assembled is not None:
+            hits = cache.CacheStats(hits=len(assembled[0]), unchanged=True)
+            task_set = _task_set(assembled, config, ref, store.fingerprint[-1], hits)  # type: ignore[arg-type]
+            return replace(task_set, paths_to_blobs=store.listing)
+    commit, entries, results, stats = _read_ref(config, ref)
+    assembled = _assemble(results)
+    if store is not None:
+        _keep_ref(store, entries, dict(results), assembled)
+    task_set = _task_set(assembled, config, ref, commit, stats)
+    return replace(task_set, paths_to_blobs={e.path: e.blob for e in entries})
+
+
+def _ref_store(config: Config, ref: str) -> cache.TreeStore | None:
+    if config.repo is None:
+        return None
+    key = git.peek_ref(config.repo, ref)
+    if key is None:
+        return None
+    name = cache.REF_FILE.format(hashlib.sha1(ref.encode()).hexdigest()[:12])
+    return cache.TreeStore(_cache_path(config.repo.common_dir, name), (*_fingerprint(config), key))
+
+
+def _keep_ref(
+    store: cache.TreeStore,
+    entries: list[git.TreeEntry],
+    parsed: dict[str, Parsed],
+    assembled: cache.Assembled,
+) -> None:
+    """Remember the whole result for the commit the ref named (symlinks make it partial)."""
+    for entry in entries:
+        if entry.mode == SYMLINK_MODE:
+            store.uncached()
+        else:
+            store.put(entry.path, entry.blob, parsed[entry.path], keep=True)  # type: ignore[arg-type]
+    store.save(assembled)
+
+
+def _read_ref(
+    config: Config, ref: str
+) -> tuple[str, list[git.TreeEntry], list[tuple[str, Parsed]], cache.CacheStats]:
     prefix = _tasks_prefix(config)
     commit = git.resolve_commit(config.root, ref)
     listed = git.ls_commit(config.root, commit, prefix or ".", sizes=False)
@@ -226,8 +272,7 @@ def _load_ref(config: Config, ref: str) -> TaskSet:
     missing = [e for e in entries if e.mode != SYMLINK_MODE and found[e.path] is None]
     found.update(_parse_blobs(config, missing, prefix, store))
     results = [(e.path, found.get(e.path) or _symlink_at_ref(e.path)) for e in entries]
-    task_set = _task_set(_assemble(results), config, ref, commit, store.save())
-    return replace(task_set, paths_to_blobs={e.path: e.blob for e in entries})
+    return commit, entries, results, store.save()
 
 
 def _hidden(inner: str) -> bool:

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import os
 import pickle
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -369,20 +371,57 @@ def test_blob_cache_is_reused_and_shared_by_worktrees(repo: Path, tmp_path: Path
     write_task(repo, "a.md", task_text("A"))
     changing = write_task(repo, "w/b.md", task_text("B"))
     commit_all(repo)
-    first = load(repo, "main")
+    # "main~0" is beyond the hand-read ref lookup, so every load goes through git and the blob store.
+    first = load(repo, "main~0")
     assert first.stats == cache.CacheStats(hits=0, parsed=2, racy=0, stored=2)
     assert (repo / ".git" / "taskfiles" / cache.BLOB_FILE).is_file()
-    second = load(repo, "main")
+    second = load(repo, "main~0")
     assert second.stats == cache.CacheStats(hits=2, parsed=0, racy=0, stored=None)
     assert second.tasks == first.tasks
     changing.write_text(task_text("B2"), encoding="utf-8")
     commit_all(repo)
-    third = load(repo, "main")
+    third = load(repo, "main~0")
     assert (third.stats.hits, third.stats.parsed) == (1, 1)
     assert third.get("b").title == "B2"  # type: ignore[union-attr]
     other = tmp_path / "wt"
     git(repo, "worktree", "add", "-q", str(other), "-b", "side", "HEAD~1")
-    assert load(other, "main").stats.hits == 2  # the common dir's cache
+    assert load(other, "main~0").stats.hits == 2  # the common dir's cache
+
+
+def test_ref_store_serves_a_known_commit_without_git(repo: Path) -> None:
+    write_task(repo, "a.md", task_text("A"))
+    commit = commit_all(repo)
+    first = load(repo, "main")
+    assert not first.stats.unchanged
+    second = load(repo, "main")
+    assert second.stats.unchanged and second.tasks == first.tasks
+    assert (second.commit, second.blobs) == (commit, first.blobs)
+    probe = (
+        "import sys; from taskfiles import config, tasksource; "
+        f"t = tasksource.load(config.load(__import__('pathlib').Path({str(repo)!r})), 'main'); "
+        "print(len(t.tasks), 'git' in sys.modules)"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert done.stdout.split() == ["1", "False"]  # gitpython never imported
+
+
+def test_ref_store_follows_the_ref_when_it_moves_and_when_packed(repo: Path) -> None:
+    path = write_task(repo, "a.md", task_text("One"))
+    commit_all(repo)
+    assert load(repo, "main").get("a").title == "One"  # type: ignore[union-attr]
+    path.write_text(task_text("Two"), encoding="utf-8")
+    commit_all(repo)
+    assert load(repo, "main").get("a").title == "Two"  # type: ignore[union-attr]
+    git(repo, "pack-refs", "--all")
+    assert not (repo / ".git" / "refs" / "heads" / "main").exists()
+    packed = load(repo, "main")
+    assert packed.stats.unchanged and packed.get("a").title == "Two"  # type: ignore[union-attr]
+    git(repo, "checkout", "-q", "-b", "topic")
+    path.write_text(task_text("Three"), encoding="utf-8")
+    commit_all(repo)
+    assert load(repo, "main").get("a").title == "Two"  # type: ignore[union-attr]
+    assert load(repo, "HEAD").get("a").title == "Three"  # type: ignore[union-attr]
+    assert load(repo, "topic").get("a").title == "Three"  # type: ignore[union-attr]
 
 
 def test_ref_problems_symlinks_huge_and_duplicates(repo: Path) -> None:
