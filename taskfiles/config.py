@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import os
 import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +49,20 @@ class Config:
     def git_dir(self) -> Path | None:
         """This worktree's private git folder (home of the parse cache)."""
         return self.repo.git_dir if self.repo else None
+
+    @cached_property
+    def worker(self) -> WorkerSettings:
+        """``[worker]``: what the worker wrapper runs and the limits it enforces."""
+        return WorkerSettings.from_raw(self.raw.get("worker", {}), self._where("worker"))
+
+    @cached_property
+    def heartbeat(self) -> HeartbeatSettings:
+        """``[heartbeat]`` (and ``[limits]``): what one heartbeat cycle does."""
+        return HeartbeatSettings.from_raw(self.raw, self._where("heartbeat"))
+
+    def _where(self, section: str) -> str:
+        prefix = "tool.taskfiles." if self.source and self.source.name == "pyproject.toml" else ""
+        return f"{self.source or 'configuration'}: [{prefix}{section}]"
 
     def relpath(self, path: Path) -> str:
         """``path`` relative to the worktree root, posix style."""
@@ -149,3 +165,173 @@ def _aliases(value: object, owners: list[str], where: str) -> dict[str, str]:
             )
         aliases[alias.lower()] = canonical
     return aliases
+
+
+# -- dispatch settings ([worker], [heartbeat], [limits]) ---------------------------------------
+
+PLACEHOLDERS = ("{slug}", "{task_file}", "{worktree}", "{branch}", "{prompt_file}")
+DEFAULT_NON_RETRYABLE = ("command_not_found", "cost_cap")
+
+
+@dataclass(frozen=True)
+class WorkerSettings:
+    """``[worker]``: the agent command and what the wrapper enforces around it."""
+
+    command: tuple[str, ...] = ()  # argv with placeholders; empty: nothing can be dispatched
+    heartbeat_seconds: float = 30.0
+    deadline_seconds: float | None = 4 * 3600.0  # None: no wall-clock limit
+    cost_cap_usd: float | None = None
+    max_attempts: int = 3
+    exit_codes: Mapping[int, str] = field(default_factory=dict)  # exit code -> failure class
+    non_retryable: frozenset[str] = frozenset(DEFAULT_NON_RETRYABLE)
+    kill_grace_seconds: float = 5.0  # SIGTERM, then SIGKILL this much later
+
+    @classmethod
+    def from_raw(cls, raw: object, where: str) -> WorkerSettings:
+        """Read and check the section; ConfigError names the key and shows a good value."""
+        section = _table(raw, where)
+        return cls(
+            command=_command(section.get("command", []), where),
+            heartbeat_seconds=_seconds(
+                section, "heartbeat_seconds", cls.heartbeat_seconds, where, positive=True
+            ),
+            deadline_seconds=_optional_seconds(section, "deadline_seconds", cls.deadline_seconds, where),
+            cost_cap_usd=_optional_seconds(section, "cost_cap_usd", None, where),
+            max_attempts=_count(section, "max_attempts", cls.max_attempts, where),
+            exit_codes=_exit_codes(section.get("exit_codes", {}), where),
+            non_retryable=frozenset(
+                _names(section.get("non_retryable", list(DEFAULT_NON_RETRYABLE)), "non_retryable", where)
+            ),
+            kill_grace_seconds=_seconds(section, "kill_grace_seconds", cls.kill_grace_seconds, where),
+        )
+
+    def failure_class(self, exit_code: int) -> str:
+        """The failure class of a non-zero exit: configured, else ``exit_<n>`` (``signal_<n>`` if killed)."""
+        if exit_code in self.exit_codes:
+            return self.exit_codes[exit_code]
+        return f"signal_{-exit_code}" if exit_code < 0 else f"exit_{exit_code}"
+
+
+@dataclass(frozen=True)
+class HeartbeatSettings:
+    """``[heartbeat]``: parallelism, retries, the circuit breaker, worktrees, grace periods."""
+
+    max_parallel: int = 2
+    interval_seconds: float = 60.0  # --loop's default pause
+    backoff_base_seconds: float = 60.0  # first retry after this, doubling each failure
+    backoff_max_seconds: float = 3600.0
+    backoff_jitter: float = 0.2  # up to this fraction added, so retries do not move in lockstep
+    circuit_breaker: int = 3  # the same failure class this many times in a row parks the task
+    remove_worktree_on_done: bool = True
+    orphan_grace_seconds: float = 86400.0
+    worktrees_dir: str = ".worktrees"
+    branch_prefix: str = "task/"
+
+    @classmethod
+    def from_raw(cls, raw: Mapping[str, Any], where: str) -> HeartbeatSettings:
+        """Read ``[heartbeat]`` and check ``[limits]``; ConfigError names the bad key."""
+        section = _table(raw.get("heartbeat", {}), where)
+        limits_where = where.replace("heartbeat]", "limits]")
+        limits = _table(raw.get("limits", {}), limits_where)
+        for key in ("stall_after_seconds", "review_grace_seconds", "pickup_overdue_seconds"):
+            _seconds(limits, key, 0.0, limits_where)
+        jitter = _seconds(section, "backoff_jitter", cls.backoff_jitter, where)
+        return cls(
+            max_parallel=_count(section, "max_parallel", cls.max_parallel, where),
+            interval_seconds=_seconds(
+                section, "interval_seconds", cls.interval_seconds, where, positive=True
+            ),
+            backoff_base_seconds=_seconds(section, "backoff_base_seconds", cls.backoff_base_seconds, where),
+            backoff_max_seconds=_seconds(section, "backoff_max_seconds", cls.backoff_max_seconds, where),
+            backoff_jitter=jitter,
+            circuit_breaker=_count(section, "circuit_breaker", cls.circuit_breaker, where),
+            remove_worktree_on_done=_flag(
+                section, "remove_worktree_on_done", cls.remove_worktree_on_done, where
+            ),
+            orphan_grace_seconds=_seconds(section, "orphan_grace_seconds", cls.orphan_grace_seconds, where),
+            worktrees_dir=_folder(section, "worktrees_dir", cls.worktrees_dir, where),
+            branch_prefix=str(section.get("branch_prefix", cls.branch_prefix)),
+        )
+
+
+def _table(value: object, where: str) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise ConfigError(f"{where} must be a table of settings")
+    return value
+
+
+def _number(section: Mapping[str, Any], key: str, default: float, where: str) -> float:
+    value = section.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ConfigError(f"{where} {key} must be a number, not {value!r}")
+    return float(value)
+
+
+def _seconds(
+    section: Mapping[str, Any], key: str, default: float, where: str, *, positive: bool = False
+) -> float:
+    value = _number(section, key, default, where)
+    if value < 0 or (positive and value == 0):
+        bound = "greater than 0" if positive else "0 or more"
+        raise ConfigError(f"{where} {key} must be {bound}, not {value:g}")
+    return value
+
+
+def _optional_seconds(
+    section: Mapping[str, Any], key: str, default: float | None, where: str
+) -> float | None:
+    """A positive number, or 0 (or absent with no default) for "no limit"."""
+    if key not in section:
+        return default
+    value = _seconds(section, key, 0.0, where)
+    return value or None
+
+
+def _count(section: Mapping[str, Any], key: str, default: int, where: str) -> int:
+    value = section.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ConfigError(f"{where} {key} must be a whole number of at least 1, not {value!r}")
+    return value
+
+
+def _flag(section: Mapping[str, Any], key: str, default: bool, where: str) -> bool:
+    value = section.get(key, default)
+    if not isinstance(value, bool):
+        raise ConfigError(f"{where} {key} must be true or false, not {value!r}")
+    return value
+
+
+def _folder(section: Mapping[str, Any], key: str, default: str, where: str) -> str:
+    value = section.get(key, default)
+    if not isinstance(value, str) or not value or value.startswith("/") or ".." in value.split("/"):
+        raise ConfigError(f"{where} {key} must be a folder inside the repository, e.g. {default!r}")
+    return value
+
+
+def _command(value: object, where: str) -> tuple[str, ...]:
+    if not isinstance(value, list) or not all(isinstance(arg, str) for arg in value):
+        raise ConfigError(
+            f"{where} command must be an argument list, not a shell string, "
+            f'e.g. ["my-agent", "--prompt-file", "{{prompt_file}}"] '
+            f"(placeholders: {', '.join(PLACEHOLDERS)})"
+        )
+    return tuple(value)
+
+
+def _names(value: object, key: str, where: str) -> list[str]:
+    if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+        raise ConfigError(f'{where} {key} must be a list of failure classes, e.g. ["usage", "cost_cap"]')
+    return value
+
+
+def _exit_codes(value: object, where: str) -> dict[int, str]:
+    table = _table(value, f"{where} exit_codes")
+    codes: dict[int, str] = {}
+    for code, name in table.items():
+        if not str(code).lstrip("-").isdigit() or not isinstance(name, str) or not name:
+            raise ConfigError(
+                f'{where} exit_codes must map exit codes to failure classes, e.g. {{ "2" = "usage" }}; '
+                f"got {code!r} = {name!r}"
+            )
+        codes[int(code)] = name
+    return codes

@@ -63,6 +63,63 @@ def _common_dir(git_dir: Path) -> Path:
     return (git_dir / pointer.read_text(encoding="utf-8").strip()).resolve()
 
 
+_HEX40 = frozenset("0123456789abcdef")
+
+
+def peek_ref(repo: RepoPaths, ref: str) -> str | None:
+    """The object id ``ref`` names, read from ref files by hand, or None when unsure.
+
+    A cache key for the warm path: a hit skips importing gitpython altogether. It
+    follows git's lookup order for plain names (refs/, tags, heads, remotes) and
+    symbolic refs; anything fancier (``main~1``, ``@{u}``) returns None, and the
+    caller asks git itself.
+    """
+    if len(ref) == 40 and set(ref) <= _HEX40:
+        return ref
+    if not ref or any(c in ref for c in "~^:@{}*?[\\ ") or ".." in ref:
+        return None
+    names = (
+        [ref]
+        if ref.isupper() or ref.startswith("refs/")
+        else [
+            f"refs/{ref}",
+            f"refs/tags/{ref}",
+            f"refs/heads/{ref}",
+            f"refs/remotes/{ref}",
+            f"refs/remotes/{ref}/HEAD",
+        ]
+    )
+    for name in names:
+        found = _read_ref(repo, name, depth=0)
+        if found is not None:
+            return found
+    return None
+
+
+def _read_ref(repo: RepoPaths, name: str, depth: int) -> str | None:
+    if depth > 5:
+        return None
+    folder = repo.git_dir if name.isupper() else repo.common_dir  # HEAD, ORIG_HEAD: per worktree
+    try:
+        text = (folder / name).read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError):
+        return _packed_ref(repo, name)
+    if text.startswith("ref:"):
+        return _read_ref(repo, text.removeprefix("ref:").strip(), depth + 1)
+    return text if len(text) == 40 and set(text) <= _HEX40 else None
+
+
+def _packed_ref(repo: RepoPaths, name: str) -> str | None:
+    try:
+        lines = (repo.common_dir / "packed-refs").read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError):
+        return None
+    for line in lines:
+        if line.endswith(" " + name) and not line.startswith(("#", "^")):
+            return line.split(" ", 1)[0]
+    return None
+
+
 @contextmanager
 def open_repo(root: Path) -> Iterator[gitpython.Repo]:
     """A gitpython Repo that is always closed (its cat-file processes reaped)."""
@@ -201,6 +258,135 @@ def blob_at(root: Path, ref: str, path: str) -> str | None:
     return out.split("\t", 1)[0].split()[2]
 
 
+# What ``git rev-parse --local-env-vars`` lists: variables that point git at one repository.
+# A worker in another worktree must not inherit them; identity and config variables may stay.
+LOCAL_ENV_VARS = frozenset(
+    {
+        "GIT_ALTERNATE_OBJECT_DIRECTORIES",
+        "GIT_COMMON_DIR",
+        "GIT_CONFIG",
+        "GIT_DIR",
+        "GIT_GRAFT_FILE",
+        "GIT_IMPLICIT_WORK_TREE",
+        "GIT_INDEX_FILE",
+        "GIT_INTERNAL_SUPER_PREFIX",
+        "GIT_NO_REPLACE_OBJECTS",
+        "GIT_OBJECT_DIRECTORY",
+        "GIT_PREFIX",
+        "GIT_REPLACE_REF_BASE",
+        "GIT_SHALLOW_FILE",
+        "GIT_WORK_TREE",
+    }
+)
+
+
+def env_for_worktree() -> dict[str, str]:
+    """The environment minus the variables that tie git to one repository (GIT_DIR, GIT_INDEX_FILE, ...),
+    for processes that work in another worktree. Author identity and the like are kept."""
+    return {k: v for k, v in os.environ.items() if k not in LOCAL_ENV_VARS}
+
+
 def env_without_git_vars() -> dict[str, str]:
     """The environment minus GIT_DIR and friends, for subprocesses in other worktrees."""
     return {k: v for k, v in os.environ.items() if not k.startswith("GIT_")}
+
+
+# -- worktrees: one per dispatched task ----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Worktree:
+    """One worktree of a repository, as ``git worktree list`` reports it."""
+
+    path: Path
+    head: str | None
+    branch: str | None  # short name (``task/x``); None when detached
+
+
+def worktrees(root: Path) -> list[Worktree]:
+    """Every worktree of the repository at ``root``, the main one first."""
+    with open_repo(root) as repo:
+        return _worktrees(repo)
+
+
+def _worktrees(repo: gitpython.Repo) -> list[Worktree]:
+    found = []
+    for block in _run(repo, "worktree", "list", "--porcelain").split("\n\n"):
+        fields = dict(line.partition(" ")[::2] for line in block.splitlines() if line)
+        if "worktree" in fields:
+            branch = fields.get("branch", "").removeprefix("refs/heads/") or None
+            found.append(Worktree(Path(fields["worktree"]).resolve(), fields.get("HEAD"), branch))
+    return found
+
+
+def add_worktree(root: Path, path: Path, branch: str, base: str, *, fresh: bool = False) -> bool:
+    """Make ``path`` a worktree on ``branch``; return True when it was created, False when reused.
+
+    An existing worktree on ``branch`` is reused as it is (a retry continues the last
+    attempt's work). Otherwise the branch is checked out there, or created from
+    ``base`` when it does not exist yet. ``fresh`` starts the branch over from ``base``,
+    dropping the worktree and the branch's commits.
+    """
+    path = path.resolve()
+    with open_repo(root) as repo:
+        _run(repo, "worktree", "prune")  # forget worktrees whose folder was deleted by hand
+        current = {w.path: w for w in _worktrees(repo)}.get(path)
+        if current is not None:
+            if current.branch != branch:
+                raise GitError(
+                    f"{path} is a worktree on {current.branch or 'a detached HEAD'}, not {branch}; "
+                    f"remove it with 'git worktree remove {path}'"
+                )
+            if not fresh:
+                return False
+            _run(repo, "worktree", "remove", "--force", str(path))
+        if path.exists():
+            raise GitError(f"{path} exists but is not a git worktree; move it out of the way")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if fresh or not _has_branch(repo, branch):
+            _run(repo, "worktree", "add", "--quiet", "-B", branch, str(path), base)
+        else:
+            _run(repo, "worktree", "add", "--quiet", str(path), branch)
+    return True
+
+
+def _has_branch(repo: gitpython.Repo, branch: str) -> bool:
+    try:
+        _run(repo, "rev-parse", "--verify", "--quiet", f"refs/heads/{branch}")
+    except GitError:
+        return False
+    return True
+
+
+def remove_worktree(root: Path, path: Path, *, force: bool = False) -> bool:
+    """Remove the worktree at ``path`` (its branch stays); False when there was none.
+
+    Without ``force`` git refuses a worktree with uncommitted or untracked changes:
+    GitError says so, and nothing is lost.
+    """
+    path = path.resolve()
+    with open_repo(root) as repo:
+        if path not in {w.path for w in _worktrees(repo)}:
+            return False
+        _run(repo, "worktree", "remove", *(["--force"] if force else []), str(path))
+    return True
+
+
+def ensure_excluded(common_dir: Path, pattern: str) -> bool:
+    """Add ``pattern`` to ``info/exclude`` (never to a tracked .gitignore); True when added."""
+    exclude = common_dir / "info" / "exclude"
+    try:
+        text = exclude.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        text = ""
+    except OSError as exc:
+        raise GitError(f"cannot read {exclude}: {exc.strerror}") from None
+    if pattern in text.splitlines():
+        return False
+    try:
+        exclude.parent.mkdir(parents=True, exist_ok=True)
+        with exclude.open("a", encoding="utf-8") as handle:
+            handle.write(("" if not text or text.endswith("\n") else "\n") + pattern + "\n")
+    except OSError as exc:
+        raise GitError(f"cannot write {exclude}: {exc.strerror}") from None
+    return True

@@ -10,6 +10,7 @@ Every store runs these same functions inside its own transaction, so the rules
     failed | parked | stopped | exited | retry_wait --retry--> retry_wait (due now)
     any but released/parked --park--> parked --unpark--> retry_wait (due now)
     any --release--> released
+    any but claimed/running --prune--> (removed; the lease history stays)
 
 A lease is issued only by claim, as one more than any lease the slug ever had;
 leaving claimed/running retires it. Runtime facts (note, progress, blocker,
@@ -243,7 +244,14 @@ def finish(
     """Record the worker's exit: 0 is ``exited``, anything else ``failed``."""
     entry = fenced(s, slug, lease)
     if exit_code == 0:
-        new = replace(entry, state="exited", last_error=None, failure_class=None, consecutive_failures=0)
+        new = replace(
+            entry,
+            state="exited",
+            last_error=None,
+            failure_class=None,
+            consecutive_failures=0,
+            failure_streak=0,
+        )
     else:
         cls = failure_class or f"exit_{exit_code}"
         new = _failed(entry, error or f"exit code {exit_code}", cls)
@@ -267,6 +275,7 @@ def _failed(entry: RegistryEntry, error: str, failure_class: str) -> RegistryEnt
         last_error=error,
         failure_class=failure_class,
         consecutive_failures=entry.consecutive_failures + 1,
+        failure_streak=entry.failure_streak + 1 if entry.failure_class == failure_class else 1,
     )
 
 
@@ -400,7 +409,18 @@ def _due(entry: RegistryEntry, at: str, now: str, *, fresh: bool = False) -> Reg
         fresh=fresh or entry.fresh,
         parked_reason=None,
         consecutive_failures=0,
+        failure_streak=0,
         updated_at=now,
+    )
+
+
+def prune(s: Snapshot, slug: str, *, reason: str) -> Plan[RegistryEntry]:
+    """Remove an entry that no live worker holds (its lease history stays, so no lease is reused)."""
+    entry = s.get(slug)
+    if entry.is_live:
+        raise ConflictError(f"'{slug}' is {entry.state}; run 'task stop {slug}' before removing its entry")
+    return Plan(
+        (Change(slug, None, "task.pruned", {"reason": reason, "previous_state": entry.state}),), entry
     )
 
 

@@ -125,7 +125,7 @@ class Evidence:
 
 _INT = frozenset(
     {"lease", "attempt", "max_attempts", "pid", "pid_start_time", "heartbeats", "exit_code"}
-    | {"progress_percent", "consecutive_failures"}
+    | {"progress_percent", "consecutive_failures", "failure_streak"}
 )
 _FLOAT = ("cost_usd", "total_cost_usd")
 
@@ -155,6 +155,7 @@ class RegistryEntry:
     last_error: str | None = None
     failure_class: str | None = None
     consecutive_failures: int = 0
+    failure_streak: int = 0  # failures in a row with this same failure_class (the circuit breaker)
     worktree: str | None = None
     branch: str | None = None
     task_blob: str | None = None  # the task file's blob id at dispatch

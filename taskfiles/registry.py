@@ -349,6 +349,10 @@ class Registry(ABC):
         """Make a parked task claimable now."""
         return self.transact(lambda s: lifecycle.unpark(s, slug, reason=reason))
 
+    def prune(self, slug: str, *, reason: str) -> RegistryEntry:
+        """Remove the entry of a task that is gone (not while a worker holds it); return what it was."""
+        return self.transact(lambda s: lifecycle.prune(s, slug, reason=reason))
+
     def update(self, slug: str, fn: Callable[[RegistryEntry, Snapshot], Change | None]) -> RegistryEntry:
         """Apply ``fn`` to one entry in a transaction (``None``: no change)."""
         return self.transact(lambda s: lifecycle.update(s, slug, fn))

@@ -117,3 +117,57 @@ def test_resolve_commit_and_blob_at(repo: Path) -> None:
 def test_not_a_repository(tmp_path: Path) -> None:
     with pytest.raises(GitError, match="not a git repository"):
         tgit.read_blobs(tmp_path, ["0123456789012345678901234567890123456789"])
+
+
+def test_add_worktree_creates_reuses_and_starts_fresh(repo: Path) -> None:
+    write_task(repo, "a.md", "---\ntitle: A\n---\n")
+    base = commit_all(repo)
+    path = repo / ".worktrees" / "a"
+    assert tgit.add_worktree(repo, path, "task/a", "main") is True
+    (path / "work.txt").write_text("work\n")
+    git(path, "add", "work.txt")
+    git(path, "commit", "-q", "-m", "work")
+    assert tgit.add_worktree(repo, path, "task/a", "main") is False  # reused as it is
+    assert (path / "work.txt").exists()
+    assert tgit.add_worktree(repo, path, "task/a", "main", fresh=True) is True
+    assert git(path, "rev-parse", "HEAD").strip() == base and not (path / "work.txt").exists()
+    listed = {w.path: w.branch for w in tgit.worktrees(repo)}
+    assert listed[path.resolve()] == "task/a" and listed[repo.resolve()] == "main"
+
+
+def test_add_worktree_checks_out_an_existing_branch_and_refuses_strays(repo: Path) -> None:
+    write_task(repo, "a.md", "x\n")
+    commit_all(repo)
+    git(repo, "branch", "task/b")
+    path = repo / ".worktrees" / "b"
+    assert tgit.add_worktree(repo, path, "task/b", "main")
+    with pytest.raises(GitError, match="is a worktree on task/b, not task/c"):
+        tgit.add_worktree(repo, path, "task/c", "main")
+    stray = repo / ".worktrees" / "stray"
+    stray.mkdir()
+    with pytest.raises(GitError, match="exists but is not a git worktree"):
+        tgit.add_worktree(repo, stray, "task/stray", "main")
+
+
+def test_remove_worktree_keeps_the_branch_and_refuses_a_dirty_one(repo: Path) -> None:
+    write_task(repo, "a.md", "x\n")
+    commit_all(repo)
+    path = repo / ".worktrees" / "a"
+    tgit.add_worktree(repo, path, "task/a", "main")
+    (path / "scratch.txt").write_text("uncommitted\n")
+    with pytest.raises(GitError):
+        tgit.remove_worktree(repo, path)
+    assert path.exists()
+    (path / "scratch.txt").unlink()
+    assert tgit.remove_worktree(repo, path) is True
+    assert not path.exists() and git(repo, "branch", "--list", "task/a").strip()
+    assert tgit.remove_worktree(repo, path) is False
+
+
+def test_ensure_excluded_writes_info_exclude_once(repo: Path) -> None:
+    assert tgit.ensure_excluded(repo / ".git", "/.worktrees/") is True
+    assert tgit.ensure_excluded(repo / ".git", "/.worktrees/") is False
+    assert (repo / ".git" / "info" / "exclude").read_text().splitlines().count("/.worktrees/") == 1
+    (repo / ".worktrees" / "x").mkdir(parents=True)
+    (repo / ".worktrees" / "x" / "f").write_text("f")
+    assert git(repo, "status", "--porcelain") == ""

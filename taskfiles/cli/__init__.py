@@ -12,7 +12,7 @@ from typing import Annotated
 
 import typer
 
-from . import planning, runtime
+from . import dispatch, planning, runtime, serve
 from .app import new_app, set_repo
 
 app = new_app(
@@ -35,6 +35,8 @@ def _root(
 
 planning.register(app)
 runtime.register(app)
+dispatch.register(app)
+serve.register(app)
 
 
 def main() -> None:

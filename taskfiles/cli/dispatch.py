@@ -1,0 +1,204 @@
+"""Commands that run work: the heartbeat cycle (``task heartbeat-cycle``, also the
+``task-manager-heartbeat`` console script for cron) and the worker wrapper (``task worker run``).
+
+Library modules are imported inside the commands: ``task list`` must not pay for them.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from ..config import Config
+from ..config import load as load_config
+from ..errors import TaskfilesError
+from ..registry import open_registry
+from .app import CommandError, JsonFlag, config, echo, emit_json, new_app, warn
+from .runtime import LeaseOption, SlugArg
+
+if TYPE_CHECKING:
+    from ..heartbeat import CycleResult
+
+OwnerOption = Annotated[
+    list[str] | None,
+    typer.Option("--owner", help="Dispatch only this owner's tasks (repeatable; aliases collapse)."),
+]
+MaxParallelOption = Annotated[
+    int | None,
+    typer.Option(
+        "--max-parallel", min=1, help="Live workers allowed at once (default: [heartbeat] max_parallel)."
+    ),
+]
+NoDispatchOption = Annotated[
+    bool, typer.Option("--no-dispatch", help="Reconcile, classify and write the snapshot; start nothing.")
+]
+DryRunOption = Annotated[
+    bool, typer.Option("--dry-run", help="Say what the cycle would do; change nothing (no lock taken).")
+]
+LoopOption = Annotated[
+    float | None,
+    typer.Option("--loop", min=0.1, metavar="SECONDS", help="Run a cycle every SECONDS until interrupted."),
+]
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``heartbeat-cycle`` and the ``worker`` group to ``app``."""
+    app.command("heartbeat-cycle")(heartbeat_cycle)
+    group = new_app("The worker wrapper the heartbeat starts for each dispatched task.")
+    group.command("run")(worker_run)
+    app.add_typer(group, name="worker")
+
+
+def heartbeat_cycle(
+    ctx: typer.Context,
+    owner: OwnerOption = None,
+    max_parallel: MaxParallelOption = None,
+    no_dispatch: NoDispatchOption = False,
+    dry_run: DryRunOption = False,
+    loop: LoopOption = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Run one heartbeat cycle: reconcile the registry, classify every task, dispatch ready
+    tasks into worktrees, write snapshot.json. Exit 0 also when another cycle holds the lock."""
+    run_heartbeat(config(ctx), owner, max_parallel, no_dispatch, dry_run, loop, as_json)
+
+
+def run_heartbeat(
+    cfg: Config,
+    owners: list[str] | None,
+    max_parallel: int | None,
+    no_dispatch: bool,
+    dry_run: bool,
+    every: float | None,
+    as_json: bool,
+) -> None:
+    """One cycle, or one every ``every`` seconds; print each summary."""
+    from .. import heartbeat
+
+    options = heartbeat.CycleOptions(tuple(owners or ()), max_parallel, not no_dispatch, dry_run)
+    if every is None:
+        _show(heartbeat.run_cycle(cfg, options), as_json)
+        return
+    try:
+        for outcome in heartbeat.loop(cfg, options, every):
+            if isinstance(outcome, TaskfilesError):
+                typer.echo(f"error: {outcome}", err=True)
+            else:
+                _show(outcome, as_json)
+    except KeyboardInterrupt:
+        return
+
+
+def _show(result: CycleResult, as_json: bool) -> None:
+    if as_json:
+        emit_json(result.to_dict())
+    else:
+        echo(summary(result))
+    for warning in result.warnings:
+        warn(warning)
+    for failed in result.dispatched:
+        if failed.error:
+            warn(f"{failed.slug}: dispatch failed: {failed.error}")
+
+
+def summary(result: CycleResult) -> str:
+    """The one line a cycle prints (cron mails it, so one line)."""
+    if not result.ran:
+        pid = f"pid {result.holder_pid}" if result.holder_pid else "pid unknown"
+        return f"another cycle is running ({pid}); skipped"
+    counts = ", ".join(f"{bucket} {n}" for bucket, n in result.counts.items() if n) or "no tasks"
+    parts = [f"{'dry run' if result.dry_run else 'cycle'} {result.generated_at}: {counts}"]
+    started = [d.slug for d in result.dispatched if not d.error]
+    if started:
+        parts.append("dispatched " + ", ".join(started))
+    if result.would_dispatch:
+        parts.append("would dispatch " + ", ".join(result.would_dispatch))
+    kinds: dict[str, list[str]] = {}
+    for action in result.actions:
+        kinds.setdefault(action.kind, []).append(action.slug)
+    parts += [f"{kind} {', '.join(slugs)}" for kind, slugs in kinds.items()]
+    return "; ".join(parts) + f" ({result.duration_ms:g} ms)"
+
+
+def worker_run(
+    ctx: typer.Context,
+    slug: SlugArg,
+    lease: LeaseOption,
+    task_file: Annotated[
+        str | None, typer.Option(help="The task file, relative to the worktree (default: found by slug).")
+    ] = None,
+    prompt_file: Annotated[
+        str | None, typer.Option(help="The prompt file (default: rendered under the registry).")
+    ] = None,
+    worktree: Annotated[
+        Path | None, typer.Option(help="Where the agent works (default: the claim's worktree, else here).")
+    ] = None,
+    dispatched: Annotated[
+        bool, typer.Option("--dispatched", hidden=True, help="Started by the heartbeat: wait for 'go'.")
+    ] = False,
+    as_json: JsonFlag = False,
+) -> None:
+    """Run the configured agent for one attempt of a claimed task: heartbeat, tee its output
+    into the attempt's log, enforce the deadline and cost cap, record the exit with the lease.
+
+    Refused (exit 4) while another wrapper runs for the same task.
+    """
+    from .. import worker
+
+    cfg = config(ctx)
+    result = worker.run(
+        cfg,
+        open_registry(cfg),
+        slug,
+        lease,
+        task_file=task_file,
+        prompt_file=prompt_file,
+        worktree=worktree.resolve() if worktree else None,
+        dispatched=dispatched,
+    )
+    if as_json:
+        emit_json({**vars(result), "status": result.status})
+    else:
+        code = "" if result.exit_code is None else f" (exit {result.exit_code})"
+        echo(f"{slug}: {result.outcome}{code}" + (f": {result.detail}" if result.detail else ""))
+    raise typer.Exit(result.status)
+
+
+# -- task-manager-heartbeat: the same cycle as a console script of its own ------------------------
+
+manager = typer.Typer(
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+@manager.command()
+def _manager(
+    repo: Annotated[
+        Path | None,
+        typer.Option("--repo", "-C", help="Run as if started in this folder (default: the current one)."),
+    ] = None,
+    owner: OwnerOption = None,
+    max_parallel: MaxParallelOption = None,
+    no_dispatch: NoDispatchOption = False,
+    dry_run: DryRunOption = False,
+    loop: LoopOption = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """The heartbeat cycle, for cron: reconcile, classify, dispatch, write snapshot.json.
+
+    Exit 0 when the cycle ran or another cycle held the lock; non-zero only for real failures.
+    """
+    try:
+        run_heartbeat(load_config(repo), owner, max_parallel, no_dispatch, dry_run, loop, as_json)
+    except TaskfilesError as error:
+        raise CommandError(error) from error
+
+
+def manager_main() -> None:
+    """Console-script entry point of ``task-manager-heartbeat``."""
+    manager(prog_name="task-manager-heartbeat")

@@ -1,0 +1,206 @@
+"""Dispatch: hand ready tasks to detached worker wrappers, one worktree and branch per task.
+
+For each task, highest priority first and up to the free capacity: claim it with a
+new lease, create or reuse ``.worktrees/<slug>`` on branch ``task/<slug>`` from the
+base commit, render the prompt file under the registry, start ``task worker run``
+in a new session (it survives the cycle), then record its pid, start time and
+worktree. The wrapper waits on its stdin until that record is written, so the
+registry never misses the pid of a worker that ends quickly. A dispatch that fails
+after the claim fails the attempt with the class ``dispatch_failed``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import subprocess
+import sys
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+from . import git, process, prompt, query, state
+from .errors import ConflictError, GitError, TaskfilesError
+from .reconcile import Scene
+from .records import RegistryEntry
+from .taskfile import Task
+from .tasksource import TaskSet
+
+# A ready task with one of these signals is still dispatched: the signal is about the wait.
+DISPATCHABLE_SIGNALS = frozenset({"pickup_overdue", "dispatch_failed"})
+DISPATCHABLE_STATES = frozenset({"ready", "retry_due"})
+GO = b"go\n"
+
+
+@dataclass(frozen=True)
+class Dispatched:
+    """A task handed to a worker (``error`` set: the dispatch failed after the claim)."""
+
+    slug: str
+    lease: int
+    attempt: int
+    worktree: str | None = None
+    branch: str | None = None
+    pid: int | None = None
+    prompt_file: str | None = None
+    error: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON form, without empty parts."""
+        return {k: v for k, v in vars(self).items() if v is not None}
+
+
+def candidates(
+    classes: Sequence[state.Classification], tasks: TaskSet, scene: Scene, owners: Collection[str]
+) -> list[Task]:
+    """Dispatchable tasks in dispatch order (priority, then slug), for ``owners`` (empty: all)."""
+    wanted = {scene.config.canonical_owner(owner) for owner in owners}
+    ok = {
+        c.slug
+        for c in classes
+        if c.state in DISPATCHABLE_STATES and all(s.kind in DISPATCHABLE_SIGNALS for s in c.signals)
+    }
+    return [
+        task
+        for task in query.dispatch_order(tasks, scene.config)
+        if task.slug in ok and (not wanted or task.owner in wanted)
+    ]
+
+
+def free_slots(entries: Collection[RegistryEntry], max_parallel: int) -> int:
+    """How many more workers may run: the limit minus the live claims (on any host)."""
+    return max(0, max_parallel - sum(1 for entry in entries if entry.is_live))
+
+
+def dispatch(scene: Scene, tasks: TaskSet, chosen: Sequence[Task]) -> list[Dispatched]:
+    """Dispatch each of ``chosen``; a task claimed by someone else meanwhile is skipped."""
+    done = []
+    for task in chosen:
+        result = dispatch_one(scene, tasks, task)
+        if result is not None:
+            done.append(result)
+    return done
+
+
+def dispatch_one(scene: Scene, tasks: TaskSet, task: Task) -> Dispatched | None:
+    """Claim ``task`` and start its worker; None when it could not be claimed."""
+    settings = scene.config.worker
+    try:
+        entry = scene.registry.claim(
+            task.slug,
+            worker=f"heartbeat@{scene.host}",
+            owner=task.owner,
+            max_attempts=settings.max_attempts,
+            task_blob=tasks.blobs.get(task.slug),
+        )
+    except ConflictError:
+        return None
+    try:
+        return _launch(scene, tasks, task, entry)
+    except (TaskfilesError, OSError) as exc:
+        error = str(exc) if isinstance(exc, TaskfilesError) else f"{exc.strerror or exc} ({exc.filename})"
+        _record_failure(scene, entry, error)
+        return Dispatched(task.slug, entry.lease, entry.attempt, error=error)
+
+
+def _launch(scene: Scene, tasks: TaskSet, task: Task, entry: RegistryEntry) -> Dispatched:
+    hb = scene.config.heartbeat
+    worktree = scene.main_root / hb.worktrees_dir / task.slug
+    branch = hb.branch_prefix + task.slug
+    _prepare_worktree(scene, worktree, branch, tasks.commit or scene.config.base_ref, entry.fresh)
+    text = prompt.render(task, entry, worktree, branch)
+    prompt_file = prompt.write(scene.config.registry_dir, task.slug, entry.attempt, text)
+    child = _spawn(scene, task, entry, worktree, prompt_file)
+    try:
+        scene.registry.start(
+            task.slug,
+            entry.lease,
+            pid=child.pid,
+            pid_start_time=process.pid_start_time(child.pid),
+            worktree=str(worktree),
+            branch=branch,
+        )
+    except BaseException:
+        _abandon(child)
+        raise
+    _go(child)
+    return Dispatched(
+        task.slug, entry.lease, entry.attempt, str(worktree), branch, child.pid, str(prompt_file)
+    )
+
+
+def _prepare_worktree(scene: Scene, worktree: Path, branch: str, base: str, fresh: bool) -> None:
+    repo = scene.config.repo
+    if repo is None:
+        raise GitError(f"{scene.config.root} is not a git repository; worktrees need one")
+    # Ignored through info/exclude: the cycle must never write a tracked file such as .gitignore.
+    git.ensure_excluded(repo.common_dir, f"/{scene.config.heartbeat.worktrees_dir}/")
+    git.add_worktree(scene.main_root, worktree, branch, base, fresh=fresh)
+
+
+def wrapper_command(scene: Scene, task: Task, entry: RegistryEntry, prompt_file: Path) -> list[str]:
+    """The argv that starts the worker wrapper for this attempt."""
+    return [
+        sys.executable,
+        "-m",
+        "taskfiles",
+        "--repo",
+        str(scene.main_root),
+        "worker",
+        "run",
+        task.slug,
+        "--lease",
+        str(entry.lease),
+        "--task-file",
+        task.path,
+        "--prompt-file",
+        str(prompt_file),
+        "--dispatched",
+    ]
+
+
+def _spawn(
+    scene: Scene, task: Task, entry: RegistryEntry, worktree: Path, prompt_file: Path
+) -> subprocess.Popen[bytes]:
+    """Start the wrapper detached: a new session, no terminal, output to a file under the registry."""
+    out_path = scene.config.registry_dir / "workers" / task.slug / f"{entry.attempt}.out"
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    env = {**git.env_for_worktree(), "TASKFILES_REGISTRY": str(scene.config.registry_dir)}
+    with open(out_path, "ab") as out:
+        return subprocess.Popen(
+            wrapper_command(scene, task, entry, prompt_file),
+            cwd=worktree,
+            env=env,
+            stdin=subprocess.PIPE,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            close_fds=True,
+        )
+
+
+def _go(child: subprocess.Popen[bytes]) -> None:
+    """Tell the wrapper its start is recorded, and let go of it."""
+    stdin: IO[bytes] | None = child.stdin
+    if stdin is None:
+        return
+    with contextlib.suppress(OSError):  # it died already: the next cycle finds it gone
+        stdin.write(GO)
+    with contextlib.suppress(OSError):
+        stdin.close()
+
+
+def _abandon(child: subprocess.Popen[bytes]) -> None:
+    """The start could not be recorded: the wrapper must not run."""
+    with contextlib.suppress(OSError):
+        if child.stdin is not None:
+            child.stdin.close()  # EOF without "go": the wrapper exits on its own
+    process.kill_group(child.pid)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        child.wait(timeout=5)
+
+
+def _record_failure(scene: Scene, entry: RegistryEntry, error: str) -> None:
+    """Fail the attempt as ``dispatch_failed``; reconciliation retries or parks it next cycle."""
+    with contextlib.suppress(ConflictError):
+        scene.registry.fail(entry.slug, entry.lease, failure_class="dispatch_failed", error=error)

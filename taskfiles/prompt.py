@@ -1,0 +1,81 @@
+"""The prompt file an agent gets: the task, where to work, how to report and how to finish.
+
+It is written under the registry (``prompts/<slug>/<attempt>.md``), never into the
+worktree: nothing the dispatcher writes may end up in a tracked path or a commit.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from . import atomic
+from .errors import RegistryError
+from .records import RegistryEntry
+from .taskfile import Task
+
+
+def prompt_path(registry_dir: Path, slug: str, attempt: int) -> Path:
+    """Where attempt ``attempt`` of ``slug`` finds its prompt."""
+    return registry_dir / "prompts" / slug / f"{attempt}.md"
+
+
+def render(task: Task, entry: RegistryEntry, worktree: Path, branch: str) -> str:
+    """The prompt for one attempt of ``task``: the task file's content and the working rules."""
+    slug = task.slug
+    lines = [
+        f"# {task.title}",
+        "",
+        f"Task `{slug}` ({task.path}), priority {task.priority}, attempt {entry.attempt} "
+        f"of at most {entry.max_attempts}.",
+        f"Work in the git worktree `{worktree}` on branch `{branch}`: one task, one worktree, "
+        "one branch, one pull request.",
+        *_previous(entry),
+        "",
+        "## Reporting",
+        "",
+        f"- `task progress {slug} PERCENT 'what is done'` and `task log {slug} 'message'` "
+        "(the lease is in $TASKFILES_LEASE).",
+        f"- `task heartbeat {slug} --cost-usd X` to report spend; the wrapper heartbeats for you.",
+        "",
+        "## Finishing",
+        "",
+        f"- Commit your work on `{branch}`, then run `task complete {slug}` in this worktree and "
+        "commit the task file with it: the completion lands when the branch is merged.",
+        "- Never write runtime state (claims, progress, attempts) into the task file's frontmatter.",
+        "- Exit 0 when the work is committed; exit non-zero when it failed.",
+        "",
+        f"## The task file ({task.path})",
+        "",
+        *_facts(task),
+        "",
+        task.body.strip(),
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def _previous(entry: RegistryEntry) -> list[str]:
+    if entry.attempt <= 1 or not entry.last_error:
+        return []
+    return [f"The previous attempt failed ({entry.failure_class}): {entry.last_error}"]
+
+
+def _facts(task: Task) -> list[str]:
+    facts = [
+        ("owner", task.owner),
+        ("milestone", task.milestone),
+        ("depends on", ", ".join(task.depends_on)),
+        ("labels", ", ".join(task.labels)),
+    ]
+    return [f"- {name}: {value}" for name, value in facts if value]
+
+
+def write(registry_dir: Path, slug: str, attempt: int, text: str) -> Path:
+    """Write the prompt file atomically and return its path."""
+    path = prompt_path(registry_dir, slug, attempt)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic.atomic_write(path, text.encode("utf-8"), sync_dir=False)
+    except OSError as exc:
+        raise RegistryError(f"cannot write the prompt file {path}: {exc.strerror}") from None
+    return path

@@ -1,0 +1,175 @@
+"""Reconciliation rules without agents: the retry policy, the circuit breaker's count,
+pruning, dry runs, other hosts' workers, and the settings that drive them."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from taskfiles import config as tconfig
+from taskfiles import reconcile, tasksource
+from taskfiles.config import HeartbeatSettings, WorkerSettings
+from taskfiles.errors import ConfigError, ConflictError
+from taskfiles.jsonstore import JsonRegistry
+from taskfiles.records import Actor, RegistryEntry
+
+from .harness import make_site
+
+NOW = datetime(2026, 11, 22, 10, 0, tzinfo=UTC)
+WORKER = WorkerSettings(non_retryable=frozenset({"usage"}))
+HEARTBEAT = HeartbeatSettings(
+    backoff_base_seconds=60, backoff_max_seconds=600, backoff_jitter=0.5, circuit_breaker=3
+)
+
+
+def failed(cls: str = "exit_1", failures: int = 1, streak: int = 1, max_attempts: int = 5) -> RegistryEntry:
+    return RegistryEntry(
+        "fix-it",
+        "failed",
+        lease=failures,
+        attempt=failures,
+        max_attempts=max_attempts,
+        failure_class=cls,
+        last_error="boom",
+        consecutive_failures=failures,
+        failure_streak=streak,
+    )
+
+
+@pytest.mark.parametrize(
+    ("entry", "park", "reason"),
+    [
+        (failed(), False, "exit_1: boom"),
+        (failed("usage"), True, "usage is not retryable: boom"),
+        (failed(streak=3, failures=3), True, "circuit open: exit_1 3 times in a row (boom)"),
+        (failed(streak=1, failures=3, max_attempts=3), True, "retries exhausted: 3 failed attempts (boom)"),
+        (failed(streak=2, failures=4), False, "exit_1: boom"),  # classes alternated: no circuit
+    ],
+)
+def test_decide_retries_or_parks(entry: RegistryEntry, park: bool, reason: str) -> None:
+    decision = reconcile.decide(entry, WORKER, HEARTBEAT, NOW)
+    assert (decision.park, decision.reason) == (park, reason)
+    assert (decision.at is None) == park
+
+
+def test_backoff_doubles_is_capped_and_its_jitter_is_stable() -> None:
+    plain = replace(HEARTBEAT, backoff_jitter=0)
+    assert [reconcile.backoff_seconds(n, "x", n, plain) for n in (1, 2, 3, 4, 5)] == [60, 120, 240, 480, 600]
+    jittered = [reconcile.backoff_seconds(2, f"task-{i}", 2, HEARTBEAT) for i in range(50)]
+    assert all(120 <= s < 180 for s in jittered) and len(set(jittered)) > 40  # spread across tasks
+    assert reconcile.backoff_seconds(2, "x", 2, HEARTBEAT) == reconcile.backoff_seconds(2, "x", 2, HEARTBEAT)
+    decision = reconcile.decide(failed(failures=2, streak=1), WORKER, plain, NOW)
+    assert decision.at == NOW + timedelta(seconds=120)
+
+
+def test_failure_streak_counts_the_same_class_in_a_row(tmp_path: Path) -> None:
+    reg = JsonRegistry(tmp_path / "registry", clock=lambda: NOW)
+
+    def attempt(cls: str) -> RegistryEntry:
+        lease = reg.claim("a", worker="w").lease
+        entry = reg.fail("a", lease, failure_class=cls, error="x")
+        reg.schedule_retry("a", at=NOW)
+        return entry
+
+    assert [attempt(c).failure_streak for c in ("stalled", "stalled", "exit_1", "exit_1")] == [1, 2, 1, 2]
+    assert reg.get("a").consecutive_failures == 4
+    reg.park("a", reason="look")
+    assert reg.unpark("a").failure_streak == 0
+    lease = reg.claim("a", worker="w").lease
+    assert reg.finish("a", lease, 0).failure_streak == 0
+
+
+def test_prune_removes_an_entry_but_keeps_its_lease_history(tmp_path: Path) -> None:
+    reg = JsonRegistry(tmp_path / "registry", clock=lambda: NOW)
+    lease = reg.claim("a", worker="w").lease
+    with pytest.raises(ConflictError, match="task stop a"):
+        reg.prune("a", reason="gone")
+    reg.finish("a", lease, 0)
+    assert reg.prune("a", reason="gone").state == "exited"
+    assert reg.find("a") is None
+    assert reg.events("a").events[-1].type == "task.pruned"
+    assert reg.claim("a", worker="w").lease == lease + 1  # never reused
+
+
+def _scene(root: Path, registry: JsonRegistry, *, dry_run: bool) -> reconcile.Scene:
+    return reconcile.Scene(tconfig.load(root), registry, NOW, socket.gethostname(), dry_run)
+
+
+def test_dry_run_reports_a_dead_worker_and_changes_nothing(tmp_path: Path) -> None:
+    site = make_site(tmp_path)
+    site.task("a")
+    registry = JsonRegistry(site.config.registry_dir, clock=lambda: NOW)
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    lease = registry.claim("a", worker="w").lease
+    registry.start("a", lease, pid=dead.pid, pid_start_time=1)
+    before = registry.get("a")
+    tasks = tasksource.load(site.config, "main")
+    result = reconcile.reconcile(_scene(site.root, registry, dry_run=True), tasks, registry.entries(), {})
+    assert [(a.kind, a.slug) for a in result.actions] == [("worker_gone", "a")]
+    assert registry.get("a") == before
+    result = reconcile.reconcile(_scene(site.root, registry, dry_run=False), tasks, registry.entries(), {})
+    assert [a.kind for a in result.actions] == ["worker_gone", "retry_scheduled"]
+    assert registry.get("a").state == "retry_wait"
+
+
+def test_a_worker_on_another_host_is_judged_by_heartbeat_only(tmp_path: Path) -> None:
+    site = make_site(tmp_path)
+    site.task("a")
+    elsewhere = Actor("bot", "other-host", 1)
+    registry = JsonRegistry(site.config.registry_dir, clock=lambda: NOW, actor=elsewhere)
+    lease = registry.claim("a", worker="w").lease
+    registry.start("a", lease, pid=999_999_999, pid_start_time=1)  # no such pid here: not ours to judge
+    tasks = tasksource.load(site.config, "main")
+    here = JsonRegistry(site.config.registry_dir, clock=lambda: NOW)
+    assert (
+        reconcile.reconcile(_scene(site.root, here, dry_run=False), tasks, here.entries(), {}).actions == ()
+    )
+    later = JsonRegistry(site.config.registry_dir, clock=lambda: NOW + timedelta(hours=1))
+    scene = replace(_scene(site.root, later, dry_run=False), now=NOW + timedelta(hours=1))
+    assert [a.kind for a in reconcile.reconcile(scene, tasks, later.entries(), {}).actions] == [
+        "stalled",
+        "retry_scheduled",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("toml", "message"),
+    [
+        (
+            '[worker]\ncommand = "claude -p {prompt_file}"',
+            "command must be an argument list, not a shell string",
+        ),
+        ("[worker]\nmax_attempts = 0", "max_attempts must be a whole number of at least 1"),
+        ("[worker]\nheartbeat_seconds = 0", "heartbeat_seconds must be greater than 0"),
+        ('[worker]\nexit_codes = { "x" = "usage" }', "exit_codes must map exit codes to failure classes"),
+        ("[worker]\nnon_retryable = 'usage'", "non_retryable must be a list of failure classes"),
+        ("[heartbeat]\nbackoff_base_seconds = -1", "backoff_base_seconds must be 0 or more"),
+        ("[heartbeat]\nremove_worktree_on_done = 'yes'", "remove_worktree_on_done must be true or false"),
+        ("[heartbeat]\nworktrees_dir = '../out'", "worktrees_dir must be a folder inside the repository"),
+        ("[limits]\nstall_after_seconds = 'soon'", "[limits] stall_after_seconds must be a number"),
+    ],
+)
+def test_bad_dispatch_settings_are_config_errors(tmp_path: Path, toml: str, message: str) -> None:
+    (tmp_path / "taskfiles.toml").write_text(toml + "\n")
+    cfg = tconfig.load(tmp_path)
+    with pytest.raises(ConfigError) as caught:
+        _ = cfg.worker, cfg.heartbeat
+    assert message in str(caught.value) and "taskfiles.toml" in str(caught.value)
+
+
+def test_dispatch_settings_defaults_and_exit_code_classes(tmp_path: Path) -> None:
+    (tmp_path / "taskfiles.toml").write_text(
+        '[worker]\ncommand = ["agent", "{prompt_file}"]\n'
+        'exit_codes = { "75" = "transient" }\ndeadline_seconds = 0\n'
+    )
+    cfg = tconfig.load(tmp_path)
+    assert cfg.worker.command == ("agent", "{prompt_file}") and cfg.worker.deadline_seconds is None
+    assert [cfg.worker.failure_class(c) for c in (75, 2, -9)] == ["transient", "exit_2", "signal_9"]
+    assert cfg.heartbeat == HeartbeatSettings()
