@@ -146,7 +146,7 @@ def _completed(tasks: TaskSet, slug: str) -> bool:
 
 
 def _max_attempts(config: Config) -> int:
-    return int(config.raw.get("worker", {}).get("max_attempts", 3))
+    return config.worker.max_attempts
 
 
 @dataclass(frozen=True)

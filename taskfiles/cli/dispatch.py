@@ -14,7 +14,6 @@ import typer
 from ..config import Config
 from ..config import load as load_config
 from ..errors import TaskfilesError
-from ..registry import open_registry
 from .app import CommandError, JsonFlag, config, echo, emit_json, new_app, warn
 from .runtime import LeaseOption, SlugArg
 
@@ -146,6 +145,7 @@ def worker_run(
     Refused (exit 4) while another wrapper runs for the same task.
     """
     from .. import worker
+    from ..registry import open_registry
 
     cfg = config(ctx)
     result = worker.run(
