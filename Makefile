@@ -24,8 +24,12 @@ test: lint
 	$(BIN)/pytest -n 2 -q
 
 bench: $(STAMP)
-	$(BIN)/python bench/bench_list.py
 	$(BIN)/python bench/startup.py
+	$(BIN)/python bench/bench_list.py
+	$(BIN)/python bench/bench_registry.py
+	$(BIN)/python bench/bench_status.py
+	$(BIN)/python bench/bench_heartbeat.py
+	$(BIN)/python bench/bench_serve.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
