@@ -50,18 +50,23 @@ def _write_all(fd: int, data: bytes) -> None:
         view = view[os.write(fd, view) :]
 
 
-def atomic_write(path: Path, data: bytes, *, tmp: Path | None = None, sync_dir: bool = True) -> None:
+def atomic_write(
+    path: Path, data: bytes, *, tmp: Path | None = None, sync_dir: bool = True, mode: int | None = None
+) -> None:
     """Replace ``path`` with ``data``: a reader sees the old file or the new one, never a mix.
 
     The temporary file lives in the same folder (a rename across file systems is not
     atomic) and is fsynced before the rename. ``tmp`` names it when the caller holds
     a lock that makes a fixed name safe (a killed writer's leftover is then reused,
     not accumulated); ``sync_dir=False`` leaves the folder fsync to a caller that
-    renames several files.
+    renames several files. ``mode`` sets the new file's permission bits exactly
+    (default: 0o644 less the umask).
     """
     tmp = tmp or path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
     try:
+        if mode is not None:
+            os.fchmod(fd, mode)
         _write_all(fd, data)
         os.fsync(fd)
     except BaseException:

@@ -286,11 +286,6 @@ def env_for_worktree() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if k not in LOCAL_ENV_VARS}
 
 
-def env_without_git_vars() -> dict[str, str]:
-    """The environment minus GIT_DIR and friends, for subprocesses in other worktrees."""
-    return {k: v for k, v in os.environ.items() if not k.startswith("GIT_")}
-
-
 # -- worktrees: one per dispatched task ----------------------------------------------------------
 
 

@@ -9,13 +9,12 @@ from __future__ import annotations
 import getpass
 import os
 import re
-import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from . import frontmatter
+from . import atomic, frontmatter
 from .config import Config
 from .errors import ConflictError, TaskFileError, UsageError
 from .query import find
@@ -139,6 +138,11 @@ def complete(config: Config, slug: str, *, by: str | None = None, pr: str | None
     task = find(load(config), slug)
     if task.status == "cancelled":
         raise ConflictError(f"{task.path}: task is cancelled; it cannot be completed")
+    if task.status == "completed":
+        # Completing twice must not rewrite the record (a needless diff that merges badly):
+        # only what the caller adds or changes is written.
+        again = {"completed_by": by, "pr": pr}
+        return _edit(config, task, {k: v for k, v in again.items() if v and v != getattr(task, k)})
     updates: dict[str, object] = {
         "status": "completed",
         "completed_by": by or actor_name(),
@@ -164,16 +168,6 @@ def _edit(config: Config, task: Task, updates: Mapping[str, object]) -> Edit:
 
 
 def write_atomic(path: Path, data: bytes) -> None:
-    """Replace ``path`` in one step, keeping its permission bits."""
+    """Replace a task file in one step (see ``atomic.atomic_write``), keeping its permission bits."""
     mode = path.stat().st_mode & 0o7777 if path.exists() else 0o644
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic.atomic_write(path, data, mode=mode)

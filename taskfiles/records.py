@@ -24,7 +24,6 @@ from __future__ import annotations
 import getpass
 import math
 import os
-import re
 import socket
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
@@ -32,14 +31,12 @@ from datetime import UTC, datetime
 from typing import Any
 
 from .errors import RegistryError, UsageError
+from .taskfile import SLUG_RE  # one slug rule; it also keeps slugs safe as folder names
 
 STATES = ("claimed", "running", "exited", "failed", "retry_wait", "parked", "stopped", "released")
 LIVE_STATES = frozenset({"claimed", "running"})
 LEVELS = ("debug", "info", "warning", "error")
 ACTOR_ENV = "TASKFILES_ACTOR"
-# The same rule as taskfile.SLUG_RE, repeated so that workers need not import the parser.
-# It also keeps slugs safe as folder names under logs/.
-SLUG_RE = re.compile(r"[a-z0-9][a-z0-9._-]*", re.IGNORECASE)
 
 
 def utc_now() -> datetime:

@@ -69,7 +69,9 @@ BODY_SECTIONS = (
     "Implementation progress",
     "Review feedback",
 )
-SLUG_RE = re.compile(r"[a-z0-9][a-z0-9._-]*", re.IGNORECASE)
+# A slug names a file, a log folder and a git branch (task/<slug>), so it follows the
+# strictest of those rules: no "..", no trailing "." and no ".lock" suffix (git refuses them).
+SLUG_RE = re.compile(r"(?!.*\.\.)(?!.*\.lock$)[a-z0-9][a-z0-9._-]*(?<!\.)", re.IGNORECASE)
 # Conflict markers: '=======' alone is also a setext heading underline in markdown,
 # so it counts only in a file that has a '<<<<<<<' or '>>>>>>>' line too.
 _CONFLICT_EDGE = re.compile(r"^(?:<{7}|>{7}|\|{7})(?:[ \t][^\n]*)?\r?$", re.MULTILINE)

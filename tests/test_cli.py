@@ -284,3 +284,16 @@ def test_warm_list_json_with_a_registry_imports_neither_yaml_nor_gitpython(repo:
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
     assert json.loads(done.stdout)[0]["runtime"]["state"] == "claimed"
     assert done.stderr == "[]"
+
+
+def test_complete_twice_keeps_the_record_and_edits_keep_the_file_mode(repo: Path) -> None:
+    path = write_task(repo, "t.md", "---\ntitle: T\nstatus: ready\n---\n")
+    path.chmod(0o600)
+    run(repo, "complete", "t", "--by", "alice")
+    first = path.read_text()
+    assert "unchanged" in run(repo, "complete", "t")
+    assert path.read_text() == first  # completed_at was not rewritten
+    run(repo, "complete", "t", "--pr", "https://example.invalid/pull/9")
+    added = [line for line in path.read_text().splitlines() if line not in first.splitlines()]
+    assert added == ["pr: https://example.invalid/pull/9"]
+    assert path.stat().st_mode & 0o777 == 0o600

