@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import shutil
 import statistics
 import subprocess
@@ -32,6 +31,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from bench_list import machine
 from gen_tasks import generate
 
 HERE = Path(__file__).resolve().parent
@@ -121,25 +121,6 @@ def dispatch_times(cfg: tconfig.Config, runs: int) -> tuple[list[float], list[fl
     ):
         time.sleep(0.1)
     return whole, alone
-
-
-def machine() -> dict[str, Any]:
-    """Where the numbers were taken."""
-    model = "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return {
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "cpu": model,
-        "cpus": os.cpu_count(),
-        "git": subprocess.run(["git", "--version"], capture_output=True, text=True).stdout.strip(),
-    }
 
 
 def main() -> None:

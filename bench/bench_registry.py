@@ -15,7 +15,6 @@ import argparse
 import json
 import multiprocessing as mp
 import os
-import platform
 import statistics
 import sys
 import tempfile
@@ -26,6 +25,8 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from bench_list import machine  # noqa: E402
 
 from taskfiles.jsonstore import JsonRegistry  # noqa: E402
 from taskfiles.records import RegistryEntry  # noqa: E402
@@ -126,24 +127,6 @@ def one_run(entries: int, procs: int, cycles: int) -> dict[str, float]:
         "p99_ms": latencies[int(len(latencies) * 0.99)] * 1e3,
         "max_ms": latencies[-1] * 1e3,
         "registry_bytes": size,
-    }
-
-
-def machine() -> dict[str, Any]:
-    model = "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return {
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "cpu": model,
-        "cpus": os.cpu_count(),
-        "tmpdir": tempfile.gettempdir(),
     }
 
 
