@@ -180,7 +180,7 @@ class WorkerSettings:
     command: tuple[str, ...] = ()  # argv with placeholders; empty: nothing can be dispatched
     heartbeat_seconds: float = 30.0
     deadline_seconds: float | None = 4 * 3600.0  # None: no wall-clock limit
-    cost_cap_usd: float | None = None
+    cost_cap_usd: float | None = None  # per attempt (cost_usd), not the task total
     max_attempts: int = 3
     exit_codes: Mapping[int, str] = field(default_factory=dict)  # exit code -> failure class
     non_retryable: frozenset[str] = frozenset(DEFAULT_NON_RETRYABLE)

@@ -21,15 +21,15 @@ from typing import IO, Any
 
 from . import git, process, prompt, query, state
 from .errors import ConflictError, GitError, TaskfilesError
-from .reconcile import Scene
+from .reconcile import Scene, dispatcher_worker
 from .records import RegistryEntry
 from .taskfile import Task
 from .tasksource import TaskSet
+from .worker import GO
 
 # A ready task with one of these signals is still dispatched: the signal is about the wait.
 DISPATCHABLE_SIGNALS = frozenset({"pickup_overdue", "dispatch_failed"})
 DISPATCHABLE_STATES = frozenset({"ready", "retry_due"})
-GO = b"go\n"
 
 
 @dataclass(frozen=True)
@@ -88,7 +88,7 @@ def dispatch_one(scene: Scene, tasks: TaskSet, task: Task) -> Dispatched | None:
     try:
         entry = scene.registry.claim(
             task.slug,
-            worker=f"heartbeat@{scene.host}",
+            worker=dispatcher_worker(scene.host),
             owner=task.owner,
             max_attempts=settings.max_attempts,
             task_blob=tasks.blobs.get(task.slug),

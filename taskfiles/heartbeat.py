@@ -16,7 +16,6 @@ ignored through ``info/exclude``, and prompts and logs live under the registry.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import os
 import socket
 import time
@@ -26,10 +25,10 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from . import cache, dispatch, git, reconcile, runtime, state, tasksource
+from . import cache, dispatch, git, process, reconcile, runtime, state, tasksource
 from .config import Config
 from .dispatch import Dispatched
-from .errors import ConfigError, RegistryError, TaskfilesError
+from .errors import ConfigError, TaskfilesError
 from .reconcile import Action, Scene
 from .records import RegistryEntry, utc_now
 from .registry import Registry, open_registry
@@ -95,27 +94,8 @@ class CycleResult:
 def cycle_lock(folder: Path) -> Iterator[int | None]:
     """Hold the cycle lock for the block, yielding None; or, when another process holds it,
     yield that process's pid (0 when it has not written it yet) without waiting."""
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        fd = os.open(folder / LOCK_NAME, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
-    except OSError as exc:
-        raise RegistryError(f"cannot open the cycle lock in {folder}: {exc.strerror}") from None
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            yield _holder(fd)
-            return
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
-        yield None
-    finally:
-        os.close(fd)
-
-
-def _holder(fd: int) -> int:
-    text = os.pread(fd, 32, 0).decode("ascii", "replace").strip()
-    return int(text) if text.isdigit() else 0
+    with process.pid_lock(folder / LOCK_NAME, "cycle lock") as holder:
+        yield holder
 
 
 # -- the cycle ---------------------------------------------------------------------------------
@@ -313,7 +293,11 @@ def loop(
     cycles: int | None = None,
 ) -> Iterator[CycleResult | TaskfilesError]:
     """Run a cycle every ``every`` seconds (``cycles`` times; None: forever), yielding each
-    result, or the error that ended a cycle: one bad cycle does not end the loop."""
+    result, or the error that ended a cycle: one bad cycle does not end the loop.
+
+    ``every`` 0 means ``[heartbeat] interval_seconds``.
+    """
+    every = every or config.heartbeat.interval_seconds
     count = 0
     while cycles is None or count < cycles:
         began = time.monotonic()

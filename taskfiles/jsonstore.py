@@ -39,6 +39,7 @@ from .transaction import Change, Mutation, Snapshot, apply
 
 T = TypeVar("T")
 BACKUP_EVERY_S = 1.0
+PER_TASK_FOLDERS = ("logs", "prompts", "workers")  # registry/<kind>/<slug>/, removed by gc
 _READ_ONLY = frozenset({errno.EROFS, errno.EACCES, errno.EPERM})
 
 
@@ -254,7 +255,8 @@ class JsonRegistry(Registry):
     # -- retention and repair ----------------------------------------------------------------
 
     def gc(self, older_than_days: float = 30.0) -> GcReport:
-        """Remove released entries (and their logs) and archive events older than the cutoff."""
+        """Remove released entries (and their logs, prompts and worker output) and archive events
+        older than the cutoff; the removed folders are listed in ``logs_removed``."""
         if older_than_days < 0:
             raise UsageError(f"older_than_days must not be negative, not {older_than_days}")
         with self._writing():
@@ -272,15 +274,17 @@ class JsonRegistry(Registry):
         )
 
     def _prune_logs(self, slugs: set[str], keep: set[str], cutoff: datetime) -> tuple[list[str], int]:
-        """Remove the log folders of ``slugs``, and of slugs without an entry untouched since ``cutoff``."""
+        """Remove the per-task folders (logs, prompts, worker output) of ``slugs``, and of slugs
+        without an entry untouched since ``cutoff``."""
         removed, size = [], 0
-        folder = self.root / "logs"
-        for path in sorted(folder.iterdir()) if folder.is_dir() else []:
-            if path.name in keep or not (path.name in slugs or _older(path, cutoff)):
-                continue
-            size += sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
-            shutil.rmtree(path)
-            removed.append(path.relative_to(self.root).as_posix())
+        for kind in PER_TASK_FOLDERS:
+            folder = self.root / kind
+            for path in sorted(folder.iterdir()) if folder.is_dir() else []:
+                if path.name in keep or not (path.name in slugs or _older(path, cutoff)):
+                    continue
+                size += sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+                shutil.rmtree(path)
+                removed.append(path.relative_to(self.root).as_posix())
         return removed, size
 
     def write_cycle(self, report: Mapping[str, Any]) -> None:

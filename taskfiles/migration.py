@@ -75,7 +75,7 @@ class _Edit:
 def migrate(config: Config, registry: Registry, *, dry_run: bool = False) -> MigrationReport:
     """Migrate every task file of the working tree that carries runtime keys."""
     edits = [_plan(config, task) for task in load(config).tasks if task.legacy]
-    max_attempts = int(config.raw.get("worker", {}).get("max_attempts", 3))
+    max_attempts = config.worker.max_attempts
     moved = []
     for edit in edits:
         task = edit.task

@@ -2,12 +2,16 @@
 
 The first half of a heartbeat cycle. Each registry entry is classified with the
 one classification function (``state.classify``), and its signals decide what to
-do: a worker gone or stalled fails its attempt (fenced by its lease, then its
-session is killed); a failed attempt is retried after a backoff or parked (the
-circuit breaker, retries exhausted, a failure class that is not retryable); a
-task completed or cancelled at the base ref releases its entry; an entry whose
-task is gone is pruned after a grace period. Completion is read from the task
-file at the base ref, so squash and rebase merges count like any other.
+do: a worker gone or stalled fails its attempt (fenced by its lease); when the
+dispatcher started that worker on this host, its session is killed too. Only
+workers the dispatcher started are killed, never a pid recorded by hand. A failed
+attempt is retried after a backoff or parked (the circuit breaker, retries
+exhausted, a failure class that is not retryable); a task completed or cancelled
+at the base ref releases its entry; an entry whose task is gone is pruned after a
+grace period. Completion is read from the task file at the base ref, so squash and
+rebase merges count like any other. A task file that cannot be read is not a
+deleted task: its worker is still judged (gone or stalled, then retried or
+parked), but its entry is neither released nor pruned.
 
 Every change goes through the registry API; the only files touched outside the
 registry are worktrees being removed (their branches stay).
@@ -31,6 +35,19 @@ from .records import RegistryEntry, format_time, parse_time
 from .registry import Registry
 from .taskfile import Task, slug_of
 from .tasksource import TaskSet
+
+# The ``worker`` of a claim the dispatcher made; only such workers run in a session of their own.
+DISPATCHER_WORKER = "heartbeat@"
+
+
+def dispatcher_worker(host: str) -> str:
+    """The ``worker`` the dispatcher claims with on ``host``."""
+    return DISPATCHER_WORKER + host
+
+
+def started_by_dispatcher(entry: RegistryEntry) -> bool:
+    """True when the dispatcher claimed this entry, so its pid leads a session it created."""
+    return (entry.worker or "").startswith(DISPATCHER_WORKER)
 
 
 @dataclass(frozen=True)
@@ -106,17 +123,24 @@ def reconcile(
         dead_workers=runtime.dead_workers(held),
         blobs=tasks.blobs,
     )
-    unreadable = {slug_of(path) for path in tasks.skipped}
+    unreadable = {slug_of(path): path for path in tasks.skipped}
     out, since = _Out(), {}
     for slug, entry in sorted(held.items()):
         task = tasks.get(slug)
+        if task is None and slug in unreadable:  # not a deleted task: judge its worker, keep its entry
+            task = _unreadable(slug, unreadable[slug])
         if task is not None:
             _settle(scene, state.classify(task, entry, tasks, inputs), out)
-        elif slug not in unreadable:  # an unreadable file is not a deleted task
+        else:
             since[slug] = orphans.get(slug, scene.stamp)
             _orphan(scene, entry, since[slug], out)
     kept = {slug: when for slug, when in since.items() if not _pruned(out, slug)}
     return Reconciled(tuple(out.actions), kept, tuple(out.warnings))
+
+
+def _unreadable(slug: str, path: str) -> Task:
+    """A stand-in for a task whose file cannot be read: never done, so never released."""
+    return Task(slug, path, title=slug, status="ready", priority="")
 
 
 def _pruned(out: _Out, slug: str) -> bool:
@@ -159,9 +183,18 @@ def _fail(scene: Scene, entry: RegistryEntry, kind: str, reason: str, out: _Out)
 
 
 def _kill(scene: Scene, entry: RegistryEntry) -> None:
-    """Kill the worker's whole session (wrapper and agent) when it runs on this host."""
-    if entry.pid is not None and entry.host == scene.host:
-        process.kill_session(entry.pid, entry.pid_start_time, signal.SIGKILL)
+    """Kill the worker's whole session (wrapper and agent) when the dispatcher started it here.
+
+    A pid recorded by hand (``task start --pid $$``) may be a terminal's shell, whose
+    session is the user's: such a worker only loses its lease, and a wrapper learns
+    that at its next heartbeat and stops its agent itself.
+    """
+    pid = entry.pid
+    if pid is None or entry.host != scene.host or not started_by_dispatcher(entry):
+        return
+    if process.is_alive(pid) and not process.leads_session(pid):
+        return  # not the session the dispatcher created for it
+    process.kill_session(pid, entry.pid_start_time, signal.SIGKILL)
 
 
 def decide(
@@ -219,7 +252,11 @@ def _release_done(scene: Scene, task: Task, entry: RegistryEntry, out: _Out) -> 
     out.act(task.slug, "released", f"{task.status} at {scene.config.base_ref}")
     if scene.dry_run:
         return
-    scene.registry.release(task.slug, reason=f"{task.status} at {scene.config.base_ref}")
+    try:
+        scene.registry.release(task.slug, reason=f"{task.status} at {scene.config.base_ref}")
+    except (ConflictError, NotFoundError) as exc:  # pruned or changed by someone else meanwhile
+        out.warnings.append(f"{task.slug}: {exc}")
+        return
     if entry.is_live:
         _kill(scene, entry)
     if scene.config.heartbeat.remove_worktree_on_done:

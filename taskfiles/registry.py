@@ -74,7 +74,7 @@ class GcReport:
     """What ``gc`` removed."""
 
     entries_removed: tuple[str, ...]  # released entries older than the cutoff
-    logs_removed: tuple[str, ...]  # log folders removed, relative to the registry
+    logs_removed: tuple[str, ...]  # per-task folders (logs/, prompts/, workers/) removed
     log_bytes_removed: int
     events_archived: int
     archive: str | None  # where the archived events went

@@ -7,6 +7,7 @@ one classification function in ``state``.
 
 from __future__ import annotations
 
+import itertools
 import socket
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -109,8 +110,12 @@ def _not_claimable(task: Task, tasks: TaskSet) -> str | None:
     if task.status != "ready":
         hint = "run 'task ready' and land it first" if task.status == "not_started" else "it is finished"
         return f"'{slug}' is {task.status}, not ready; {hint}"
-    blocked = [f"{dep} ({_status_of(tasks, dep)})" for dep in task.depends_on if not _completed(tasks, dep)]
-    if blocked:
+    if task.legacy:  # classified needs_attention (legacy_runtime_keys), so the heartbeat skips it too
+        keys = ", ".join(sorted(task.legacy))
+        return f"'{slug}' has runtime keys in its frontmatter ({keys}); run 'task migrate' first"
+    if not query.deps_met(task, tasks):
+        statuses = {dep: _status_of(tasks, dep) for dep in task.depends_on}
+        blocked = [f"{dep} ({status})" for dep, status in statuses.items() if status != "completed"]
         return f"'{slug}' waits for {', '.join(blocked)}; its dependencies must be completed first"
     return None
 
@@ -123,26 +128,30 @@ def _status_of(tasks: TaskSet, slug: str) -> str:
 def claim_next(
     config: Config, registry: Registry, *, worker: str, owner: str | None = None, ref: str | None = None
 ) -> RegistryEntry | None:
-    """Pick and claim the next task in one registry transaction (never the same task twice)."""
+    """Pick and claim the next task, recording its owner; never the same task twice.
+
+    Candidates go to the registry in runs of one owner, each run one transaction
+    that claims its first claimable task, so the claim records the task's owner
+    as ``task claim`` does, and two agents racing still never get the same task.
+    """
     source = planning_source(config, ref, working_tree=ref is None)
     canonical = config.canonical_owner(owner)
     candidates = [
-        task.slug
+        task
         for task in query.dispatch_order(source.tasks, config)
-        if (canonical is None or task.owner == canonical) and not state.legacy_claim(task)
+        if (canonical is None or task.owner == canonical) and not task.legacy
     ]
-    return registry.claim_first(
-        candidates,
-        worker=worker,
-        owner=canonical,
-        max_attempts=_max_attempts(config),
-        task_blobs=source.tasks.blobs,
-    )
-
-
-def _completed(tasks: TaskSet, slug: str) -> bool:
-    dep = tasks.get(slug)
-    return dep is not None and dep.status == "completed"
+    for task_owner, run in itertools.groupby(candidates, key=lambda task: task.owner):
+        entry = registry.claim_first(
+            [task.slug for task in run],
+            worker=worker,
+            owner=task_owner,
+            max_attempts=_max_attempts(config),
+            task_blobs=source.tasks.blobs,
+        )
+        if entry is not None:
+            return entry
+    return None
 
 
 def _max_attempts(config: Config) -> int:
@@ -219,6 +228,7 @@ def status(
         dead_workers=dead_workers(entries),
         blobs=source.tasks.blobs if source.ref else {},
         ready_since=ready_since if isinstance(ready_since, dict) else {},
+        capacity_free=capacity_free(config, entries),
     )
     classes = state.classify_all(source.tasks, entries, inputs)
     return StatusReport(
@@ -229,6 +239,13 @@ def status(
         tuple(warnings),
         registry_error,
     )
+
+
+def capacity_free(config: Config, entries: Mapping[str, RegistryEntry]) -> bool:
+    """Whether the heartbeat could dispatch one more task now, counted as its cycle counts."""
+    from .dispatch import free_slots  # dispatch imports reconcile, which imports this module
+
+    return free_slots(list(entries.values()), config.heartbeat.max_parallel) > 0
 
 
 def dead_workers(entries: Mapping[str, RegistryEntry]) -> frozenset[str]:

@@ -14,8 +14,9 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
+from .errors import ConfigError
 from .records import LIVE_STATES, RegistryEntry, parse_time
-from .taskfile import Task
+from .taskfile import Task, slug_of
 from .tasksource import TaskSet
 
 BUCKETS = ("backlog", "waiting", "ready", "active", "review", "needs_attention", "done")
@@ -45,13 +46,24 @@ class Limits:
 
     @classmethod
     def from_config(cls, raw: Mapping[str, Any]) -> Limits:
-        """Read ``[tool.taskfiles.limits]``-style keys, falling back to the defaults."""
+        """Read ``[limits]`` (seconds), falling back to the defaults; ConfigError on a bad value."""
         section = raw.get("limits", {})
+        if not isinstance(section, Mapping):
+            raise ConfigError("[limits] must be a table of seconds, e.g. stall_after_seconds = 600")
         return cls(
-            stall_after=float(section.get("stall_after_seconds", cls.stall_after)),
-            review_grace=float(section.get("review_grace_seconds", cls.review_grace)),
-            pickup_after=float(section.get("pickup_overdue_seconds", cls.pickup_after)),
+            stall_after=_seconds(section, "stall_after_seconds", cls.stall_after),
+            review_grace=_seconds(section, "review_grace_seconds", cls.review_grace),
+            pickup_after=_seconds(section, "pickup_overdue_seconds", cls.pickup_after),
         )
+
+
+def _seconds(section: Mapping[str, Any], key: str, default: float) -> float:
+    value = section.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+        raise ConfigError(
+            f"[limits] {key} must be a number of seconds, 0 or more, not {value!r}; e.g. {key} = {default:g}"
+        )
+    return float(value)
 
 
 @dataclass(frozen=True)
@@ -117,7 +129,7 @@ def classify_all(
 ) -> list[Classification]:
     """Every task in path order, then registry entries whose task is gone."""
     result = [classify(task, entries.get(task.slug), tasks, inputs) for task in tasks.tasks]
-    unreadable = {path.rsplit("/", 1)[-1].removesuffix(".md") for path in tasks.skipped}
+    unreadable = {slug_of(path) for path in tasks.skipped}
     for slug, entry in sorted(entries.items()):
         if slug not in tasks.by_slug and entry.state != "released":
             result.append(_orphan(slug, entry, slug in unreadable))

@@ -5,7 +5,7 @@ shell string built from task text) in the task's worktree, with ``TASKFILES_*``
 variables so the agent can call ``task heartbeat``, ``task log``, ``task progress``
 and ``task complete``. While the agent lives the wrapper heartbeats on a timer,
 tees the agent's output into the attempt's log, enforces the wall-clock deadline
-and the cost cap, and stops at once when its lease is retired. It records the exit
+and the cost cap (per attempt), and stops at once when its lease is retired. It records the exit
 with its lease. One wrapper per task at a time: a second one refuses to start.
 
 The agent runs in a process group of its own, so the wrapper can kill the agent
@@ -15,7 +15,6 @@ and everything it started without killing itself.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import os
 import queue
 import signal
@@ -30,13 +29,13 @@ from typing import IO
 
 from . import git, process, prompt, query, tasksource
 from .config import Config, WorkerSettings
-from .errors import ConflictError, RegistryError, StaleLeaseError
+from .errors import ConflictError, StaleLeaseError, TaskfilesError
 from .records import RegistryEntry
 from .registry import Registry
 
 TICK = 0.2  # seconds between looks at the agent
 MAX_LINE = 8000  # characters of one output line kept in the log
-GO = b"go\n"
+GO = b"go\n"  # the dispatcher's word that the start is recorded
 
 
 @dataclass(frozen=True)
@@ -80,26 +79,13 @@ class WorkerResult:
 @contextlib.contextmanager
 def worker_lock(registry_dir: Path, slug: str) -> Iterator[None]:
     """Hold the per-task worker lock; ConflictError when another wrapper holds it."""
-    path = registry_dir / "workers" / slug / "worker.lock"
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
-    except OSError as exc:
-        raise RegistryError(f"cannot open the worker lock {path}: {exc.strerror}") from None
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = os.pread(fd, 32, 0).decode("ascii", "replace").strip() or "unknown"
+    with process.pid_lock(registry_dir / "workers" / slug / "worker.lock", "worker lock") as holder:
+        if holder is not None:
             raise ConflictError(
-                f"another worker for '{slug}' is running (pid {holder}); one worker per task, "
-                f"stop it with 'task stop {slug}' first"
-            ) from None
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+                f"another worker for '{slug}' is running (pid {holder or 'unknown'}); one worker per "
+                f"task, stop it with 'task stop {slug}' first"
+            )
         yield
-    finally:
-        os.close(fd)
 
 
 def run(
@@ -270,6 +256,12 @@ class Supervisor:
             return WorkerResult(
                 self.job.slug, self.job.lease, "lease_lost", child.returncode, detail=str(exc)
             )
+        except TaskfilesError:
+            # The registry refuses our writes (unreadable, full disk): an agent left running
+            # would be unsupervised, so stop it before the error ends the wrapper.
+            with contextlib.suppress(TaskfilesError):
+                self._stop(child, readers)
+            raise
         self._drain(readers)
         return self._exited(code)
 
@@ -299,11 +291,15 @@ class Supervisor:
             self.registry.log_many(self.job.slug, run, lease=self.job.lease, level=level, source="agent")
 
     def _beat(self) -> str | None:
-        """Heartbeat; return why the cost cap stops the task, if it does."""
+        """Heartbeat; return why the cost cap stops the task, if it does.
+
+        The cap is per attempt: it compares this attempt's reported cost, so a task
+        unparked or retried after hitting the cap gets a fresh budget.
+        """
         entry = self.registry.heartbeat(self.job.slug, self.job.lease)
         cap = self.settings.cost_cap_usd
-        if cap is not None and entry.total_cost_usd > cap:
-            return f"reported cost ${entry.total_cost_usd:.2f} passed the cost cap ${cap:.2f}"
+        if cap is not None and entry.cost_usd > cap:
+            return f"this attempt's reported cost ${entry.cost_usd:.2f} passed the cost cap ${cap:.2f}"
         return None
 
     def _drain(self, readers: list[threading.Thread]) -> None:

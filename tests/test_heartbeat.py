@@ -432,3 +432,18 @@ def test_loop_runs_a_cycle_every_interval_and_survives_a_failed_cycle(site: Site
     toml.write_text(toml.read_text().replace("command = ", "# command = "))
     outcomes = list(heartbeat.loop(site.config, heartbeat.CycleOptions(), 5, sleep=pauses.append, cycles=2))
     assert [type(o).__name__ for o in outcomes] == ["ConfigError", "ConfigError"]
+
+
+def test_loop_0_pauses_for_the_configured_interval(site: Site) -> None:
+    from taskfiles import heartbeat
+
+    toml = site.root / "taskfiles.toml"
+    toml.write_text(toml.read_text().replace("[heartbeat]\n", "[heartbeat]\ninterval_seconds = 600\n"))
+    pauses: list[float] = []
+    options = heartbeat.CycleOptions(dispatch=False)
+    list(heartbeat.loop(site.config, options, 0, clock=site.clock, sleep=pauses.append, cycles=2))
+    assert len(pauses) == 1 and 300 < pauses[0] <= 600
+    help_text = subprocess.run(
+        [BIN / "task-manager-heartbeat", "--help"], cwd=site.root, capture_output=True, text=True
+    ).stdout
+    assert "0: every [heartbeat] interval_seconds" in " ".join(help_text.split())

@@ -216,3 +216,11 @@ def test_a_file_too_unusual_to_edit_stops_the_migration_before_any_change(legacy
     assert stderr.startswith("error: tasks/alias.md: ") and "nothing was migrated" in stderr
     assert snapshot(legacy) == before
     assert not (legacy / "registry" / "registry.json").exists()
+
+
+def test_a_bad_max_attempts_is_a_config_error_before_any_change(legacy: Path) -> None:
+    (legacy / "taskfiles.toml").write_text('[worker]\nmax_attempts = "many"\n', encoding="utf-8")
+    before = snapshot(legacy)
+    stderr = run(legacy, "migrate", code=2)
+    assert stderr.startswith("error: ") and "max_attempts must be a whole number" in stderr
+    assert snapshot(legacy) == before and not (legacy / "registry" / "registry.json").exists()

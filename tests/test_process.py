@@ -58,3 +58,15 @@ def test_kill_session_kills_the_leader_and_the_agent_in_its_own_group() -> None:
     leader.wait()
     wait_until(lambda: not process.session_members(leader.pid), 30, "the agent to die")
     assert not process.kill_group(leader.pid)
+
+
+def test_leads_session_only_for_a_session_leader() -> None:
+    leader = subprocess.Popen(SLEEPER, start_new_session=True)
+    member = subprocess.Popen(SLEEPER)
+    try:
+        assert process.leads_session(leader.pid) and not process.leads_session(member.pid)
+    finally:
+        for child in (leader, member):
+            child.kill()
+            child.wait()
+    assert not process.leads_session(leader.pid)  # gone

@@ -13,12 +13,13 @@ from pathlib import Path
 import pytest
 
 from taskfiles import config as tconfig
-from taskfiles import reconcile, tasksource
+from taskfiles import process, reconcile, tasksource
 from taskfiles.config import HeartbeatSettings, WorkerSettings
 from taskfiles.errors import ConfigError, ConflictError
 from taskfiles.jsonstore import JsonRegistry
-from taskfiles.records import Actor, RegistryEntry
+from taskfiles.records import Actor, RegistryEntry, format_time
 
+from .conftest import commit_all, write_task
 from .harness import make_site
 
 NOW = datetime(2026, 11, 22, 10, 0, tzinfo=UTC)
@@ -173,3 +174,68 @@ def test_dispatch_settings_defaults_and_exit_code_classes(tmp_path: Path) -> Non
     assert cfg.worker.command == ("agent", "{prompt_file}") and cfg.worker.deadline_seconds is None
     assert [cfg.worker.failure_class(c) for c in (75, 2, -9)] == ["transient", "exit_2", "signal_9"]
     assert cfg.heartbeat == HeartbeatSettings()
+
+
+SLEEPER = [sys.executable, "-c", "import time; time.sleep(60)"]
+
+
+@pytest.mark.parametrize(
+    ("dispatched", "own_session", "killed"),
+    [
+        (False, True, False),  # `task start --pid $$` in a terminal: the user's session
+        (True, False, False),  # the dispatcher's claim, but the pid leads no session of its own
+        (True, True, True),  # the wrapper the dispatcher started in a new session
+    ],
+)
+def test_only_workers_the_dispatcher_started_are_killed(
+    tmp_path: Path, dispatched: bool, own_session: bool, killed: bool
+) -> None:
+    site = make_site(tmp_path)
+    site.task("a")
+    registry = JsonRegistry(site.config.registry_dir, clock=lambda: NOW)
+    worker = reconcile.dispatcher_worker(socket.gethostname()) if dispatched else "me"
+    stalled = subprocess.Popen(SLEEPER, start_new_session=own_session)
+    try:
+        lease = registry.claim("a", worker=worker).lease
+        registry.start("a", lease, pid=stalled.pid, pid_start_time=process.pid_start_time(stalled.pid))
+        later = JsonRegistry(site.config.registry_dir, clock=lambda: NOW + timedelta(hours=1))
+        scene = replace(_scene(site.root, later, dry_run=False), now=NOW + timedelta(hours=1))
+        result = reconcile.reconcile(scene, tasksource.load(site.config, "main"), later.entries(), {})
+        assert [a.kind for a in result.actions] == ["stalled", "retry_scheduled"]
+        assert later.get("a").state == "retry_wait"
+        if killed:
+            stalled.wait(timeout=30)
+        assert process.is_alive(stalled.pid) is not killed
+    finally:
+        stalled.kill()
+        stalled.wait()
+
+
+def test_a_dead_worker_of_an_unreadable_task_file_frees_its_slot_but_is_not_pruned(tmp_path: Path) -> None:
+    site = make_site(tmp_path)
+    write_task(site.root, "a.md", "---\ntitle: [unclosed\nstatus: ready\n---\n\nBroken.\n")
+    commit_all(site.root, "break a")
+    tasks = tasksource.load(site.config, "main")
+    assert tasks.get("a") is None and tasks.skipped == ("tasks/a.md",)
+    registry = JsonRegistry(site.config.registry_dir, clock=lambda: NOW)
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    lease = registry.claim("a", worker="w").lease
+    registry.start("a", lease, pid=dead.pid, pid_start_time=1)
+    scene = replace(_scene(site.root, registry, dry_run=False), now=NOW + timedelta(days=1))
+    result = reconcile.reconcile(scene, tasks, registry.entries(), {"a": format_time(NOW)})
+    assert [a.kind for a in result.actions] == ["worker_gone", "retry_scheduled"]
+    assert registry.get("a").state == "retry_wait" and result.orphan_since == {}
+
+
+def test_releasing_an_entry_pruned_meanwhile_is_a_warning(tmp_path: Path) -> None:
+    site = make_site(tmp_path)
+    site.task("a", status="completed")
+    registry = JsonRegistry(site.config.registry_dir, clock=lambda: NOW)
+    registry.finish("a", registry.claim("a", worker="w").lease, 0)
+    entries = registry.entries()  # read by the cycle, then another process prunes the entry
+    registry.prune("a", reason="gone")
+    tasks = tasksource.load(site.config, "main")
+    result = reconcile.reconcile(_scene(site.root, registry, dry_run=False), tasks, entries, {})
+    assert [a.kind for a in result.actions] == ["released"]
+    assert len(result.warnings) == 1 and result.warnings[0].startswith("a: ")

@@ -22,6 +22,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from taskfiles import config as config_module
+from taskfiles import prompt, worker
 from taskfiles.errors import ConflictError, NotFoundError, RegistryError, StaleLeaseError, UsageError
 from taskfiles.jsonstore import JsonRegistry
 from taskfiles.process import is_alive, pid_start_time
@@ -635,19 +636,24 @@ def test_events_filter_by_slug_and_since(reg: JsonRegistry, clock: Clock) -> Non
 def test_gc_prunes_released_tasks_logs_and_archives_old_events(reg: JsonRegistry, clock: Clock) -> None:
     old = running(reg, "old")
     reg.log("old", "old output", lease=old)
+    prompt.write(reg.root, "old", 1, "Do old.")
+    with worker.worker_lock(reg.root, "old"):
+        pass
     reg.finish("old", old, 0)
     reg.release("old")
     live = running(reg, "live")
     reg.log("live", "live output", lease=live)
+    prompt.write(reg.root, "live", 1, "Do live.")
     follower = reg.follow_events(since=clock.now - timedelta(days=1), poll=0.01)
     seen = [next(follower).type for _ in range(6)]
     clock.advance(days=31)
     reg.note("live", "recent")
     report = reg.gc(older_than_days=30)
     assert report.entries_removed == ("old",)
-    assert report.logs_removed == ("logs/old",) and report.log_bytes_removed > 0
-    assert report.events_archived == 6 and report.archive
-    assert not (reg.root / "logs" / "old").exists() and (reg.root / "logs" / "live").is_dir()
+    assert report.logs_removed == ("logs/old", "prompts/old", "workers/old")
+    assert report.log_bytes_removed > 0 and report.events_archived == 6 and report.archive
+    assert not any((reg.root / kind / "old").exists() for kind in ("logs", "prompts", "workers"))
+    assert (reg.root / "logs" / "live").is_dir() and (reg.root / "prompts" / "live").is_dir()
     assert [e.type for e in reg.events().events] == ["task.note", "task.pruned"]
     assert seen[0] == "task.claimed"
     assert [next(follower).type, next(follower).type] == ["task.note", "task.pruned"]  # no replays

@@ -136,6 +136,19 @@ def test_a_live_claim_is_refused_with_who_holds_it(queue: Path) -> None:
     assert "'alpha' has a live claim (lease 1, claimed by w1" in stderr and "task stop alpha" in stderr
 
 
+@pytest.mark.parametrize("key", ["heartbeat_at: 2001-01-01T00:00:00Z", "attempt: 2"])
+def test_a_ready_task_with_runtime_keys_is_refused_like_the_heartbeat_skips_it(queue: Path, key: str) -> None:
+    write_task(queue, "stale.md", f"---\ntitle: Stale\nstatus: ready\npriority: p0\n{key}\n---\n")
+    commit_all(queue)
+    row = run_json(queue, "status", "stale")["tasks"][0]
+    assert row["bucket"] == "needs_attention"
+    stderr = fail(queue, "claim", "stale", code=4)
+    assert (
+        stderr.startswith("error: 'stale' has runtime keys in its frontmatter") and "'task migrate'" in stderr
+    )
+    assert run_json(queue, "next", "--claim")["slug"] == "alpha"  # p0 stale is skipped, not claimed
+
+
 # -- the worker's side -------------------------------------------------------------------------
 
 
@@ -447,6 +460,29 @@ def test_status_shows_the_last_cycle_with_its_age_and_owner(queue: Path) -> None
     assert "gamma (needs_attention, ready)" in text and "pickup_overdue" in text
 
 
+def test_status_counts_capacity_like_the_cycle_so_a_full_slot_is_not_pickup_overdue(queue: Path) -> None:
+    (queue / "taskfiles.toml").write_text("[heartbeat]\nmax_parallel = 1\n", encoding="utf-8")
+    open_registry(config_module.load(queue)).write_cycle(
+        {
+            "generated_at": "2000-01-01T00:00:00.000000Z",
+            "ready_since": {"gamma": "2000-01-01T00:00:00.000000Z"},
+        }
+    )
+    gamma = run_json(queue, "status", "gamma")["tasks"][0]
+    assert (gamma["bucket"], [s["kind"] for s in gamma["signals"]]) == ("needs_attention", ["pickup_overdue"])
+    run(queue, "claim", "alpha", "--worker", "w1")  # the one slot is now busy: nothing can be dispatched
+    gamma = run_json(queue, "status", "gamma")["tasks"][0]
+    assert (gamma["bucket"], gamma["signals"]) == ("ready", [])
+
+
+@pytest.mark.parametrize("value", ['"10m"', "-5", "true"])
+def test_a_bad_limit_is_a_config_error_naming_the_key_and_a_good_value(queue: Path, value: str) -> None:
+    (queue / "taskfiles.toml").write_text(f"[limits]\nstall_after_seconds = {value}\n", encoding="utf-8")
+    stderr = fail(queue, "status", code=2)
+    assert stderr.startswith("error: ") and "stall_after_seconds" in stderr
+    assert "e.g. stall_after_seconds = 600" in stderr and "Traceback" not in stderr
+
+
 def test_status_text_lists_attention_then_every_row(queue: Path) -> None:
     run(queue, "claim", "alpha")
     text = run(queue, "status")
@@ -465,6 +501,13 @@ def test_next_claim_picks_by_priority_and_skips_claimed_and_legacy(queue: Path) 
     assert run_json(queue, "next", "--claim") is None  # beta waits for alpha; legacy is claimed
     result = invoke(queue, "next", "--claim")
     assert result.exit_code == 0 and "no ready task" in result.stderr
+
+
+def test_next_claim_records_the_tasks_owner_like_claim_does(queue: Path) -> None:
+    claimed = run_json(queue, "next", "--claim")
+    assert (claimed["slug"], claimed["owner"]) == ("alpha", "alice")
+    assert run_json(queue, "claim", "gamma")["owner"] is None  # no owner in the file: none recorded
+    assert run_json(queue, "show", "alpha")["entry"]["owner"] == "alice"
 
 
 def test_next_claim_from_8_processes_never_hands_out_a_task_twice(repo: Path) -> None:

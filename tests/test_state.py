@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from taskfiles.errors import ConfigError
 from taskfiles.records import RegistryEntry, format_time
 from taskfiles.state import BUCKETS, SIGNALS, Inputs, Limits, classify_all, counts
 from taskfiles.taskfile import Task
@@ -340,3 +341,30 @@ def test_pure_same_inputs_same_answer_and_only_the_given_clock_counts() -> None:
     earlier = Inputs(now=NOW - timedelta(seconds=600))
     [row] = classify_all(tasks, entries, earlier)
     assert row.bucket == "active"  # the same entry, judged at another (given) time
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ({}, Limits()),
+        ({"limits": {"stall_after_seconds": 60, "pickup_overdue_seconds": 0}}, Limits(60.0, 3600.0, 0.0)),
+        ({"limits": {"review_grace_seconds": 1.5}}, Limits(review_grace=1.5)),
+    ],
+)
+def test_limits_from_config(raw: dict[str, Any], expected: Limits) -> None:
+    assert Limits.from_config(raw) == expected
+
+
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        ({"limits": {"stall_after_seconds": "10m"}}, "stall_after_seconds must be a number of seconds"),
+        ({"limits": {"review_grace_seconds": -1}}, "e.g. review_grace_seconds = 3600"),
+        ({"limits": {"pickup_overdue_seconds": True}}, "not True"),
+        ({"limits": 5}, "[limits] must be a table"),
+    ],
+)
+def test_bad_limits_are_config_errors(raw: dict[str, Any], message: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        Limits.from_config(raw)
+    assert message in str(caught.value)

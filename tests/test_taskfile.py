@@ -412,7 +412,16 @@ def test_configured_priorities(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     "name",
     # The last three are file names git refuses as branch names (task/<slug>).
-    ["My Task.md", "-leading-dash.md", "tâche.md", "a+b.md", "x y.md", "a..b.md", "x.lock.md", "trailing..md"],
+    [
+        "My Task.md",
+        "-leading-dash.md",
+        "tâche.md",
+        "a+b.md",
+        "x y.md",
+        "a..b.md",
+        "x.lock.md",
+        "trailing..md",
+    ],
 )
 def test_bad_slug_file_names(tmp_path: Path, name: str) -> None:
     parsed = parse_file(tmp_path, b"---\ntitle: x\n---\n", name=name)

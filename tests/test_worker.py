@@ -172,3 +172,35 @@ def test_command_placeholders_fill_whole_arguments_only() -> None:
         "print({'a': 1})",
         "{unknown}",
     ]
+
+
+def test_cost_cap_is_per_attempt_so_an_unparked_task_runs_again(site: Site) -> None:
+    site.configure(heartbeat_seconds=0.2, worker_extra="cost_cap_usd = 1.0")
+    site.plan({"a": ["cost:5", "cost:0.5"]})
+    site.task("a")
+    site.cycle()
+    assert site.wait("a", "parked").total_cost_usd == 5.0
+    site.registry().unpark("a")
+    site.cycle()
+    wait_until(lambda: site.entry("a").cost_usd == 0.5, 60, "the second attempt to report its cost")
+    reported = site.entry("a")
+    assert (reported.attempt, reported.total_cost_usd) == (2, 5.5)
+    wait_until(
+        lambda: (e := site.entry("a")).state != "running" or e.heartbeat_at != reported.heartbeat_at,
+        60,
+        "the wrapper's next heartbeat",
+    )
+    assert site.entry("a").state == "running"  # $0.50 this attempt is under the $1 cap
+
+
+def test_a_registry_error_stops_the_agent_before_the_wrapper_ends(site: Site) -> None:
+    site.configure(heartbeat_seconds=0.2)
+    site.plan({"a": ["hang"]})
+    site.task("a")
+    site.cycle()
+    started = site.wait_started("a")
+    assert len(process.session_members(started.pid or 0)) >= 2  # the wrapper and its agent
+    (site.config.registry_dir / "registry.json").write_text("{ not json")
+    wait_until(lambda: not process.session_members(started.pid or 0), 30, "the wrapper and agent to exit")
+    out = site.config.registry_dir / "workers" / "a" / "1.out"
+    assert "registry.json" in out.read_text()  # the wrapper reported the registry error

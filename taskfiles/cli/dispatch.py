@@ -38,7 +38,28 @@ DryRunOption = Annotated[
 ]
 LoopOption = Annotated[
     float | None,
-    typer.Option("--loop", min=0.1, metavar="SECONDS", help="Run a cycle every SECONDS until interrupted."),
+    typer.Option(
+        "--loop",
+        min=0,
+        metavar="SECONDS",
+        help="Run a cycle every SECONDS until interrupted; 0: every [heartbeat] interval_seconds.",
+    ),
+]
+RepoOption = Annotated[
+    Path | None,
+    typer.Option("--repo", "-C", help="Run as if started in this folder (default: the current one)."),
+]
+TaskFileOption = Annotated[
+    str | None, typer.Option(help="The task file, relative to the worktree (default: found by slug).")
+]
+PromptFileOption = Annotated[
+    str | None, typer.Option(help="The prompt file (default: rendered under the registry).")
+]
+WorktreeOption = Annotated[
+    Path | None, typer.Option(help="Where the agent works (default: the claim's worktree, else here).")
+]
+DispatchedFlag = Annotated[
+    bool, typer.Option("--dispatched", hidden=True, help="Started by the heartbeat: wait for 'go'.")
 ]
 
 
@@ -125,18 +146,10 @@ def worker_run(
     ctx: typer.Context,
     slug: SlugArg,
     lease: LeaseOption,
-    task_file: Annotated[
-        str | None, typer.Option(help="The task file, relative to the worktree (default: found by slug).")
-    ] = None,
-    prompt_file: Annotated[
-        str | None, typer.Option(help="The prompt file (default: rendered under the registry).")
-    ] = None,
-    worktree: Annotated[
-        Path | None, typer.Option(help="Where the agent works (default: the claim's worktree, else here).")
-    ] = None,
-    dispatched: Annotated[
-        bool, typer.Option("--dispatched", hidden=True, help="Started by the heartbeat: wait for 'go'.")
-    ] = False,
+    task_file: TaskFileOption = None,
+    prompt_file: PromptFileOption = None,
+    worktree: WorktreeOption = None,
+    dispatched: DispatchedFlag = False,
     as_json: JsonFlag = False,
 ) -> None:
     """Run the configured agent for one attempt of a claimed task: heartbeat, tee its output
@@ -178,10 +191,7 @@ manager = typer.Typer(
 
 @manager.command()
 def _manager(
-    repo: Annotated[
-        Path | None,
-        typer.Option("--repo", "-C", help="Run as if started in this folder (default: the current one)."),
-    ] = None,
+    repo: RepoOption = None,
     owner: OwnerOption = None,
     max_parallel: MaxParallelOption = None,
     no_dispatch: NoDispatchOption = False,

@@ -384,7 +384,7 @@ def gc(
         emit_json(_asdict(report))
         return
     echo(
-        f"removed {len(report.entries_removed)} released entries, {len(report.logs_removed)} log folders "
+        f"removed {len(report.entries_removed)} released entries, {len(report.logs_removed)} task folders "
         f"({report.log_bytes_removed} bytes); archived {report.events_archived} events"
         + (f" to {report.archive}" if report.archive else "")
     )
