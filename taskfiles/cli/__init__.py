@@ -7,6 +7,7 @@ function and format its result.
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -41,4 +42,32 @@ serve.register(app)
 
 def main() -> None:
     """Console-script entry point."""
-    app(prog_name="task")
+    only(sys.argv[1:])(prog_name="task")
+
+
+def only(argv: list[str]) -> typer.Typer:
+    """``app`` cut down to the one command ``argv`` names, or the whole app.
+
+    typer turns every registered command into a click command before it reads the
+    arguments: ~25 ms for 32 commands, a tenth of a warm ``task list`` over 10,000
+    tasks. A command line that names one top-level command needs only that one;
+    anything else (help, groups, unknown names) gets the whole app and its messages.
+    """
+    name = _command_name(argv)
+    chosen = [info for info in app.registered_commands if info.name == name]
+    if len(chosen) != 1:
+        return app
+    single = new_app(str(app.info.help))
+    single.registered_callback = app.registered_callback
+    single.registered_commands = chosen
+    return single
+
+
+def _command_name(argv: list[str]) -> str | None:
+    args = iter(argv)
+    for arg in args:
+        if arg in ("-C", "--repo"):
+            next(args, None)
+        elif not arg.startswith("--repo="):
+            return None if arg.startswith("-") else arg
+    return None
