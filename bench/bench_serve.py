@@ -34,66 +34,10 @@ from pathlib import Path
 from typing import Any
 
 from bench_list import HERE, TASK, child_env, machine
+from bench_status import fill_registry
 from gen_tasks import generate
 
 TARGETS_MS = {"api_status_p50": 50, "overview_p50": 200, "change_to_event": 300}
-MIX = (
-    ("running", 600),
-    ("claimed", 100),
-    ("exited", 100),
-    ("retry_wait", 100),
-    ("parked", 50),
-    ("failed", 50),
-)
-
-
-def fill_registry(repo: Path, count: int) -> int:
-    """``count`` entries for ready tasks in one transaction, then run-end events for the finished ones."""
-    from taskfiles import config, process, tasksource
-    from taskfiles.records import RegistryEntry, format_time, utc_now
-    from taskfiles.registry import open_registry
-    from taskfiles.transaction import Change, Plan, Snapshot
-
-    cfg = config.load(repo)
-    slugs = [t.slug for t in tasksource.load(cfg, "main").tasks if t.status == "ready"][:count]
-    states = [state for state, n in MIX for _ in range(n)]
-    stamp = format_time(utc_now())
-    init_start = process.pid_start_time(1)  # pid 1 outlives the benchmark: live workers read alive
-
-    def entry(slug: str, state: str) -> RegistryEntry:
-        live = state in ("running", "claimed")
-        return RegistryEntry(
-            slug,
-            state,
-            1,
-            worker=f"bench-{slug[-3:]}",
-            host=socket.gethostname(),
-            pid=1 if live else None,
-            pid_start_time=init_start if live else None,
-            claimed_at=stamp,
-            started_at=stamp if state != "claimed" else None,
-            heartbeat_at=stamp if state != "claimed" else None,
-            finished_at=None if live else stamp,
-            exit_code={"exited": 0, "failed": 1}.get(state),
-            next_attempt_at=stamp if state == "retry_wait" else None,
-            parked_reason="bench" if state == "parked" else None,
-            progress="working on it",
-            cost_usd=0.12,
-            total_cost_usd=0.12,
-        )
-
-    def write(s: Snapshot) -> Plan[None]:
-        changes = []
-        for slug, state in zip(slugs, states, strict=False):
-            event = "task.exited" if state in ("exited", "failed") else "task.claimed"
-            changes.append(
-                Change(slug, entry(slug, state), event, {"exit_code": entry(slug, state).exit_code})
-            )
-        return Plan(tuple(changes), None)
-
-    registry = open_registry(cfg)
-    registry.transact(write)
-    return len(registry.entries())
 
 
 def free_port() -> int:
@@ -226,7 +170,7 @@ def main() -> None:
     server = None
     try:
         repo = generate(base / f"serve-{args.tasks}", args.tasks)
-        entries = fill_registry(repo, args.entries)
+        entries = fill_registry(repo, args.entries, outcomes=True)
         port = free_port()
         started = time.perf_counter()
         server = start_server(repo, port)

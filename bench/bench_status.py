@@ -40,8 +40,12 @@ MIX = (
 )
 
 
-def fill_registry(repo: Path, count: int) -> int:
-    """Write ``count`` entries for ready tasks in one registry transaction; return how many."""
+def fill_registry(repo: Path, count: int, *, outcomes: bool = False) -> int:
+    """Write ``count`` entries for ready tasks in one registry transaction; return how many.
+
+    ``outcomes`` also records run ends as ``task.exited`` events and a reported cost, which
+    the status page's metrics read (bench_serve.py).
+    """
     from taskfiles import config, process, tasksource
     from taskfiles.records import RegistryEntry, format_time, utc_now
     from taskfiles.registry import open_registry
@@ -74,18 +78,25 @@ def fill_registry(repo: Path, count: int) -> int:
             next_attempt_at=stamp if state == "retry_wait" else None,
             parked_reason="bench" if state == "parked" else None,
             progress="working on it",
+            cost_usd=0.12 if outcomes else 0.0,
+            total_cost_usd=0.12 if outcomes else 0.0,
         )
 
     def write(s: Snapshot) -> Plan[None]:
         changes = [
-            Change(slug, entry(slug, state), "task.claimed")
+            Change(slug, made, _event(state, outcomes), {"exit_code": made.exit_code} if outcomes else {})
             for slug, state in zip(slugs, states, strict=True)
+            for made in [entry(slug, state)]
         ]
         return Plan(tuple(changes), None)
 
     registry = open_registry(cfg)
     registry.transact(write)
     return len(registry.entries())
+
+
+def _event(state: str, outcomes: bool) -> str:
+    return "task.exited" if outcomes and state in ("exited", "failed") else "task.claimed"
 
 
 def check_output(repo: Path, tasks: int, entries: int) -> dict[str, int]:

@@ -13,6 +13,8 @@ import random
 import subprocess
 from pathlib import Path
 
+from taskfiles.taskfile import BODY_SECTIONS as SECTIONS
+
 WORKSTREAMS = ("infra", "api", "web", "mobile", "data", "docs", "security", "billing", "search", "platform")
 OWNERS = ("alice", "bob", "carol", "dave", "erin", "core", "agents", "dev", "bot")
 LABELS = ("bug", "feature", "tech-debt", "perf", "ux", "flaky", "oncall", "migration", "good-first-issue")
@@ -50,15 +52,6 @@ WORDS = (
     "we agreed in the design review to keep the public API unchanged",
     "the integration test is flaky because it depends on wall-clock ordering",
     "the migration has to run online without blocking writes",
-)
-SECTIONS = (
-    "Problem",
-    "Context",
-    "Possible solutions",
-    "Plan",
-    "Acceptance criteria",
-    "Implementation progress",
-    "Review feedback",
 )
 CONFIG = """\
 # taskfiles settings (top-level keys in taskfiles.toml)

@@ -6,8 +6,12 @@ import os
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
+
+if TYPE_CHECKING:
+    from .harness import Site
 
 GIT_IDENTITY = {
     "GIT_AUTHOR_NAME": "Test Author",
@@ -59,3 +63,13 @@ def commit_all(root: Path, message: str = "tasks") -> str:
     git(root, "add", "-A")
     git(root, "commit", "-q", "-m", message)
     return git(root, "rev-parse", "HEAD").strip()
+
+
+@pytest.fixture
+def site(tmp_path: Path) -> Iterator[Site]:
+    """A repository set up for dispatch (tests/harness.py); its workers are killed afterwards."""
+    from .harness import make_site  # harness imports this module's helpers
+
+    made = make_site(tmp_path)
+    yield made
+    made.kill_all()

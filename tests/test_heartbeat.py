@@ -12,7 +12,6 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -22,16 +21,9 @@ from taskfiles.errors import ConfigError
 from taskfiles.heartbeat import CycleResult
 
 from .conftest import commit_all, git, write_task
-from .harness import Site, make_site, tree_digest, wait_until
+from .harness import Site, tree_digest, wait_until
 
 BIN = Path(sys.executable).parent
-
-
-@pytest.fixture
-def site(tmp_path: Path) -> Iterator[Site]:
-    made = make_site(tmp_path)
-    yield made
-    made.kill_all()
 
 
 def acted(result: CycleResult) -> set[tuple[str, str]]:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import io
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -13,16 +12,9 @@ import pytest
 from taskfiles import process, worker
 from taskfiles.errors import ConflictError
 
-from .harness import Site, env_of, make_site, wait_until
+from .harness import Site, env_of, wait_until
 
 BIN = Path(sys.executable).parent
-
-
-@pytest.fixture
-def site(tmp_path: Path) -> Iterator[Site]:
-    made = make_site(tmp_path)
-    yield made
-    made.kill_all()
 
 
 def test_agent_gets_taskfiles_env_and_a_prompt_outside_the_worktree(site: Site) -> None:
