@@ -11,8 +11,7 @@ from __future__ import annotations
 import json
 import signal
 import sys
-import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -22,7 +21,7 @@ from taskfiles import heartbeat, process
 from taskfiles.jsonstore import JsonRegistry
 from taskfiles.records import RegistryEntry
 
-from .conftest import commit_all, git, write_task
+from .conftest import commit_all, git, wait_until, write_task
 
 AGENT = r"""
 import json, os, subprocess, sys, time
@@ -200,15 +199,6 @@ def make_site(tmp_path: Path) -> Site:
     site.plan({})
     site.configure()
     return site
-
-
-def wait_until(condition: Callable[[], bool], timeout: float, what: str) -> None:
-    """Poll ``condition`` until it holds; fail naming ``what`` after ``timeout`` seconds."""
-    end = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > end:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.05)
 
 
 def tree_digest(folder: Path) -> dict[str, bytes]:

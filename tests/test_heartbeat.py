@@ -20,8 +20,8 @@ from taskfiles import process
 from taskfiles.errors import ConfigError
 from taskfiles.heartbeat import CycleResult
 
-from .conftest import commit_all, git, write_task
-from .harness import Site, tree_digest, wait_until
+from .conftest import commit_all, git, wait_until, write_task
+from .harness import Site, tree_digest
 
 BIN = Path(sys.executable).parent
 

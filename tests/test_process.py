@@ -9,7 +9,7 @@ import sys
 
 from taskfiles import process
 
-from .harness import wait_until
+from .conftest import wait_until
 
 SLEEPER = [sys.executable, "-c", "import time; time.sleep(60)"]
 # A session leader that starts a child in a process group of its own, as the wrapper does.

@@ -8,8 +8,6 @@ from __future__ import annotations
 import json
 import re
 import threading
-import time
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -31,7 +29,7 @@ from taskfiles.serve.markdown import render, safe_url
 from taskfiles.serve.security import Policy
 from taskfiles.serve.server import Options, Server, check_bind
 
-from .conftest import commit_all, git, write_task
+from .conftest import commit_all, git, wait_until, write_task
 
 BASE = "http://127.0.0.1:8005"
 ORIGIN = {"origin": BASE}
@@ -83,7 +81,7 @@ class LiveServer:
 
     def __enter__(self) -> LiveServer:
         self.thread.start()
-        wait_for(lambda: self.server.started, 10, "the server to start")
+        wait_until(lambda: self.server.started, 10, "the server to start")
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -98,15 +96,6 @@ class LiveServer:
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
-
-
-def wait_for(check: Callable[[], object], timeout: float, what: str) -> None:
-    """Poll ``check`` until it is true; fail after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(0.02)
 
 
 # -- fixtures ------------------------------------------------------------------------------------

@@ -23,8 +23,8 @@ from taskfiles import runtime
 from taskfiles.config import Config
 from taskfiles.serve import create_app
 
-from .conftest import commit_all, write_task
-from .test_serve import XSS, LiveServer, make_project, registry, run_task, wait_for
+from .conftest import commit_all, wait_until, write_task
+from .test_serve import XSS, LiveServer, make_project, registry, run_task
 
 if TYPE_CHECKING:
     from playwright.sync_api import Page
@@ -111,7 +111,7 @@ def test_sse_pushes_registry_and_task_file_changes(project: Config, stream_facto
         hello = first.next("hello")
         assert hello.get("retry") == "1000" and hello["data"].startswith('{"instance"')
         second.next("hello")
-        wait_for(lambda: hub.clients == 2, 3, "two subscribers")
+        wait_until(lambda: hub.clients == 2, 3, "two subscribers")
 
         # Latency is measured by bench/bench_serve.py; here the stream's own timeout bounds the wait.
         run_task(project, "alpha")  # the registry folder appears with this first write
@@ -137,8 +137,8 @@ def test_sse_pushes_registry_and_task_file_changes(project: Config, stream_facto
         with socket.create_connection(("127.0.0.1", server.port)) as raw:  # a client that hangs up
             raw.sendall(b"GET /api/events HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
             assert b"event: hello" in raw.recv(4096) or b"event: hello" in raw.recv(4096)
-            wait_for(lambda: hub.clients == 3, 3, "a third subscriber")
-        wait_for(lambda: hub.clients == 2, 3, "the hung-up client to be dropped")
+            wait_until(lambda: hub.clients == 3, 3, "a third subscriber")
+        wait_until(lambda: hub.clients == 2, 3, "the hung-up client to be dropped")
 
 
 # Skipped only where chromium is absent, and never in CI (.ci/run installs it; CI=true there).

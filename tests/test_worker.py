@@ -12,7 +12,8 @@ import pytest
 from taskfiles import process, worker
 from taskfiles.errors import ConflictError
 
-from .harness import Site, env_of, wait_until
+from .conftest import wait_until
+from .harness import Site, env_of
 
 BIN = Path(sys.executable).parent
 
