@@ -38,7 +38,12 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
 from taskfiles import config as tconfig  # noqa: E402
-from taskfiles import dispatch, git, heartbeat, process, query, reconcile, tasksource  # noqa: E402
+from taskfiles import git, process  # noqa: E402
+from taskfiles.dispatch import cycle as heartbeat
+from taskfiles.dispatch import launch as dispatch  # noqa: E402
+from taskfiles.dispatch import reconcile
+from taskfiles.plan import query  # noqa: E402
+from taskfiles.plan import source as tasksource
 from taskfiles.registry import open_registry  # noqa: E402
 
 SETTINGS = """

@@ -28,9 +28,13 @@ sys.path.insert(0, str(ROOT))
 
 from bench_list import machine  # noqa: E402
 
-from taskfiles.jsonstore import JsonRegistry  # noqa: E402
-from taskfiles.records import RegistryEntry  # noqa: E402
-from taskfiles.transaction import Change, Plan, Snapshot  # noqa: E402
+from taskfiles.registry import (  # noqa: E402
+    Change,
+    Plan,
+    RegistryEntry,
+    Snapshot,
+)
+from taskfiles.registry.jsonstore import JsonRegistry  # noqa: E402
 
 STATES = ("released", "exited", "failed", "running", "released", "parked")
 

@@ -46,10 +46,10 @@ def fill_registry(repo: Path, count: int, *, outcomes: bool = False) -> int:
     ``outcomes`` also records run ends as ``task.exited`` events and a reported cost, which
     the status page's metrics read (bench_serve.py).
     """
-    from taskfiles import config, process, tasksource
-    from taskfiles.records import RegistryEntry, format_time, utc_now
-    from taskfiles.registry import open_registry
-    from taskfiles.transaction import Change, Plan, Snapshot
+    from taskfiles import config, process
+    from taskfiles.plan import source as tasksource
+    from taskfiles.registry import Change, Plan, Snapshot, open_registry
+    from taskfiles.registry.records import RegistryEntry, format_time, utc_now
 
     cfg = config.load(repo)
     states = [state for state, n in MIX for _ in range(n)][:count]

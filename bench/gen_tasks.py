@@ -13,7 +13,7 @@ import random
 import subprocess
 from pathlib import Path
 
-from taskfiles.taskfile import BODY_SECTIONS as SECTIONS
+from taskfiles.plan.taskfile import BODY_SECTIONS as SECTIONS
 
 WORKSTREAMS = ("infra", "api", "web", "mobile", "data", "docs", "security", "billing", "search", "platform")
 OWNERS = ("alice", "bob", "carol", "dave", "erin", "core", "agents", "dev", "bot")

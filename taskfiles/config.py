@@ -57,8 +57,13 @@ class Config:
 
     @cached_property
     def heartbeat(self) -> HeartbeatSettings:
-        """``[heartbeat]`` (and ``[limits]``): what one heartbeat cycle does."""
-        return HeartbeatSettings.from_raw(self.raw, self._where("heartbeat"))
+        """``[heartbeat]``: what one heartbeat cycle does."""
+        return HeartbeatSettings.from_raw(self.raw.get("heartbeat", {}), self._where("heartbeat"))
+
+    @cached_property
+    def limits(self) -> Limits:
+        """``[limits]``: how long things may take before they become signals; parsed once."""
+        return Limits.from_config(self.raw, self._where("limits"))
 
     def _where(self, section: str) -> str:
         prefix = "tool.taskfiles." if self.source and self.source.name == "pyproject.toml" else ""
@@ -167,7 +172,7 @@ def _aliases(value: object, owners: list[str], where: str) -> dict[str, str]:
     return aliases
 
 
-# -- dispatch settings ([worker], [heartbeat], [limits]) ---------------------------------------
+# -- dispatch settings ([worker], [heartbeat]) and [limits] ---------------------------------------
 
 PLACEHOLDERS = ("{slug}", "{task_file}", "{worktree}", "{branch}", "{prompt_file}")
 DEFAULT_NON_RETRYABLE = ("command_not_found", "cost_cap")
@@ -228,13 +233,9 @@ class HeartbeatSettings:
     branch_prefix: str = "task/"
 
     @classmethod
-    def from_raw(cls, raw: Mapping[str, Any], where: str) -> HeartbeatSettings:
-        """Read ``[heartbeat]`` and check ``[limits]``; ConfigError names the bad key."""
-        section = _table(raw.get("heartbeat", {}), where)
-        limits_where = where.replace("heartbeat]", "limits]")
-        limits = _table(raw.get("limits", {}), limits_where)
-        for key in ("stall_after_seconds", "review_grace_seconds", "pickup_overdue_seconds"):
-            _seconds(limits, key, 0.0, limits_where)
+    def from_raw(cls, raw: object, where: str) -> HeartbeatSettings:
+        """Read ``[heartbeat]``; ConfigError names the bad key."""
+        section = _table(raw, where)
         jitter = _seconds(section, "backoff_jitter", cls.backoff_jitter, where)
         return cls(
             max_parallel=_count(section, "max_parallel", cls.max_parallel, where),
@@ -252,6 +253,47 @@ class HeartbeatSettings:
             worktrees_dir=_folder(section, "worktrees_dir", cls.worktrees_dir, where),
             branch_prefix=str(section.get("branch_prefix", cls.branch_prefix)),
         )
+
+
+@dataclass(frozen=True)
+class Limits:
+    """``[limits]``: how long things may take before they become signals (seconds)."""
+
+    stall_after: float = 600.0  # heartbeat older than this: stalled
+    review_grace: float = 3600.0  # exit 0 without completion on the base ref for this long
+    pickup_after: float = 900.0  # ready with free capacity and not dispatched for this long
+    cycle_stale_after: float = 180.0  # no heartbeat cycle for this long: cron is not running it
+
+    @classmethod
+    def from_config(cls, raw: Mapping[str, Any], where: str = "[limits]") -> Limits:
+        """Read ``[limits]``, falling back to the defaults; ConfigError on a bad value.
+
+        ``cycle_stale_seconds`` was ``[serve] cycle_stale_seconds`` before the CLI used it
+        too; the old key still works when the new one is absent.
+        """
+        section = raw.get("limits", {})
+        if not isinstance(section, Mapping):
+            raise ConfigError(f"{where} must be a table of seconds, e.g. stall_after_seconds = 600")
+        old = raw.get("serve", {})
+        stale_default = cls.cycle_stale_after
+        if isinstance(old, Mapping) and "cycle_stale_seconds" in old:
+            serve_where = where.replace("limits]", "serve]")
+            stale_default = _limit(old, "cycle_stale_seconds", cls.cycle_stale_after, serve_where)
+        return cls(
+            stall_after=_limit(section, "stall_after_seconds", cls.stall_after, where),
+            review_grace=_limit(section, "review_grace_seconds", cls.review_grace, where),
+            pickup_after=_limit(section, "pickup_overdue_seconds", cls.pickup_after, where),
+            cycle_stale_after=_limit(section, "cycle_stale_seconds", stale_default, where),
+        )
+
+
+def _limit(section: Mapping[str, Any], key: str, default: float, where: str) -> float:
+    value = section.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+        raise ConfigError(
+            f"{where} {key} must be a number of seconds, 0 or more, not {value!r}; e.g. {key} = {default:g}"
+        )
+    return float(value)
 
 
 def _table(value: object, where: str) -> dict[str, Any]:

@@ -19,16 +19,15 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
-from . import frontmatter
 from .config import Config
 from .errors import TaskFileError
-from .planning import write_atomic
-from .records import RegistryEntry, format_time, parse_time
-from .registry import Registry
+from .plan import frontmatter
+from .plan.edits import write_atomic
+from .plan.source import load
+from .plan.taskfile import Task
+from .registry import Change, Plan, Registry, Snapshot
+from .registry.records import RegistryEntry, format_time, parse_time
 from .state import legacy_claim
-from .taskfile import Task
-from .tasksource import load
-from .transaction import Change, Plan, Snapshot
 
 
 @dataclass(frozen=True)

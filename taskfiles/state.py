@@ -14,10 +14,12 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from .errors import ConfigError
-from .records import LIVE_STATES, RegistryEntry, parse_time
-from .taskfile import Task, slug_of
-from .tasksource import TaskSet
+from .config import Limits
+from .plan import query
+from .plan.source import TaskSet
+from .plan.taskfile import Task
+from .registry.records import LIVE_STATES, RegistryEntry, parse_time
+from .slugs import slug_of
 
 BUCKETS = ("backlog", "waiting", "ready", "active", "review", "needs_attention", "done")
 SIGNALS = (
@@ -32,38 +34,11 @@ SIGNALS = (
     "parked",
     "stopped",
 )
+# A ready task with one of these signals is still dispatched: the signal is about the wait.
+DISPATCHABLE_SIGNALS = frozenset({"pickup_overdue", "dispatch_failed"})
+DISPATCHABLE_STATES = frozenset({"ready", "retry_due"})
 # Frontmatter keys (besides an in_progress-like status) that say an older tool claimed the task.
 LEGACY_CLAIM_KEYS = ("claimed_by", "claimed_at", "started_at", "worker", "claim")
-
-
-@dataclass(frozen=True)
-class Limits:
-    """How long things may take before they become signals (seconds)."""
-
-    stall_after: float = 600.0  # heartbeat older than this: stalled
-    review_grace: float = 3600.0  # exit 0 without completion on the base ref for this long
-    pickup_after: float = 900.0  # ready with free capacity and not dispatched for this long
-
-    @classmethod
-    def from_config(cls, raw: Mapping[str, Any]) -> Limits:
-        """Read ``[limits]`` (seconds), falling back to the defaults; ConfigError on a bad value."""
-        section = raw.get("limits", {})
-        if not isinstance(section, Mapping):
-            raise ConfigError("[limits] must be a table of seconds, e.g. stall_after_seconds = 600")
-        return cls(
-            stall_after=_seconds(section, "stall_after_seconds", cls.stall_after),
-            review_grace=_seconds(section, "review_grace_seconds", cls.review_grace),
-            pickup_after=_seconds(section, "pickup_overdue_seconds", cls.pickup_after),
-        )
-
-
-def _seconds(section: Mapping[str, Any], key: str, default: float) -> float:
-    value = section.get(key, default)
-    if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
-        raise ConfigError(
-            f"[limits] {key} must be a number of seconds, 0 or more, not {value!r}; e.g. {key} = {default:g}"
-        )
-    return float(value)
 
 
 @dataclass(frozen=True)
@@ -163,7 +138,7 @@ def _base(task: Task, entry: RegistryEntry | None, tasks: TaskSet, inputs: Input
     if task.status == "not_started":
         detail = f"runtime record: {entry.state}" if entry else ""
         return Classification(task.slug, "backlog", "not_started", task, entry, detail=detail)
-    blocked = tuple(dep for dep in task.depends_on if not _completed(tasks, dep))
+    blocked = query.blocked_by(task, tasks)
     if blocked:
         return Classification(
             task.slug,
@@ -197,11 +172,6 @@ def legacy_claim(task: Task) -> bool:
     if not legacy or task.status != "ready":
         return False
     return "status" in legacy or any(key in legacy for key in LEGACY_CLAIM_KEYS)
-
-
-def _completed(tasks: TaskSet, slug: str) -> bool:
-    dep = tasks.get(slug)
-    return dep is not None and dep.status == "completed"
 
 
 def _ready(task: Task, inputs: Inputs) -> Classification:
@@ -306,6 +276,11 @@ def _age(stamp: str, now: datetime) -> float:
         return (now - parse_time(stamp)) / timedelta(seconds=1)
     except (TypeError, ValueError):
         return 0.0
+
+
+def dispatchable(c: Classification) -> bool:
+    """THE readiness rule: a worker may take this task now (``task next``, claims, the heartbeat)."""
+    return c.state in DISPATCHABLE_STATES and all(s.kind in DISPATCHABLE_SIGNALS for s in c.signals)
 
 
 def counts(classes: Iterable[Classification]) -> dict[str, int]:

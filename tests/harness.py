@@ -17,9 +17,10 @@ from pathlib import Path
 from typing import Any
 
 from taskfiles import config as tconfig
-from taskfiles import heartbeat, process
-from taskfiles.jsonstore import JsonRegistry
-from taskfiles.records import RegistryEntry
+from taskfiles import process
+from taskfiles.dispatch import cycle as heartbeat
+from taskfiles.registry import RegistryEntry
+from taskfiles.registry.jsonstore import JsonRegistry
 
 from .conftest import commit_all, git, wait_until, write_task
 
@@ -45,7 +46,8 @@ if kind == "cost":
     subprocess.run([str(task), "heartbeat", slug, "--cost-usd", arg], check=True, capture_output=True)
     time.sleep(600)
 if kind == "complete":
-    from taskfiles import config, planning
+    from taskfiles import config
+    from taskfiles.plan import edits as planning
     Path(f"work-{slug}.txt").write_text(f"done by attempt {attempt}\n")
     planning.complete(config.load(Path.cwd()), slug)
     subprocess.run(["git", "add", "-A"], check=True)

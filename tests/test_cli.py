@@ -269,7 +269,7 @@ def test_a_corrupt_registry_is_a_warning_in_list_and_show(repo: Path) -> None:
 
 def test_warm_list_json_with_a_registry_imports_neither_yaml_nor_gitpython(repo: Path) -> None:
     from taskfiles import config as config_module
-    from taskfiles import tasksource
+    from taskfiles.plan import source as tasksource
 
     write_task(repo, "a.md", "---\ntitle: A\nstatus: ready\n---\n")
     run(repo, "claim", "a")

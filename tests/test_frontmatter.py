@@ -12,9 +12,9 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from taskfiles import frontmatter
 from taskfiles.errors import TaskFileError
-from taskfiles.frontmatter import render_scalar, set_keys
+from taskfiles.plan import frontmatter
+from taskfiles.plan.frontmatter import render_scalar, set_keys
 
 READY = {"status": "ready"}
 COMPLETE = {"status": "completed", "completed_by": "alice", "completed_at": "2026-01-02", "pr": 42}

@@ -13,12 +13,13 @@ import signal
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from taskfiles import process
+from taskfiles.dispatch.cycle import CycleResult
 from taskfiles.errors import ConfigError
-from taskfiles.heartbeat import CycleResult
 
 from .conftest import commit_all, git, wait_until, write_task
 from .harness import Site, tree_digest
@@ -159,9 +160,16 @@ def test_exit_0_without_completion_record_is_exited_unreconciled_after_grace(sit
     site.clock.advance(3601)  # review_grace_seconds
     late = site.cycle()
     assert attention(late) == {"a": {"exited_unreconciled"}}
-    snap = site.registry().read_cycle() or {}
+    snap = _record(site)
     assert snap["attention"][0]["slug"] == "a"
     assert snap["attention"][0]["signals"][0]["kind"] == "exited_unreconciled"
+
+
+def _record(site: Site) -> dict[str, Any]:
+    """The last cycle record, in its JSON form."""
+    record = site.registry().read_cycle()
+    assert record is not None
+    return record.to_dict()
 
 
 # -- routing and ordering ----------------------------------------------------------------------
@@ -227,7 +235,7 @@ def test_deleted_task_is_registry_orphan_and_pruned_after_grace(site: Site) -> N
     commit_all(site.root, "drop a")
     found = site.cycle()
     assert attention(found) == {"a": {"registry_orphan"}}
-    assert "a" in (site.registry().read_cycle() or {})["orphan_since"]
+    assert "a" in _record(site)["orphan_since"]
     site.clock.advance(150)
     assert site.cycle().actions == ()  # still within orphan_grace_seconds (300)
     site.clock.advance(151)
@@ -243,11 +251,11 @@ def test_pickup_overdue_when_ready_with_free_capacity_and_not_dispatched(site: S
     site.task("a")
     first = site.cycle(dispatch=False)
     assert attention(first) == {}
-    since = (site.registry().read_cycle() or {})["ready_since"]["a"]
+    since = _record(site)["ready_since"]["a"]
     site.clock.advance(901)
     late = site.cycle(dispatch=False)
     assert attention(late) == {"a": {"pickup_overdue"}}
-    assert (site.registry().read_cycle() or {})["ready_since"]["a"] == since  # carried over
+    assert _record(site)["ready_since"]["a"] == since  # carried over
     assert dispatched(site.cycle()) == ["a"]  # the signal does not hold it back
     site.wait("a", "exited")
 
@@ -277,7 +285,7 @@ def test_snapshot_holds_owner_counts_states_and_ready_since(site: Site) -> None:
     site.task("a", owner="core")
     site.task("b", deps=["a"])
     result = site.cycle(dispatch=False)
-    snap = site.registry().read_cycle() or {}
+    snap = _record(site)
     assert snap["generated_at"] == result.generated_at and snap["duration_ms"] >= 0
     assert snap["owner"].endswith("@" + snap["host"])
     assert snap["counts"]["ready"] == 1 and snap["counts"]["waiting"] == 1
@@ -289,8 +297,8 @@ def test_snapshot_holds_owner_counts_states_and_ready_since(site: Site) -> None:
 HOLD_LOCK = """
 import sys
 from pathlib import Path
-from taskfiles.heartbeat import cycle_lock
-with cycle_lock(Path(sys.argv[1])) as holder:
+from taskfiles.dispatch.hostfiles import HostFiles
+with HostFiles(Path(sys.argv[1])).cycle_lock() as holder:
     assert holder is None
     print("locked", flush=True)
     sys.stdin.read()
@@ -410,7 +418,7 @@ def _land_and_disturb(site: Site, number: int, merged: set[str]) -> None:
 
 
 def test_loop_runs_a_cycle_every_interval_and_survives_a_failed_cycle(site: Site) -> None:
-    from taskfiles import heartbeat
+    from taskfiles.dispatch import cycle as heartbeat
 
     site.task("a")
     pauses: list[float] = []
@@ -427,7 +435,7 @@ def test_loop_runs_a_cycle_every_interval_and_survives_a_failed_cycle(site: Site
 
 
 def test_loop_0_pauses_for_the_configured_interval(site: Site) -> None:
-    from taskfiles import heartbeat
+    from taskfiles.dispatch import cycle as heartbeat
 
     toml = site.root / "taskfiles.toml"
     toml.write_text(toml.read_text().replace("[heartbeat]\n", "[heartbeat]\ninterval_seconds = 600\n"))

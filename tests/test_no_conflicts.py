@@ -25,8 +25,8 @@ import pytest
 from typer.testing import CliRunner
 
 from taskfiles import config as config_module
-from taskfiles import frontmatter
 from taskfiles.cli import app
+from taskfiles.plan import frontmatter
 from taskfiles.registry import open_registry
 
 from .conftest import git

@@ -6,6 +6,7 @@ from __future__ import annotations
 import socket
 import subprocess
 import sys
+from collections.abc import Mapping
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -13,11 +14,17 @@ from pathlib import Path
 import pytest
 
 from taskfiles import config as tconfig
-from taskfiles import process, reconcile, tasksource
+from taskfiles import process
 from taskfiles.config import HeartbeatSettings, WorkerSettings
+from taskfiles.dispatch import reconcile
+from taskfiles.dispatch.scene import Scene, dispatcher_worker
 from taskfiles.errors import ConfigError, ConflictError
-from taskfiles.jsonstore import JsonRegistry
-from taskfiles.records import Actor, RegistryEntry, format_time
+from taskfiles.plan import source as tasksource
+from taskfiles.plan.source import TaskSet
+from taskfiles.registry import CycleRecord
+from taskfiles.registry.jsonstore import JsonRegistry
+from taskfiles.registry.records import Actor, RegistryEntry, format_time
+from taskfiles.status import Observation, Source, classify
 
 from .conftest import commit_all, write_task
 from .harness import make_site
@@ -98,8 +105,16 @@ def test_prune_removes_an_entry_but_keeps_its_lease_history(tmp_path: Path) -> N
     assert reg.claim("a", worker="w").lease == lease + 1  # never reused
 
 
-def _scene(root: Path, registry: JsonRegistry, *, dry_run: bool) -> reconcile.Scene:
-    return reconcile.Scene(tconfig.load(root), registry, NOW, socket.gethostname(), dry_run)
+def _scene(root: Path, registry: JsonRegistry, *, dry_run: bool) -> Scene:
+    return Scene(tconfig.load(root), registry, NOW, socket.gethostname(), dry_run)
+
+
+def _seen(
+    scene: Scene, tasks: TaskSet, entries: Mapping[str, RegistryEntry], orphans: dict[str, str]
+) -> Observation:
+    """What the cycle observed: ``entries`` read before, the last record's orphan memory."""
+    record = CycleRecord(generated_at=format_time(NOW), orphan_since=orphans)
+    return classify(scene.config, Source(tasks, "main"), entries, record, now=scene.now)
 
 
 def test_dry_run_reports_a_dead_worker_and_changes_nothing(tmp_path: Path) -> None:
@@ -112,10 +127,16 @@ def test_dry_run_reports_a_dead_worker_and_changes_nothing(tmp_path: Path) -> No
     registry.start("a", lease, pid=dead.pid, pid_start_time=1)
     before = registry.get("a")
     tasks = tasksource.load(site.config, "main")
-    result = reconcile.reconcile(_scene(site.root, registry, dry_run=True), tasks, registry.entries(), {})
+    result = reconcile.reconcile(
+        _scene(site.root, registry, dry_run=True),
+        _seen(_scene(site.root, registry, dry_run=True), tasks, registry.entries(), {}),
+    )
     assert [(a.kind, a.slug) for a in result.actions] == [("worker_gone", "a")]
     assert registry.get("a") == before
-    result = reconcile.reconcile(_scene(site.root, registry, dry_run=False), tasks, registry.entries(), {})
+    result = reconcile.reconcile(
+        _scene(site.root, registry, dry_run=False),
+        _seen(_scene(site.root, registry, dry_run=False), tasks, registry.entries(), {}),
+    )
     assert [a.kind for a in result.actions] == ["worker_gone", "retry_scheduled"]
     assert registry.get("a").state == "retry_wait"
 
@@ -130,11 +151,15 @@ def test_a_worker_on_another_host_is_judged_by_heartbeat_only(tmp_path: Path) ->
     tasks = tasksource.load(site.config, "main")
     here = JsonRegistry(site.config.registry_dir, clock=lambda: NOW)
     assert (
-        reconcile.reconcile(_scene(site.root, here, dry_run=False), tasks, here.entries(), {}).actions == ()
+        reconcile.reconcile(
+            _scene(site.root, here, dry_run=False),
+            _seen(_scene(site.root, here, dry_run=False), tasks, here.entries(), {}),
+        ).actions
+        == ()
     )
     later = JsonRegistry(site.config.registry_dir, clock=lambda: NOW + timedelta(hours=1))
     scene = replace(_scene(site.root, later, dry_run=False), now=NOW + timedelta(hours=1))
-    assert [a.kind for a in reconcile.reconcile(scene, tasks, later.entries(), {}).actions] == [
+    assert [a.kind for a in reconcile.reconcile(scene, _seen(scene, tasks, later.entries(), {})).actions] == [
         "stalled",
         "retry_scheduled",
     ]
@@ -161,7 +186,7 @@ def test_bad_dispatch_settings_are_config_errors(tmp_path: Path, toml: str, mess
     (tmp_path / "taskfiles.toml").write_text(toml + "\n")
     cfg = tconfig.load(tmp_path)
     with pytest.raises(ConfigError) as caught:
-        _ = cfg.worker, cfg.heartbeat
+        _ = cfg.worker, cfg.heartbeat, cfg.limits
     assert message in str(caught.value) and "taskfiles.toml" in str(caught.value)
 
 
@@ -193,14 +218,15 @@ def test_only_workers_the_dispatcher_started_are_killed(
     site = make_site(tmp_path)
     site.task("a")
     registry = JsonRegistry(site.config.registry_dir, clock=lambda: NOW)
-    worker = reconcile.dispatcher_worker(socket.gethostname()) if dispatched else "me"
+    worker = dispatcher_worker(socket.gethostname()) if dispatched else "me"
     stalled = subprocess.Popen(SLEEPER, start_new_session=own_session)
     try:
         lease = registry.claim("a", worker=worker).lease
         registry.start("a", lease, pid=stalled.pid, pid_start_time=process.pid_start_time(stalled.pid))
         later = JsonRegistry(site.config.registry_dir, clock=lambda: NOW + timedelta(hours=1))
         scene = replace(_scene(site.root, later, dry_run=False), now=NOW + timedelta(hours=1))
-        result = reconcile.reconcile(scene, tasksource.load(site.config, "main"), later.entries(), {})
+        tasks = tasksource.load(site.config, "main")
+        result = reconcile.reconcile(scene, _seen(scene, tasks, later.entries(), {}))
         assert [a.kind for a in result.actions] == ["stalled", "retry_scheduled"]
         assert later.get("a").state == "retry_wait"
         if killed:
@@ -223,7 +249,7 @@ def test_a_dead_worker_of_an_unreadable_task_file_frees_its_slot_but_is_not_prun
     lease = registry.claim("a", worker="w").lease
     registry.start("a", lease, pid=dead.pid, pid_start_time=1)
     scene = replace(_scene(site.root, registry, dry_run=False), now=NOW + timedelta(days=1))
-    result = reconcile.reconcile(scene, tasks, registry.entries(), {"a": format_time(NOW)})
+    result = reconcile.reconcile(scene, _seen(scene, tasks, registry.entries(), {"a": format_time(NOW)}))
     assert [a.kind for a in result.actions] == ["worker_gone", "retry_scheduled"]
     assert registry.get("a").state == "retry_wait" and result.orphan_since == {}
 
@@ -236,6 +262,9 @@ def test_releasing_an_entry_pruned_meanwhile_is_a_warning(tmp_path: Path) -> Non
     entries = registry.entries()  # read by the cycle, then another process prunes the entry
     registry.prune("a", reason="gone")
     tasks = tasksource.load(site.config, "main")
-    result = reconcile.reconcile(_scene(site.root, registry, dry_run=False), tasks, entries, {})
+    result = reconcile.reconcile(
+        _scene(site.root, registry, dry_run=False),
+        _seen(_scene(site.root, registry, dry_run=False), tasks, entries, {}),
+    )
     assert [a.kind for a in result.actions] == ["released"]
     assert len(result.warnings) == 1 and result.warnings[0].startswith("a: ")

@@ -22,14 +22,13 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from taskfiles import config as config_module
-from taskfiles import prompt, worker
+from taskfiles.dispatch import hostfiles
+from taskfiles.dispatch.hostfiles import HostFiles
 from taskfiles.errors import ConflictError, NotFoundError, RegistryError, StaleLeaseError, UsageError
-from taskfiles.jsonstore import JsonRegistry
 from taskfiles.process import is_alive, pid_start_time
-from taskfiles.records import Actor, RegistryEntry
-from taskfiles.registry import open_registry
-from taskfiles.registryfile import Codec
-from taskfiles.transaction import Change, Plan, Snapshot
+from taskfiles.registry import Actor, Change, Plan, RegistryEntry, Snapshot, open_registry
+from taskfiles.registry.document import Codec
+from taskfiles.registry.jsonstore import JsonRegistry
 
 ACTOR = Actor("tester", "host-1", 4242)
 
@@ -439,7 +438,7 @@ def test_a_read_only_mount_fails_clearly_and_loses_nothing(reg: JsonRegistry) ->
     if shutil.which("unshare") is None:
         pytest.skip("unshare is not installed")
     code = (
-        "import sys; from pathlib import Path; from taskfiles.jsonstore import JsonRegistry; "
+        "import sys; from pathlib import Path; from taskfiles.registry.jsonstore import JsonRegistry; "
         "from taskfiles.errors import RegistryError\n"
         "r = JsonRegistry(Path(sys.argv[1]))\n"
         "try:\n    r.heartbeat('fix-login', int(sys.argv[2]))\n"
@@ -636,19 +635,20 @@ def test_events_filter_by_slug_and_since(reg: JsonRegistry, clock: Clock) -> Non
 def test_gc_prunes_released_tasks_logs_and_archives_old_events(reg: JsonRegistry, clock: Clock) -> None:
     old = running(reg, "old")
     reg.log("old", "old output", lease=old)
-    prompt.write(reg.root, "old", 1, "Do old.")
-    with worker.worker_lock(reg.root, "old"):
+    host = HostFiles(reg.root)
+    host.write_prompt("old", 1, "Do old.")
+    with host.worker_lock("old"):
         pass
     reg.finish("old", old, 0)
     reg.release("old")
     live = running(reg, "live")
     reg.log("live", "live output", lease=live)
-    prompt.write(reg.root, "live", 1, "Do live.")
+    host.write_prompt("live", 1, "Do live.")
     follower = reg.follow_events(since=clock.now - timedelta(days=1), poll=0.01)
     seen = [next(follower).type for _ in range(6)]
     clock.advance(days=31)
     reg.note("live", "recent")
-    report = reg.gc(older_than_days=30)
+    report = hostfiles.gc(reg, host, older_than_days=30)
     assert report.entries_removed == ("old",)
     assert report.logs_removed == ("logs/old", "prompts/old", "workers/old")
     assert report.log_bytes_removed > 0 and report.events_archived == 6 and report.archive

@@ -32,7 +32,7 @@ def _wait_for_go() -> None:
 
 def child_claim(root: str, slugs: str) -> None:
     """Claim the first free slug until none is left; print what this process got."""
-    from taskfiles.jsonstore import JsonRegistry
+    from taskfiles.registry.jsonstore import JsonRegistry
 
     registry = JsonRegistry(Path(root))
     candidates = slugs.split(",")
@@ -45,7 +45,7 @@ def child_claim(root: str, slugs: str) -> None:
 
 def child_beat(root: str, count: str, pairs: str) -> None:
     """Heartbeat the shared entries ``count`` times, a cent of cost each time."""
-    from taskfiles.jsonstore import JsonRegistry
+    from taskfiles.registry.jsonstore import JsonRegistry
 
     registry = JsonRegistry(Path(root))
     targets = [(slug, int(lease)) for slug, lease in (p.split(":") for p in pairs.split(","))]
@@ -62,7 +62,7 @@ def child_writer(root: str, prefix: str, lease: str) -> None:
     An ack is printed only after the write returned, so a write that landed may lack
     its ack (killed in between), but an acked write must always be in the registry.
     """
-    from taskfiles.jsonstore import JsonRegistry
+    from taskfiles.registry.jsonstore import JsonRegistry
 
     registry = JsonRegistry(Path(root))
     for n in range(1_000_000):
@@ -104,7 +104,7 @@ def finish(child: subprocess.Popen[str]) -> str:
 
 
 def registry(root: Path):  # type: ignore[no-untyped-def]
-    from taskfiles.jsonstore import JsonRegistry
+    from taskfiles.registry.jsonstore import JsonRegistry
 
     return JsonRegistry(root)
 

@@ -19,7 +19,7 @@ from typer.testing import CliRunner
 
 from taskfiles import config as config_module
 from taskfiles.cli import app
-from taskfiles.registry import open_registry
+from taskfiles.registry import CycleRecord, open_registry
 from taskfiles.state import BUCKETS
 
 from .conftest import commit_all, write_task
@@ -36,7 +36,17 @@ QUEUE = {
 
 
 STABLE_KEYS = {"slug", "lease", "state", "attempt", "max_attempts", "worker", "owner", "claimed_at"}
-REPORT_KEYS = {"generated_at", "ref", "counts", "cycle", "attention", "tasks", "warnings", "registry_error"}
+REPORT_KEYS = {
+    "generated_at",
+    "ref",
+    "counts",
+    "capacity",
+    "cycle",
+    "attention",
+    "tasks",
+    "warnings",
+    "registry_error",
+}
 ROW_KEYS = {
     "slug",
     "bucket",
@@ -409,7 +419,9 @@ def test_status_json_keys_buckets_and_filters(queue: Path) -> None:
     run(queue, "start", "alpha", "--lease", "1")
     report = run_json(queue, "status")
     assert set(report) == REPORT_KEYS
-    assert report["ref"] == "main" and report["cycle"] is None and report["registry_error"] is None
+    assert report["ref"] == "main" and report["registry_error"] is None
+    assert report["cycle"]["generated_at"] is None and report["cycle"]["stale"] is True  # never ran
+    assert report["capacity"] == {"max_parallel": 2, "live": 1, "free": 1}
     rows = {row["slug"]: row for row in report["tasks"]}
     assert all(set(row) >= ROW_KEYS for row in rows.values())
     expected = {
@@ -449,7 +461,7 @@ def test_status_shows_the_last_cycle_with_its_age_and_owner(queue: Path) -> None
         "counts": {"ready": 1},
         "ready_since": {"gamma": "2000-01-01T00:00:00.000000Z"},
     }
-    registry.write_cycle(cycle)
+    registry.write_cycle(CycleRecord.from_dict(cycle))
     report = run_json(queue, "status")
     assert report["cycle"]["owner"] == "heartbeat@ci" and report["cycle"]["duration_ms"] == 120
     assert report["cycle"]["age_seconds"] > 0
@@ -463,10 +475,12 @@ def test_status_shows_the_last_cycle_with_its_age_and_owner(queue: Path) -> None
 def test_status_counts_capacity_like_the_cycle_so_a_full_slot_is_not_pickup_overdue(queue: Path) -> None:
     (queue / "taskfiles.toml").write_text("[heartbeat]\nmax_parallel = 1\n", encoding="utf-8")
     open_registry(config_module.load(queue)).write_cycle(
-        {
-            "generated_at": "2000-01-01T00:00:00.000000Z",
-            "ready_since": {"gamma": "2000-01-01T00:00:00.000000Z"},
-        }
+        CycleRecord.from_dict(
+            {
+                "generated_at": "2000-01-01T00:00:00.000000Z",
+                "ready_since": {"gamma": "2000-01-01T00:00:00.000000Z"},
+            }
+        )
     )
     gamma = run_json(queue, "status", "gamma")["tasks"][0]
     assert (gamma["bucket"], [s["kind"] for s in gamma["signals"]]) == ("needs_attention", ["pickup_overdue"])

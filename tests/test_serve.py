@@ -17,17 +17,16 @@ from starlette.applications import Starlette
 from starlette.testclient import TestClient
 from typer.testing import CliRunner
 
-from taskfiles import runtime
 from taskfiles.cli import app as cli_app
 from taskfiles.config import Config
 from taskfiles.config import load as load_config
 from taskfiles.errors import UsageError
-from taskfiles.records import Actor
-from taskfiles.registry import Registry, open_registry
+from taskfiles.registry import Actor, CycleRecord, Registry, open_registry
 from taskfiles.serve import create_app
 from taskfiles.serve.markdown import render, safe_url
 from taskfiles.serve.security import Policy
 from taskfiles.serve.server import Options, Server, check_bind
+from taskfiles.status import observe, planning_source
 
 from .conftest import commit_all, git, wait_until, write_task
 
@@ -157,7 +156,8 @@ def test_overview_sections_follow_the_one_classification(client: TestClient, pro
     waiting = section(html, "waiting")
     assert slugs_in(waiting) == ["delta"] and 'href="/tasks/alpha"' in waiting
     assert slugs_in(section(html, "done")) == ["zeta"]
-    report = runtime.status(project, open_registry(project), now=datetime.now(UTC))
+    source = planning_source(project)
+    report = observe(project, open_registry(project), now=datetime.now(UTC), source=source)
     for bucket, n in report.counts.items():
         assert re.search(rf'data-bucket="{bucket}"><span class="n">{n}</span>', html), bucket
 
@@ -199,11 +199,15 @@ def test_filters_narrow_every_section_and_stay_in_the_url(client: TestClient) ->
 def test_cycle_line_warns_when_the_heartbeat_is_stale(client: TestClient, project: Config) -> None:
     assert "No heartbeat cycle has run yet" in section(client.get("/").text, "cycle").replace("\n", " ")
     old = (datetime.now(UTC) - timedelta(minutes=30)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-    registry(project).write_cycle({"generated_at": old, "owner": "cron@ci", "duration_ms": 812})
+    registry(project).write_cycle(
+        CycleRecord.from_dict({"generated_at": old, "owner": "cron@ci", "duration_ms": 812})
+    )
     cycle = client.get("/").text.split('id="cycle"')[1].split("</section>")[0]
     assert "812 ms" in cycle and "cron@ci" in cycle and "Stale" in cycle
     now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-    registry(project).write_cycle({"generated_at": now, "owner": "cron@ci", "duration_ms": 5})
+    registry(project).write_cycle(
+        CycleRecord.from_dict({"generated_at": now, "owner": "cron@ci", "duration_ms": 5})
+    )
     assert "Stale" not in client.get("/").text.split('id="cycle"')[1].split("</section>")[0]
 
 

@@ -9,11 +9,12 @@ from typing import Any
 
 import pytest
 
+from taskfiles.config import Limits
 from taskfiles.errors import ConfigError
-from taskfiles.records import RegistryEntry, format_time
-from taskfiles.state import BUCKETS, SIGNALS, Inputs, Limits, classify_all, counts
-from taskfiles.taskfile import Task
-from taskfiles.tasksource import TaskSet
+from taskfiles.plan.source import TaskSet
+from taskfiles.plan.taskfile import Task
+from taskfiles.registry.records import RegistryEntry, format_time
+from taskfiles.state import BUCKETS, SIGNALS, Inputs, classify_all, counts
 
 NOW = datetime(2026, 11, 22, 12, 0, 0, tzinfo=UTC)
 

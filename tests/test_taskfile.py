@@ -9,8 +9,8 @@ from typing import Any
 import frontmatter as python_frontmatter
 import pytest
 
-from taskfiles import taskfile
-from taskfiles.taskfile import Parsed, Schema
+from taskfiles.plan import taskfile
+from taskfiles.plan.taskfile import Parsed, Schema
 
 FULL = """\
 ---

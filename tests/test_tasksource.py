@@ -16,8 +16,10 @@ from pathlib import Path
 
 import pytest
 
-from taskfiles import cache, config, tasksource
+from taskfiles import config
 from taskfiles.errors import NotFoundError
+from taskfiles.plan import cache
+from taskfiles.plan import source as tasksource
 
 from .conftest import commit_all, git, write_task
 
@@ -397,7 +399,7 @@ def test_ref_store_serves_a_known_commit_without_git(repo: Path) -> None:
     assert second.stats.unchanged and second.tasks == first.tasks
     assert (second.commit, second.blobs) == (commit, first.blobs)
     probe = (
-        "import sys; from taskfiles import config, tasksource; "
+        "import sys; from taskfiles import config; from taskfiles.plan import source as tasksource; "
         f"t = tasksource.load(config.load(__import__('pathlib').Path({str(repo)!r})), 'main'); "
         "print(len(t.tasks), 'git' in sys.modules)"
     )

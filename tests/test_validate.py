@@ -8,11 +8,12 @@ from pathlib import Path
 import pytest
 
 from taskfiles import config as config_module
-from taskfiles import graph, tasksource
 from taskfiles.config import Config
-from taskfiles.taskfile import Problem, Task
-from taskfiles.tasksource import TaskSet
-from taskfiles.validate import has_errors, validate
+from taskfiles.plan import graph
+from taskfiles.plan import source as tasksource
+from taskfiles.plan.source import TaskSet
+from taskfiles.plan.taskfile import Problem, Task
+from taskfiles.plan.validate import has_errors, validate
 
 OWNERS = '[tool.taskfiles]\nowners = ["core", "agents"]\nowner_aliases = { dev = "core", bot = "agents" }\n'
 

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from taskfiles import process, worker
+from taskfiles import process
+from taskfiles.dispatch import worker
 from taskfiles.errors import ConflictError
 
 from .conftest import wait_until

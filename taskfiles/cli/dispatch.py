@@ -18,7 +18,7 @@ from .app import CommandError, JsonFlag, config, echo, emit_json, new_app, warn
 from .runtime import LeaseOption, SlugArg
 
 if TYPE_CHECKING:
-    from ..heartbeat import CycleResult
+    from ..dispatch.cycle import CycleResult
 
 OwnerOption = Annotated[
     list[str] | None,
@@ -95,7 +95,7 @@ def run_heartbeat(
     as_json: bool,
 ) -> None:
     """One cycle, or one every ``every`` seconds; print each summary."""
-    from .. import heartbeat
+    from ..dispatch import cycle as heartbeat
 
     options = heartbeat.CycleOptions(tuple(owners or ()), max_parallel, not no_dispatch, dry_run)
     if every is None:
@@ -157,7 +157,7 @@ def worker_run(
 
     Refused (exit 4) while another wrapper runs for the same task.
     """
-    from .. import worker
+    from ..dispatch import worker
     from ..registry import open_registry
 
     cfg = config(ctx)

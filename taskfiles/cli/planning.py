@@ -13,15 +13,15 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from .. import query, tasksource
-from ..cache import gc_paused
 from ..errors import ValidationFailed
-from ..taskfile import STATUSES, Task
-from ..tasksource import TaskSet
+from ..plan import query, source
+from ..plan.cache import gc_paused
+from ..plan.source import TaskSet
+from ..plan.taskfile import STATUSES, Task
 from .app import JsonFlag, RefOption, config, echo, emit_json, table, warn
 
 if TYPE_CHECKING:
-    from ..records import RegistryEntry
+    from ..registry import RegistryEntry
 
 
 def register(app: typer.Typer) -> None:
@@ -32,7 +32,7 @@ def register(app: typer.Typer) -> None:
 
 
 def _load(ctx: typer.Context, ref: str | None) -> TaskSet:
-    tasks = tasksource.load(config(ctx), ref)
+    tasks = source.load(config(ctx), ref)
     if tasks.skipped:
         shown = ", ".join(tasks.skipped[:3]) + (" ..." if len(tasks.skipped) > 3 else "")
         warn(f"skipped {len(tasks.skipped)} unreadable task file(s): {shown}; run 'task validate'")
@@ -46,7 +46,7 @@ def init(
 
     Idempotent: anything already there is kept as it is.
     """
-    from .. import scaffold
+    from ..plan import scaffold
 
     result = scaffold.init(path)
     for rel in result.created:
@@ -69,9 +69,9 @@ def new(
     ready: Annotated[bool, typer.Option("--ready", help="Mark it ready for dispatch at once.")] = False,
 ) -> None:
     """Create a task file with the conventional sections and print its path."""
-    from .. import planning
+    from ..plan import edits
 
-    path = planning.new_task(
+    path = edits.new_task(
         config(ctx),
         title,
         workstream=workstream,
@@ -118,7 +118,7 @@ def _entries(ctx: typer.Context) -> Mapping[str, RegistryEntry]:
     cfg = config(ctx)
     if not cfg.registry_dir.exists():
         return {}  # nothing ever ran here; do not pay for importing the registry
-    from ..runtime import read_entries
+    from ..status import read_entries
 
     found = read_entries(cfg)
     if found.warning:
@@ -133,7 +133,7 @@ def _state(entry: RegistryEntry | None) -> str:
 def _runtime(entry: RegistryEntry | None, now: datetime) -> dict[str, Any] | None:
     if entry is None:
         return None
-    from ..runtime import runtime_view
+    from ..status import runtime_view
 
     return runtime_view(entry, now)
 
@@ -226,9 +226,9 @@ def ready(
     slug: Annotated[str, typer.Argument(help="The task to queue for dispatch.")],
 ) -> None:
     """Mark a task ready for dispatch (edits only its status line)."""
-    from .. import planning
+    from ..plan import edits
 
-    edit = planning.mark_ready(config(ctx), slug)
+    edit = edits.mark_ready(config(ctx), slug)
     echo(f"{edit.path}: {'status: ready' if edit.changed else 'already ready'}")
 
 
@@ -244,9 +244,9 @@ def complete(
 
     Commit this in the task's own branch so it lands with the work.
     """
-    from .. import planning
+    from ..plan import edits
 
-    edit = planning.complete(config(ctx), slug, by=by, pr=pr)
+    edit = edits.complete(config(ctx), slug, by=by, pr=pr)
     echo(f"{edit.path}: {'completed' if edit.changed else 'unchanged'}")
 
 
@@ -259,10 +259,10 @@ def validate(
     as_json: JsonFlag = False,
 ) -> None:
     """Check every task file; print each problem as path:line: message. Exit 1 on any error."""
-    from ..validate import validate as run_validate
+    from ..plan.validate import validate as run_validate
 
     cfg = config(ctx)
-    tasks = tasksource.load(cfg, ref)
+    tasks = source.load(cfg, ref)
     wanted = [cfg.relpath(p.resolve()) for p in paths] if paths else None
     problems = run_validate(cfg, tasks, wanted)
     errors = sum(1 for p in problems if p.severity == "error")
@@ -299,20 +299,26 @@ def next_task(
     ref: RefOption = None,
     as_json: JsonFlag = False,
 ) -> None:
-    """The highest-priority ready task whose dependencies are all completed.
+    """The task a worker should take next: ready, dependencies completed, not claimed,
+    parked, stopped or backing off in the registry; highest priority first.
 
-    Ties between equal priorities go to the alphabetically first slug. With
-    --claim, picking and claiming are one registry transaction: two agents
-    running it at once never get the same task. Exit 0 either way; with nothing
-    ready, --json prints null.
+    Ties between equal priorities go to the alphabetically first slug. Without
+    --claim it names the task --claim would take now; with it, picking and claiming
+    are one registry transaction: two agents running it at once never get the same
+    task. Exit 0 either way; with nothing ready, --json prints null.
     """
     if claim:
         return _claim_next(ctx, owner, worker, ref, as_json)
-    task = query.next_task(_load(ctx, ref), config(ctx), owner)
+    from ..registry import existing_registry
+    from ..status import next_task as pick
+
+    cfg = config(ctx)
+    with gc_paused():
+        task = pick(cfg, existing_registry(cfg), owner=owner, ref=ref)
     if as_json:
         emit_json(task.to_dict() if task else None)
     elif task is None:
-        typer.echo("no ready task with all dependencies completed", err=True)
+        typer.echo("no ready task with all dependencies completed and no live claim", err=True)
     else:
         echo(f"{task.slug}\t{task.priority}\t{task.path}\t{task.title}")
 
@@ -320,12 +326,12 @@ def next_task(
 def _claim_next(
     ctx: typer.Context, owner: str | None, worker: str | None, ref: str | None, as_json: bool
 ) -> None:
-    from .. import runtime
     from ..registry import open_registry
+    from ..status import claim_next
     from .runtime import worker_id
 
     cfg = config(ctx)
-    entry = runtime.claim_next(cfg, open_registry(cfg), worker=worker or worker_id(), owner=owner, ref=ref)
+    entry = claim_next(cfg, open_registry(cfg), worker=worker or worker_id(), owner=owner, ref=ref)
     if as_json:
         emit_json(entry.to_dict(sparse=False) if entry else None)
     elif entry is None:

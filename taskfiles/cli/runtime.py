@@ -13,15 +13,13 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from ..cache import gc_paused
-from ..errors import RegistryError
+from ..plan.cache import gc_paused
 from .app import JsonFlag, RefOption, config, echo, emit_json, new_app
 
 if TYPE_CHECKING:
     # Imported where used: every command pays for this module's import, and the
     # registry modules are ~10 ms that 'task list' does not need.
-    from ..records import Event, LogRecord, RegistryEntry
-    from ..registry import Registry
+    from ..registry import Event, LogRecord, Registry, RegistryEntry
 
 LeaseOption = Annotated[
     int,
@@ -38,7 +36,7 @@ SlugArg = Annotated[str, typer.Argument(help="The task's slug.")]
 
 def worker_id() -> str:
     """$TASKFILES_WORKER, else actor@host ($TASKFILES_ACTOR or the login name)."""
-    from ..records import Actor
+    from ..registry import Actor
 
     return os.environ.get("TASKFILES_WORKER") or f"{Actor.current().who}@{socket.gethostname()}"
 
@@ -99,9 +97,9 @@ def claim(
 
     Refused (exit 4) when the task is not ready, waits on a dependency, or has a live claim.
     """
-    from .. import runtime
+    from ..status import claim as claim_task
 
-    entry = runtime.claim(config(ctx), _registry(ctx), slug, worker=worker or worker_id(), ref=ref)
+    entry = claim_task(config(ctx), _registry(ctx), slug, worker=worker or worker_id(), ref=ref)
     typer.echo(f"claimed {slug!r} for {entry.worker} (attempt {entry.attempt})", err=True)
     _show_entry(entry, as_json, str(entry.lease))
 
@@ -363,7 +361,7 @@ def events(
 
 
 def _since(text: str | None) -> datetime | None:
-    from ..records import parse_time
+    from ..registry.records import parse_time
 
     if text is None:
         return None
@@ -429,23 +427,21 @@ def status(
     Reads task files at the base ref (what the dispatcher sees) unless --ref or
     --working-tree says otherwise, and the same classification the heartbeat uses.
     """
-    from .. import runtime
+    from ..status import observe, planning_source
     from .statusview import render_status
 
     cfg = config(ctx)
     # Every object made here lives until the process exits (10,000 tasks and their rows):
     # the cyclic GC would rescan them over and over, for ~40 ms, and free nothing.
     with gc_paused():
-        report = runtime.status(
-            cfg, _registry(ctx), now=datetime.now(UTC), ref=ref, working_tree=working_tree
-        )
-        if report.registry_error:  # classifying without the registry would call claimed tasks ready
-            raise RegistryError(report.registry_error)
-        rows = runtime.filter_classes(report, cfg, slug=slug, owner=owner)
+        source = planning_source(cfg, ref, working_tree=working_tree)
+        # tolerant=False: classifying without the registry would call claimed tasks ready
+        seen = observe(cfg, _registry(ctx), now=datetime.now(UTC), source=source, tolerant=False)
+        seen = seen.only(cfg, slug=slug, owner=owner)
         if as_json:
-            emit_json(report.to_dict(rows))
+            emit_json(seen.to_dict())
         else:
-            echo(render_status(report, rows))
+            echo(render_status(seen))
 
 
 def migrate(

@@ -1,22 +1,22 @@
-"""Text rendering of ``task status``: counts, attention grouped by task, then every row."""
+"""Text rendering of ``task status``: counts, the cycle, attention grouped by task, then every row."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
-from ..runtime import StatusReport, attention
 from ..state import Classification
+from ..status import Observation, owner_of
 from .app import table
 
 
-def render_status(report: StatusReport, rows: Sequence[Classification]) -> str:
-    """The human form of a status report."""
-    counts = "  ".join(f"{bucket} {n}" for bucket, n in report.counts.items())
-    lines = [f"source: {report.ref or 'working tree'}   {counts}", _cycle_line(report)]
-    lines += [f"warning: {w}" for w in report.warnings]
-    if report.registry_error:
-        lines.append(f"registry unreadable: {report.registry_error}")
-    flagged = attention(rows)
+def render_status(seen: Observation) -> str:
+    """The human form of an observation (counts are those of the rows shown)."""
+    counts = "  ".join(f"{bucket} {n}" for bucket, n in seen.counts.items())
+    lines = [f"source: {seen.ref or 'working tree'}   {counts}", _cycle_line(seen)]
+    if seen.stale:
+        lines.append(f"warning: {_stale_line(seen)}")
+    lines += [f"warning: {w}" for w in seen.warnings]
+    if seen.registry_error:
+        lines.append(f"registry unreadable: {seen.registry_error}")
+    flagged = seen.attention
     if flagged:
         lines.append("\nneeds attention:")
         for c in flagged:
@@ -24,23 +24,34 @@ def render_status(report: StatusReport, rows: Sequence[Classification]) -> str:
             lines += [
                 f"    {s.kind}: {s.reason}" + (f" (since {s.since})" if s.since else "") for s in c.signals
             ]
-    body = table([_row(c) for c in rows], ("BUCKET", "STATE", "SLUG", "OWNER", "LEASE", "ATTEMPT", "DETAIL"))
+    body = table(
+        [_row(c) for c in seen.rows], ("BUCKET", "STATE", "SLUG", "OWNER", "LEASE", "ATTEMPT", "DETAIL")
+    )
     return "\n".join(lines) + ("\n\n" + body if body else "")
 
 
-def _cycle_line(report: StatusReport) -> str:
-    cycle = report.cycle
-    if not cycle:
+def _cycle_line(seen: Observation) -> str:
+    cycle = seen.cycle
+    if cycle is None:
         return "last heartbeat cycle: never"
+    record = cycle.record
     return (
-        f"last heartbeat cycle: {cycle.get('generated_at')} ({cycle.get('age_seconds')} s ago, "
-        f"{cycle.get('duration_ms')} ms, by {cycle.get('owner')})"
+        f"last heartbeat cycle: {record.generated_at} ({cycle.age_seconds} s ago, "
+        f"{record.duration_ms:g} ms, by {record.owner})"
+    )
+
+
+def _stale_line(seen: Observation) -> str:
+    if seen.cycle is None:
+        return "no heartbeat cycle has run; is cron running task-manager-heartbeat?"
+    return (
+        f"the heartbeat is stale: no cycle for {seen.cycle.age_seconds} s "
+        f"(limit {seen.cycle.stale_after:g} s); is cron running task-manager-heartbeat?"
     )
 
 
 def _row(c: Classification) -> tuple[str, ...]:
     entry = c.entry
-    owner = (c.task.owner if c.task else None) or (entry.owner if entry else None) or "-"
     lease = str(entry.lease) if entry else "-"
     attempt = f"{entry.attempt}/{entry.max_attempts}" if entry else "-"
-    return (c.bucket, c.state, c.slug, owner, lease, attempt, c.detail)
+    return (c.bucket, c.state, c.slug, owner_of(c) or "-", lease, attempt, c.detail)

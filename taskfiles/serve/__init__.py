@@ -1,6 +1,6 @@
 """``task serve``: the live status page, its JSON API and the operator's actions.
 
-Reads the one classification (``runtime.status``) through a cached ``Board``,
+Reads the one observation (``status.observe``) through a cached ``Board``,
 renders it with Jinja2 (autoescaped), and pushes changes seen by one watcher per
 process to every browser over server-sent events.
 """

@@ -7,8 +7,7 @@ so the event it records says who did it. No task file is ever touched.
 from __future__ import annotations
 
 from ..errors import UsageError
-from ..records import RegistryEntry
-from ..registry import Registry
+from ..registry import Registry, RegistryEntry
 from .taskview import ACTIONS
 
 DEFAULT_PARK_REASON = "parked from the status page"

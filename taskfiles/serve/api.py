@@ -51,11 +51,9 @@ class Api:
         filters = overview.Filters.from_query(request.query_params)
         if not filters.active:
             return JSONResponse(reading.status_json)
-        rows = overview.select(reading.report.classes, filters, self.board.config)
-        document = reading.report.to_dict()
-        shown = {c.slug for c in rows}
-        document["attention"] = [a for a in document["attention"] if a["slug"] in shown]
-        return JSONResponse({**document, "tasks": [c.to_dict() for c in rows], "filters": filters.to_dict()})
+        rows = overview.select(reading.seen.rows, filters, self.board.config)
+        document = reading.seen.narrow(rows).to_dict()  # counts and attention follow the rows
+        return JSONResponse({**document, "filters": filters.to_dict()})
 
     def tasks(self, request: Request) -> Response:
         """``GET /api/tasks``: rows with planning fields; ``bucket`` and the page's filters narrow."""
@@ -64,11 +62,11 @@ class Api:
         if bucket is not None and bucket not in BUCKETS:
             return error(UsageError(f"bucket {bucket!r} is not one of {', '.join(BUCKETS)}"))
         filters = overview.Filters.from_query(request.query_params)
-        rows = overview.select(reading.report.classes, filters, self.board.config)
+        rows = overview.select(reading.seen.rows, filters, self.board.config)
         found = [_row(c) for c in rows if bucket is None or c.bucket == bucket]
-        report = reading.report
+        seen = reading.seen
         return JSONResponse(
-            {"generated_at": report.generated_at, "ref": report.ref, "count": len(found), "tasks": found}
+            {"generated_at": seen.generated_at, "ref": seen.ref, "count": len(found), "tasks": found}
         )
 
     def task(self, request: Request) -> Response:

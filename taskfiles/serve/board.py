@@ -1,6 +1,6 @@
-"""The server's one cached reading of the world: ``runtime.status`` and what follows from it.
+"""The server's one cached reading of the world: ``status.observe`` and what follows from it.
 
-Classifying 10,000 tasks takes ~170 ms, so the report is computed once and shared
+Classifying 10,000 tasks takes ~170 ms, so the observation is made once and shared
 by every request until the watcher says something changed (``invalidate``). Ages
 and stall signals move with the clock alone, so a reading older than
 ``refresh_after`` is recomputed in the background while requests keep using it,
@@ -20,13 +20,13 @@ from typing import Any, TypeVar
 
 import orjson
 
-from .. import query, runtime
 from ..config import Config
 from ..errors import TaskfilesError
-from ..records import Actor, Event, utc_now
+from ..plan.source import TaskSet
 from ..registry import Registry, open_registry
+from ..registry.records import Actor, Event, utc_now
 from ..state import Classification
-from ..tasksource import TaskSet
+from ..status import Observation, observe, planning_source
 from . import metrics
 
 Clock = Callable[[], datetime]
@@ -36,9 +36,9 @@ METRICS_TTL_S = 30.0
 
 @dataclass(frozen=True)
 class Reading:
-    """One status report and the indexes the pages need, for one generation."""
+    """One observation and the indexes the pages need, for one generation."""
 
-    report: runtime.StatusReport
+    seen: Observation
     generation: int
     taken: float  # time.monotonic() when computed
     config: Config
@@ -52,33 +52,31 @@ class Reading:
         value: T = self._memo[key]
         return value
 
-    @cached_property
+    @property
     def tasks(self) -> TaskSet:
-        """The task set the report classified (rebuilt from its rows: no second load)."""
-        found = tuple(c.task for c in self.report.classes if c.task is not None)
-        return TaskSet(found, (), (), self.report.ref)
+        """The task set that was classified."""
+        return self.seen.tasks
 
-    @cached_property
+    @property
     def by_slug(self) -> dict[str, Classification]:
         """Every row by slug."""
-        return {c.slug: c for c in self.report.classes}
+        return self.seen.by_slug
 
     @cached_property
     def attention(self) -> list[Classification]:
-        """The report's attention rows: one per task that needs a human."""
-        return list(self.report.attention)
+        """The attention rows: one per task that needs a human."""
+        return self.seen.attention
 
     @cached_property
     def dispatch_rank(self) -> dict[str, int]:
-        """slug -> place in the heartbeat's dispatch order (``query.dispatch_order``)."""
-        order = query.dispatch_order(self.tasks, self.config)
-        return {task.slug: index for index, task in enumerate(order)}
+        """slug -> place in the order the heartbeat and ``task next`` take tasks."""
+        return {task.slug: index for index, task in enumerate(self.seen.dispatchable())}
 
     @cached_property
     def status_json(self) -> bytes:
         """``/api/status`` without filters: the same document as ``task status --json``."""
         with self._lock:  # one serialization even when many requests arrive at once
-            return orjson.dumps(self.report.to_dict())
+            return orjson.dumps(self.seen.to_dict())
 
 
 class Board:
@@ -154,10 +152,9 @@ class Board:
 
     def _compute(self) -> Reading:
         generation = self._generation  # read first: a change during the computation reruns it
-        report = runtime.status(
-            self.config, self.registry(), now=self.clock(), ref=self.ref, working_tree=self.working_tree
-        )
-        return Reading(report, generation, time.monotonic(), self.config)
+        source = planning_source(self.config, self.ref, working_tree=self.working_tree)
+        seen = observe(self.config, self.registry(), now=self.clock(), source=source)
+        return Reading(seen, generation, time.monotonic(), self.config)
 
     def registry(self, actor: Actor | None = None) -> Registry:
         """A fresh registry handle: stores keep caches, so one per request or thread."""
@@ -173,7 +170,7 @@ class Board:
         if cached and time.monotonic() - cached[0] < METRICS_TTL_S:
             return cached[1]
         reading = self.read()
-        result = metrics.compute(self._events(), reading.report.classes, self.clock(), window_days)
+        result = metrics.compute(self._events(), reading.seen.rows, self.clock(), window_days)
         self._metrics[window_days] = (time.monotonic(), result)
         return result
 

@@ -12,9 +12,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from ..plan.source import TaskSet
+from ..plan.taskfile import Task
 from ..state import Classification
-from ..taskfile import Task
-from ..tasksource import TaskSet
 
 MAX_ROWS = 5000
 

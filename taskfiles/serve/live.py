@@ -26,7 +26,7 @@ from typing import Any
 from watchfiles import Change, awatch
 
 from ..config import Config
-from ..records import Event
+from ..registry import Event
 from .board import Board
 
 RETRY_MS = 1000  # how soon a browser reconnects after the server went away

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from ..records import Event, parse_time
+from ..registry.records import Event, parse_time
 from ..state import Classification
 
 RUN_ENDS = frozenset({"task.exited", "task.failed"})

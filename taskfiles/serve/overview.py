@@ -1,7 +1,7 @@
 """The overview page's content: every section built from one ``Reading``.
 
-Nothing here classifies: buckets, states and signals come from the report that
-``runtime.status`` made, the ready queue's order from ``query.dispatch_order``.
+Nothing here classifies: buckets, states and signals come from the observation
+``status.observe`` made, the ready queue's order from its ``dispatchable()``.
 Long sections are cut to ``limit`` rows and say how many there were.
 """
 
@@ -13,13 +13,12 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import urlencode
 
-from ..config import Config
-from ..records import parse_time
-from ..state import BUCKETS, Classification, Limits, counts
+from ..config import Config, Limits
+from ..registry.records import parse_time
+from ..state import BUCKETS, Classification, counts
 from .board import Reading
 
 FILTER_KEYS = ("owner", "milestone", "label", "workstream", "q")
-DEFAULT_STALE_CYCLE_S = 180.0  # cron runs the heartbeat every minute: three missed runs
 
 
 @dataclass(frozen=True)
@@ -115,7 +114,7 @@ class Overview:
 
 def build(reading: Reading, filters: Filters, config: Config, *, limit: int = 100) -> Overview:
     """The overview of ``reading`` narrowed by ``filters``."""
-    rows = select(reading.report.classes, filters, config)
+    rows = select(reading.seen.rows, filters, config)
     grouped: dict[str, list[Classification]] = {bucket: [] for bucket in BUCKETS}
     for c in rows:
         grouped[c.bucket].append(c)
@@ -124,7 +123,7 @@ def build(reading: Reading, filters: Filters, config: Config, *, limit: int = 10
     rank = reading.dispatch_rank
     ready = sorted(grouped["ready"], key=lambda c: (rank.get(c.slug, len(rank)), c.slug))
     done = sorted(grouped["done"], key=_completed_key, reverse=True)
-    cycle = dict(reading.report.cycle) if reading.report.cycle else None
+    cycle = reading.seen.cycle.to_dict() if reading.seen.cycle else None
     return Overview(
         counts=counts(rows),
         attention=_cut(attention, limit),
@@ -134,8 +133,8 @@ def build(reading: Reading, filters: Filters, config: Config, *, limit: int = 10
         review=_cut(grouped["review"], limit),
         done=_cut(done, min(limit, 20)),
         cycle=cycle,
-        cycle_stale=_cycle_stale(cycle, config),
-        limits=Limits.from_config(config.raw),
+        cycle_stale=reading.seen.stale,
+        limits=config.limits,
         choices=reading.memo("choices", lambda: choices(reading)),
     )
 
@@ -151,18 +150,6 @@ def _completed_key(c: Classification) -> str:
 def _started_key(c: Classification) -> str:
     entry = c.entry
     return (entry.started_at or entry.claimed_at or "") if entry else ""
-
-
-def _cycle_stale(cycle: Mapping[str, Any] | None, config: Config) -> bool:
-    if not cycle or cycle.get("age_seconds") is None:
-        return True
-    return float(cycle["age_seconds"]) > stale_cycle_after(config)
-
-
-def stale_cycle_after(config: Config) -> float:
-    """Seconds after which the last heartbeat cycle counts as stale (``serve.cycle_stale_seconds``)."""
-    section = config.raw.get("serve", {})
-    return float(section.get("cycle_stale_seconds", DEFAULT_STALE_CYCLE_S))
 
 
 def choices(reading: Reading) -> dict[str, list[str]]:

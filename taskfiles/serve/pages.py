@@ -48,13 +48,13 @@ class Pages:
     policy: Policy
 
     def _base(self, request: Request, reading: Reading, page: str, **extra: Any) -> dict[str, Any]:
-        report = reading.report
+        seen = reading.seen
         return {
             "page": page,
             "slug": "",
             "csrf": self.policy.csrf,
-            "source": report.ref or "working tree",
-            "report": report,
+            "source": seen.ref or "working tree",
+            "seen": seen,
             "now": self.board.clock(),
             "token_mode": bool(self.policy.token),
             "error": None,

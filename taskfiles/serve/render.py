@@ -15,7 +15,7 @@ from jinja2 import Environment, FileSystemLoader
 from starlette.requests import Request
 from starlette.responses import HTMLResponse
 
-from ..records import parse_time
+from ..registry.records import parse_time
 from .overview import age_seconds, staleness
 
 HERE = Path(__file__).parent

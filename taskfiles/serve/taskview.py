@@ -14,13 +14,14 @@ from typing import Any
 
 from markupsafe import Markup
 
-from .. import graph
 from ..errors import NotFoundError, TaskfilesError, UsageError
-from ..records import LEVELS, Event, LogRecord, RegistryEntry, check_slug
+from ..plan import graph
+from ..plan.taskfile import DURABLE_KEYS, Task
 from ..registry import Registry
-from ..runlog import matches
+from ..registry.records import LEVELS, Event, LogRecord, RegistryEntry
+from ..registry.runlog import matches
+from ..slugs import check_slug
 from ..state import Classification
-from ..taskfile import DURABLE_KEYS, Task
 from .board import Reading
 from .markdown import render
 

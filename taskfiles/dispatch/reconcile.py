@@ -28,48 +28,14 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from . import git, process, runtime, state
-from .config import Config, HeartbeatSettings, WorkerSettings
-from .errors import ConflictError, GitError, NotFoundError
-from .records import RegistryEntry, format_time, parse_time
-from .registry import Registry
-from .taskfile import Task, slug_of
-from .tasksource import TaskSet
-
-# The ``worker`` of a claim the dispatcher made; only such workers run in a session of their own.
-DISPATCHER_WORKER = "heartbeat@"
-
-
-def dispatcher_worker(host: str) -> str:
-    """The ``worker`` the dispatcher claims with on ``host``."""
-    return DISPATCHER_WORKER + host
-
-
-def started_by_dispatcher(entry: RegistryEntry) -> bool:
-    """True when the dispatcher claimed this entry, so its pid leads a session it created."""
-    return (entry.worker or "").startswith(DISPATCHER_WORKER)
-
-
-@dataclass(frozen=True)
-class Scene:
-    """What every step of a cycle works with: settings, the registry, the time, this host."""
-
-    config: Config
-    registry: Registry
-    now: datetime
-    host: str
-    dry_run: bool = False
-
-    @property
-    def stamp(self) -> str:
-        """``now`` as a registry time string."""
-        return format_time(self.now)
-
-    @property
-    def main_root(self) -> Path:
-        """The main worktree, home of ``.worktrees/``."""
-        repo = self.config.repo
-        return repo.main_root if repo else self.config.root
+from .. import git, process, state
+from ..config import HeartbeatSettings, WorkerSettings
+from ..errors import ConflictError, GitError, NotFoundError
+from ..plan.taskfile import Task
+from ..registry.records import RegistryEntry, format_time, parse_time
+from ..slugs import slug_of
+from ..status import Observation
+from .scene import Scene, started_by_dispatcher
 
 
 @dataclass(frozen=True)
@@ -112,25 +78,25 @@ class _Out:
         self.actions.append(Action(slug, kind, detail))
 
 
-def reconcile(
-    scene: Scene, tasks: TaskSet, entries: Mapping[str, RegistryEntry], orphans: Mapping[str, str]
-) -> Reconciled:
-    """Settle every unreleased entry against ``tasks`` (read at the base ref)."""
-    held = {slug: entry for slug, entry in entries.items() if entry.state != "released"}
-    inputs = state.Inputs(
-        now=scene.now,
-        limits=state.Limits.from_config(scene.config.raw),
-        dead_workers=runtime.dead_workers(held),
-        blobs=tasks.blobs,
-    )
+def reconcile(scene: Scene, seen: Observation) -> Reconciled:
+    """Settle every unreleased entry against the tasks ``seen`` read at the base ref.
+
+    Each entry's row comes from the observation; a task whose file cannot be read is
+    classified on a stand-in with the observation's own inputs, so its worker is still
+    judged while its entry is neither released nor pruned.
+    """
+    tasks = seen.tasks
+    orphans = seen.record.orphan_since if seen.record else {}
     unreadable = {slug_of(path): path for path in tasks.skipped}
     out, since = _Out(), {}
-    for slug, entry in sorted(held.items()):
-        task = tasks.get(slug)
-        if task is None and slug in unreadable:  # not a deleted task: judge its worker, keep its entry
+    for slug, entry in sorted(seen.entries.items()):
+        if entry.state == "released":
+            continue
+        if slug in tasks.by_slug:
+            _settle(scene, seen.by_slug[slug], out)
+        elif slug in unreadable:  # not a deleted task: judge its worker, keep its entry
             task = _unreadable(slug, unreadable[slug])
-        if task is not None:
-            _settle(scene, state.classify(task, entry, tasks, inputs), out)
+            _settle(scene, state.classify(task, entry, tasks, seen.inputs), out)
         else:
             since[slug] = orphans.get(slug, scene.stamp)
             _orphan(scene, entry, since[slug], out)

@@ -1,6 +1,7 @@
-"""Questions over a loaded task set: find one, filter many, the dispatch order.
+"""Questions over a loaded task set: find one, filter many, what a task waits for.
 
-Read-only and cheap to import: the warm ``task list`` path runs through here.
+Read-only and cheap to import: the warm ``task list`` path runs through here. Which
+task is ready to dispatch is not a question of the plan alone: ``status.observe`` answers it.
 """
 
 from __future__ import annotations
@@ -8,10 +9,10 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from .config import Config
-from .errors import NotFoundError, TaskFileError
+from ..config import Config
+from ..errors import NotFoundError, TaskFileError
+from .source import TaskSet
 from .taskfile import Task
-from .tasksource import TaskSet
 
 
 def find(tasks: TaskSet, slug: str) -> Task:
@@ -56,29 +57,11 @@ def select(tasks: Iterable[Task], filters: Filters, config: Config) -> list[Task
     ]
 
 
-def dispatch_order(tasks: TaskSet, config: Config) -> list[Task]:
-    """Ready tasks whose dependencies are all completed: priority first, then slug.
-
-    The slug tie-break is stable across machines and runs, unlike file times.
-    """
-    rank = {priority: index for index, priority in enumerate(config.priorities)}
-    ready = [task for task in tasks.tasks if task.status == "ready" and deps_met(task, tasks)]
-    return sorted(ready, key=lambda task: (rank.get(task.priority, len(rank)), task.slug))
-
-
-def deps_met(task: Task, tasks: TaskSet) -> bool:
-    """True when every dependency exists and is completed."""
+def blocked_by(task: Task, tasks: TaskSet) -> tuple[str, ...]:
+    """The dependencies of ``task`` that are missing or not completed, in its order."""
+    blocked = []
     for slug in task.depends_on:
         dep = tasks.get(slug)
         if dep is None or dep.status != "completed":
-            return False
-    return True
-
-
-def next_task(tasks: TaskSet, config: Config, owner: str | None = None) -> Task | None:
-    """The task ``task next`` offers: first in dispatch order, for ``owner`` if given."""
-    canonical = config.canonical_owner(owner)
-    for task in dispatch_order(tasks, config):
-        if canonical is None or task.owner == canonical:
-            return task
-    return None
+            blocked.append(slug)
+    return tuple(blocked)

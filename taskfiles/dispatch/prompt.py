@@ -1,6 +1,6 @@
 """The prompt file an agent gets: the task, where to work, how to report and how to finish.
 
-It is written under the registry (``prompts/<slug>/<attempt>.md``), never into the
+It is written with the host's files (``HostFiles.write_prompt``), never into the
 worktree: nothing the dispatcher writes may end up in a tracked path or a commit.
 """
 
@@ -8,15 +8,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from . import atomic
-from .errors import RegistryError
-from .records import RegistryEntry
-from .taskfile import Task
-
-
-def prompt_path(registry_dir: Path, slug: str, attempt: int) -> Path:
-    """Where attempt ``attempt`` of ``slug`` finds its prompt."""
-    return registry_dir / "prompts" / slug / f"{attempt}.md"
+from ..plan.taskfile import Task
+from ..registry import RegistryEntry
 
 
 def render(task: Task, entry: RegistryEntry, worktree: Path, branch: str) -> str:
@@ -68,14 +61,3 @@ def _facts(task: Task) -> list[str]:
         ("labels", ", ".join(task.labels)),
     ]
     return [f"- {name}: {value}" for name, value in facts if value]
-
-
-def write(registry_dir: Path, slug: str, attempt: int, text: str) -> Path:
-    """Write the prompt file atomically and return its path."""
-    path = prompt_path(registry_dir, slug, attempt)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        atomic.atomic_write(path, text.encode("utf-8"), sync_dir=False)
-    except OSError as exc:
-        raise RegistryError(f"cannot write the prompt file {path}: {exc.strerror}") from None
-    return path

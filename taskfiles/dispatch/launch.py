@@ -14,22 +14,19 @@ from __future__ import annotations
 import contextlib
 import subprocess
 import sys
-from collections.abc import Collection, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-from . import git, process, prompt, query, state
-from .errors import ConflictError, GitError, TaskfilesError
-from .reconcile import Scene, dispatcher_worker
-from .records import RegistryEntry
-from .taskfile import Task
-from .tasksource import TaskSet
+from .. import git, process
+from ..errors import ConflictError, GitError, TaskfilesError
+from ..plan.source import TaskSet
+from ..plan.taskfile import Task
+from ..registry import RegistryEntry
+from . import prompt
+from .scene import Scene, dispatcher_worker
 from .worker import GO
-
-# A ready task with one of these signals is still dispatched: the signal is about the wait.
-DISPATCHABLE_SIGNALS = frozenset({"pickup_overdue", "dispatch_failed"})
-DISPATCHABLE_STATES = frozenset({"ready", "retry_due"})
 
 
 @dataclass(frozen=True)
@@ -48,28 +45,6 @@ class Dispatched:
     def to_dict(self) -> dict[str, Any]:
         """JSON form, without empty parts."""
         return {k: v for k, v in vars(self).items() if v is not None}
-
-
-def candidates(
-    classes: Sequence[state.Classification], tasks: TaskSet, scene: Scene, owners: Collection[str]
-) -> list[Task]:
-    """Dispatchable tasks in dispatch order (priority, then slug), for ``owners`` (empty: all)."""
-    wanted = {scene.config.canonical_owner(owner) for owner in owners}
-    ok = {
-        c.slug
-        for c in classes
-        if c.state in DISPATCHABLE_STATES and all(s.kind in DISPATCHABLE_SIGNALS for s in c.signals)
-    }
-    return [
-        task
-        for task in query.dispatch_order(tasks, scene.config)
-        if task.slug in ok and (not wanted or task.owner in wanted)
-    ]
-
-
-def free_slots(entries: Collection[RegistryEntry], max_parallel: int) -> int:
-    """How many more workers may run: the limit minus the live claims (on any host)."""
-    return max(0, max_parallel - sum(1 for entry in entries if entry.is_live))
 
 
 def dispatch(scene: Scene, tasks: TaskSet, chosen: Sequence[Task]) -> list[Dispatched]:
@@ -109,7 +84,7 @@ def _launch(scene: Scene, tasks: TaskSet, task: Task, entry: RegistryEntry) -> D
     branch = hb.branch_prefix + task.slug
     _prepare_worktree(scene, worktree, branch, tasks.commit or scene.config.base_ref, entry.fresh)
     text = prompt.render(task, entry, worktree, branch)
-    prompt_file = prompt.write(scene.config.registry_dir, task.slug, entry.attempt, text)
+    prompt_file = scene.host_files.write_prompt(task.slug, entry.attempt, text)
     child = _spawn(scene, task, entry, worktree, prompt_file)
     try:
         scene.registry.start(
@@ -163,8 +138,7 @@ def _spawn(
     scene: Scene, task: Task, entry: RegistryEntry, worktree: Path, prompt_file: Path
 ) -> subprocess.Popen[bytes]:
     """Start the wrapper detached: a new session, no terminal, output to a file under the registry."""
-    out_path = scene.config.registry_dir / "workers" / task.slug / f"{entry.attempt}.out"
-    out_path.parent.mkdir(parents=True, exist_ok=True)
+    out_path = scene.host_files.worker_output(task.slug, entry.attempt)
     env = {**git.env_for_worktree(), "TASKFILES_REGISTRY": str(scene.config.registry_dir)}
     with open(out_path, "ab") as out:
         return subprocess.Popen(

@@ -6,8 +6,8 @@ from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
-from . import git
-from .errors import ConfigError
+from .. import git
+from ..errors import ConfigError
 
 REGISTRY_GITIGNORE = """\
 # The runtime registry is never committed: everything here but this file and README.md.

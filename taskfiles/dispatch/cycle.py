@@ -2,15 +2,17 @@
 
 One cycle, idempotent:
 
-1. take the cycle lock without waiting (another cycle holds it: report its pid, do nothing);
-2. read the task files at the base ref, and the registry;
-3. reconcile (``reconcile``): dead and stalled workers, retries, completions, orphans;
-4. classify every task with the one classification function (``state``);
-5. dispatch ready tasks up to the parallel limit (``dispatch``);
-6. write ``snapshot.json`` for readers that must not recompute.
+1. take this host's cycle lock without waiting (another cycle holds it: report its pid, do nothing);
+2. read the task files at the base ref and ``observe`` them against the registry (entries,
+   the last cycle record and dead workers read once, every task classified once);
+3. reconcile (``reconcile``) from that observation: dead and stalled workers, retries,
+   completions, orphans; observe again only when reconciling wrote something;
+4. dispatch the observation's dispatchable tasks up to the free capacity (``launch``);
+5. write the cycle record (``snapshot.json``) for readers that must not recompute.
 
 A cycle never writes a tracked file: task files are read at a ref, worktrees are
-ignored through ``info/exclude``, and prompts and logs live under the registry.
+ignored through ``info/exclude``, and prompts and logs live with the registry and
+this host's files.
 """
 
 from __future__ import annotations
@@ -19,25 +21,27 @@ import contextlib
 import os
 import socket
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
-from . import cache, dispatch, git, process, reconcile, runtime, state, tasksource
-from .config import Config
-from .dispatch import Dispatched
-from .errors import ConfigError, TaskfilesError
-from .reconcile import Action, Scene
-from .records import RegistryEntry, utc_now
-from .registry import Registry, open_registry
-from .taskfile import Task
-from .tasksource import TaskSet
+from .. import git, state
+from ..config import Config
+from ..errors import ConfigError, TaskfilesError
+from ..plan import cache
+from ..plan.source import load
+from ..plan.taskfile import Task
+from ..registry import CycleRecord, Registry, open_registry
+from ..registry.records import utc_now
+from ..status import Observation, Source, classify, observe, owner_of
+from . import launch, reconcile
+from .hostfiles import HostFiles
+from .launch import Dispatched
+from .reconcile import Action
+from .scene import Scene
 
 Clock = Callable[[], datetime]
-LOCK_NAME = "heartbeat.lock"
-SNAPSHOT_VERSION = 1
 
 
 @dataclass(frozen=True)
@@ -91,10 +95,10 @@ class CycleResult:
 
 
 @contextlib.contextmanager
-def cycle_lock(folder: Path) -> Iterator[int | None]:
-    """Hold the cycle lock for the block, yielding None; or, when another process holds it,
-    yield that process's pid (0 when it has not written it yet) without waiting."""
-    with process.pid_lock(folder / LOCK_NAME, "cycle lock") as holder:
+def cycle_lock(config: Config) -> Iterator[int | None]:
+    """Hold this host's cycle lock for the block, yielding None; or, when another process
+    holds it, yield that process's pid (0 when it has not written it yet) without waiting."""
+    with HostFiles.of(config).cycle_lock() as holder:
         yield holder
 
 
@@ -115,7 +119,7 @@ def run_cycle(
     with cache.gc_paused():
         if options.dry_run:  # changes nothing, so it need not wait its turn
             return _cycle(config, registry, options, clock)
-        with cycle_lock(config.registry_dir) as holder:
+        with cycle_lock(config) as holder:
             if holder is not None:
                 return CycleResult(ran=False, holder_pid=holder)
             return _cycle(config, registry, options, clock)
@@ -125,38 +129,34 @@ def _cycle(config: Config, registry: Registry, options: CycleOptions, clock: Clo
     started = time.perf_counter()
     scene = Scene(config, registry, clock(), socket.gethostname(), options.dry_run)
     _check_command(config, options)
-    tasks = tasksource.load(config, config.base_ref)
+    source = Source(load(config, config.base_ref), config.base_ref)
     if not options.dry_run:
         _ignore_registry(config)
-    previous = registry.read_cycle() or {}
-    entries = registry.entries()
-    settled = reconcile.reconcile(scene, tasks, entries, previous.get("orphan_since") or {})
-    if settled.actions and not options.dry_run:
-        entries = registry.entries()
-    ready_since = dict(previous.get("ready_since") or {})
-    picked = _dispatch(scene, tasks, entries, ready_since, options)
+    seen = observe(
+        config, registry, now=scene.now, source=source, max_parallel=options.max_parallel, tolerant=False
+    )
+    settled = reconcile.reconcile(scene, seen)
+    if settled.actions and not options.dry_run:  # its writes changed the entries: read them again
+        seen = observe(
+            config, registry, now=scene.now, source=source, max_parallel=options.max_parallel, tolerant=False
+        )
+    chosen, launched, seen = _dispatch(scene, seen, options)
     result = CycleResult(
         ran=True,
         generated_at=scene.stamp,
         duration_ms=round((time.perf_counter() - started) * 1000, 1),
         ref=config.base_ref,
-        commit=tasks.commit,
-        counts=state.counts(picked.classes),
+        commit=source.tasks.commit,
+        counts=seen.counts,
         actions=settled.actions,
-        dispatched=tuple(picked.launched),
-        would_dispatch=tuple(t.slug for t in picked.chosen) if options.dry_run else (),
-        attention=tuple(c for c in picked.classes if c.bucket == "needs_attention"),
+        dispatched=tuple(launched),
+        would_dispatch=tuple(t.slug for t in chosen) if options.dry_run else (),
+        attention=tuple(seen.attention),
         warnings=settled.warnings,
         dry_run=options.dry_run,
     )
     if not options.dry_run:
-        seen = _seen_ready(picked.classes, ready_since, scene.stamp)
-        registry.write_cycle(
-            {
-                **snapshot(result, picked.classes, scene, options, seen),
-                "orphan_since": dict(settled.orphan_since),
-            }
-        )
+        registry.write_cycle(record(result, seen, scene, options, settled.orphan_since))
     return result
 
 
@@ -168,32 +168,27 @@ def _check_command(config: Config, options: CycleOptions) -> None:
         )
 
 
-@dataclass(frozen=True)
-class _Picked:
-    classes: list[state.Classification]  # after dispatch
-    chosen: list[Task]
-    launched: list[Dispatched]
-
-
 def _dispatch(
-    scene: Scene,
-    tasks: TaskSet,
-    entries: Mapping[str, RegistryEntry],
-    ready_since: Mapping[str, str],
-    options: CycleOptions,
-) -> _Picked:
-    """Classify, pick the tasks that fit the free capacity, dispatch them, classify again."""
-    limit = options.max_parallel or scene.config.heartbeat.max_parallel
-    free = dispatch.free_slots(list(entries.values()), limit)
-    classes = _classify(tasks, entries, scene, ready_since, free > 0)
-    chosen = []
+    scene: Scene, seen: Observation, options: CycleOptions
+) -> tuple[list[Task], list[Dispatched], Observation]:
+    """Pick the dispatchable tasks that fit the free capacity and dispatch them; after a
+    launch, classify again (the claims changed the entries): the cycle's last word."""
+    free = seen.capacity.free
+    chosen: list[Task] = []
     if options.dispatch and free:
-        chosen = dispatch.candidates(classes, tasks, scene, options.owners)[:free]
-    launched = [] if options.dry_run else dispatch.dispatch(scene, tasks, chosen)
+        owners = [scene.config.canonical_owner(owner) or owner for owner in options.owners]
+        chosen = seen.dispatchable(owners)[:free]
+    launched = [] if options.dry_run else launch.dispatch(scene, seen.tasks, chosen)
     if launched:
-        entries = scene.registry.entries()
-        classes = _classify(tasks, entries, scene, ready_since, free > len(launched))
-    return _Picked(classes, chosen, launched)
+        seen = classify(
+            scene.config,
+            seen.source,
+            scene.registry.entries(),
+            seen.record,
+            now=scene.now,
+            max_parallel=options.max_parallel,
+        )
+    return chosen, launched, seen
 
 
 def _ignore_registry(config: Config) -> None:
@@ -206,61 +201,43 @@ def _ignore_registry(config: Config) -> None:
         git.ensure_excluded(repo.common_dir, f"/{rel}/")
 
 
-def _classify(
-    tasks: TaskSet,
-    entries: Mapping[str, RegistryEntry],
-    scene: Scene,
-    ready_since: Mapping[str, str],
-    free: bool,
-) -> list[state.Classification]:
-    inputs = state.Inputs(
-        now=scene.now,
-        limits=state.Limits.from_config(scene.config.raw),
-        dead_workers=runtime.dead_workers(entries),
-        blobs=tasks.blobs,
-        ready_since=ready_since,
-        capacity_free=free,
-    )
-    return state.classify_all(tasks, entries, inputs)
-
-
-def _seen_ready(
-    classes: Sequence[state.Classification], before: Mapping[str, str], stamp: str
-) -> dict[str, str]:
+def _seen_ready(seen: Observation, stamp: str) -> dict[str, str]:
     """When each task now ready was first seen ready (carried over from the last cycle)."""
-    return {c.slug: before.get(c.slug, stamp) for c in classes if c.state in dispatch.DISPATCHABLE_STATES}
+    before = seen.record.ready_since if seen.record else {}
+    return {c.slug: before.get(c.slug, stamp) for c in seen.rows if c.state in state.DISPATCHABLE_STATES}
 
 
 # -- snapshot.json -----------------------------------------------------------------------------
 
 
-def snapshot(
+def record(
     result: CycleResult,
-    classes: Sequence[state.Classification],
+    seen: Observation,
     scene: Scene,
     options: CycleOptions,
-    ready_since: Mapping[str, str],
-) -> dict[str, Any]:
-    """The ``snapshot.json`` document: who ran the cycle, when, how long, and every task's state."""
+    orphan_since: Mapping[str, str],
+) -> CycleRecord:
+    """The cycle record (``snapshot.json``): who ran the cycle, when, how long, every task's
+    state, and the cycle's memory for the next one."""
     actor = scene.registry.actor
-    return {
-        "version": SNAPSHOT_VERSION,
-        "owner": f"{actor.who}@{scene.host}",
-        "host": scene.host,
-        "pid": os.getpid(),
-        "generated_at": result.generated_at,
-        "duration_ms": result.duration_ms,
-        "ref": result.ref,
-        "commit": result.commit,
-        "owners": list(options.owners),
-        "counts": dict(result.counts),
-        "attention": [_attention(c) for c in result.attention],
-        "tasks": {c.slug: _row(c) for c in classes},
-        "actions": [a.to_dict() for a in result.actions],
-        "dispatched": [d.to_dict() for d in result.dispatched],
-        "warnings": list(result.warnings),
-        "ready_since": dict(ready_since),
-    }
+    return CycleRecord(
+        generated_at=result.generated_at or scene.stamp,
+        owner=f"{actor.who}@{scene.host}",
+        host=scene.host,
+        pid=os.getpid(),
+        duration_ms=result.duration_ms,
+        ref=result.ref,
+        commit=result.commit,
+        owners=tuple(options.owners),
+        counts=dict(result.counts),
+        attention=tuple(_attention(c) for c in result.attention),
+        tasks={c.slug: _row(c) for c in seen.rows},
+        actions=tuple(a.to_dict() for a in result.actions),
+        dispatched=tuple(d.to_dict() for d in result.dispatched),
+        warnings=result.warnings,
+        ready_since=_seen_ready(seen, scene.stamp),
+        orphan_since=dict(orphan_since),
+    )
 
 
 def _row(c: state.Classification) -> dict[str, Any]:
@@ -271,10 +248,9 @@ def _row(c: state.Classification) -> dict[str, Any]:
 
 
 def _attention(c: state.Classification) -> dict[str, Any]:
-    owner = (c.task.owner if c.task else None) or (c.entry.owner if c.entry else None)
     return {
         "slug": c.slug,
-        "owner": owner,
+        "owner": owner_of(c),
         "state": c.state,
         "signals": [s.to_dict() for s in c.signals],
     }

@@ -13,8 +13,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Generic, TypeVar
 
-from .errors import NotFoundError, RegistryError
-from .records import STATES, Actor, Event, RegistryEntry, check_slug, format_time
+from ..errors import NotFoundError, RegistryError
+from ..slugs import check_slug
+from .records import STATES, Actor, Event, RegistryEntry, format_time
 
 T = TypeVar("T")
 

@@ -12,8 +12,9 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
 
-from .taskfile import Task, slug_of
-from .tasksource import TaskSet
+from ..slugs import slug_of
+from .source import TaskSet
+from .taskfile import Task
 
 
 @dataclass(frozen=True)

@@ -17,13 +17,14 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from . import lifecycle
 from .records import (
     LIVE_STATES,
     STATES,
     Actor,
+    CycleRecord,
     Event,
     Evidence,
     LogRecord,
@@ -35,7 +36,6 @@ from .runlog import LogPage, check_level, check_source
 from .transaction import Change, Mutation, Plan, Snapshot
 
 if TYPE_CHECKING:
-    from .config import Config
     from .repair import RepairReport
 
 __all__ = [
@@ -44,6 +44,7 @@ __all__ = [
     "Actor",
     "Change",
     "Clock",
+    "CycleRecord",
     "Event",
     "EventPage",
     "Evidence",
@@ -54,7 +55,6 @@ __all__ = [
     "Registry",
     "RegistryEntry",
     "Snapshot",
-    "open_registry",
 ]
 
 T = TypeVar("T")
@@ -147,11 +147,11 @@ class Registry(ABC):
         """Remove released entries and their logs, and archive events, older than the cutoff."""
 
     @abstractmethod
-    def write_cycle(self, report: Mapping[str, Any]) -> None:
-        """Store the last heartbeat cycle's classification (``snapshot.json``), atomically."""
+    def write_cycle(self, record: CycleRecord) -> None:
+        """Store the last heartbeat cycle's record, atomically (replacing the one before)."""
 
     @abstractmethod
-    def read_cycle(self) -> dict[str, Any] | None:
+    def read_cycle(self) -> CycleRecord | None:
         """The last heartbeat cycle's classification, or None before the first cycle."""
 
     @abstractmethod
@@ -356,10 +356,3 @@ class Registry(ABC):
     def update(self, slug: str, fn: Callable[[RegistryEntry, Snapshot], Change | None]) -> RegistryEntry:
         """Apply ``fn`` to one entry in a transaction (``None``: no change)."""
         return self.transact(lambda s: lifecycle.update(s, slug, fn))
-
-
-def open_registry(config: Config, *, clock: Clock | None = None, actor: Actor | None = None) -> Registry:
-    """The registry for ``config``: the JSON store at ``config.registry_dir``."""
-    from .jsonstore import JsonRegistry
-
-    return JsonRegistry(config.registry_dir, clock=clock, actor=actor)

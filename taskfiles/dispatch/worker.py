@@ -27,11 +27,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
-from . import git, process, prompt, query, tasksource
-from .config import Config, WorkerSettings
-from .errors import ConflictError, StaleLeaseError, TaskfilesError
-from .records import RegistryEntry
-from .registry import Registry
+from .. import git, process
+from ..config import Config, WorkerSettings
+from ..errors import ConflictError, StaleLeaseError, TaskfilesError
+from ..plan import query, source
+from ..registry import Registry, RegistryEntry
+from . import prompt
+from .hostfiles import HostFiles
 
 TICK = 0.2  # seconds between looks at the agent
 MAX_LINE = 8000  # characters of one output line kept in the log
@@ -76,18 +78,6 @@ class WorkerResult:
         return code if 0 < code < 256 else 1
 
 
-@contextlib.contextmanager
-def worker_lock(registry_dir: Path, slug: str) -> Iterator[None]:
-    """Hold the per-task worker lock; ConflictError when another wrapper holds it."""
-    with process.pid_lock(registry_dir / "workers" / slug / "worker.lock", "worker lock") as holder:
-        if holder is not None:
-            raise ConflictError(
-                f"another worker for '{slug}' is running (pid {holder or 'unknown'}); one worker per "
-                f"task, stop it with 'task stop {slug}' first"
-            )
-        yield
-
-
 def run(
     config: Config,
     registry: Registry,
@@ -105,7 +95,7 @@ def run(
     ``dispatched``: started by the heartbeat, which records the start and then writes
     "go" to ``go`` (default: stdin); without it the wrapper records the start itself.
     """
-    with worker_lock(config.registry_dir, slug):
+    with HostFiles.of(config).worker_lock(slug):
         if dispatched and (go or sys.stdin.buffer).readline() != GO:
             return WorkerResult(slug, lease, "not_started", detail="the dispatcher did not confirm the start")
         entry = _started(registry, slug, lease, dispatched, worktree or config.root)
@@ -130,11 +120,11 @@ def _job(
     worktree = Path(entry.worktree or config.root)
     branch = entry.branch or ""
     if task_file is None or prompt_file is None:
-        task = query.find(tasksource.load(config), entry.slug)
+        task = query.find(source.load(config), entry.slug)
         task_file = task_file or task.path
         if prompt_file is None:
             text = prompt.render(task, entry, worktree, branch)
-            prompt_file = str(prompt.write(config.registry_dir, entry.slug, entry.attempt, text))
+            prompt_file = str(HostFiles.of(config).write_prompt(entry.slug, entry.attempt, text))
     repo = config.repo.main_root if config.repo else config.root
     return Job(
         slug=entry.slug,

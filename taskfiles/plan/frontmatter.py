@@ -19,7 +19,7 @@ from typing import Any
 import yaml
 from yaml.constructor import ConstructorError, SafeConstructor
 
-from .errors import TaskFileError
+from ..errors import TaskFileError
 from .scalars import render_scalar
 
 __all__ = [

@@ -31,7 +31,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from . import atomic, jsonl
+from .. import atomic
+from . import jsonl
 from .records import Event, parse_time
 
 ARCHIVE_GLOB = "events-*.jsonl.gz"

@@ -16,10 +16,10 @@ from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 
+from ..config import Config
 from . import graph
-from .config import Config
+from .source import TaskSet
 from .taskfile import Problem, Task
-from .tasksource import TaskSet
 
 _SEVERITY_ORDER = {"error": 0, "warning": 1}
 _GROUP_NAMES_SHOWN = 5

@@ -18,8 +18,9 @@ from operator import itemgetter
 from pathlib import Path
 from stat import S_ISDIR, S_ISLNK, S_ISREG
 
-from . import cache, git
-from .config import Config
+from .. import git
+from ..config import Config
+from . import cache
 from .taskfile import Parsed, Problem, Schema, Task, parse
 
 NOT_TASKS = frozenset({"README.md", "readme.md", "index.md"})

@@ -25,8 +25,9 @@ from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
-from .errors import ConflictError, StaleLeaseError, UsageError
-from .records import LIVE_STATES, Evidence, RegistryEntry, check_slug, format_time, parse_time
+from ..errors import ConflictError, StaleLeaseError, UsageError
+from ..slugs import check_slug
+from .records import LIVE_STATES, Evidence, RegistryEntry, format_time, parse_time
 from .transaction import Change, Plan, Snapshot
 
 MAX_LISTED = 100  # evidence/artifacts kept on an entry; the event log keeps every one

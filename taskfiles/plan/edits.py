@@ -14,12 +14,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from . import atomic, frontmatter
-from .config import Config
-from .errors import ConflictError, TaskFileError, UsageError
+from .. import atomic
+from ..config import Config
+from ..errors import ConflictError, TaskFileError, UsageError
+from ..slugs import slugify
+from . import frontmatter
 from .query import find
-from .taskfile import Task, render_new, slugify
-from .tasksource import load
+from .source import load
+from .taskfile import Task, render_new
 
 _WORKSTREAM = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*(/[A-Za-z0-9][A-Za-z0-9._-]*)*")
 ACTOR_ENV = "TASKFILES_ACTOR"

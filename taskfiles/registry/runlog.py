@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..errors import UsageError
 from . import jsonl
-from .errors import UsageError
 from .records import LEVELS, LogRecord
 
 

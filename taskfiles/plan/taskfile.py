@@ -11,6 +11,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from ..slugs import is_slug, slug_of
+
 if TYPE_CHECKING:
     # Imported where used: the warm `task list` path builds Tasks from the cache
     # and must not pay ~15 ms for YAML it never parses.
@@ -69,9 +71,6 @@ BODY_SECTIONS = (
     "Implementation progress",
     "Review feedback",
 )
-# A slug names a file, a log folder and a git branch (task/<slug>), so it follows the
-# strictest of those rules: no "..", no trailing "." and no ".lock" suffix (git refuses them).
-SLUG_RE = re.compile(r"(?!.*\.\.)(?!.*\.lock$)[a-z0-9][a-z0-9._-]*(?<!\.)", re.IGNORECASE)
 # Conflict markers: '=======' alone is also a setext heading underline in markdown,
 # so it counts only in a file that has a '<<<<<<<' or '>>>>>>>' line too.
 _CONFLICT_EDGE = re.compile(r"^(?:<{7}|>{7}|\|{7})(?:[ \t][^\n]*)?\r?$", re.MULTILINE)
@@ -162,11 +161,6 @@ class Parsed:
     problems: tuple[Problem, ...] = ()
 
 
-def slug_of(path: str) -> str:
-    """The slug is the file stem."""
-    return path.rsplit("/", 1)[-1].removesuffix(".md")
-
-
 @dataclass(frozen=True)
 class Schema:
     """The configurable parts of the format."""
@@ -178,7 +172,7 @@ class Schema:
 def parse(data: bytes, path: str, workstream: str | None, schema: Schema = Schema()) -> Parsed:
     """Parse one task file's bytes. ``path`` is only used in messages and the Task."""
     slug = slug_of(path)
-    if not SLUG_RE.fullmatch(slug):
+    if not is_slug(slug):
         hint = "rename the file to letters, digits, '.', '_' or '-', starting with a letter or digit"
         return _fatal(path, 1, "bad_slug", f"slug {slug!r} is not a valid slug; {hint}")
     text_or_problem = _decode(data, path)
@@ -412,18 +406,6 @@ def _report_runtime_keys(check: _Checker, legacy: dict[str, Any]) -> None:
         else:
             message = f"runtime key '{key}' in frontmatter; {hint}"
         check.add(key, "legacy_runtime_keys", message)
-
-
-def slugify(title: str) -> str:
-    """A file-name-safe slug from a title: lowercase words joined by '-', at most 60 chars."""
-    words = re.findall(r"[a-z0-9]+", title.lower())
-    slug = ""
-    for word in words:
-        candidate = f"{slug}-{word}" if slug else word
-        if len(candidate) > 60:
-            break
-        slug = candidate
-    return slug or (words[0][:60] if words else "task")
 
 
 def render_new(fields: Mapping[str, object]) -> str:

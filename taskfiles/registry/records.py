@@ -30,8 +30,7 @@ from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
 from typing import Any
 
-from .errors import RegistryError, UsageError
-from .taskfile import SLUG_RE  # one slug rule; it also keeps slugs safe as folder names
+from ..errors import RegistryError
 
 STATES = ("claimed", "running", "exited", "failed", "retry_wait", "parked", "stopped", "released")
 LIVE_STATES = frozenset({"claimed", "running"})
@@ -55,13 +54,6 @@ def parse_time(text: str) -> datetime:
     """The aware datetime an ISO-8601 string names (naive strings count as UTC)."""
     moment = datetime.fromisoformat(text)
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-
-
-def check_slug(slug: str) -> str:
-    """``slug`` itself, or UsageError when it cannot name a task."""
-    if not isinstance(slug, str) or not SLUG_RE.fullmatch(slug):
-        raise UsageError(f"{slug!r} is not a task slug (letters, digits, '.', '_' and '-', e.g. 'fix-login')")
-    return slug
 
 
 @dataclass(frozen=True)
@@ -298,3 +290,101 @@ class LogRecord:
         if not (isinstance(source, str) and isinstance(message, str)):
             raise ValueError("not a log line: source and message must be strings")
         return cls(time, level, source, message, data.get("lease"), data.get("who"))
+
+
+CYCLE_RECORD_VERSION = 1
+
+
+@dataclass(frozen=True)
+class CycleRecord:
+    """What the last heartbeat cycle left for readers that must not recompute.
+
+    Who ran it, where, when and how long; what it counted, found and did (as JSON
+    rows of the classification it made); and the cycle's own memory between runs:
+    when each ready task was first seen ready (``pickup_overdue``) and since when
+    each orphaned entry has had no task (the prune grace period).
+    """
+
+    generated_at: str
+    owner: str = ""  # who@host
+    host: str = ""
+    pid: int = 0
+    duration_ms: float = 0.0
+    ref: str | None = None
+    commit: str | None = None
+    owners: tuple[str, ...] = ()  # the owners it dispatched for (empty: all)
+    counts: Mapping[str, int] = field(default_factory=dict)
+    attention: tuple[Mapping[str, Any], ...] = ()
+    tasks: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)  # slug -> bucket, state, signals
+    actions: tuple[Mapping[str, Any], ...] = ()
+    dispatched: tuple[Mapping[str, Any], ...] = ()
+    warnings: tuple[str, ...] = ()
+    ready_since: Mapping[str, str] = field(default_factory=dict)
+    orphan_since: Mapping[str, str] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON form (``snapshot.json``)."""
+        return {
+            "version": CYCLE_RECORD_VERSION,
+            **{f.name: _plain(getattr(self, f.name)) for f in fields(self)},
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> CycleRecord | None:
+        """Read the JSON form; None when it is not a cycle record (a hand-edited or torn file).
+
+        Parts of the wrong shape read as empty: a reader shows less, never crashes.
+        """
+        stamp = data.get("generated_at")
+        if not isinstance(stamp, str):
+            return None
+        return cls(
+            generated_at=stamp,
+            owner=_text(data.get("owner")),
+            host=_text(data.get("host")),
+            pid=data["pid"] if isinstance(data.get("pid"), int) else 0,
+            duration_ms=_number(data.get("duration_ms")),
+            ref=data.get("ref") if isinstance(data.get("ref"), str) else None,
+            commit=data.get("commit") if isinstance(data.get("commit"), str) else None,
+            owners=tuple(_strings(data.get("owners"))),
+            counts={k: v for k, v in _table(data.get("counts")).items() if isinstance(v, int)},
+            attention=tuple(_tables(data.get("attention"))),
+            tasks={k: v for k, v in _table(data.get("tasks")).items() if isinstance(v, Mapping)},
+            actions=tuple(_tables(data.get("actions"))),
+            dispatched=tuple(_tables(data.get("dispatched"))),
+            warnings=tuple(_strings(data.get("warnings"))),
+            ready_since=_stamps(data.get("ready_since")),
+            orphan_since=_stamps(data.get("orphan_since")),
+        )
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, tuple):
+        return [_plain(v) for v in value]
+    if isinstance(value, Mapping):
+        return {k: _plain(v) for k, v in value.items()}
+    return value
+
+
+def _text(value: object) -> str:
+    return value if isinstance(value, str) else ""
+
+
+def _number(value: object) -> float:
+    return value if isinstance(value, int | float) and not isinstance(value, bool) else 0.0
+
+
+def _table(value: object) -> Mapping[str, Any]:
+    return value if isinstance(value, Mapping) else {}
+
+
+def _tables(value: object) -> list[Mapping[str, Any]]:
+    return [v for v in value if isinstance(v, Mapping)] if isinstance(value, list) else []
+
+
+def _strings(value: object) -> list[str]:
+    return [v for v in value if isinstance(v, str)] if isinstance(value, list) else []
+
+
+def _stamps(value: object) -> dict[str, str]:
+    return {k: v for k, v in _table(value).items() if isinstance(v, str)}

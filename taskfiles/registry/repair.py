@@ -13,9 +13,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from .errors import RegistryError
+from ..errors import RegistryError
+from .document import Document, Rows
 from .records import LIVE_STATES, Event, RegistryEntry
-from .registryfile import Document, Rows
 
 
 @dataclass(frozen=True)

@@ -21,25 +21,25 @@ from __future__ import annotations
 import contextlib
 import errno
 import json
-import shutil
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
-from . import atomic, eventlog, jsonl, lifecycle, runlog
-from .errors import NotFoundError, RegistryError, TaskfilesError, UsageError
-from .records import Actor, Event, LogRecord, RegistryEntry, check_slug, format_time, parse_time
-from .registry import Clock, EventPage, GcReport, Registry
-from .registryfile import Codec, Document, DocumentError
+from .. import atomic, folders
+from ..errors import NotFoundError, RegistryError, TaskfilesError, UsageError
+from ..slugs import check_slug
+from . import eventlog, jsonl, lifecycle, runlog
+from .document import Codec, Document, DocumentError
+from .interface import Clock, EventPage, GcReport, Registry
+from .records import Actor, CycleRecord, Event, LogRecord, RegistryEntry, format_time, parse_time
 from .repair import RepairReport, rebuild
 from .runlog import LogPage
 from .transaction import Change, Mutation, Snapshot, apply
 
 T = TypeVar("T")
 BACKUP_EVERY_S = 1.0
-PER_TASK_FOLDERS = ("logs", "prompts", "workers")  # registry/<kind>/<slug>/, removed by gc
 _READ_ONLY = frozenset({errno.EROFS, errno.EACCES, errno.EPERM})
 
 
@@ -255,8 +255,8 @@ class JsonRegistry(Registry):
     # -- retention and repair ----------------------------------------------------------------
 
     def gc(self, older_than_days: float = 30.0) -> GcReport:
-        """Remove released entries (and their logs, prompts and worker output) and archive events
-        older than the cutoff; the removed folders are listed in ``logs_removed``."""
+        """Remove released entries (and their logs) and archive events older than the cutoff;
+        the removed folders are listed in ``logs_removed``."""
         if older_than_days < 0:
             raise UsageError(f"older_than_days must not be negative, not {older_than_days}")
         with self._writing():
@@ -267,33 +267,21 @@ class JsonRegistry(Registry):
             reason = {"reason": f"released before {format_time(cutoff)}"}
             if stale:
                 self._commit(doc, data, snap, [Change(s, None, "task.pruned", reason) for s in stale])
-            removed, size = self._prune_logs(set(stale), set(doc.rows) - set(stale), cutoff)
+            removed, size = folders.prune(
+                self.root, ("logs",), set(stale), set(doc.rows) - set(stale), cutoff
+            )
             count, target, warnings = eventlog.archive(self.root, self.events_path, cutoff, snap.now)
         return GcReport(
             tuple(stale), tuple(removed), size, count, str(target) if target else None, tuple(warnings)
         )
 
-    def _prune_logs(self, slugs: set[str], keep: set[str], cutoff: datetime) -> tuple[list[str], int]:
-        """Remove the per-task folders (logs, prompts, worker output) of ``slugs``, and of slugs
-        without an entry untouched since ``cutoff``."""
-        removed, size = [], 0
-        for kind in PER_TASK_FOLDERS:
-            folder = self.root / kind
-            for path in sorted(folder.iterdir()) if folder.is_dir() else []:
-                if path.name in keep or not (path.name in slugs or _older(path, cutoff)):
-                    continue
-                size += sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
-                shutil.rmtree(path)
-                removed.append(path.relative_to(self.root).as_posix())
-        return removed, size
-
-    def write_cycle(self, report: Mapping[str, Any]) -> None:
+    def write_cycle(self, record: CycleRecord) -> None:
         """Replace ``snapshot.json``; readers see the old or the new file, never half of one."""
-        data = json.dumps(report, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+        data = json.dumps(record.to_dict(), ensure_ascii=False, separators=(",", ":")).encode("utf-8")
         with self._writing(shared=True):
             atomic.atomic_write(self.root / "snapshot.json", data)
 
-    def read_cycle(self) -> dict[str, Any] | None:
+    def read_cycle(self) -> CycleRecord | None:
         """``snapshot.json`` as written by the last cycle; None when absent or unreadable."""
         raw = self._read(self.root / "snapshot.json")
         if raw is None:
@@ -302,7 +290,7 @@ class JsonRegistry(Registry):
             report = json.loads(raw)
         except ValueError:
             return None  # the next cycle rewrites it; status recomputes what it needs
-        return report if isinstance(report, dict) else None
+        return CycleRecord.from_dict(report) if isinstance(report, dict) else None
 
     def repair(self) -> RepairReport:
         """Rebuild registry.json from the backup and events.jsonl when it cannot be read."""
@@ -417,8 +405,3 @@ def _released_before(rows: Mapping[str, dict[str, Any]], cutoff: datetime) -> li
         if row.get("state") == "released" and isinstance(stamp, str) and parse_time(stamp) < cutoff:
             stale.append(slug)
     return sorted(stale)
-
-
-def _older(path: Path, cutoff: datetime) -> bool:
-    newest = max((f.stat().st_mtime for f in path.rglob("*")), default=path.stat().st_mtime)
-    return datetime.fromtimestamp(newest).astimezone() < cutoff

@@ -1,0 +1,76 @@
+"""The runtime layer: everything that happens while work runs, behind one interface.
+
+Owns the interface and its front door ``open_registry`` (``interface``), the
+records (``records``), the pure transitions every store shares (``lifecycle``,
+``transaction``), the JSON store and its document codec (``jsonstore``,
+``document``), the event log and run logs (``eventlog``, ``runlog``, ``jsonl``) and
+repair (``repair``).
+
+May import the low floor (``errors``, ``atomic``, ``slugs``) and never ``plan``:
+the registry knows nothing about task files.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from .interface import (
+    LIVE_STATES,
+    STATES,
+    Actor,
+    Change,
+    Clock,
+    CycleRecord,
+    Event,
+    EventPage,
+    Evidence,
+    GcReport,
+    LogPage,
+    LogRecord,
+    Plan,
+    Registry,
+    RegistryEntry,
+    Snapshot,
+)
+
+if TYPE_CHECKING:
+    from ..config import Config
+
+__all__ = [
+    "LIVE_STATES",
+    "STATES",
+    "Actor",
+    "Change",
+    "Clock",
+    "CycleRecord",
+    "Event",
+    "EventPage",
+    "Evidence",
+    "GcReport",
+    "LogPage",
+    "LogRecord",
+    "Plan",
+    "Registry",
+    "RegistryEntry",
+    "Snapshot",
+    "existing_registry",
+    "open_registry",
+]
+
+
+def open_registry(config: Config, *, clock: Clock | None = None, actor: Actor | None = None) -> Registry:
+    """The registry for ``config``: the JSON store at ``config.registry_dir``."""
+    from .jsonstore import JsonRegistry  # a store is loaded only when a registry is opened
+
+    return JsonRegistry(config.registry_dir, clock=clock, actor=actor)
+
+
+def existing_registry(config: Config) -> Registry | None:
+    """The registry for ``config``, or None when nothing was ever recorded there.
+
+    For read-only views that must cost nothing (and create nothing) in a repository
+    where no task ever ran.
+    """
+    if not config.registry_dir.exists():
+        return None
+    return open_registry(config)

@@ -1,0 +1,44 @@
+"""The slug rule, shared by both layers: a slug names a task file, a log folder and a branch.
+
+It lives on the low floor so that the registry can check slugs without importing
+the task-file layer.
+"""
+
+from __future__ import annotations
+
+import re
+
+from .errors import UsageError
+
+# A slug names a file, a log folder and a git branch (task/<slug>), so it follows the
+# strictest of those rules: no "..", no trailing "." and no ".lock" suffix (git refuses them).
+SLUG_RE = re.compile(r"(?!.*\.\.)(?!.*\.lock$)[a-z0-9][a-z0-9._-]*(?<!\.)", re.IGNORECASE)
+
+
+def is_slug(text: object) -> bool:
+    """True when ``text`` can name a task (and is safe as a folder and branch name)."""
+    return isinstance(text, str) and SLUG_RE.fullmatch(text) is not None
+
+
+def check_slug(slug: str) -> str:
+    """``slug`` itself, or UsageError when it cannot name a task."""
+    if not is_slug(slug):
+        raise UsageError(f"{slug!r} is not a task slug (letters, digits, '.', '_' and '-', e.g. 'fix-login')")
+    return slug
+
+
+def slug_of(path: str) -> str:
+    """The slug of a task file is its stem."""
+    return path.rsplit("/", 1)[-1].removesuffix(".md")
+
+
+def slugify(title: str) -> str:
+    """A file-name-safe slug from a title: lowercase words joined by '-', at most 60 chars."""
+    words = re.findall(r"[a-z0-9]+", title.lower())
+    slug = ""
+    for word in words:
+        candidate = f"{slug}-{word}" if slug else word
+        if len(candidate) > 60:
+            break
+        slug = candidate
+    return slug or (words[0][:60] if words else "task")

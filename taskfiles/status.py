@@ -1,0 +1,468 @@
+"""``observe()``: the one reading of the world that every reader consumes.
+
+The registry knows runtime state and nothing about task files; task files know
+nothing about the registry. ``observe`` reads both once (the entries, the last
+cycle record, which workers on this host are gone), builds the classification
+inputs once, calls ``state.classify_all`` and returns an ``Observation``: typed
+rows, attention (one definition), counts that always match the rows, the free
+capacity, the dispatch order and the last cycle's age and staleness.
+
+``task status``, ``task next`` (with and without ``--claim``), ``task claim``, the
+heartbeat (reconcile and dispatch) and ``task serve`` all stand on it; none of
+them re-derives readiness, attention or counts.
+"""
+
+from __future__ import annotations
+
+import itertools
+import socket
+from collections.abc import Collection, Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from functools import cached_property
+from typing import Any
+
+from . import process, state
+from .config import Config
+from .errors import ConflictError, NotFoundError, TaskfilesError
+from .plan import query
+from .plan.source import TaskSet, load
+from .plan.taskfile import Task
+from .registry import CycleRecord, Registry, RegistryEntry, existing_registry
+from .registry.records import format_time, parse_time, utc_now
+from .slugs import slug_of
+
+
+@dataclass(frozen=True)
+class Source:
+    """Which planning state was read: a ref, or the working tree (ref None)."""
+
+    tasks: TaskSet
+    ref: str | None
+    note: str = ""  # why the ref was not used, when it was not
+
+
+def planning_source(config: Config, ref: str | None = None, *, working_tree: bool = False) -> Source:
+    """Tasks at ``ref``, else at the base ref when it exists, else the working tree."""
+    if working_tree:
+        return Source(load(config), None)
+    if ref is not None:
+        return Source(load(config, ref), ref)
+    try:
+        return Source(load(config, config.base_ref), config.base_ref)
+    except NotFoundError:
+        note = f"base ref {config.base_ref!r} does not exist yet; showing the working tree"
+        return Source(load(config), None, note)
+
+
+@dataclass(frozen=True)
+class CycleView:
+    """The last heartbeat cycle as a reader sees it: who, when, how long ago, and whether stale."""
+
+    record: CycleRecord
+    age_seconds: float | None  # None: its time cannot be read
+    stale_after: float
+
+    @property
+    def stale(self) -> bool:
+        """True when the cycle is older than ``[limits] cycle_stale_seconds`` (cron stopped?)."""
+        return self.age_seconds is None or self.age_seconds > self.stale_after
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON form: generated_at, owner, duration_ms, host, counts, age_seconds, stale, stale_after."""
+        record = self.record
+        return {
+            "generated_at": record.generated_at,
+            "owner": record.owner,
+            "duration_ms": record.duration_ms,
+            "host": record.host,
+            "counts": dict(record.counts),
+            "age_seconds": self.age_seconds,
+            "stale": self.stale,
+            "stale_after": self.stale_after,
+        }
+
+
+# The ``cycle`` of a JSON status before any heartbeat cycle ran: the same keys, and stale.
+NO_CYCLE: Mapping[str, Any] = {
+    "generated_at": None,
+    "owner": None,
+    "duration_ms": None,
+    "host": None,
+    "counts": {},
+    "age_seconds": None,
+    "stale": True,
+    "stale_after": None,
+}
+
+
+@dataclass(frozen=True)
+class Capacity:
+    """How many workers may run at once, how many claims are live (on any host), how many are free."""
+
+    max_parallel: int
+    live: int
+
+    @property
+    def free(self) -> int:
+        """Workers that may still start."""
+        return max(0, self.max_parallel - self.live)
+
+    def to_dict(self) -> dict[str, int]:
+        """JSON form."""
+        return {"max_parallel": self.max_parallel, "live": self.live, "free": self.free}
+
+
+@dataclass(frozen=True)
+class Observation:
+    """Every task's effective state at one instant, and what follows from it.
+
+    ``rows`` may be narrowed (``narrow``, ``only``); counts and attention always
+    follow the rows, so a filtered view never shows a count its rows contradict.
+    """
+
+    generated_at: str
+    source: Source
+    rows: tuple[state.Classification, ...]
+    entries: Mapping[str, RegistryEntry]
+    inputs: state.Inputs
+    capacity: Capacity
+    cycle: CycleView | None  # None: no cycle has run (or its record cannot be read)
+    record: CycleRecord | None  # the last cycle's record as read (the cycle's own memory)
+    priorities: tuple[str, ...]
+    warnings: tuple[str, ...] = ()
+    registry_error: str | None = None
+    filtered: bool = field(default=False, compare=False)
+
+    @property
+    def ref(self) -> str | None:
+        """The git ref the task files were read at (None: the working tree)."""
+        return self.source.ref
+
+    @property
+    def tasks(self) -> TaskSet:
+        """The planning state that was classified."""
+        return self.source.tasks
+
+    @property
+    def counts(self) -> dict[str, int]:
+        """Rows per bucket, every bucket present."""
+        return state.counts(self.rows)
+
+    @property
+    def attention(self) -> list[state.Classification]:
+        """The rows a human should look at: every one with a signal or in needs_attention."""
+        return [c for c in self.rows if c.signals or c.bucket == "needs_attention"]
+
+    @property
+    def stale(self) -> bool:
+        """True when no heartbeat cycle ran recently (or ever)."""
+        return self.cycle is None or self.cycle.stale
+
+    @cached_property
+    def by_slug(self) -> dict[str, state.Classification]:
+        """Every row by slug."""
+        return {c.slug: c for c in self.rows}
+
+    def row(self, slug: str) -> state.Classification:
+        """The row of ``slug``; NotFoundError (naming an unreadable file, if that is why) otherwise."""
+        found = self.by_slug.get(slug)
+        if found is not None:
+            return found
+        if any(slug_of(path) == slug for path in self.tasks.skipped):
+            query.find(self.tasks, slug)  # names the file that cannot be read
+        raise NotFoundError(f"no task or registry entry named {slug!r}; 'task list' shows the slugs")
+
+    def dispatchable(self, owners: Collection[str] = ()) -> list[Task]:
+        """Tasks a worker may take now, in dispatch order (priority, then slug), for ``owners``
+        (canonical names; empty: all). The one readiness rule: ``state.dispatchable``."""
+        wanted = set(owners)
+        rank = {priority: index for index, priority in enumerate(self.priorities)}
+        ready = [
+            c.task
+            for c in self.rows
+            if c.task is not None
+            and state.dispatchable(c)
+            and not c.task.legacy
+            and (not wanted or c.task.owner in wanted)
+        ]
+        return sorted(ready, key=lambda task: (rank.get(task.priority, len(rank)), task.slug))
+
+    def narrow(self, rows: Iterable[state.Classification]) -> Observation:
+        """The same observation showing only ``rows``."""
+        return replace(self, rows=tuple(rows), filtered=True)
+
+    def only(self, config: Config, *, slug: str | None = None, owner: str | None = None) -> Observation:
+        """The rows of one slug and/or one (canonical) owner."""
+        if slug is None and owner is None:
+            return self
+        rows = [self.row(slug)] if slug is not None else list(self.rows)
+        canonical = config.canonical_owner(owner)
+        return self.narrow(c for c in rows if canonical is None or owner_of(c) == canonical)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON form: generated_at, ref, counts, capacity, cycle, registry_error, attention, tasks,
+        warnings."""
+        return {
+            "generated_at": self.generated_at,
+            "ref": self.ref,
+            "counts": self.counts,
+            "capacity": self.capacity.to_dict(),
+            "cycle": self.cycle.to_dict() if self.cycle else NO_CYCLE,
+            "registry_error": self.registry_error,
+            "attention": [
+                {"slug": c.slug, "bucket": c.bucket, "signals": [s.to_dict() for s in c.signals]}
+                for c in self.attention
+            ],
+            "tasks": [c.to_dict() for c in self.rows],
+            "warnings": list(self.warnings),
+        }
+
+
+def owner_of(c: state.Classification) -> str | None:
+    """The row's owner: the task's, else the registry entry's (an orphan has only that)."""
+    return (c.task.owner if c.task else None) or (c.entry.owner if c.entry else None)
+
+
+def observe(
+    config: Config,
+    registry: Registry,
+    *,
+    now: datetime,
+    source: Source,
+    max_parallel: int | None = None,
+    tolerant: bool = True,
+) -> Observation:
+    """Read the registry once and classify every task of ``source`` against it at ``now``.
+
+    ``tolerant``: an unreadable registry becomes ``registry_error`` (and no entries)
+    instead of an error, for views that still show the plan. ``max_parallel``
+    overrides ``[heartbeat] max_parallel`` for the capacity.
+    """
+    warnings = [source.note] if source.note else []
+    try:
+        entries = registry.entries()
+        record = registry.read_cycle()
+        registry_error = None
+    except TaskfilesError as error:
+        if not tolerant:
+            raise
+        entries, record, registry_error = {}, None, str(error)
+    return classify(
+        config,
+        source,
+        entries,
+        record,
+        now=now,
+        max_parallel=max_parallel,
+        warnings=tuple(warnings),
+        registry_error=registry_error,
+    )
+
+
+def classify(
+    config: Config,
+    source: Source,
+    entries: Mapping[str, RegistryEntry],
+    record: CycleRecord | None,
+    *,
+    now: datetime,
+    max_parallel: int | None = None,
+    warnings: tuple[str, ...] = (),
+    registry_error: str | None = None,
+) -> Observation:
+    """``observe`` for entries already read (the heartbeat re-classifies after its own writes)."""
+    limit = max_parallel or config.heartbeat.max_parallel
+    capacity = Capacity(limit, sum(1 for entry in entries.values() if entry.is_live))
+    inputs = state.Inputs(
+        now=now,
+        limits=config.limits,
+        dead_workers=dead_workers(entries),
+        blobs=source.tasks.blobs if source.ref else {},
+        ready_since=record.ready_since if record else {},
+        capacity_free=capacity.free > 0,
+    )
+    rows = state.classify_all(source.tasks, entries, inputs)
+    return Observation(
+        generated_at=format_time(now),
+        source=source,
+        rows=tuple(rows),
+        entries=entries,
+        inputs=inputs,
+        capacity=capacity,
+        cycle=_cycle_view(record, now, config.limits.cycle_stale_after),
+        record=record,
+        priorities=config.priorities,
+        warnings=warnings,
+        registry_error=registry_error,
+    )
+
+
+def dead_workers(entries: Mapping[str, RegistryEntry]) -> frozenset[str]:
+    """Live entries on this host whose worker process is gone (pid + start time).
+
+    A pid is probed only on its own host; elsewhere liveness is the heartbeat age.
+    """
+    host = socket.gethostname()
+    return frozenset(
+        slug
+        for slug, entry in entries.items()
+        if entry.is_live
+        and entry.pid is not None
+        and entry.host == host
+        and not process.is_alive(entry.pid, entry.pid_start_time)
+    )
+
+
+def _cycle_view(record: CycleRecord | None, now: datetime, stale_after: float) -> CycleView | None:
+    if record is None:
+        return None
+    return CycleView(record, age_seconds(record.generated_at, now), stale_after)
+
+
+def age_seconds(stamp: object, now: datetime) -> float | None:
+    """How old ``stamp`` is, to a tenth of a second; None when it is not a readable time."""
+    try:
+        return round((now - parse_time(str(stamp))).total_seconds(), 1) if stamp else None
+    except (TypeError, ValueError):
+        return None
+
+
+# -- claims: the classification decides, the registry makes it atomic ---------------------------
+
+
+def claim(
+    config: Config, registry: Registry, slug: str, *, worker: str, ref: str | None = None
+) -> RegistryEntry:
+    """Claim a task the classification calls ready; ConflictError with the reason otherwise.
+
+    The plan's refusals (not ready, waiting, legacy keys) come from the task's row;
+    the registry refuses a live claim, a backoff or a parked entry in the same
+    transaction that would claim it, so two claimers never both win.
+    """
+    seen = _observe_for_claims(config, registry, ref)
+    task = query.find(seen.tasks, slug)  # says where it looked, or which file cannot be read
+    row = seen.by_slug[slug]
+    refusal = plan_refusal(row, seen.tasks)
+    if refusal:
+        raise ConflictError(refusal)
+    return registry.claim(
+        slug,
+        worker=worker,
+        owner=task.owner,
+        max_attempts=config.worker.max_attempts,
+        task_blob=seen.tasks.blobs.get(slug),
+    )
+
+
+def plan_refusal(row: state.Classification, tasks: TaskSet) -> str | None:
+    """Why the planning record forbids claiming the row's task, read off its classification."""
+    task, slug = row.task, row.slug
+    if task is None:
+        return f"'{slug}' has no task file"
+    if row.state == "legacy_in_progress":
+        keys = ", ".join(f"{key}: {value}" for key, value in task.legacy.items())
+        return f"'{slug}' is claimed in its frontmatter by an older tool ({keys}); run 'task migrate' first"
+    if task.status != "ready":
+        hint = "run 'task ready' and land it first" if task.status == "not_started" else "it is finished"
+        return f"'{slug}' is {task.status}, not ready; {hint}"
+    if task.legacy:  # classified needs_attention (legacy_runtime_keys), so the heartbeat skips it too
+        keys = ", ".join(sorted(task.legacy))
+        return f"'{slug}' has runtime keys in its frontmatter ({keys}); run 'task migrate' first"
+    if row.blocked_by:
+        blocked = [f"{dep} ({_status_of(tasks, dep)})" for dep in row.blocked_by]
+        return f"'{slug}' waits for {', '.join(blocked)}; its dependencies must be completed first"
+    return None
+
+
+def _status_of(tasks: TaskSet, slug: str) -> str:
+    dep = tasks.get(slug)
+    return dep.status if dep else "missing"
+
+
+def claim_next(
+    config: Config, registry: Registry, *, worker: str, owner: str | None = None, ref: str | None = None
+) -> RegistryEntry | None:
+    """Claim the first task ``next`` names, recording its owner; never the same task twice.
+
+    Candidates (the observation's dispatch order) go to the registry in runs of one
+    owner, each run one transaction that claims its first claimable task, so the
+    claim records the task's owner as ``task claim`` does, and two agents racing
+    still never get the same task.
+    """
+    seen = _observe_for_claims(config, registry, ref)
+    canonical = config.canonical_owner(owner)
+    candidates = seen.dispatchable([canonical] if canonical else ())
+    for task_owner, run in itertools.groupby(candidates, key=lambda task: task.owner):
+        entry = registry.claim_first(
+            [task.slug for task in run],
+            worker=worker,
+            owner=task_owner,
+            max_attempts=config.worker.max_attempts,
+            task_blobs=seen.tasks.blobs,
+        )
+        if entry is not None:
+            return entry
+    return None
+
+
+def next_task(
+    config: Config, registry: Registry | None, *, owner: str | None = None, ref: str | None = None
+) -> Task | None:
+    """The task ``task next`` names: the one ``next --claim`` would take now.
+
+    ``registry`` None: nothing ever ran here (no registry yet), so no entry holds a task.
+    """
+    seen = _observe_for_claims(config, registry, ref)
+    canonical = config.canonical_owner(owner)
+    candidates = seen.dispatchable([canonical] if canonical else ())
+    return candidates[0] if candidates else None
+
+
+def _observe_for_claims(config: Config, registry: Registry | None, ref: str | None) -> Observation:
+    """What claims see: the working tree (or ``ref``) against a registry that must be readable."""
+    source = planning_source(config, ref, working_tree=ref is None)
+    if registry is None:
+        return classify(config, source, {}, None, now=utc_now())
+    return observe(config, registry, now=registry.clock(), source=source, tolerant=False)
+
+
+# -- planning views: the registry's facts next to a task ------------------------------------------
+
+
+@dataclass(frozen=True)
+class EntriesRead:
+    """Registry entries for a planning view, or why they could not be read."""
+
+    entries: Mapping[str, RegistryEntry]
+    warning: str | None = None
+
+
+def read_entries(config: Config, registry: Registry | None = None) -> EntriesRead:
+    """Every registry entry, read once, for views that must work without the registry.
+
+    No registry folder means nothing ever ran: no entries, and no store is opened.
+    An unreadable registry is a warning here, not an error: the plan is still shown.
+    """
+    registry = registry or existing_registry(config)
+    if registry is None:
+        return EntriesRead({})
+    try:
+        return EntriesRead(registry.entries())  # every entry checked here, not mid-listing
+    except TaskfilesError as error:
+        return EntriesRead({}, f"runtime state not shown: {error}")
+
+
+def runtime_view(entry: RegistryEntry | None, now: datetime) -> dict[str, Any] | None:
+    """The runtime facts ``task list``/``show`` print next to a task (None: no entry)."""
+    if entry is None:
+        return None
+    return {
+        "state": entry.state,
+        "lease": entry.lease,
+        "attempt": entry.attempt,
+        "max_attempts": entry.max_attempts,
+        "worker": entry.worker,
+        "heartbeat_at": entry.heartbeat_at,
+        "heartbeat_age_seconds": age_seconds(entry.heartbeat_at, now),
+    }
