@@ -65,3 +65,15 @@ class ValidationFailed(TaskfilesError):
     """``task validate`` found at least one error (the problems are already reported)."""
 
     exit_code = 1
+
+
+class Reported(TaskfilesError):
+    """The command's own output already said how it ended; exit with ``exit_code``, print nothing.
+
+    ``task validate --json`` with errors, a worker attempt that failed: the JSON or the
+    summary line is the report, and a second ``error:`` line would only repeat it.
+    """
+
+    def __init__(self, exit_code: int) -> None:
+        super().__init__("")
+        self.exit_code = exit_code

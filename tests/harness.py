@@ -19,8 +19,7 @@ from typing import Any
 from taskfiles import config as tconfig
 from taskfiles import process
 from taskfiles.dispatch import cycle as heartbeat
-from taskfiles.registry import RegistryEntry
-from taskfiles.registry.jsonstore import JsonRegistry
+from taskfiles.registry import Registry, RegistryEntry, open_registry
 
 from .conftest import commit_all, git, wait_until, write_task
 
@@ -150,8 +149,8 @@ class Site:
     def config(self) -> tconfig.Config:
         return tconfig.load(self.root)
 
-    def registry(self) -> JsonRegistry:
-        return JsonRegistry(self.config.registry_dir, clock=self.clock)
+    def registry(self) -> Registry:
+        return open_registry(self.config, clock=self.clock)
 
     def cycle(self, **options: Any) -> heartbeat.CycleResult:
         """One heartbeat cycle at the site's clock."""
@@ -179,10 +178,7 @@ class Site:
 
     def kill_all(self) -> None:
         """Kill every worker session any entry or event ever recorded (teardown)."""
-        registry = self.registry()
-        if not registry.data.exists():
-            return
-        for event in registry.events().events:
+        for event in self.registry().events().events:
             entry = event.entry or {}
             if event.type == "task.started" and entry.get("pid"):
                 process.kill_session(int(entry["pid"]), entry.get("pid_start_time"), signal.SIGKILL)

@@ -21,8 +21,7 @@ from taskfiles.dispatch.scene import Scene, dispatcher_worker
 from taskfiles.errors import ConfigError, ConflictError
 from taskfiles.plan import source as tasksource
 from taskfiles.plan.source import TaskSet
-from taskfiles.registry import CycleRecord
-from taskfiles.registry.jsonstore import JsonRegistry
+from taskfiles.registry import CycleRecord, Registry, open_registry
 from taskfiles.registry.records import Actor, RegistryEntry, format_time
 from taskfiles.status import Observation, Source, classify
 
@@ -77,7 +76,7 @@ def test_backoff_doubles_is_capped_and_its_jitter_is_stable() -> None:
 
 
 def test_failure_streak_counts_the_same_class_in_a_row(tmp_path: Path) -> None:
-    reg = JsonRegistry(tmp_path / "registry", clock=lambda: NOW)
+    reg = open_registry(tconfig.load(tmp_path), clock=lambda: NOW)
 
     def attempt(cls: str) -> RegistryEntry:
         lease = reg.claim("a", worker="w").lease
@@ -94,7 +93,7 @@ def test_failure_streak_counts_the_same_class_in_a_row(tmp_path: Path) -> None:
 
 
 def test_prune_removes_an_entry_but_keeps_its_lease_history(tmp_path: Path) -> None:
-    reg = JsonRegistry(tmp_path / "registry", clock=lambda: NOW)
+    reg = open_registry(tconfig.load(tmp_path), clock=lambda: NOW)
     lease = reg.claim("a", worker="w").lease
     with pytest.raises(ConflictError, match="task stop a"):
         reg.prune("a", reason="gone")
@@ -105,7 +104,7 @@ def test_prune_removes_an_entry_but_keeps_its_lease_history(tmp_path: Path) -> N
     assert reg.claim("a", worker="w").lease == lease + 1  # never reused
 
 
-def _scene(root: Path, registry: JsonRegistry, *, dry_run: bool) -> Scene:
+def _scene(root: Path, registry: Registry, *, dry_run: bool) -> Scene:
     return Scene(tconfig.load(root), registry, NOW, socket.gethostname(), dry_run)
 
 
@@ -120,7 +119,7 @@ def _seen(
 def test_dry_run_reports_a_dead_worker_and_changes_nothing(tmp_path: Path) -> None:
     site = make_site(tmp_path)
     site.task("a")
-    registry = JsonRegistry(site.config.registry_dir, clock=lambda: NOW)
+    registry = open_registry(site.config, clock=lambda: NOW)
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
     lease = registry.claim("a", worker="w").lease
@@ -145,11 +144,11 @@ def test_a_worker_on_another_host_is_judged_by_heartbeat_only(tmp_path: Path) ->
     site = make_site(tmp_path)
     site.task("a")
     elsewhere = Actor("bot", "other-host", 1)
-    registry = JsonRegistry(site.config.registry_dir, clock=lambda: NOW, actor=elsewhere)
+    registry = open_registry(site.config, clock=lambda: NOW, actor=elsewhere)
     lease = registry.claim("a", worker="w").lease
     registry.start("a", lease, pid=999_999_999, pid_start_time=1)  # no such pid here: not ours to judge
     tasks = tasksource.load(site.config, "main")
-    here = JsonRegistry(site.config.registry_dir, clock=lambda: NOW)
+    here = open_registry(site.config, clock=lambda: NOW)
     assert (
         reconcile.reconcile(
             _scene(site.root, here, dry_run=False),
@@ -157,7 +156,7 @@ def test_a_worker_on_another_host_is_judged_by_heartbeat_only(tmp_path: Path) ->
         ).actions
         == ()
     )
-    later = JsonRegistry(site.config.registry_dir, clock=lambda: NOW + timedelta(hours=1))
+    later = open_registry(site.config, clock=lambda: NOW + timedelta(hours=1))
     scene = replace(_scene(site.root, later, dry_run=False), now=NOW + timedelta(hours=1))
     assert [a.kind for a in reconcile.reconcile(scene, _seen(scene, tasks, later.entries(), {})).actions] == [
         "stalled",
@@ -217,13 +216,13 @@ def test_only_workers_the_dispatcher_started_are_killed(
 ) -> None:
     site = make_site(tmp_path)
     site.task("a")
-    registry = JsonRegistry(site.config.registry_dir, clock=lambda: NOW)
+    registry = open_registry(site.config, clock=lambda: NOW)
     worker = dispatcher_worker(socket.gethostname()) if dispatched else "me"
     stalled = subprocess.Popen(SLEEPER, start_new_session=own_session)
     try:
         lease = registry.claim("a", worker=worker).lease
         registry.start("a", lease, pid=stalled.pid, pid_start_time=process.pid_start_time(stalled.pid))
-        later = JsonRegistry(site.config.registry_dir, clock=lambda: NOW + timedelta(hours=1))
+        later = open_registry(site.config, clock=lambda: NOW + timedelta(hours=1))
         scene = replace(_scene(site.root, later, dry_run=False), now=NOW + timedelta(hours=1))
         tasks = tasksource.load(site.config, "main")
         result = reconcile.reconcile(scene, _seen(scene, tasks, later.entries(), {}))
@@ -243,7 +242,7 @@ def test_a_dead_worker_of_an_unreadable_task_file_frees_its_slot_but_is_not_prun
     commit_all(site.root, "break a")
     tasks = tasksource.load(site.config, "main")
     assert tasks.get("a") is None and tasks.skipped == ("tasks/a.md",)
-    registry = JsonRegistry(site.config.registry_dir, clock=lambda: NOW)
+    registry = open_registry(site.config, clock=lambda: NOW)
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
     lease = registry.claim("a", worker="w").lease
@@ -257,7 +256,7 @@ def test_a_dead_worker_of_an_unreadable_task_file_frees_its_slot_but_is_not_prun
 def test_releasing_an_entry_pruned_meanwhile_is_a_warning(tmp_path: Path) -> None:
     site = make_site(tmp_path)
     site.task("a", status="completed")
-    registry = JsonRegistry(site.config.registry_dir, clock=lambda: NOW)
+    registry = open_registry(site.config, clock=lambda: NOW)
     registry.finish("a", registry.claim("a", worker="w").lease, 0)
     entries = registry.entries()  # read by the cycle, then another process prunes the entry
     registry.prune("a", reason="gone")
@@ -268,3 +267,24 @@ def test_releasing_an_entry_pruned_meanwhile_is_a_warning(tmp_path: Path) -> Non
     )
     assert [a.kind for a in result.actions] == ["released"]
     assert len(result.warnings) == 1 and result.warnings[0].startswith("a: ")
+
+
+def test_a_live_worker_is_killed_when_its_task_is_completed_on_the_base_ref(tmp_path: Path) -> None:
+    site = make_site(tmp_path)
+    site.task("a")
+    registry = open_registry(site.config, clock=lambda: NOW)
+    worker = subprocess.Popen(SLEEPER, start_new_session=True)  # as the dispatcher starts a wrapper
+    try:
+        lease = registry.claim("a", worker=dispatcher_worker(socket.gethostname())).lease
+        registry.start("a", lease, pid=worker.pid, pid_start_time=process.pid_start_time(worker.pid))
+        site.task("a", status="completed")  # someone landed it by hand while the worker ran
+        scene = _scene(site.root, registry, dry_run=False)
+        tasks = tasksource.load(site.config, "main")
+        result = reconcile.reconcile(scene, _seen(scene, tasks, registry.entries(), {}))
+        assert [a.kind for a in result.actions] == ["released"]
+        assert registry.get("a").state == "released"
+        worker.wait(timeout=30)  # killed: a released lease must not keep an agent working
+        assert not process.is_alive(worker.pid)
+    finally:
+        worker.kill()
+        worker.wait()

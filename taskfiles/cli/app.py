@@ -4,38 +4,56 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Annotated, Any
 
 import click
 import typer
-from typer.core import TyperGroup
+from typer.core import TyperCommand, TyperGroup
 
 from ..config import Config
 from ..config import load as load_config
-from ..errors import TaskfilesError
+from ..errors import Reported, TaskfilesError
 
 
 class CommandError(click.ClickException):
-    """A TaskfilesError on its way out: ``error: <message>`` on stderr, its exit code."""
+    """A TaskfilesError on its way out: ``error: <message>`` on stderr, its exit code.
+
+    THE one map from the error hierarchy to exit codes and messages: every command of
+    ``task`` and ``task-manager-heartbeat`` ends through it (``mapped``).
+    """
 
     def __init__(self, error: TaskfilesError) -> None:
         super().__init__(str(error))
         self.exit_code = error.exit_code  # type: ignore[misc]  # click reads it per instance
+        self.reported = isinstance(error, Reported)
 
     def show(self, file: Any = None) -> None:
-        click.echo(f"error: {self.format_message()}", err=True)
+        if not self.reported:
+            click.echo(f"error: {self.format_message()}", err=True)
+
+
+def mapped(invoke: Callable[[click.Context], Any], ctx: click.Context) -> Any:
+    """Run ``invoke(ctx)``, turning a TaskfilesError into its CommandError."""
+    try:
+        return invoke(ctx)
+    except TaskfilesError as error:
+        raise CommandError(error) from error
 
 
 class TaskfilesGroup(TyperGroup):
-    """Maps the error hierarchy to exit codes, once, for every command."""
+    """Maps the error hierarchy to exit codes, once, for every command of a group."""
 
     def invoke(self, ctx: click.Context) -> Any:
-        try:
-            return super().invoke(ctx)
-        except TaskfilesError as error:
-            raise CommandError(error) from error
+        return mapped(super().invoke, ctx)
+
+
+class TaskfilesCommand(TyperCommand):
+    """The same map for an app of one command (``task-manager-heartbeat``)."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        return mapped(super().invoke, ctx)
 
 
 def new_app(help_text: str) -> typer.Typer:
@@ -88,6 +106,11 @@ def emit_json(value: Any) -> None:
 
 def echo(text: str = "") -> None:
     typer.echo(text)
+
+
+def error(problem: TaskfilesError) -> None:
+    """Report an error without exiting (a ``--loop`` goes on), exactly as an exit would."""
+    CommandError(problem).show()
 
 
 def warn(text: str) -> None:

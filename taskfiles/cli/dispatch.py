@@ -13,8 +13,8 @@ import typer
 
 from ..config import Config
 from ..config import load as load_config
-from ..errors import TaskfilesError
-from .app import CommandError, JsonFlag, config, echo, emit_json, new_app, warn
+from ..errors import Reported, TaskfilesError
+from .app import JsonFlag, TaskfilesCommand, config, echo, emit_json, error, new_app, warn
 from .runtime import LeaseOption, SlugArg
 
 if TYPE_CHECKING:
@@ -104,7 +104,7 @@ def run_heartbeat(
     try:
         for outcome in heartbeat.loop(cfg, options, every):
             if isinstance(outcome, TaskfilesError):
-                typer.echo(f"error: {outcome}", err=True)
+                error(outcome)
             else:
                 _show(outcome, as_json)
     except KeyboardInterrupt:
@@ -176,7 +176,8 @@ def worker_run(
     else:
         code = "" if result.exit_code is None else f" (exit {result.exit_code})"
         echo(f"{slug}: {result.outcome}{code}" + (f": {result.detail}" if result.detail else ""))
-    raise typer.Exit(result.status)
+    if result.status:
+        raise Reported(result.status)
 
 
 # -- task-manager-heartbeat: the same cycle as a console script of its own ------------------------
@@ -189,7 +190,7 @@ manager = typer.Typer(
 )
 
 
-@manager.command()
+@manager.command(cls=TaskfilesCommand)
 def _manager(
     repo: RepoOption = None,
     owner: OwnerOption = None,
@@ -203,10 +204,7 @@ def _manager(
 
     Exit 0 when the cycle ran or another cycle held the lock; non-zero only for real failures.
     """
-    try:
-        run_heartbeat(load_config(repo), owner, max_parallel, no_dispatch, dry_run, loop, as_json)
-    except TaskfilesError as error:
-        raise CommandError(error) from error
+    run_heartbeat(load_config(repo), owner, max_parallel, no_dispatch, dry_run, loop, as_json)
 
 
 def manager_main() -> None:

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from ..errors import ValidationFailed
+from ..errors import Reported, ValidationFailed
 from ..plan import query, source
 from ..plan.cache import gc_paused
 from ..plan.source import TaskSet
@@ -282,7 +282,7 @@ def validate(
         files = len(tasks.tasks) + len(tasks.skipped)
         typer.echo(f"{files} files, {errors} error(s), {len(problems) - errors} warning(s)", err=True)
     if errors and as_json:
-        raise typer.Exit(1)
+        raise Reported(ValidationFailed.exit_code)  # the JSON document is the report
     if errors:
         raise ValidationFailed(f"{errors} error(s) in task files; fix them and run 'task validate' again")
 

@@ -29,6 +29,7 @@ from .interface import (
     LogRecord,
     Plan,
     Registry,
+    RegistryChange,
     RegistryEntry,
     Snapshot,
 )
@@ -51,6 +52,7 @@ __all__ = [
     "LogRecord",
     "Plan",
     "Registry",
+    "RegistryChange",
     "RegistryEntry",
     "Snapshot",
     "existing_registry",

@@ -147,3 +147,46 @@ def _time_of(line: bytes) -> datetime | None:
         return parse_time(json.loads(line)["time"])
     except (ValueError, KeyError, TypeError):
         return None
+
+
+class Tail:
+    """The events appended to an ``events.jsonl`` since the last read (complete lines only)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.offset = _size(path)
+        self.last_seq = 0
+
+    def read(self) -> list[Event]:
+        """New events; after a rewrite (gc) only those newer than the last one seen."""
+        size = _size(self.path)
+        floor = 0
+        if size < self.offset:
+            self.offset, floor = 0, self.last_seq
+        if size == self.offset:
+            return []
+        try:
+            with open(self.path, "rb") as handle:
+                handle.seek(self.offset)
+                data = handle.read(size - self.offset)
+        except OSError:
+            return []
+        complete = data[: data.rfind(b"\n") + 1]
+        self.offset += len(complete)
+        events = [e for e in map(_line_event, complete.splitlines()) if e is not None and e.seq > floor]
+        self.last_seq = max([self.last_seq, *(e.seq for e in events)])
+        return events
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
+
+
+def _line_event(line: bytes) -> Event | None:
+    try:
+        return Event.from_dict(json.loads(line))
+    except (ValueError, TypeError, AttributeError):
+        return None

@@ -13,6 +13,7 @@ See ``records`` for the entry states and ``lifecycle`` for the transitions.
 
 from __future__ import annotations
 
+import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -53,6 +54,7 @@ __all__ = [
     "LogRecord",
     "Plan",
     "Registry",
+    "RegistryChange",
     "RegistryEntry",
     "Snapshot",
 ]
@@ -67,6 +69,16 @@ class EventPage:
 
     events: tuple[Event, ...]
     warnings: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class RegistryChange:
+    """One batch of changes, for live views: what changed, for which tasks, and the events
+    recorded since the batch before (oldest first)."""
+
+    scopes: frozenset[str]  # "registry" (entries, events), "cycle" (the cycle record), "logs"
+    slugs: frozenset[str] = frozenset()
+    events: tuple[Event, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -141,6 +153,14 @@ class Registry(ABC):
         poll: float = 0.25,
     ) -> Iterator[LogRecord]:
         """The attempt's log lines so far, then new ones until the attempt is over."""
+
+    @abstractmethod
+    def watch(self, stop: threading.Event) -> Iterator[RegistryChange]:
+        """Batches of changes as they happen, until ``stop`` is set: the feed live views stand on.
+
+        Blocking: run it in a thread. A batch may come with no change at all (a timeout),
+        so the caller can look at ``stop``; a store that is not there yet is waited for.
+        """
 
     @abstractmethod
     def gc(self, older_than_days: float = 30.0) -> GcReport:

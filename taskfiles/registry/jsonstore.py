@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import json
+import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime, timedelta
@@ -32,7 +33,7 @@ from ..errors import NotFoundError, RegistryError, TaskfilesError, UsageError
 from ..slugs import check_slug
 from . import eventlog, jsonl, lifecycle, runlog
 from .document import Codec, Document, DocumentError
-from .interface import Clock, EventPage, GcReport, Registry
+from .interface import Clock, EventPage, GcReport, Registry, RegistryChange
 from .records import Actor, CycleRecord, Event, LogRecord, RegistryEntry, format_time, parse_time
 from .repair import RepairReport, rebuild
 from .runlog import LogPage
@@ -186,6 +187,52 @@ class JsonRegistry(Registry):
         """Events as they are recorded (those from ``since`` first; None: only new ones)."""
         events = eventlog.follow(self.events_path, from_start=since is not None, poll=poll)
         return (event for event in events if _wanted(event, slug, since))
+
+    def watch(self, stop: threading.Event) -> Iterator[RegistryChange]:
+        """Changes to this folder's files as they happen (inotify through watchfiles), with the
+        events appended to ``events.jsonl`` meanwhile; the folder is waited for until it exists."""
+        from watchfiles import watch as watch_files  # only live views pay for it
+
+        tail = eventlog.Tail(self.events_path)
+        appeared = False  # the folder appeared: what was written before the watch began counts too
+        while not stop.is_set():
+            if not self.root.is_dir():  # nothing written yet: look 5 times a second
+                appeared = appeared or not stop.wait(0.2)
+                continue
+            try:
+                batches = watch_files(
+                    self.root,
+                    watch_filter=lambda _change, path: _scope(self.root, path) is not None,
+                    stop_event=stop,
+                    debounce=250,
+                    step=30,
+                    rust_timeout=200 if appeared else 1000,
+                    yield_on_timeout=True,
+                    raise_interrupt=False,
+                )
+                for batch in batches:
+                    paths = {path for _, path in batch}
+                    if paths or appeared:
+                        yield self._change(paths, tail, appeared)
+                    appeared = False
+                    if not self.root.is_dir():
+                        break
+            except (OSError, RuntimeError):  # the folder vanished mid-watch, inotify limits
+                stop.wait(0.5)
+
+    def _change(self, paths: set[str], tail: eventlog.Tail, appeared: bool) -> RegistryChange:
+        scopes: set[str] = {"registry"} if appeared else set()
+        slugs: set[str] = set()
+        for path in paths:
+            scope = _scope(self.root, path)
+            if scope is None:
+                continue
+            scopes.add(scope[0])
+            if scope[1]:
+                slugs.add(scope[1])
+        events = tuple(tail.read()) if "registry" in scopes else ()
+        slugs.update(e.slug for e in events if e.slug)
+        return RegistryChange(frozenset(scopes), frozenset(slugs), events)
 
     # -- logs --------------------------------------------------------------------------------
 
@@ -405,3 +452,20 @@ def _released_before(rows: Mapping[str, dict[str, Any]], cutoff: datetime) -> li
         if row.get("state") == "released" and isinstance(stamp, str) and parse_time(stamp) < cutoff:
             stale.append(slug)
     return sorted(stale)
+
+
+_OWN_FILES = {"registry.json": "registry", "events.jsonl": "registry", "snapshot.json": "cycle"}
+
+
+def _scope(root: Path, path: str) -> tuple[str, str | None] | None:
+    """What a changed path under ``root`` touches, and for which slug; None: not the store's."""
+    parts = Path(path).relative_to(root).parts if Path(path).is_relative_to(root) else ()
+    if not parts:
+        return None
+    if parts[0] == "logs":  # logs/ alone: a new folder whose contents inotify may have missed
+        name = parts[-1]
+        if name.endswith((".tmp", ".lock")) or name.startswith(".#"):
+            return None
+        return "logs", parts[1] if len(parts) > 1 else None
+    scope = _OWN_FILES.get(parts[0]) if len(parts) == 1 else None
+    return (scope, None) if scope else None

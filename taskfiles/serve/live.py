@@ -1,16 +1,14 @@
 """Live updates: ONE watcher per server process, broadcast to every browser over SSE.
 
-The watcher (watchfiles, i.e. inotify) sees tasks/, the registry folder and the
-git refs (the page reads task files at the base ref, like ``task status``). For
-each batch of changes it invalidates the shared reading, then sends every
-connected client a ``change`` message naming what changed (``tasks``,
-``registry``, ``cycle``, ``ref``, ``logs``) and which slugs; pages refetch the
-part they show. New lines of the event log go out as ``registry`` messages for
-API clients. A client too slow to keep up gets one ``resync`` instead of a
-backlog.
-
-Watching files is what the embedded JSON store allows; a database store would
-notify instead (PostgreSQL LISTEN), behind the same ``Hub``.
+The watcher sees tasks/ and the git refs through watchfiles (inotify; the page
+reads task files at the base ref, like ``task status``), and the registry through
+its own change feed, ``Registry.watch`` (the JSON store watches its folder; a
+database store would LISTEN). For each batch of changes it invalidates the shared
+reading, then sends every connected client a ``change`` message naming what
+changed (``tasks``, ``registry``, ``cycle``, ``ref``, ``logs``) and which slugs;
+pages refetch the part they show. The events recorded meanwhile go out as
+``registry`` messages for API clients. A client too slow to keep up gets one
+``resync`` instead of a backlog.
 """
 
 from __future__ import annotations
@@ -19,6 +17,7 @@ import asyncio
 import contextlib
 import json
 import secrets
+import threading
 from collections.abc import AsyncIterator, Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -101,68 +100,47 @@ async def stream(hub: Hub, generation: int, keepalive: float = KEEPALIVE_S) -> A
         hub.unsubscribe(queue)
 
 
-class EventTail:
-    """The lines appended to ``events.jsonl`` since the last read (complete lines only)."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.offset = _size(path)
-        self.last_seq = 0
-
-    def read(self) -> list[Event]:
-        """New events; after a rewrite (gc) only those newer than the last one seen."""
-        size = _size(self.path)
-        floor = 0
-        if size < self.offset:
-            self.offset, floor = 0, self.last_seq
-        if size == self.offset:
-            return []
-        try:
-            with open(self.path, "rb") as handle:
-                handle.seek(self.offset)
-                data = handle.read(size - self.offset)
-        except OSError:
-            return []
-        complete = data[: data.rfind(b"\n") + 1]
-        self.offset += len(complete)
-        events = [e for e in map(_event, complete.splitlines()) if e is not None and e.seq > floor]
-        self.last_seq = max([self.last_seq, *(e.seq for e in events)])
-        return events
-
-
-def _size(path: Path) -> int:
-    try:
-        return path.stat().st_size
-    except OSError:
-        return 0
-
-
-def _event(line: bytes) -> Event | None:
-    try:
-        return Event.from_dict(json.loads(line))
-    except (ValueError, TypeError, AttributeError):
-        return None
-
-
 class Watcher:
-    """Watches the task files, the registry and the git refs; one per server process."""
+    """One per server process: the task files and git refs through inotify, the registry
+    through its own change feed (``Registry.watch``), both into one ``publish``."""
 
     def __init__(self, config: Config, board: Board, hub: Hub) -> None:
         self.board = board
         self.hub = hub
-        self.roots = {"tasks": config.tasks_dir, "registry": config.registry_dir}
+        self.roots = {"tasks": config.tasks_dir}
         if config.repo is not None:
             self.roots["ref"] = config.repo.common_dir / "refs"
-        self.tail = EventTail(config.registry_dir / "events.jsonl")
         self.batches = 0
         self.error: str | None = None
 
     def paths(self) -> list[Path]:
-        """The watched folders that exist now (the registry appears on its first write)."""
+        """The watched planning folders that exist now."""
         return [path for path in self.roots.values() if path.is_dir()]
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Watch until ``stop`` is set; a folder appearing or vanishing restarts the watch."""
+        """Watch until ``stop`` is set: the registry's feed in a thread, the files here."""
+        halt = threading.Event()
+        feed = asyncio.create_task(asyncio.to_thread(self._follow_registry, asyncio.get_running_loop(), halt))
+        try:
+            await self._watch_files(stop)
+        finally:
+            halt.set()
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(feed, 3)
+
+    def _follow_registry(self, loop: asyncio.AbstractEventLoop, halt: threading.Event) -> None:
+        """The registry's change feed, each batch handed to the event loop (runs in a thread)."""
+        try:
+            for change in self.board.registry().watch(halt):
+                if change.scopes:
+                    loop.call_soon_threadsafe(
+                        self.publish, set(change.scopes), set(change.slugs), change.events
+                    )
+        except Exception as exc:  # an unreadable store: the page still serves what it can
+            self.error = f"{type(exc).__name__}: {exc}"
+
+    async def _watch_files(self, stop: asyncio.Event) -> None:
+        """Watch the planning folders; a folder appearing or vanishing restarts the watch."""
         while not stop.is_set():
             paths = self.paths()
             try:
@@ -172,7 +150,7 @@ class Watcher:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), 0.5 if self.paths() == paths else 0)
             if self.paths() != paths and not stop.is_set():
-                self.publish({"tasks", "registry"}, set())  # whatever appeared may hold news
+                self.publish({"tasks"}, set())  # whatever appeared may hold news
 
     async def _watch(self, paths: list[Path], stop: asyncio.Event) -> None:
         if not paths:
@@ -183,7 +161,7 @@ class Watcher:
             stop_event=stop,
             debounce=250,
             step=30,
-            # A missing folder (no registry yet) is looked for 5 times a second, else once.
+            # A missing folder is looked for 5 times a second, else once.
             rust_timeout=200 if len(paths) < len(self.roots) else 1000,
             yield_on_timeout=True,
         )
@@ -199,43 +177,26 @@ class Watcher:
         return not name.endswith(IGNORED_SUFFIXES) and not name.startswith(".#")
 
     def handle(self, batch: Iterable[tuple[Change, str]]) -> None:
-        """Invalidate and broadcast one batch of changes."""
-        scopes, slugs = self.scopes(path for _, path in batch)
+        """Invalidate and broadcast one batch of changed planning files."""
+        scopes = self.scopes(path for _, path in batch)
         if scopes:
-            self.publish(scopes, slugs)
+            self.publish(scopes, set())
 
-    def scopes(self, paths: Iterable[str]) -> tuple[set[str], set[str]]:
-        """What the changed paths touch: tasks, registry, cycle, ref or logs; and log slugs."""
+    def scopes(self, paths: Iterable[str]) -> set[str]:
+        """What the changed paths touch: tasks or ref."""
         scopes: set[str] = set()
-        slugs: set[str] = set()
         for raw in paths:
             path = Path(raw)
-            for name, root in self.roots.items():
-                if path.is_relative_to(root):
-                    scopes.add(self._scope(name, path.relative_to(root).parts, slugs))
-                    break
-        return scopes, slugs
+            scopes.update(name for name, root in self.roots.items() if path.is_relative_to(root))
+        return scopes
 
-    @staticmethod
-    def _scope(root: str, parts: tuple[str, ...], slugs: set[str]) -> str:
-        if root != "registry" or not parts:
-            return root
-        if parts[0] == "logs":
-            if len(parts) > 1:  # logs/ alone: a new folder whose contents inotify may have missed
-                slugs.add(parts[1])
-            return "logs"
-        return "cycle" if parts[0] == "snapshot.json" else "registry"
-
-    def publish(self, scopes: set[str], slugs: set[str]) -> None:
-        """Invalidate (unless only logs changed) and send the change, after any new events."""
+    def publish(self, scopes: set[str], slugs: set[str], events: Iterable[Event] = ()) -> None:
+        """Invalidate (unless only logs changed) and send the change, after its new events."""
         self.batches += 1
         generation = self.board.invalidate() if scopes - {"logs"} else self.board.generation
-        if "registry" in scopes:
-            for event in self.tail.read():
-                if event.slug:
-                    slugs.add(event.slug)
-                data = event.to_dict()
-                data.pop("entry", None)
-                self.hub.publish(message("registry", data))
+        for event in events:
+            data = event.to_dict()
+            data.pop("entry", None)
+            self.hub.publish(message("registry", data))
         change = {"generation": generation, "scopes": sorted(scopes), "slugs": sorted(slugs)}
         self.hub.publish(message("change", change, f"{self.hub.instance}-{generation}"))
