@@ -39,12 +39,18 @@ sys.path.insert(0, str(HERE.parent))
 
 from taskfiles import config as tconfig  # noqa: E402
 from taskfiles import git, process  # noqa: E402
-from taskfiles.dispatch import cycle as heartbeat
-from taskfiles.dispatch import launch as dispatch  # noqa: E402
-from taskfiles.dispatch import reconcile
-from taskfiles.plan import query  # noqa: E402
-from taskfiles.plan import source as tasksource
+from taskfiles.dispatch import cycle as heartbeat  # noqa: E402
+from taskfiles.dispatch import launch  # noqa: E402
+from taskfiles.dispatch.scene import Scene  # noqa: E402
 from taskfiles.registry import open_registry  # noqa: E402
+from taskfiles.status import Observation, observe, planning_source  # noqa: E402
+
+
+def ready_order(cfg: tconfig.Config) -> Observation:
+    """What the cycle sees at the base ref."""
+    registry = open_registry(cfg)
+    return observe(cfg, registry, now=registry.clock(), source=planning_source(cfg))
+
 
 SETTINGS = """
 [worker]
@@ -83,7 +89,7 @@ def build(root: Path, count: int) -> tconfig.Config:
     cfg = tconfig.load(root)
     registry = open_registry(cfg)
     me, started = os.getpid(), process.pid_start_time(os.getpid())
-    ready = query.dispatch_order(tasksource.load(cfg, cfg.base_ref), cfg)
+    ready = ready_order(cfg).dispatchable()
     for task in ready[:LIVE]:
         lease = registry.claim(task.slug, worker="bench", owner=task.owner).lease
         registry.start(task.slug, lease, pid=me, pid_start_time=started)
@@ -111,10 +117,11 @@ def cli_times(root: Path, runs: int) -> list[float]:
 def dispatch_times(cfg: tconfig.Config, runs: int) -> tuple[list[float], list[float]]:
     """One whole dispatch each, then worktree creation alone, on ready tasks not yet live."""
     registry = open_registry(cfg)
-    tasks = tasksource.load(cfg, cfg.base_ref)
-    spare = [t for t in query.dispatch_order(tasks, cfg) if registry.find(t.slug) is None]
-    scene = reconcile.Scene(cfg, registry, registry.clock(), os.uname().nodename)
-    whole = [timed(lambda t=task: dispatch.dispatch_one(scene, tasks, t)) for task in spare[:runs]]
+    seen = ready_order(cfg)
+    tasks = seen.tasks
+    spare = seen.dispatchable()
+    scene = Scene(cfg, registry, registry.clock(), os.uname().nodename)
+    whole = [timed(lambda t=task: launch.dispatch_one(scene, tasks, t)) for task in spare[:runs]]
     root = cfg.repo.main_root if cfg.repo else cfg.root
     alone = [
         timed(lambda t=task: git.add_worktree(root, root / ".worktrees" / t.slug, f"task/{t.slug}", "main"))

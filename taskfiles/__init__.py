@@ -100,8 +100,8 @@ if TYPE_CHECKING:
         NotFoundError,
         RegistryError,
         StaleLeaseError,
-        TaskfilesError,
         TaskFileError,
+        TaskfilesError,
         UsageError,
         ValidationFailed,
     )

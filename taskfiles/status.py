@@ -268,16 +268,21 @@ def classify(
     *,
     now: datetime,
     max_parallel: int | None = None,
+    dead: frozenset[str] | None = None,
     warnings: tuple[str, ...] = (),
     registry_error: str | None = None,
 ) -> Observation:
-    """``observe`` for entries already read (the heartbeat re-classifies after its own writes)."""
+    """``observe`` for entries already read: the heartbeat re-classifies after its own writes.
+
+    ``dead``: the workers an earlier probe found gone (a dead process stays dead, and the
+    workers started since are alive), so a re-classification probes no process again.
+    """
     limit = max_parallel or config.heartbeat.max_parallel
     capacity = Capacity(limit, sum(1 for entry in entries.values() if entry.is_live))
     inputs = state.Inputs(
         now=now,
         limits=config.limits,
-        dead_workers=dead_workers(entries),
+        dead_workers=dead_workers(entries) if dead is None else dead,
         blobs=source.tasks.blobs if source.ref else {},
         ready_since=record.ready_since if record else {},
         capacity_free=capacity.free > 0,

@@ -137,9 +137,7 @@ def _cycle(config: Config, registry: Registry, options: CycleOptions, clock: Clo
     )
     settled = reconcile.reconcile(scene, seen)
     if settled.actions and not options.dry_run:  # its writes changed the entries: read them again
-        seen = observe(
-            config, registry, now=scene.now, source=source, max_parallel=options.max_parallel, tolerant=False
-        )
+        seen = _again(scene, seen, options)
     chosen, launched, seen = _dispatch(scene, seen, options)
     result = CycleResult(
         ran=True,
@@ -180,15 +178,22 @@ def _dispatch(
         chosen = seen.dispatchable(owners)[:free]
     launched = [] if options.dry_run else launch.dispatch(scene, seen.tasks, chosen)
     if launched:
-        seen = classify(
-            scene.config,
-            seen.source,
-            scene.registry.entries(),
-            seen.record,
-            now=scene.now,
-            max_parallel=options.max_parallel,
-        )
+        seen = _again(scene, seen, options)
     return chosen, launched, seen
+
+
+def _again(scene: Scene, seen: Observation, options: CycleOptions) -> Observation:
+    """Classify the entries as the cycle's own writes left them: the same tasks, the same
+    record, the same probe of dead workers; only the entries are read again."""
+    return classify(
+        scene.config,
+        seen.source,
+        scene.registry.entries(),
+        seen.record,
+        now=scene.now,
+        max_parallel=options.max_parallel,
+        dead=seen.inputs.dead_workers,
+    )
 
 
 def _ignore_registry(config: Config) -> None:

@@ -14,25 +14,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from .interface import (
-    LIVE_STATES,
-    STATES,
-    Actor,
-    Change,
-    Clock,
-    CycleRecord,
-    Event,
-    EventPage,
-    Evidence,
-    GcReport,
-    LogPage,
-    LogRecord,
-    Plan,
-    Registry,
-    RegistryChange,
-    RegistryEntry,
-    Snapshot,
-)
+from .interface import Clock, EventPage, GcReport, Registry, RegistryChange
+from .records import LIVE_STATES, STATES, Actor, CycleRecord, Event, Evidence, LogRecord, RegistryEntry
+from .runlog import LogPage
+from .transaction import Change, Plan, Snapshot
 
 if TYPE_CHECKING:
     from ..config import Config

@@ -21,43 +21,13 @@ from datetime import datetime
 from typing import TYPE_CHECKING, TypeVar
 
 from . import lifecycle
-from .records import (
-    LIVE_STATES,
-    STATES,
-    Actor,
-    CycleRecord,
-    Event,
-    Evidence,
-    LogRecord,
-    RegistryEntry,
-    format_time,
-    utc_now,
-)
+from .records import Actor, CycleRecord, Event, LogRecord, RegistryEntry, format_time, utc_now
 from .runlog import LogPage, check_level, check_source
-from .transaction import Change, Mutation, Plan, Snapshot
+from .transaction import Change, Mutation, Snapshot
 
 if TYPE_CHECKING:
     from .repair import RepairReport
 
-__all__ = [
-    "LIVE_STATES",
-    "STATES",
-    "Actor",
-    "Change",
-    "Clock",
-    "CycleRecord",
-    "Event",
-    "EventPage",
-    "Evidence",
-    "GcReport",
-    "LogPage",
-    "LogRecord",
-    "Plan",
-    "Registry",
-    "RegistryChange",
-    "RegistryEntry",
-    "Snapshot",
-]
 
 T = TypeVar("T")
 Clock = Callable[[], datetime]
