@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 import httpx2
 import pytest
 
-from taskfiles import status
+from taskfiles import claims
 from taskfiles.config import Config
 from taskfiles.serve import create_app
 
@@ -187,7 +187,7 @@ def _watch_alpha_go_active(page: Page, url: str, config: Config, shots: Path) ->
     page.wait_for_selector("#conn.live", timeout=5000)
     assert page.locator('#ready tr[data-slug="alpha"]').count() == 1
     page.evaluate("window.__marker = 'same page'")
-    entry = status.claim(config, registry(config, "agent-7"), "alpha", worker="w1")
+    entry = claims.claim(config, registry(config, "agent-7"), "alpha", worker="w1")
     registry(config).start("alpha", entry.lease, pid=1, branch="task/alpha")
     page.wait_for_selector('#active tr[data-slug="alpha"]', timeout=5000)
     assert page.locator('#ready tr[data-slug="alpha"]').count() == 0

@@ -310,7 +310,7 @@ def next_task(
     if claim:
         return _claim_next(ctx, owner, worker, ref, as_json)
     from ..registry import existing_registry
-    from ..status import next_task as pick
+    from ..claims import next_task as pick
 
     cfg = config(ctx)
     with gc_paused():
@@ -327,7 +327,7 @@ def _claim_next(
     ctx: typer.Context, owner: str | None, worker: str | None, ref: str | None, as_json: bool
 ) -> None:
     from ..registry import open_registry
-    from ..status import claim_next
+    from ..claims import claim_next
     from .runtime import worker_id
 
     cfg = config(ctx)

@@ -97,7 +97,7 @@ def claim(
 
     Refused (exit 4) when the task is not ready, waits on a dependency, or has a live claim.
     """
-    from ..status import claim as claim_task
+    from ..claims import claim as claim_task
 
     entry = claim_task(config(ctx), _registry(ctx), slug, worker=worker or worker_id(), ref=ref)
     typer.echo(f"claimed {slug!r} for {entry.worker} (attempt {entry.attempt})", err=True)

@@ -1,0 +1,119 @@
+"""Claims: the observation decides, the registry makes it atomic.
+
+``task claim``, ``task next`` and ``task next --claim`` all read one ``Observation``
+(``status.observe``): ``next`` names the first task of its dispatch order, ``next
+--claim`` claims the first of that same order that the registry still lets it take,
+and ``claim`` refuses with the reason its row gives. The registry refuses a live
+claim, a backoff or a parked entry in the same transaction that would claim it, so
+two claimers never both win.
+"""
+
+from __future__ import annotations
+
+import itertools
+
+from .config import Config
+from .errors import ConflictError
+from .plan import query
+from .plan.source import TaskSet
+from .plan.taskfile import Task
+from .registry import Registry, RegistryEntry
+from .registry.records import utc_now
+from .state import Classification
+from .status import Observation, classify, observe, planning_source
+
+
+def claim(
+    config: Config, registry: Registry, slug: str, *, worker: str, ref: str | None = None
+) -> RegistryEntry:
+    """Claim a task the classification calls ready; ConflictError with the reason otherwise.
+
+    The plan's refusals (not ready, waiting, legacy keys) come from the task's row;
+    the registry refuses a live claim, a backoff or a parked entry in the same
+    transaction that would claim it, so two claimers never both win.
+    """
+    seen = _observe_for_claims(config, registry, ref)
+    task = query.find(seen.tasks, slug)  # says where it looked, or which file cannot be read
+    row = seen.by_slug[slug]
+    refusal = plan_refusal(row, seen.tasks)
+    if refusal:
+        raise ConflictError(refusal)
+    return registry.claim(
+        slug,
+        worker=worker,
+        owner=task.owner,
+        max_attempts=config.worker.max_attempts,
+        task_blob=seen.tasks.blobs.get(slug),
+    )
+
+
+def plan_refusal(row: Classification, tasks: TaskSet) -> str | None:
+    """Why the planning record forbids claiming the row's task, read off its classification."""
+    task, slug = row.task, row.slug
+    if task is None:
+        return f"'{slug}' has no task file"
+    if row.state == "legacy_in_progress":
+        keys = ", ".join(f"{key}: {value}" for key, value in task.legacy.items())
+        return f"'{slug}' is claimed in its frontmatter by an older tool ({keys}); run 'task migrate' first"
+    if task.status != "ready":
+        hint = "run 'task ready' and land it first" if task.status == "not_started" else "it is finished"
+        return f"'{slug}' is {task.status}, not ready; {hint}"
+    if task.legacy:  # classified needs_attention (legacy_runtime_keys), so the heartbeat skips it too
+        keys = ", ".join(sorted(task.legacy))
+        return f"'{slug}' has runtime keys in its frontmatter ({keys}); run 'task migrate' first"
+    if row.blocked_by:
+        blocked = [f"{dep} ({_status_of(tasks, dep)})" for dep in row.blocked_by]
+        return f"'{slug}' waits for {', '.join(blocked)}; its dependencies must be completed first"
+    return None
+
+
+def _status_of(tasks: TaskSet, slug: str) -> str:
+    dep = tasks.get(slug)
+    return dep.status if dep else "missing"
+
+
+def claim_next(
+    config: Config, registry: Registry, *, worker: str, owner: str | None = None, ref: str | None = None
+) -> RegistryEntry | None:
+    """Claim the first task ``next`` names, recording its owner; never the same task twice.
+
+    Candidates (the observation's dispatch order) go to the registry in runs of one
+    owner, each run one transaction that claims its first claimable task, so the
+    claim records the task's owner as ``task claim`` does, and two agents racing
+    still never get the same task.
+    """
+    seen = _observe_for_claims(config, registry, ref)
+    canonical = config.canonical_owner(owner)
+    candidates = seen.dispatchable([canonical] if canonical else ())
+    for task_owner, run in itertools.groupby(candidates, key=lambda task: task.owner):
+        entry = registry.claim_first(
+            [task.slug for task in run],
+            worker=worker,
+            owner=task_owner,
+            max_attempts=config.worker.max_attempts,
+            task_blobs=seen.tasks.blobs,
+        )
+        if entry is not None:
+            return entry
+    return None
+
+
+def next_task(
+    config: Config, registry: Registry | None, *, owner: str | None = None, ref: str | None = None
+) -> Task | None:
+    """The task ``task next`` names: the one ``next --claim`` would take now.
+
+    ``registry`` None: nothing ever ran here (no registry yet), so no entry holds a task.
+    """
+    seen = _observe_for_claims(config, registry, ref)
+    canonical = config.canonical_owner(owner)
+    candidates = seen.dispatchable([canonical] if canonical else ())
+    return candidates[0] if candidates else None
+
+
+def _observe_for_claims(config: Config, registry: Registry | None, ref: str | None) -> Observation:
+    """What claims see: the working tree (or ``ref``) against a registry that must be readable."""
+    source = planning_source(config, ref, working_tree=ref is None)
+    if registry is None:
+        return classify(config, source, {}, None, now=utc_now())
+    return observe(config, registry, now=registry.clock(), source=source, tolerant=False)
