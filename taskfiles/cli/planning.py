@@ -309,8 +309,8 @@ def next_task(
     """
     if claim:
         return _claim_next(ctx, owner, worker, ref, as_json)
-    from ..registry import existing_registry
     from ..claims import next_task as pick
+    from ..registry import existing_registry
 
     cfg = config(ctx)
     with gc_paused():
@@ -326,8 +326,8 @@ def next_task(
 def _claim_next(
     ctx: typer.Context, owner: str | None, worker: str | None, ref: str | None, as_json: bool
 ) -> None:
-    from ..registry import open_registry
     from ..claims import claim_next
+    from ..registry import open_registry
     from .runtime import worker_id
 
     cfg = config(ctx)
