@@ -1,18 +1,26 @@
-"""Shared fixtures: real git repositories in tmp_path."""
+"""Shared fixtures: real git repositories in tmp_path, and the registry stores under test."""
 
 from __future__ import annotations
 
 import os
 import subprocess
+import threading
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 import pytest
 
+from taskfiles.config import REGISTRY_ENV
+from taskfiles.registry import Actor, Clock, Registry
+
 if TYPE_CHECKING:
     from .harness import Site
+
+T = TypeVar("T")
 
 GIT_IDENTITY = {
     "GIT_AUTHOR_NAME": "Test Author",
@@ -83,3 +91,113 @@ def wait_until(condition: Callable[[], object], timeout: float, what: str) -> No
         if time.monotonic() > end:
             raise AssertionError(f"timed out waiting for {what}")
         time.sleep(0.05)
+
+
+def take(items: Iterator[T], count: int = 1, timeout: float = 10.0) -> list[T]:
+    """The next ``count`` items of a follower (``follow_events``, ``follow_logs``); fail,
+    instead of hanging, when they do not come within ``timeout`` seconds."""
+    return _within(lambda: [next(items) for _ in range(count)], timeout, f"{count} more item(s)")
+
+
+def drain(items: Iterator[T], timeout: float = 10.0) -> list[T]:
+    """Every item left in a follower that must end; fail when it has not ended in ``timeout`` seconds."""
+    return _within(lambda: list(items), timeout, "the follower to end")
+
+
+def _within(fn: Callable[[], T], timeout: float, what: str) -> T:
+    result: list[T] = []
+    error: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            result.append(fn())
+        except BaseException as exc:
+            error.append(exc)
+
+    thread = threading.Thread(target=run, daemon=True)  # left blocked on a timeout: it dies with us
+    thread.start()
+    thread.join(timeout)
+    if thread.is_alive():
+        raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+    if error:
+        raise error[0]
+    return result[0]
+
+
+# -- registry stores ---------------------------------------------------------------------------
+
+TEST_ACTOR = Actor("tester", "host-1", 4242)
+
+
+class ManualClock:
+    """A clock that moves only when told: the registry tests' one fake."""
+
+    def __init__(self) -> None:
+        self.now = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, **delta: float) -> None:
+        self.now += timedelta(**delta)
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    """A clock at 2025-03-01 12:00 UTC that moves only with ``advance``."""
+    return ManualClock()
+
+
+@dataclass(frozen=True)
+class StoreFactory:
+    """Opens ``Registry`` handles on the stores of one test, all of one kind.
+
+    ``store_factory(clock=..., actor=...)`` opens the test's store (``name="registry"``);
+    calling it again opens another handle on the same store (a second writer, a fresh
+    reader); another ``name`` (letters, digits, hyphens) is another store, empty until
+    written. ``env(name)`` is the environment under which ``open_registry(config)`` opens
+    that same store in a child process (tests with several processes).
+    """
+
+    kind: str
+    opener: Callable[[str, Clock | None, Actor | None], Registry]
+    environment: Callable[[str], dict[str, str]]
+
+    def __call__(
+        self,
+        *,
+        clock: Clock | None = None,
+        actor: Actor | None = None,
+        name: str = "registry",
+    ) -> Registry:
+        return self.opener(name, clock, actor)
+
+    def env(self, name: str = "registry") -> dict[str, str]:
+        """Variables that make ``open_registry(config)`` open store ``name`` (for children)."""
+        return self.environment(name)
+
+
+@pytest.fixture(params=["json"])
+def store_factory(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[StoreFactory]:
+    """Every registry store, one at a time: the contract suite (test_registry*.py,
+    test_hostfiles.py) runs each of its tests once per param, with test ids ``[json]`` etc.
+
+    How a new store joins: add its name to ``params`` and one ``elif`` branch below that
+    makes a fresh, empty location for this test (e.g. a database schema named after
+    ``tmp_path``, dropped after the ``yield``), and yields a ``StoreFactory`` whose
+    ``opener(name, clock, actor)`` returns the store at location ``name`` and whose
+    ``environment(name)`` returns the variables under which ``open_registry(config)``
+    opens that same location (child processes open the store that way). Every contract
+    test then runs on it. The contract tests never name a store class: this fixture
+    does, and test_jsonstore.py, which is about the JSON store's own files.
+    """
+    kind = request.param
+    if kind == "json":
+        from taskfiles.registry.jsonstore import JsonRegistry
+
+        def open_json(name: str, clock: Clock | None, actor: Actor | None) -> Registry:
+            return JsonRegistry(tmp_path / name, clock=clock, actor=actor)
+
+        yield StoreFactory(kind, open_json, lambda name: {REGISTRY_ENV: str(tmp_path / name)})
+    else:
+        raise AssertionError(f"store_factory has no branch for the store {kind!r}")

@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+from pathlib import Path
 
 from taskfiles import process
 
@@ -70,3 +71,19 @@ def test_leads_session_only_for_a_session_leader() -> None:
             child.kill()
             child.wait()
     assert not process.leads_session(leader.pid)  # gone
+
+
+def test_pid_start_time_tells_a_reused_pid_apart() -> None:
+    mine = process.pid_start_time(os.getpid())
+    assert isinstance(mine, int) and mine == process.pid_start_time(os.getpid())
+    assert process.is_alive(os.getpid(), mine) and not process.is_alive(os.getpid(), mine + 1)
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    assert process.pid_start_time(child.pid) is None and not process.is_alive(child.pid)
+
+
+def test_pid_start_time_reads_a_command_name_with_spaces_and_parens(tmp_path: Path) -> None:
+    fields = " ".join(str(n) for n in range(3, 53))
+    (tmp_path / "99").mkdir()
+    (tmp_path / "99" / "stat").write_text(f"99 (odd) name (x)) {fields}\n")
+    assert process.pid_start_time(99, proc=tmp_path) == 22

@@ -1,9 +1,11 @@
-"""Concurrency proofs for the registry: real processes racing on one registry folder.
+"""The registry contract with several processes: real processes racing on one store, per store.
 
 Each child is this file run as a script (``python test_registry_concurrency.py ROLE ...``),
 so the children are ordinary processes that import taskfiles like any worker would.
-Children wait for "go" on stdin so that they start together, and report on stdout.
-Nothing here asserts on time.
+They open the test's store as a worker does, with ``open_registry(config)``, in the
+environment conftest's ``store_factory`` gives for it (``StoreFactory.env``): every
+store of that fixture runs these proofs. Children wait for "go" on stdin so that they
+start together, and report on stdout. Nothing here asserts on time.
 """
 
 from __future__ import annotations
@@ -18,8 +20,14 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-ROLES_USAGE = "usage: test_registry_concurrency.py claim|beat|writer ROOT ARGS..."
+if TYPE_CHECKING:
+    from taskfiles.registry import Registry
+
+    from .conftest import StoreFactory
+
+ROLES_USAGE = "usage: test_registry_concurrency.py claim|beat|writer ARGS..."
 
 
 # -- children ----------------------------------------------------------------------------------------
@@ -30,11 +38,17 @@ def _wait_for_go() -> None:
     assert sys.stdin.readline().strip() == "go"
 
 
-def child_claim(root: str, slugs: str) -> None:
-    """Claim the first free slug until none is left; print what this process got."""
-    from taskfiles.registry.jsonstore import JsonRegistry
+def open_store() -> Registry:
+    """The store the parent named in this process's environment, opened as a worker opens it."""
+    from taskfiles import config
+    from taskfiles.registry import open_registry
 
-    registry = JsonRegistry(Path(root))
+    return open_registry(config.load(Path.cwd()))
+
+
+def child_claim(slugs: str) -> None:
+    """Claim the first free slug until none is left; print what this process got."""
+    registry = open_store()
     candidates = slugs.split(",")
     _wait_for_go()
     got = []
@@ -43,11 +57,9 @@ def child_claim(root: str, slugs: str) -> None:
     print(json.dumps(got), flush=True)
 
 
-def child_beat(root: str, count: str, pairs: str) -> None:
+def child_beat(count: str, pairs: str) -> None:
     """Heartbeat the shared entries ``count`` times, a cent of cost each time."""
-    from taskfiles.registry.jsonstore import JsonRegistry
-
-    registry = JsonRegistry(Path(root))
+    registry = open_store()
     targets = [(slug, int(lease)) for slug, lease in (p.split(":") for p in pairs.split(","))]
     _wait_for_go()
     for n in range(int(count)):
@@ -56,15 +68,13 @@ def child_beat(root: str, count: str, pairs: str) -> None:
     print("done", flush=True)
 
 
-def child_writer(root: str, prefix: str, lease: str) -> None:
+def child_writer(prefix: str, lease: str) -> None:
     """Write forever (claims of new slugs, heartbeats of 'shared'), acking each completed write.
 
     An ack is printed only after the write returned, so a write that landed may lack
     its ack (killed in between), but an acked write must always be in the registry.
     """
-    from taskfiles.registry.jsonstore import JsonRegistry
-
-    registry = JsonRegistry(Path(root))
+    registry = open_store()
     for n in range(1_000_000):
         if n % 2:
             registry.heartbeat("shared", int(lease), note=f"{prefix}-{n}" if n % 5 == 1 else None)
@@ -77,14 +87,18 @@ def child_writer(root: str, prefix: str, lease: str) -> None:
 # -- helpers -----------------------------------------------------------------------------------------
 
 
-def spawn(role: str, *args: str, actor: str = "child") -> subprocess.Popen[str]:
-    env = {**os.environ, "TASKFILES_ACTOR": actor}
+def spawn(
+    stores: StoreFactory, cwd: Path, role: str, *args: str, actor: str = "child"
+) -> subprocess.Popen[str]:
+    """Run ``role`` in a child process, in ``cwd``, on the test's store."""
+    env = {**os.environ, **stores.env(), "TASKFILES_ACTOR": actor}
     return subprocess.Popen(
         [sys.executable, __file__, role, *args],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,
         env=env,
+        cwd=cwd,
     )
 
 
@@ -103,24 +117,23 @@ def finish(child: subprocess.Popen[str]) -> str:
     return out
 
 
-def registry(root: Path):  # type: ignore[no-untyped-def]
-    from taskfiles.registry.jsonstore import JsonRegistry
-
-    return JsonRegistry(root)
-
-
 # -- proofs -------------------------------------------------------------------------------------------
 
 
-def test_eight_processes_racing_claim_each_slug_exactly_once(tmp_path: Path) -> None:
-    root = tmp_path / "registry"
+def test_eight_processes_racing_claim_each_slug_exactly_once(
+    store_factory: StoreFactory, tmp_path: Path
+) -> None:
     slugs = [f"task-{n:02d}" for n in range(50)]
-    children = [spawn("claim", str(root), ",".join(slugs), actor=f"agent-{n}") for n in range(8)]
+    children = [
+        spawn(store_factory, tmp_path, "claim", ",".join(slugs), actor=f"agent-{n}") for n in range(8)
+    ]
     start_together(children)
     claims = [tuple(c) for child in children for c in json.loads(finish(child))]
     assert sorted(slug for slug, _ in claims) == slugs  # every slug once, none twice
     assert {lease for _, lease in claims} == {1}
-    events = registry(root).events()
+    reg = store_factory()
+    assert sorted(reg.entries()) == slugs
+    events = reg.events()
     assert events.warnings == ()
     claimed = [e for e in events.events if e.type == "task.claimed"]
     assert sorted(e.slug for e in claimed if e.slug) == slugs
@@ -128,30 +141,30 @@ def test_eight_processes_racing_claim_each_slug_exactly_once(tmp_path: Path) -> 
     assert len({e.seq for e in claimed}) == 50  # fifty separate writes, none lost
 
 
-def test_eight_processes_heartbeating_lose_no_update(tmp_path: Path) -> None:
-    root = tmp_path / "registry"
-    reg = registry(root)
+def test_eight_processes_heartbeating_lose_no_update(store_factory: StoreFactory, tmp_path: Path) -> None:
+    reg = store_factory()
     pairs = []
     for slug in ("a", "b", "c", "d"):
         lease = reg.claim(slug, worker="w").lease
         reg.start(slug, lease)
         pairs.append(f"{slug}:{lease}")
-    children = [spawn("beat", str(root), "200", ",".join(pairs)) for _ in range(8)]
+    children = [spawn(store_factory, tmp_path, "beat", "200", ",".join(pairs)) for _ in range(8)]
     start_together(children)
     for child in children:
         assert finish(child).strip() == "done"
-    entries = registry(root).entries()
+    entries = store_factory().entries()
     for slug in "abcd":
         entry = entries[slug]
         assert entry.heartbeats == 8 * 200 // 4
         assert entry.cost_usd == entry.total_cost_usd == 4.0  # 400 cents, none lost, none doubled
-    beats = Counter(e.slug for e in registry(root).events().events if e.type == "task.heartbeat")
+    beats = Counter(e.slug for e in store_factory().events().events if e.type == "task.heartbeat")
     assert beats == Counter("abcd")  # only the first heartbeat of each attempt is an event
 
 
-def test_a_writer_killed_at_random_moments_never_loses_a_completed_write(tmp_path: Path) -> None:
-    root = tmp_path / "registry"
-    reg = registry(root)
+def test_a_writer_killed_at_random_moments_never_loses_a_completed_write(
+    store_factory: StoreFactory, tmp_path: Path
+) -> None:
+    reg = store_factory()
     for n in range(200):  # a registry of realistic size, so kills land inside writes
         reg.claim(f"filler-{n:03d}", worker="filler")
     lease = reg.claim("shared", worker="w").lease
@@ -160,7 +173,7 @@ def test_a_writer_killed_at_random_moments_never_loses_a_completed_write(tmp_pat
     acked_claims: set[str] = set()
     beats = 0
     for run in range(50):
-        child = spawn("writer", str(root), f"run{run}", str(lease))
+        child = spawn(store_factory, tmp_path, "writer", f"run{run}", str(lease))
         assert child.stdout is not None
         acks = [child.stdout.readline().strip() for _ in range(rng.randint(1, 12))]
         time.sleep(rng.uniform(0, 0.003))  # anywhere in the next write
@@ -169,9 +182,9 @@ def test_a_writer_killed_at_random_moments_never_loses_a_completed_write(tmp_pat
         acks += child.stdout.read().split()  # every write it reported before it died
         child.stdout.close()
         child.stdin and child.stdin.close()
-        data = (root / "registry.json").read_bytes()
-        json.loads(data)  # always a whole file
-        entries = registry(root).entries()
+        fresh = store_factory()
+        assert fresh.repair().needed is False, f"run {run}: the kill left the store unreadable"
+        entries = fresh.entries()
         new_claims = {a.split(":")[1] for a in acks if a.startswith("claim:")}
         acked_claims |= new_claims
         assert acked_claims <= set(entries), f"run {run}: a reported claim was lost"
@@ -181,8 +194,9 @@ def test_a_writer_killed_at_random_moments_never_loses_a_completed_write(tmp_pat
         landed = entries["shared"].heartbeats
         assert landed - beats in (0, 1), f"run {run}: {landed} heartbeats for {beats} reported"
         beats = landed
-        assert registry(root).events().warnings == ()
-    assert registry(root).repair().needed is False
+        assert fresh.events().warnings == ()
+    assert len(store_factory().entries()) > 201  # the children did write
+    assert store_factory().repair().needed is False
 
 
 if __name__ == "__main__":

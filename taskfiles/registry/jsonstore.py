@@ -24,7 +24,7 @@ import json
 import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -190,11 +190,16 @@ class JsonRegistry(Registry):
 
     def watch(self, stop: threading.Event) -> Iterator[RegistryChange]:
         """Changes to this folder's files as they happen (inotify through watchfiles), with the
-        events appended to ``events.jsonl`` meanwhile; the folder is waited for until it exists."""
+        events appended to ``events.jsonl`` since this call; the folder is waited for until
+        it exists."""
+        return self._watch(stop, eventlog.Tail(self.events_path))
+
+    def _watch(self, stop: threading.Event, tail: eventlog.Tail) -> Iterator[RegistryChange]:
         from watchfiles import watch as watch_files  # only live views pay for it
 
-        tail = eventlog.Tail(self.events_path)
-        appeared = False  # the folder appeared: what was written before the watch began counts too
+        # Until a watch is in place, writes raise no inotify event: the first batch of each
+        # watch (a timeout at the latest) also reads what was appended before it began.
+        appeared = False
         while not stop.is_set():
             if not self.root.is_dir():  # nothing written yet: look 5 times a second
                 appeared = appeared or not stop.wait(0.2)
@@ -206,21 +211,22 @@ class JsonRegistry(Registry):
                     stop_event=stop,
                     debounce=250,
                     step=30,
-                    rust_timeout=200 if appeared else 1000,
+                    rust_timeout=1000,
                     yield_on_timeout=True,
                     raise_interrupt=False,
                 )
+                first = True
                 for batch in batches:
-                    paths = {path for _, path in batch}
-                    if paths or appeared:
-                        yield self._change(paths, tail, appeared)
-                    appeared = False
+                    change = self._change({path for _, path in batch}, tail, appeared, first)
+                    if change.scopes:
+                        yield change
+                    appeared = first = False
                     if not self.root.is_dir():
                         break
             except (OSError, RuntimeError):  # the folder vanished mid-watch, inotify limits
                 stop.wait(0.5)
 
-    def _change(self, paths: set[str], tail: eventlog.Tail, appeared: bool) -> RegistryChange:
+    def _change(self, paths: set[str], tail: eventlog.Tail, appeared: bool, first: bool) -> RegistryChange:
         scopes: set[str] = {"registry"} if appeared else set()
         slugs: set[str] = set()
         for path in paths:
@@ -230,7 +236,9 @@ class JsonRegistry(Registry):
             scopes.add(scope[0])
             if scope[1]:
                 slugs.add(scope[1])
-        events = tuple(tail.read()) if "registry" in scopes else ()
+        events = tuple(tail.read()) if "registry" in scopes or first else ()
+        if events:
+            scopes.add("registry")
         slugs.update(e.slug for e in events if e.slug)
         return RegistryChange(frozenset(scopes), frozenset(slugs), events)
 
@@ -341,6 +349,8 @@ class JsonRegistry(Registry):
 
     def repair(self) -> RepairReport:
         """Rebuild registry.json from the backup and events.jsonl when it cannot be read."""
+        if not self.root.exists():  # nothing was ever written: nothing to repair, nothing to create
+            return RepairReport(needed=False, registry=str(self.data))
         with self._writing():
             data = self._read(self.data)
             problem = self._problem(data)
@@ -432,6 +442,8 @@ def _wanted(event: Event, slug: str | None, since: datetime | None) -> bool:
         return False
     if since is None:
         return True
+    if since.tzinfo is None:  # registry times are UTC; a naive time is read as UTC too
+        since = since.replace(tzinfo=UTC)
     try:
         return parse_time(event.time) >= since
     except ValueError:

@@ -60,6 +60,17 @@ def fenced(s: Snapshot, slug: str, lease: int) -> RegistryEntry:
     return entry
 
 
+def _same_lease(s: Snapshot, slug: str, lease: int) -> None:
+    """Refuse a decision about an attempt made under ``lease`` once the task was claimed
+    again (StaleLeaseError), or when ``lease`` was never issued (UsageError): the same
+    answers ``fenced`` gives, for an entry that need not be live any more."""
+    current = s.last_lease(slug)
+    if lease < current:
+        raise StaleLeaseError(f"lease {lease} for '{slug}' was superseded by lease {current}")
+    if lease > current:
+        raise UsageError(f"lease {lease} for '{slug}' was never issued; the current lease is {current}")
+
+
 def _holder(s: Snapshot, slug: str, lease: int | None) -> RegistryEntry:
     return s.get(slug) if lease is None else fenced(s, slug, lease)
 
@@ -374,8 +385,8 @@ def schedule_retry(
     With ``lease``, refuse when the entry has been claimed again since it was read.
     """
     entry = s.get(slug)
-    if lease is not None and lease != s.last_lease(slug):
-        raise StaleLeaseError(f"lease {lease} for '{slug}' was superseded by lease {s.last_lease(slug)}")
+    if lease is not None:
+        _same_lease(s, slug, lease)
     if entry.state != "failed":
         raise ConflictError(f"'{slug}' is {entry.state}; only a failed attempt is scheduled for retry")
     due = format_time(at)
@@ -386,8 +397,8 @@ def schedule_retry(
 def park(s: Snapshot, slug: str, *, reason: str, lease: int | None = None) -> Plan[RegistryEntry]:
     """Keep a task from being dispatched until it is unparked (stopping a live attempt)."""
     entry = s.get(slug)
-    if lease is not None and lease != s.last_lease(slug):
-        raise StaleLeaseError(f"lease {lease} for '{slug}' was superseded by lease {s.last_lease(slug)}")
+    if lease is not None:
+        _same_lease(s, slug, lease)
     if entry.state in ("parked", "released"):
         raise ConflictError(f"'{slug}' is {entry.state}; only a task with a claim history can be parked")
     new = replace(entry, state="parked", parked_reason=reason, updated_at=s.stamp)
