@@ -6,8 +6,10 @@ registry of live entries and a cycle record, then times the real commands as cro
 and people run them (``task list --json``, ``task status --json``, ``task next
 --json``, ``task validate``, ``task-manager-heartbeat --no-dispatch``), each run of
 the base followed by one of the working tree, so both see the same machine noise.
-The same interpreter runs both; ``PYTHONPATH`` picks the code. Prints the medians and
-the ratio (working tree / base) and writes bench/results/compare.json.
+The same interpreter runs both; ``PYTHONPATH`` picks the code, and each version works
+on its own copy of the repository, so neither reads (or spoils) the other's parse
+cache. Prints the medians and the ratio (working tree / base) and writes
+bench/results/compare.json.
 """
 
 from __future__ import annotations
@@ -82,16 +84,17 @@ def timed(command: list[str], cwd: Path, code: Path) -> float:
     return elapsed
 
 
-def compare(repo: Path, base: Path, runs: int) -> dict[str, Any]:
+def compare(repos: dict[str, Path], base: Path, runs: int) -> dict[str, Any]:
     """Interleaved runs of every command, base then working tree; medians and the ratio."""
+    code = {"base": base, "tree": ROOT}
     results: dict[str, Any] = {}
     for name, command in COMMANDS.items():
-        for code in (base, ROOT):  # warm both parse caches and bytecode first
-            timed(command, repo, code)
+        for side in ("base", "tree"):  # warm both parse caches and bytecode first
+            timed(command, repos[side], code[side])
         samples: dict[str, list[float]] = {"base": [], "tree": []}
         for _ in range(runs):
-            samples["base"].append(timed(command, repo, base))
-            samples["tree"].append(timed(command, repo, ROOT))
+            for side in ("base", "tree"):
+                samples[side].append(timed(command, repos[side], code[side]))
         base_ms, tree_ms = (statistics.median(samples[k]) for k in ("base", "tree"))
         results[name] = {
             "base_median_ms": round(base_ms, 1),
@@ -117,7 +120,9 @@ def main() -> None:
     try:
         checkout(args.base, base)
         repo = build(work / "repo", args.tasks, args.entries)
-        results = compare(repo, base, args.runs)
+        twin = work / "repo-base"
+        shutil.copytree(repo, twin, symlinks=True)
+        results = compare({"base": twin, "tree": repo}, base, args.runs)
     finally:
         subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(base)], check=False)
         shutil.rmtree(work, ignore_errors=True)
