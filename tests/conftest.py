@@ -10,9 +10,10 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import pytest
+from hypothesis import strategies as st
 
 from taskfiles.config import REGISTRY_ENV
 from taskfiles.registry import Actor, Clock, Registry
@@ -201,3 +202,34 @@ def store_factory(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[St
         yield StoreFactory(kind, open_json, lambda name: {REGISTRY_ENV: str(tmp_path / name)})
     else:
         raise AssertionError(f"store_factory has no branch for the store {kind!r}")
+
+
+# -- generated sequences of registry operations (two-writer property tests) -----------------------
+
+
+def registry_op(reg: Registry, op: str, slug: str) -> None:
+    """Apply one step of a generated sequence (``REGISTRY_OPS``) through the interface."""
+    entry = reg.find(slug)
+    if op == "claim":
+        reg.claim(slug, worker="w")
+    elif op == "gc":
+        reg.gc(0)
+    elif entry is None:
+        return
+    elif op in ("heartbeat", "finish") and entry.is_live:
+        if op == "heartbeat":
+            reg.heartbeat(slug, entry.lease, cost_usd=0.01)
+        else:
+            reg.finish(slug, entry.lease, 1)
+    elif op in ("release", "retry", "stop", "note", "prune"):
+        arguments: dict[str, Any] = {"reason": "r"} if op in ("prune", "release") else {}
+        getattr(reg, op)(slug, *(["n"] if op == "note" else []), **arguments)
+
+
+REGISTRY_OPS = st.lists(
+    st.tuples(
+        st.sampled_from(["claim", "heartbeat", "finish", "release", "retry", "stop", "note", "prune", "gc"]),
+        st.sampled_from("abcde"),
+    ),
+    max_size=25,
+)

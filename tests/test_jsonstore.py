@@ -22,7 +22,6 @@ from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, example, given, settings
-from hypothesis import strategies as st
 
 from taskfiles import config as config_module
 from taskfiles.errors import ConflictError, RegistryError, StaleLeaseError
@@ -38,7 +37,7 @@ from taskfiles.registry import (
 from taskfiles.registry.document import Codec
 from taskfiles.registry.jsonstore import JsonRegistry
 
-from .conftest import TEST_ACTOR, ManualClock
+from .conftest import REGISTRY_OPS, TEST_ACTOR, ManualClock, registry_op
 
 ACTOR = TEST_ACTOR
 
@@ -418,34 +417,9 @@ def test_repair_after_gc_still_finds_archived_history(reg: JsonRegistry, clock: 
     reg.heartbeat("keep", lease)
 
 
-def _act(reg: JsonRegistry, op: str, slug: str) -> None:
-    entry = reg.find(slug)
-    if op == "claim":
-        reg.claim(slug, worker="w")
-    elif op == "gc":
-        reg.gc(0)
-    elif entry is None:
-        return
-    elif op in ("heartbeat", "finish") and entry.is_live:
-        reg.heartbeat(slug, entry.lease, cost_usd=0.01) if op == "heartbeat" else reg.finish(
-            slug, entry.lease, 1
-        )
-    elif op in ("release", "retry", "stop", "note"):
-        getattr(reg, op)(slug, *(["n"] if op == "note" else []))
-
-
-OPS = st.lists(
-    st.tuples(
-        st.sampled_from(["claim", "heartbeat", "finish", "release", "retry", "stop", "note", "gc"]),
-        st.sampled_from("abcde"),
-    ),
-    max_size=25,
-)
-
-
 @example(ops=[("claim", "a"), ("release", "a"), ("gc", "a")])  # found by hypothesis: no entries left
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(ops=OPS)
+@given(ops=REGISTRY_OPS)
 def test_two_writers_always_leave_a_file_json_reads_the_same(
     tmp_path_factory: pytest.TempPathFactory, ops: list[tuple[str, str]]
 ) -> None:
@@ -454,7 +428,7 @@ def test_two_writers_always_leave_a_file_json_reads_the_same(
     writers = [JsonRegistry(root, actor=ACTOR), JsonRegistry(root, actor=ACTOR)]
     for n, (op, slug) in enumerate(ops):
         with contextlib.suppress(ConflictError):
-            _act(writers[n % 2], op, slug)
+            registry_op(writers[n % 2], op, slug)
         if not root.joinpath("registry.json").exists():
             continue
         data = root.joinpath("registry.json").read_bytes()

@@ -17,11 +17,9 @@ from collections.abc import Callable
 from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, example, given, settings
-from hypothesis import strategies as st
 
 from taskfiles import config as config_module
 from taskfiles.errors import ConflictError, NotFoundError, RegistryError, StaleLeaseError, UsageError
@@ -36,7 +34,7 @@ from taskfiles.registry import (
     open_registry,
 )
 
-from .conftest import TEST_ACTOR, ManualClock, StoreFactory, drain, take
+from .conftest import REGISTRY_OPS, TEST_ACTOR, ManualClock, StoreFactory, drain, registry_op, take
 
 ACTOR = TEST_ACTOR
 T0 = "2025-03-01T12:00:00.000000Z"  # the ManualClock's start, as the registry writes it
@@ -887,38 +885,13 @@ def test_write_cycle_and_read_cycle_round_trip(reg: Registry) -> None:
 # -- two handles on one store ---------------------------------------------------------------------
 
 
-def _act(reg: Registry, op: str, slug: str) -> None:
-    entry = reg.find(slug)
-    if op == "claim":
-        reg.claim(slug, worker="w")
-    elif op == "gc":
-        reg.gc(0)
-    elif entry is None:
-        return
-    elif op in ("heartbeat", "finish") and entry.is_live:
-        if op == "heartbeat":
-            reg.heartbeat(slug, entry.lease, cost_usd=0.01)
-        else:
-            reg.finish(slug, entry.lease, 1)
-    elif op in ("release", "retry", "stop", "note", "prune"):
-        arguments: dict[str, Any] = {"reason": "r"} if op in ("prune", "release") else {}
-        getattr(reg, op)(slug, *(["n"] if op == "note" else []), **arguments)
-
-
-OPS = st.lists(
-    st.tuples(
-        st.sampled_from(["claim", "heartbeat", "finish", "release", "retry", "stop", "note", "prune", "gc"]),
-        st.sampled_from("abcde"),
-    ),
-    max_size=25,
-)
 _stores = itertools.count()
 
 
 @example(ops=[("claim", "a"), ("release", "a"), ("gc", "a")])  # found by hypothesis: no entries left
 @example(ops=[("claim", "a"), ("stop", "a"), ("prune", "a"), ("claim", "a")])
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(ops=OPS)
+@given(ops=REGISTRY_OPS)
 def test_two_writers_interleaving_always_agree_and_never_reuse_a_lease(
     store_factory: StoreFactory, ops: list[tuple[str, str]]
 ) -> None:
@@ -928,7 +901,7 @@ def test_two_writers_interleaving_always_agree_and_never_reuse_a_lease(
     highs: dict[str, int] = {}
     for n, (op, slug) in enumerate(ops):
         with contextlib.suppress(ConflictError):
-            _act(writers[n % 2], op, slug)
+            registry_op(writers[n % 2], op, slug)
         readers = (*writers, store_factory(name=name))
         seen = [
             ({s: e.to_dict() for s, e in r.entries().items()}, dict(r.snapshot().leases)) for r in readers
