@@ -32,7 +32,7 @@ def claim(
     the registry refuses a live claim, a backoff or a parked entry in the same
     transaction that would claim it, so two claimers never both win.
     """
-    seen = _observe_for_claims(config, registry, ref)
+    seen = queue(config, registry, ref)
     task = query.find(seen.tasks, slug)  # says where it looked, or which file cannot be read
     row = seen.by_slug[slug]
     refusal = plan_refusal(row, seen.tasks)
@@ -82,10 +82,8 @@ def claim_next(
     claim records the task's owner as ``task claim`` does, and two agents racing
     still never get the same task.
     """
-    seen = _observe_for_claims(config, registry, ref)
-    canonical = config.canonical_owner(owner)
-    candidates = seen.dispatchable([canonical] if canonical else ())
-    for task_owner, run in itertools.groupby(candidates, key=lambda task: task.owner):
+    seen = queue(config, registry, ref)
+    for task_owner, run in itertools.groupby(_candidates(seen, config, owner), key=lambda task: task.owner):
         entry = registry.claim_first(
             [task.slug for task in run],
             worker=worker,
@@ -98,21 +96,22 @@ def claim_next(
     return None
 
 
-def next_task(
-    config: Config, registry: Registry | None, *, owner: str | None = None, ref: str | None = None
-) -> Task | None:
-    """The task ``task next`` names: the one ``next --claim`` would take now.
-
-    ``registry`` None: nothing ever ran here (no registry yet), so no entry holds a task.
-    """
-    seen = _observe_for_claims(config, registry, ref)
-    canonical = config.canonical_owner(owner)
-    candidates = seen.dispatchable([canonical] if canonical else ())
+def next_task(seen: Observation, config: Config, owner: str | None = None) -> Task | None:
+    """The task ``task next`` names in ``seen`` (``queue``): the one ``next --claim`` would take now."""
+    candidates = _candidates(seen, config, owner)
     return candidates[0] if candidates else None
 
 
-def _observe_for_claims(config: Config, registry: Registry | None, ref: str | None) -> Observation:
-    """What claims see: the working tree (or ``ref``) against a registry that must be readable."""
+def _candidates(seen: Observation, config: Config, owner: str | None) -> list[Task]:
+    canonical = config.canonical_owner(owner)
+    return seen.dispatchable([canonical] if canonical else ())
+
+
+def queue(config: Config, registry: Registry | None, ref: str | None = None) -> Observation:
+    """What claims see: the working tree (or ``ref``) against a registry that must be readable.
+
+    ``registry`` None: nothing ever ran here (no registry yet), so no entry holds a task.
+    """
     source = planning_source(config, ref, working_tree=ref is None)
     if registry is None:
         return classify(config, source, {}, None, now=utc_now())

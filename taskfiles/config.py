@@ -46,6 +46,12 @@ class Config:
         return self.owner_aliases.get(owner.lower(), owner)
 
     @property
+    def has_registry(self) -> bool:
+        """Whether a registry may hold anything yet: its folder exists (a repository where
+        nothing ever ran has none, and read-only views need not open, or create, one)."""
+        return self.registry_dir.exists()
+
+    @property
     def git_dir(self) -> Path | None:
         """This worktree's private git folder (home of the parse cache)."""
         return self.repo.git_dir if self.repo else None

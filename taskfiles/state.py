@@ -66,6 +66,11 @@ class Classification:
     blocked_by: tuple[str, ...] = ()  # dependencies not completed
     detail: str = ""  # one human line: why it is in this bucket
 
+    @property
+    def owner(self) -> str | None:
+        """The task's owner, else the registry entry's (an orphaned entry has only that)."""
+        return (self.task.owner if self.task else None) or (self.entry.owner if self.entry else None)
+
     def to_dict(self) -> dict[str, Any]:
         """JSON form: slug, bucket, state, lease, attempt, signals, blocked_by, detail, task, entry."""
         entry = self.entry
@@ -76,7 +81,7 @@ class Classification:
             "lease": entry.lease if entry else None,
             "attempt": entry.attempt if entry else None,
             "title": self.task.title if self.task else None,
-            "owner": (self.task.owner if self.task else None) or (self.entry.owner if self.entry else None),
+            "owner": self.owner,
             "priority": self.task.priority if self.task else None,
             "path": self.task.path if self.task else None,
             "status": self.task.status if self.task else None,

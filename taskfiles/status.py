@@ -197,7 +197,7 @@ class Observation:
             return self
         rows = [self.row(slug)] if slug is not None else list(self.rows)
         canonical = config.canonical_owner(owner)
-        return self.narrow(c for c in rows if canonical is None or owner_of(c) == canonical)
+        return self.narrow(c for c in rows if canonical is None or c.owner == canonical)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON form: generated_at, ref, counts, capacity, cycle, registry_error, attention, tasks,
@@ -216,11 +216,6 @@ class Observation:
             "tasks": [c.to_dict() for c in self.rows],
             "warnings": list(self.warnings),
         }
-
-
-def owner_of(c: state.Classification) -> str | None:
-    """The row's owner: the task's, else the registry entry's (an orphan has only that)."""
-    return (c.task.owner if c.task else None) or (c.entry.owner if c.entry else None)
 
 
 def observe(

@@ -67,6 +67,24 @@ def test_worker_killed_with_sigkill_is_worker_gone_and_retried_after_backoff(sit
     assert site.wait("a", "exited").attempt == 2
 
 
+def test_a_worker_gone_and_redispatched_in_one_cycle_is_active_in_its_record(site: Site) -> None:
+    toml = site.root / "taskfiles.toml"
+    toml.write_text(toml.read_text().replace("backoff_base_seconds = 100", "backoff_base_seconds = 0"))
+    commit_all(site.root, "retry at once")
+    site.plan({"a": ["hang", "hang"]})
+    site.task("a")
+    assert dispatched(site.cycle()) == ["a"]
+    first = site.wait_started("a")
+    assert first.pid is not None
+    os.kill(first.pid, signal.SIGKILL)
+    wait_until(lambda: not process.is_alive(first.pid or 0, first.pid_start_time), 30, "the wrapper to die")
+    found = site.cycle()  # fails the dead attempt, the retry is due at once: dispatched again
+    assert {("a", "worker_gone"), ("a", "retry_scheduled")} <= acted(found)
+    assert dispatched(found) == ["a"]
+    assert attention(found) == {} and found.counts["active"] == 1  # the new worker is not the dead one
+    assert _record(site)["tasks"]["a"] == {"bucket": "active", "state": "running"}
+
+
 def test_worker_hanging_without_heartbeats_is_stalled_killed_and_retried(site: Site) -> None:
     site.plan({"a": ["hang", "ok"]})
     site.task("a")

@@ -25,20 +25,23 @@ MAY_IMPORT = {
     "dispatch": {"floor", "plan", "registry", "state", "status"},
     "serve": {"floor", "plan", "registry", "state", "status"},
     "cli": {"floor", "plan", "registry", "state", "status", "claims", "migration", "dispatch", "serve"},
-    "__init__": set(),  # the public API names its modules as strings, imported on first use
+    "__init__": {"floor", "plan", "registry", "state", "status"},  # the public API (loaded lazily)
     "__main__": {"cli"},
 }
 
 
 def modules() -> Iterator[tuple[str, Path]]:
+    """Every module by its import name (a package by its own name, not ``pkg.__init__``)."""
     for path in sorted(PACKAGE.rglob("*.py")):
         parts = path.relative_to(PACKAGE).with_suffix("").parts
+        if parts[-1] == "__init__":
+            parts = parts[:-1]
         yield ".".join(("taskfiles", *parts)), path
 
 
 def room(module: str) -> str:
     """``taskfiles.plan.source`` -> ``plan``; a low-floor module -> ``floor``."""
-    name = module.split(".")[1] if module.count(".") else "__init__"
+    name = module.split(".")[1] if module.count(".") else "__init__"  # "taskfiles": the API
     return "floor" if name in FLOOR else name
 
 

@@ -369,12 +369,16 @@ def test_malformed_event_lines_are_skipped_with_a_warning(queue: Path) -> None:
 def test_gc_prunes_released_entries_and_logs_and_never_reuses_a_lease(queue: Path) -> None:
     run(queue, "claim", "alpha")
     run(queue, "log", "alpha", "some output", "--lease", "1")
+    for kind, name in (("prompts", "1.md"), ("workers", "1.out")):  # what the heartbeat left here
+        (queue / "registry" / kind / "alpha").mkdir(parents=True)
+        (queue / "registry" / kind / "alpha" / name).write_text("x\n")
     run(queue, "release", "alpha")
     run(queue, "claim", "gamma")
     report = run_json(queue, "gc", "--older-than", "0")
-    assert report["entries_removed"] == ["alpha"] and report["logs_removed"] == ["logs/alpha"]
+    assert report["entries_removed"] == ["alpha"]
+    assert report["logs_removed"] == ["logs/alpha", "prompts/alpha", "workers/alpha"]
     assert report["log_bytes_removed"] > 0 and report["events_archived"] >= 3
-    assert not (queue / "registry" / "logs" / "alpha").exists()
+    assert not any((queue / "registry" / kind / "alpha").exists() for kind in ("logs", "prompts", "workers"))
     assert "removed 0 released entries" in run(queue, "gc")
     assert run_json(queue, "claim", "alpha")["lease"] == 2
     assert run_json(queue, "heartbeat", "gamma", "--lease", "1")["state"] == "claimed"

@@ -249,3 +249,14 @@ def test_observe_reads_once_and_everything_follows_the_rows(team: Path) -> None:
     assert [c.slug for c in erin.rows] == ["e1", "e2"] and sum(erin.counts.values()) == 2
     assert erin.to_dict()["counts"] == erin.counts
     assert erin.attention == [c for c in erin.rows if c.signals or c.bucket == "needs_attention"]
+
+
+def test_next_warns_of_unreadable_files_and_needs_a_readable_registry(pair: Path) -> None:
+    write_task(pair, "broken.md", "---\ntitle: [unclosed\nstatus: ready\n---\n")
+    result = invoke(pair, "next")
+    assert result.exit_code == 0 and result.stdout.startswith("a\t")
+    assert "warning: skipped 1 unreadable task file(s): tasks/broken.md; run 'task validate'" in result.stderr
+    _claimed(registry_of(pair))
+    (pair / "registry" / "registry.json").write_text("{not json", encoding="utf-8")
+    refused = invoke(pair, "next")
+    assert refused.exit_code == 6 and refused.stderr.startswith("error: ") and "registry" in refused.stderr

@@ -33,10 +33,14 @@ def register(app: typer.Typer) -> None:
 
 def _load(ctx: typer.Context, ref: str | None) -> TaskSet:
     tasks = source.load(config(ctx), ref)
+    _warn_skipped(tasks)
+    return tasks
+
+
+def _warn_skipped(tasks: TaskSet) -> None:
     if tasks.skipped:
         shown = ", ".join(tasks.skipped[:3]) + (" ..." if len(tasks.skipped) > 3 else "")
         warn(f"skipped {len(tasks.skipped)} unreadable task file(s): {shown}; run 'task validate'")
-    return tasks
 
 
 def init(
@@ -116,7 +120,7 @@ def list_tasks(
 def _entries(ctx: typer.Context) -> Mapping[str, RegistryEntry]:
     """Registry entries by slug for the runtime view; a registry problem is a warning."""
     cfg = config(ctx)
-    if not cfg.registry_dir.exists():
+    if not cfg.has_registry:
         return {}  # nothing ever ran here; do not pay for importing the registry
     from ..status import read_entries
 
@@ -299,22 +303,27 @@ def next_task(
     ref: RefOption = None,
     as_json: JsonFlag = False,
 ) -> None:
-    """The task a worker should take next: ready, dependencies completed, not claimed,
-    parked, stopped or backing off in the registry; highest priority first.
+    """The task a worker should take next: ready, dependencies completed, and not claimed,
+    running, parked, stopped, backing off or in review in the registry; highest priority
+    first.
 
     Ties between equal priorities go to the alphabetically first slug. Without
     --claim it names the task --claim would take now; with it, picking and claiming
     are one registry transaction: two agents running it at once never get the same
-    task. Exit 0 either way; with nothing ready, --json prints null.
+    task. Exit 0 whether or not there is one (--json prints null when not); exit 6 when
+    the registry cannot be read, since what may be taken depends on it.
     """
     if claim:
         return _claim_next(ctx, owner, worker, ref, as_json)
     from ..claims import next_task as pick
+    from ..claims import queue
     from ..registry import existing_registry
 
     cfg = config(ctx)
     with gc_paused():
-        task = pick(cfg, existing_registry(cfg), owner=owner, ref=ref)
+        seen = queue(cfg, existing_registry(cfg), ref)
+        _warn_skipped(seen.tasks)
+        task = pick(seen, cfg, owner)
     if as_json:
         emit_json(task.to_dict() if task else None)
     elif task is None:

@@ -376,8 +376,12 @@ def gc(
     older_than: Annotated[float, typer.Option("--older-than", help="Age in days.")] = 30.0,
     as_json: JsonFlag = False,
 ) -> None:
-    """Remove released entries and their logs, and archive events, older than the cutoff."""
-    report = _registry(ctx).gc(older_than)
+    """Remove released entries, their logs, prompts and worker output, and archive events,
+    older than the cutoff."""
+    from ..dispatch.hostfiles import HostFiles
+    from ..dispatch.hostfiles import gc as collect
+
+    report = collect(_registry(ctx), HostFiles.of(config(ctx)), older_than)
     if as_json:
         emit_json(_asdict(report))
         return

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ..state import Classification
-from ..status import Observation, owner_of
+from ..status import Observation
 from .app import table
 
 
@@ -54,4 +54,4 @@ def _row(c: Classification) -> tuple[str, ...]:
     entry = c.entry
     lease = str(entry.lease) if entry else "-"
     attempt = f"{entry.attempt}/{entry.max_attempts}" if entry else "-"
-    return (c.bucket, c.state, c.slug, owner_of(c) or "-", lease, attempt, c.detail)
+    return (c.bucket, c.state, c.slug, c.owner or "-", lease, attempt, c.detail)

@@ -34,7 +34,7 @@ from ..plan.source import load
 from ..plan.taskfile import Task
 from ..registry import CycleRecord, Registry, open_registry
 from ..registry.records import utc_now
-from ..status import Observation, Source, classify, observe, owner_of
+from ..status import Observation, Source, classify, observe
 from . import launch, reconcile
 from .hostfiles import HostFiles
 from .launch import Dispatched
@@ -178,13 +178,16 @@ def _dispatch(
         chosen = seen.dispatchable(owners)[:free]
     launched = [] if options.dry_run else launch.dispatch(scene, seen.tasks, chosen)
     if launched:
-        seen = _again(scene, seen, options)
+        seen = _again(scene, seen, options, started={d.slug for d in launched})
     return chosen, launched, seen
 
 
-def _again(scene: Scene, seen: Observation, options: CycleOptions) -> Observation:
+def _again(
+    scene: Scene, seen: Observation, options: CycleOptions, started: frozenset[str] | set[str] = frozenset()
+) -> Observation:
     """Classify the entries as the cycle's own writes left them: the same tasks, the same
-    record, the same probe of dead workers; only the entries are read again."""
+    record, the same probe of dead workers (less the tasks it ``started`` since, whose
+    workers are new); only the entries are read again."""
     return classify(
         scene.config,
         seen.source,
@@ -192,7 +195,7 @@ def _again(scene: Scene, seen: Observation, options: CycleOptions) -> Observatio
         seen.record,
         now=scene.now,
         max_parallel=options.max_parallel,
-        dead=seen.inputs.dead_workers,
+        dead=seen.inputs.dead_workers - started,
     )
 
 
@@ -209,7 +212,7 @@ def _ignore_registry(config: Config) -> None:
 def _seen_ready(seen: Observation, stamp: str) -> dict[str, str]:
     """When each task now ready was first seen ready (carried over from the last cycle)."""
     before = seen.record.ready_since if seen.record else {}
-    return {c.slug: before.get(c.slug, stamp) for c in seen.rows if c.state in state.DISPATCHABLE_STATES}
+    return {c.slug: before.get(c.slug, stamp) for c in seen.rows if state.dispatchable(c)}
 
 
 # -- snapshot.json -----------------------------------------------------------------------------
@@ -255,7 +258,7 @@ def _row(c: state.Classification) -> dict[str, Any]:
 def _attention(c: state.Classification) -> dict[str, Any]:
     return {
         "slug": c.slug,
-        "owner": owner_of(c),
+        "owner": c.owner,
         "state": c.state,
         "signals": [s.to_dict() for s in c.signals],
     }

@@ -50,6 +50,8 @@ REF_FILE = "ref-{}.pickle"  # per ref name: the whole result at the commit the r
 # Editing any module of the package (an editable install), upgrading it or
 # upgrading PyYAML changes the fingerprint; stating the ~30 files costs ~0.1 ms.
 PACKAGE_DIR = Path(__file__).parent
+# Modules outside plan/ whose rules decide what a parse returns.
+PARSE_RULES = (PACKAGE_DIR.parent / "slugs.py",)
 # Unused blob entries kept beyond the ones a load used, so switching between two
 # refs does not reparse; the oldest go first.
 BLOB_SPARE = 2000
@@ -117,6 +119,7 @@ def fingerprint(schema: Schema, tasks_folder: str, max_file_bytes: int) -> tuple
 def _source_identity() -> tuple[tuple[str, int, int], ...]:
     try:
         files = [(e.name, e.stat()) for e in os.scandir(PACKAGE_DIR) if e.name.endswith(".py")]
+        files += [(path.name, path.stat()) for path in PARSE_RULES]
         yaml_init = _origin("yaml")
         if yaml_init:
             files.append(("yaml", os.stat(yaml_init)))

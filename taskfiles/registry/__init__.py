@@ -6,7 +6,7 @@ records (``records``), the pure transitions every store shares (``lifecycle``,
 ``document``), the event log and run logs (``eventlog``, ``runlog``, ``jsonl``) and
 repair (``repair``).
 
-May import the low floor (``errors``, ``atomic``, ``slugs``) and never ``plan``:
+May import the low floor (``errors``, ``atomic``, ``slugs``, ``folders``) and never ``plan``:
 the registry knows nothing about task files.
 """
 
@@ -58,6 +58,6 @@ def existing_registry(config: Config) -> Registry | None:
     For read-only views that must cost nothing (and create nothing) in a repository
     where no task ever ran.
     """
-    if not config.registry_dir.exists():
+    if not config.has_registry:
         return None
     return open_registry(config)

@@ -1,6 +1,6 @@
 """The embedded registry store: JSON files in one folder.
 
-    registry/registry.json      entries and lease history (see ``registryfile``)
+    registry/registry.json      entries and lease history (see ``document``)
     registry/registry.json.bak  the previous good registry.json (a hard link)
     registry/registry.lock      the lock every write takes (never the data file)
     registry/events.jsonl       the audit trail (see ``eventlog``)

@@ -129,15 +129,20 @@ class Watcher:
                 await asyncio.wait_for(feed, 3)
 
     def _follow_registry(self, loop: asyncio.AbstractEventLoop, halt: threading.Event) -> None:
-        """The registry's change feed, each batch handed to the event loop (runs in a thread)."""
-        try:
-            for change in self.board.registry().watch(halt):
-                if change.scopes:
-                    loop.call_soon_threadsafe(
-                        self.publish, set(change.scopes), set(change.slugs), change.events
-                    )
-        except Exception as exc:  # an unreadable store: the page still serves what it can
-            self.error = f"{type(exc).__name__}: {exc}"
+        """The registry's change feed, each batch handed to the event loop (runs in a thread).
+
+        A feed that fails is noted (``error``) and followed again a second later: the
+        page keeps serving what it can, and live updates come back with the store.
+        """
+        while not halt.is_set():
+            try:
+                for change in self.board.registry().watch(halt):
+                    if change.scopes:
+                        scopes, slugs = set(change.scopes), set(change.slugs)
+                        loop.call_soon_threadsafe(self.publish, scopes, slugs, change.events)
+            except Exception as exc:  # an unreadable store, a watch limit
+                self.error = f"{type(exc).__name__}: {exc}"
+                halt.wait(1.0)
 
     async def _watch_files(self, stop: asyncio.Event) -> None:
         """Watch the planning folders; a folder appearing or vanishing restarts the watch."""

@@ -62,7 +62,7 @@ def select(classes: Iterable[Classification], filters: Filters, config: Config) 
 
 def _matches(c: Classification, f: Filters, owner: str | None, needle: str) -> bool:
     task = c.task
-    if owner is not None and _owner(c) != owner:
+    if owner is not None and c.owner != owner:
         return False
     if task is None:
         return not (f.milestone or f.label or f.workstream) and (not needle or needle in c.slug.lower())
@@ -77,10 +77,6 @@ def _matches(c: Classification, f: Filters, owner: str | None, needle: str) -> b
             or needle in task.body.lower()
         )
     )
-
-
-def _owner(c: Classification) -> str | None:
-    return (c.task.owner if c.task else None) or (c.entry.owner if c.entry else None)
 
 
 @dataclass(frozen=True)
