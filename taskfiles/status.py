@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import socket
 from collections.abc import Collection, Iterable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import datetime
 from functools import cached_property
 from typing import Any
@@ -127,11 +127,9 @@ class Observation:
     inputs: state.Inputs
     capacity: Capacity
     cycle: CycleView | None  # None: no cycle has run (or its record cannot be read)
-    record: CycleRecord | None  # the last cycle's record as read (the cycle's own memory)
     priorities: tuple[str, ...]
     warnings: tuple[str, ...] = ()
     registry_error: str | None = None
-    filtered: bool = field(default=False, compare=False)
 
     @property
     def ref(self) -> str | None:
@@ -152,6 +150,11 @@ class Observation:
     def attention(self) -> list[state.Classification]:
         """The rows a human should look at: every one with a signal or in needs_attention."""
         return [c for c in self.rows if c.signals or c.bucket == "needs_attention"]
+
+    @property
+    def record(self) -> CycleRecord | None:
+        """The last cycle's record as read (it carries the cycle's own memory)."""
+        return self.cycle.record if self.cycle else None
 
     @property
     def stale(self) -> bool:
@@ -180,16 +183,13 @@ class Observation:
         ready = [
             c.task
             for c in self.rows
-            if c.task is not None
-            and state.dispatchable(c)
-            and not c.task.legacy
-            and (not wanted or c.task.owner in wanted)
+            if c.task is not None and state.dispatchable(c) and (not wanted or c.task.owner in wanted)
         ]
         return sorted(ready, key=lambda task: (rank.get(task.priority, len(rank)), task.slug))
 
     def narrow(self, rows: Iterable[state.Classification]) -> Observation:
         """The same observation showing only ``rows``."""
-        return replace(self, rows=tuple(rows), filtered=True)
+        return replace(self, rows=tuple(rows))
 
     def only(self, config: Config, *, slug: str | None = None, owner: str | None = None) -> Observation:
         """The rows of one slug and/or one (canonical) owner."""
@@ -290,7 +290,6 @@ def classify(
         inputs=inputs,
         capacity=capacity,
         cycle=_cycle_view(record, now, config.limits.cycle_stale_after),
-        record=record,
         priorities=config.priorities,
         warnings=warnings,
         registry_error=registry_error,

@@ -26,6 +26,7 @@ from __future__ import annotations
 import gzip
 import json
 import os
+import time
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
@@ -86,20 +87,35 @@ def history(root: Path, path: Path) -> tuple[list[Event], list[str]]:
 
 def follow(path: Path, *, from_start: bool, poll: float) -> Iterator[Event]:
     """Events as they are appended to ``path`` (from this call on), each once even across a gc rewrite."""
-    return _unique(jsonl.follow(path, from_start=from_start, poll=poll))
+    return _poll(Tail(path, from_start=from_start), poll)
 
 
-def _unique(lines: Iterator[tuple[int, dict[str, Any]]]) -> Iterator[Event]:
-    last_seq, generation = 0, 0
-    skip_upto = -1
-    for gen, obj in lines:
-        if gen != generation:  # the file was rewritten: its first lines were seen already
-            generation, skip_upto = gen, last_seq
+def _poll(tail: Tail, poll: float) -> Iterator[Event]:
+    while True:
+        yield from tail.read()
+        time.sleep(poll)
+
+
+class Tail:
+    """The events appended to ``path`` since the last read (complete lines only), each once:
+    after a rewrite (gc) only those newer than the last one seen."""
+
+    def __init__(self, path: Path, *, from_start: bool = False) -> None:
+        self.lines = jsonl.Tail(path, from_start)
+        self.generation, self.last_seq, self.skip_upto = 0, 0, -1
+
+    def read(self) -> list[Event]:
+        """The new events, oldest first."""
+        return [event for event in map(self._admit, self.lines.read_new()) if event is not None]
+
+    def _admit(self, obj: dict[str, Any]) -> Event | None:
+        if self.lines.generation != self.generation:  # rewritten: its first lines were seen already
+            self.generation, self.skip_upto = self.lines.generation, self.last_seq
         event = _event(obj)
-        if event is None or event.seq <= skip_upto:
-            continue
-        last_seq = max(last_seq, event.seq)
-        yield event
+        if event is None or event.seq <= self.skip_upto:
+            return None
+        self.last_seq = max(self.last_seq, event.seq)
+        return event
 
 
 def archive(root: Path, path: Path, cutoff: datetime, now: datetime) -> tuple[int, Path | None, list[str]]:
@@ -146,47 +162,4 @@ def _time_of(line: bytes) -> datetime | None:
     try:
         return parse_time(json.loads(line)["time"])
     except (ValueError, KeyError, TypeError):
-        return None
-
-
-class Tail:
-    """The events appended to an ``events.jsonl`` since the last read (complete lines only)."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.offset = _size(path)
-        self.last_seq = 0
-
-    def read(self) -> list[Event]:
-        """New events; after a rewrite (gc) only those newer than the last one seen."""
-        size = _size(self.path)
-        floor = 0
-        if size < self.offset:
-            self.offset, floor = 0, self.last_seq
-        if size == self.offset:
-            return []
-        try:
-            with open(self.path, "rb") as handle:
-                handle.seek(self.offset)
-                data = handle.read(size - self.offset)
-        except OSError:
-            return []
-        complete = data[: data.rfind(b"\n") + 1]
-        self.offset += len(complete)
-        events = [e for e in map(_line_event, complete.splitlines()) if e is not None and e.seq > floor]
-        self.last_seq = max([self.last_seq, *(e.seq for e in events)])
-        return events
-
-
-def _size(path: Path) -> int:
-    try:
-        return path.stat().st_size
-    except OSError:
-        return 0
-
-
-def _line_event(line: bytes) -> Event | None:
-    try:
-        return Event.from_dict(json.loads(line))
-    except (ValueError, TypeError, AttributeError):
         return None

@@ -81,12 +81,10 @@ def follow(
     are skipped. Ends when ``done()`` turns true and everything written so far
     has been yielded.
     """
-    return _follow(_Tail(path, from_start), poll, done)
+    return _follow(Tail(path, from_start), poll, done)
 
 
-def _follow(
-    tail: _Tail, poll: float, done: Callable[[], bool] | None
-) -> Iterator[tuple[int, dict[str, Any]]]:
+def _follow(tail: Tail, poll: float, done: Callable[[], bool] | None) -> Iterator[tuple[int, dict[str, Any]]]:
     while True:
         finished = done() if done else False  # checked before reading: nothing is missed
         for obj in tail.read_new():
@@ -96,7 +94,7 @@ def _follow(
         time.sleep(poll)
 
 
-class _Tail:
+class Tail:
     """The reading position in a file that may grow or be replaced."""
 
     def __init__(self, path: Path, from_start: bool) -> None:

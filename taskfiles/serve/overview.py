@@ -9,12 +9,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 from urllib.parse import urlencode
 
 from ..config import Config, Limits
-from ..registry.records import parse_time
 from ..state import BUCKETS, Classification, counts
 from .board import Reading
 
@@ -157,16 +155,6 @@ def choices(reading: Reading) -> dict[str, list[str]]:
         found["workstream"].add(task.workstream or "")
         found["label"].update(task.labels)
     return {key: sorted(v for v in values if v) for key, values in found.items()}
-
-
-def age_seconds(stamp: str | None, now: datetime) -> float | None:
-    """Seconds since ``stamp``, or None when there is none or it cannot be read."""
-    if not stamp:
-        return None
-    try:
-        return (now - parse_time(stamp)).total_seconds()
-    except ValueError:
-        return None
 
 
 def staleness(age: float | None, limits: Limits) -> str:

@@ -16,7 +16,8 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse
 
 from ..registry.records import parse_time
-from .overview import age_seconds, staleness
+from ..status import age_seconds
+from .overview import staleness
 
 HERE = Path(__file__).parent
 TEMPLATES = HERE / "templates"
