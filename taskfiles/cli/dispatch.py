@@ -95,14 +95,14 @@ def run_heartbeat(
     as_json: bool,
 ) -> None:
     """One cycle, or one every ``every`` seconds; print each summary."""
-    from ..dispatch import cycle as heartbeat
+    from ..dispatch import cycle
 
-    options = heartbeat.CycleOptions(tuple(owners or ()), max_parallel, not no_dispatch, dry_run)
+    options = cycle.CycleOptions(tuple(owners or ()), max_parallel, not no_dispatch, dry_run)
     if every is None:
-        _show(heartbeat.run_cycle(cfg, options), as_json)
+        _show(cycle.run_cycle(cfg, options), as_json)
         return
     try:
-        for outcome in heartbeat.loop(cfg, options, every):
+        for outcome in cycle.loop(cfg, options, every):
             if isinstance(outcome, TaskfilesError):
                 error(outcome)
             else:

@@ -22,6 +22,7 @@ import os
 import socket
 import time
 from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -183,7 +184,7 @@ def _dispatch(
 
 
 def _again(
-    scene: Scene, seen: Observation, options: CycleOptions, started: frozenset[str] | set[str] = frozenset()
+    scene: Scene, seen: Observation, options: CycleOptions, started: AbstractSet[str] = frozenset()
 ) -> Observation:
     """Classify the entries as the cycle's own writes left them: the same tasks, the same
     record, the same probe of dead workers (less the tasks it ``started`` since, whose

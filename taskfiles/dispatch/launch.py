@@ -2,7 +2,7 @@
 
 For each task, highest priority first and up to the free capacity: claim it with a
 new lease, create or reuse ``.worktrees/<slug>`` on branch ``task/<slug>`` from the
-base commit, render the prompt file under the registry, start ``task worker run``
+base commit, write the prompt file with this host's files, start ``task worker run``
 in a new session (it survives the cycle), then record its pid, start time and
 worktree. The wrapper waits on its stdin until that record is written, so the
 registry never misses the pid of a worker that ends quickly. A dispatch that fails

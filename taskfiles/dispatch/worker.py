@@ -116,7 +116,7 @@ def _job(
     config: Config, entry: RegistryEntry, lease: int, task_file: str | None, prompt_file: str | None
 ) -> Job:
     """The attempt's facts; by hand (no --task-file/--prompt-file) the task is looked up and
-    its prompt rendered under the registry, as the heartbeat would have."""
+    its prompt written with this host's files, as the heartbeat would have."""
     worktree = Path(entry.worktree or config.root)
     branch = entry.branch or ""
     if task_file is None or prompt_file is None:
