@@ -319,6 +319,7 @@ class CycleRecord:
     actions: tuple[Mapping[str, Any], ...] = ()
     dispatched: tuple[Mapping[str, Any], ...] = ()
     warnings: tuple[str, ...] = ()
+    skipped: tuple[str, ...] = ()  # task files the cycle could not read (repository-relative)
     ready_since: Mapping[str, str] = field(default_factory=dict)
     orphan_since: Mapping[str, str] = field(default_factory=dict)
 
@@ -353,6 +354,7 @@ class CycleRecord:
             actions=tuple(_tables(data.get("actions"))),
             dispatched=tuple(_tables(data.get("dispatched"))),
             warnings=tuple(_strings(data.get("warnings"))),
+            skipped=tuple(_strings(data.get("skipped"))),
             ready_since=_stamps(data.get("ready_since")),
             orphan_since=_stamps(data.get("orphan_since")),
         )
