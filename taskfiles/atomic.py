@@ -80,12 +80,12 @@ def atomic_write(
         fsync_dir(path.parent)
 
 
-def keep_backup(path: Path, backup: Path, data: bytes) -> None:
-    """Make ``backup`` hold what ``path`` holds now (``data``), atomically.
+def keep_backup(path: Path, backup: Path) -> None:
+    """Make ``backup`` hold what ``path`` holds now, atomically.
 
     A hard link costs no copy: the current file's inode simply gets a second name
-    before the next write replaces the first one. Where links are refused, ``data``
-    is written out instead. The caller fsyncs the folder.
+    before the next write replaces the first one. Where links are refused, the file
+    is copied instead. The caller fsyncs the folder.
     """
     tmp = backup.with_name(f"{backup.name}.tmp")
     with contextlib.suppress(FileNotFoundError):
@@ -95,7 +95,7 @@ def keep_backup(path: Path, backup: Path, data: bytes) -> None:
     except OSError as exc:
         if exc.errno not in _NO_LINK:
             raise
-        atomic_write(backup, data, tmp=tmp, sync_dir=False)
+        atomic_write(backup, path.read_bytes(), tmp=tmp, sync_dir=False)
         return
     os.replace(tmp, backup)
 

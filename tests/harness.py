@@ -179,7 +179,7 @@ class Site:
     def kill_all(self) -> None:
         """Kill every worker session any entry or event ever recorded (teardown)."""
         for event in self.registry().events().events:
-            entry = event.entry or {}
+            entry = (event.change or {}).get("set", {})
             if event.type == "task.started" and entry.get("pid"):
                 process.kill_session(int(entry["pid"]), entry.get("pid_start_time"), signal.SIGKILL)
 

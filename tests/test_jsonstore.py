@@ -31,11 +31,14 @@ from taskfiles.registry import (
     Plan,
     RegistryEntry,
     Snapshot,
+    eventlog,
     existing_registry,
+    journal,
     open_registry,
 )
 from taskfiles.registry.document import Codec
 from taskfiles.registry.jsonstore import JsonRegistry
+from taskfiles.registry.repair import rebuild
 
 from .conftest import REGISTRY_OPS, TEST_ACTOR, ManualClock, registry_op
 
@@ -104,8 +107,11 @@ def test_a_refused_write_leaves_every_file_byte_for_byte(
 def test_the_registry_file_is_plain_json_one_entry_a_line(reg: JsonRegistry) -> None:
     running(reg, "b")
     reg.claim("a", worker="w")
+    reg.checkpoint()
     lines = reg.data.read_bytes().split(b"\n")
-    assert lines[0].startswith(b'{"version":1,"seq":3,') and lines[2] == b'"entries":{'
+    journal_bytes = reg.events_path.stat().st_size
+    assert lines[0].startswith(b'{"version":2,"seq":3,"updated_at":') and lines[2] == b'"entries":{'
+    assert f'"journal":{journal_bytes},'.encode() in lines[0]
     assert lines[3].startswith(b'"b":{') and lines[4].startswith(b'"a":{') and lines[5] == b"}}"
     doc = json.loads(reg.data.read_bytes())
     assert doc["leases"] == {"a": 1, "b": 1} and doc["entries"]["b"]["state"] == "running"
@@ -127,14 +133,32 @@ def test_each_attempt_logs_to_its_own_file(reg: JsonRegistry) -> None:
     ]
 
 
-def test_events_are_one_json_object_a_line_with_the_entry_they_left(reg: JsonRegistry) -> None:
+def test_the_journal_is_one_transaction_a_line_with_only_what_changed(reg: JsonRegistry) -> None:
     lease = running(reg)
+    reg.heartbeat("fix-login", lease)  # the first heartbeat of an attempt is an event
+    reg.heartbeat("fix-login", lease)  # the rest are silent writes
     reg.finish("fix-login", lease, 0)
     lines = [json.loads(line) for line in reg.events_path.read_text().splitlines()]
-    assert [line["type"] for line in lines] == ["task.claimed", "task.started", "task.exited"]
-    assert [line["seq"] for line in lines] == [1, 2, 3]
-    assert lines[-1]["entry"] == reg.get("fix-login").to_dict()
+    assert [line["seq"] for line in lines] == [1, 2, 3, 4, 5]
+    assert [[c.get("type") for c in line["changes"]] for line in lines] == [
+        ["task.claimed"],
+        ["task.started"],
+        ["task.heartbeat"],
+        [None],
+        ["task.exited"],
+    ]
     assert lines[0]["actor"] == {"who": "tester", "host": "host-1", "pid": 4242}
+    assert lines[3]["changes"][0]["set"] == {"heartbeats": 2}  # the clock did not move
+    row: dict[str, object] = {}
+    for line in lines:
+        row = journal.patch(row, line["changes"][0])
+    assert row == reg.get("fix-login").to_dict()
+    assert [e.type for e in reg.events().events] == [
+        "task.claimed",
+        "task.started",
+        "task.heartbeat",
+        "task.exited",
+    ]
 
 
 def test_write_cycle_replaces_snapshot_json_and_a_torn_one_reads_as_none(reg: JsonRegistry) -> None:
@@ -155,15 +179,17 @@ def test_malformed_event_lines_are_skipped_with_their_line_numbers(reg: JsonRegi
     reg.claim("a", worker="w")
     with open(reg.events_path, "ab") as handle:
         handle.write(b'{"not json\n[1, 2]\n{"type": "task.note"}\n{"time": "2025-03-01T12:00:00Z", "ty')
-    reg.note("a", "after the torn line")  # the torn last line must not swallow this event
+    reg.note("a", "after the torn line")  # the torn last line is no line: the next write cuts it off
     page = reg.events()
     assert [e.type for e in page.events] == ["task.claimed", "task.note"]
     path = str(reg.events_path)
     assert page.warnings[0].startswith(f"{path}:2: not valid JSON")
     assert page.warnings[1] == f"{path}:3: not a JSON object; line skipped"
-    assert page.warnings[2] == f"{path}:4: not an event (needs 'time' and 'type'); line skipped"
-    assert page.warnings[3].startswith(f"{path}:5: not valid JSON")
-    assert len(page.warnings) == 4
+    assert page.warnings[2] == (
+        f"{path}:4: not an event or a transaction (needs 'time' and 'type' or 'changes'); line skipped"
+    )
+    assert len(page.warnings) == 3
+    assert b'"2025-03-01T12:00:00Z", "ty' not in reg.events_path.read_bytes()
 
 
 def test_bad_log_lines_are_skipped_with_warnings(reg: JsonRegistry) -> None:
@@ -217,7 +243,7 @@ def test_a_read_only_registry_folder_fails_clearly_and_loses_nothing(reg: JsonRe
     lease = running(reg)
     reg.log("fix-login", "line", lease=lease)
     before = files(reg)
-    with immutable(reg.root):
+    with immutable(reg.root), immutable(reg.events_path):
         calls: list[Callable[[], RegistryEntry]] = [
             lambda: reg.heartbeat("fix-login", lease),
             lambda: reg.claim("other", worker="w"),
@@ -271,6 +297,8 @@ def test_a_corrupt_registry_is_refused_never_overwritten_and_repair_rebuilds_it(
     reg.claim("other", worker="w2")
     reg.release("other")
     reg.claim("third", worker="w3")
+    reg.checkpoint()
+    reg.checkpoint()  # the first snapshot is now the backup
     want = reg.entries()
     garbage = b'{"version":1,"entries":{"fix-login":{"state":'
     reg.data.write_bytes(garbage)
@@ -302,7 +330,7 @@ def test_repair_without_a_backup_replays_the_whole_event_log(reg: JsonRegistry) 
     reg.claim("b", worker="w")
     want = reg.entries()
     reg.data.write_bytes(b"\x00\x00garbage")
-    reg.backup.unlink()
+    reg.backup.unlink(missing_ok=True)
     report = reg.repair()
     assert not report.from_backup
     assert any("rebuilt from the event log alone" in note for note in report.unrecovered)
@@ -310,29 +338,64 @@ def test_repair_without_a_backup_replays_the_whole_event_log(reg: JsonRegistry) 
     assert reg.snapshot().leases == {"fix-login": 1, "b": 1}
 
 
-def test_repair_reports_heartbeats_that_left_no_event(reg: JsonRegistry, clock: ManualClock) -> None:
+def test_repair_recovers_heartbeats_that_left_no_event(reg: JsonRegistry, clock: ManualClock) -> None:
     lease = running(reg)
-    reg.backup.unlink()  # force the next write to refresh the backup at this point
+    reg.checkpoint()
+    reg.checkpoint()  # a backup as of here
     reg.heartbeat("fix-login", lease)  # first heartbeat: an event
     for _ in range(3):
         clock.advance(seconds=10)
-        reg.heartbeat("fix-login", lease)  # silent
+        reg.heartbeat("fix-login", lease)  # silent, but in the journal
     reg.note("fix-login", "evented")
+    clock.advance(seconds=10)
+    reg.heartbeat("fix-login", lease)
+    want = reg.entries()
     reg.data.write_text("{")
     report = reg.repair()
-    assert any("3 write(s) between the backup" in note for note in report.unrecovered)
-    assert any("fix-login" in note and "next one" in note for note in report.unrecovered)
-    assert reg.get("fix-login").progress == "evented"
+    assert report.from_backup and report.unrecovered == ()
+    assert reg.entries() == want and want["fix-login"].heartbeats == 5
 
 
-def test_a_missing_registry_with_history_is_refused_because_leases_would_restart(reg: JsonRegistry) -> None:
+def test_repair_of_a_registry_from_before_the_journal_reports_the_heartbeats_it_lacks(
+    reg: JsonRegistry,
+) -> None:
+    """Older versions wrote one event a line with the whole entry, and nothing for a plain
+    heartbeat: those lines still replay, and the missing writes are named."""
+    claimed = {"slug": "a", "state": "claimed", "lease": 1, "attempt": 1, "max_attempts": 3}
+    running_row = {**claimed, "state": "running", "heartbeats": 1}
+    noted = {**running_row, "progress": "half way", "heartbeats": 3}
+    events: list[dict[str, object]] = [
+        {"time": "2025-03-01T12:00:00Z", "type": "task.claimed", "slug": "a", "lease": 1, "seq": 1},
+        {"time": "2025-03-01T12:00:01Z", "type": "task.started", "slug": "a", "lease": 1, "seq": 2},
+        {"time": "2025-03-01T12:00:09Z", "type": "task.note", "slug": "a", "lease": 1, "seq": 5},
+    ]  # seq 3 and 4: heartbeats that left no line
+    for event, row in zip(events, (claimed, running_row, noted), strict=True):
+        event["entry"] = row
+    reg.root.mkdir()
+    reg.events_path.write_text("".join(json.dumps(e) + "\n" for e in events))
+    reg.data.write_text(json.dumps({"version": 1, "seq": 4, "entries": {"a": {}}, "leases": {}}))
+    report = reg.repair()
+    assert any("2 write(s) between the backup (write 0)" in note for note in report.unrecovered)
+    assert reg.get("a").to_dict() == RegistryEntry.from_dict(noted).to_dict()
+    assert reg.snapshot().leases == {"a": 1}
+
+
+def test_a_missing_registry_json_is_read_from_a_whole_journal_and_refused_without_one(
+    reg: JsonRegistry, clock: ManualClock
+) -> None:
     reg.claim("a", worker="w")
     reg.release("a")
     reg.data.unlink()
-    with pytest.raises(RegistryError, match=r"missing but .* exist.*would reuse leases"):
-        reg.claim("a", worker="w")
-    assert reg.repair().needed
+    assert JsonRegistry(reg.root).get("a").state == "released"  # the journal holds every write
     assert reg.claim("a", worker="w").lease == 2
+    reg.release("a")
+    clock.advance(days=40)
+    reg.gc(older_than_days=30)  # the journal's first lines are archived now
+    reg.data.unlink()
+    with pytest.raises(RegistryError, match=r"missing but .* exists.*would reuse leases"):
+        JsonRegistry(reg.root).claim("a", worker="w")
+    assert reg.repair().needed
+    assert reg.claim("a", worker="w").lease == 3
 
 
 def test_a_malformed_entry_is_refused_with_the_file_named(reg: JsonRegistry) -> None:
@@ -348,8 +411,10 @@ def test_a_malformed_entry_is_refused_with_the_file_named(reg: JsonRegistry) -> 
 def test_a_hand_formatted_registry_is_read_and_rewritten_in_its_layout(reg: JsonRegistry) -> None:
     reg.claim("a", worker="w")
     reg.claim("b", worker="w")
+    reg.checkpoint()
     reg.data.write_text(json.dumps(json.loads(reg.data.read_bytes()), indent=4))
     assert reg.heartbeat("b", 1).heartbeats == 1
+    reg.checkpoint()
     assert reg.data.read_bytes().count(b"\n") == 6  # header, leases, "entries":{, two entries, }}
     assert set(reg.entries()) == {"a", "b"}
 
@@ -387,7 +452,7 @@ def test_gc_removes_logs_folders_archives_events_and_leaves_the_hosts_files_alon
     archived = gzip.decompress(Path(report.archive).read_bytes()).splitlines()
     assert len(archived) == report.events_archived == 14
     assert {json.loads(line)["time"] for line in archived} == {"2025-03-01T12:00:00.000000Z"}
-    kept = [json.loads(line)["type"] for line in reg.events_path.read_text().splitlines()]
+    kept = [e.type for e in reg.events().events]
     assert kept == ["task.note", "task.pruned"]
     reg.claim("next", worker="w")
     reg.release("next")
@@ -401,6 +466,8 @@ def test_the_backup_is_the_last_good_registry_json(reg: JsonRegistry) -> None:
     assert not reg.backup.exists()  # nothing to keep yet
     first = reg.data.read_bytes()
     reg.claim("b", worker="w")
+    assert reg.data.read_bytes() == first  # a write is a journal line; the snapshot waits
+    reg.checkpoint()
     assert reg.backup.read_bytes() == first
     assert set(Codec().parse(reg.backup.read_bytes()).rows) == {"a"}
 
@@ -431,11 +498,18 @@ def test_two_writers_always_leave_a_file_json_reads_the_same(
             registry_op(writers[n % 2], op, slug)
         if not root.joinpath("registry.json").exists():
             continue
-        data = root.joinpath("registry.json").read_bytes()
-        plain = json.loads(data)
-        assert Codec().parse(data).leases == plain["leases"]
+        lines, _ = eventlog.history_lines(root, root / "events.jsonl")
+        replayed = rebuild(None, lines).document
+        want = {s: RegistryEntry.from_dict(row).to_dict() for s, row in replayed.rows.items()}
         for reader in (*writers, JsonRegistry(root)):
-            assert {s: e.to_dict() for s, e in reader.entries().items()} == plain["entries"]
+            assert {s: e.to_dict() for s, e in reader.entries().items()} == want
+            assert reader.snapshot().leases == replayed.leases
+        if n % 3 == 0:
+            writers[n % 2].checkpoint()
+            data = root.joinpath("registry.json").read_bytes()
+            plain = json.loads(data)
+            assert Codec().parse(data).leases == plain["leases"] == replayed.leases
+            assert plain["entries"] == want
 
 
 # -- the front door ---------------------------------------------------------------------------------

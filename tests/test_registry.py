@@ -31,6 +31,7 @@ from taskfiles.registry import (
     RegistryChange,
     RegistryEntry,
     Snapshot,
+    journal,
     open_registry,
 )
 
@@ -136,7 +137,7 @@ def test_claim_to_release_records_each_step_with_time_and_actor(reg: Registry, c
     assert page.events[0].details == {"worker": "w1", "owner": "core", "attempt": 1}
     assert page.events[0].time == T0
     assert page.events[-1].details == {"reason": "completed on main", "previous_state": "exited"}
-    assert page.events[-1].entry is not None and page.events[-1].entry["state"] == "released"
+    assert page.events[-1].change is not None and page.events[-1].change["set"]["state"] == "released"
     seqs = [e.seq for e in page.events]
     assert seqs == sorted(set(seqs)) and reg.snapshot().seq == seqs[-1]  # one write each, in order
     assert page.warnings == ()
@@ -181,7 +182,7 @@ def test_fail_records_a_failure_without_an_exit(reg: Registry) -> None:
     event = reg.events().events[-1]
     assert (event.type, event.details) == (
         "task.failed",
-        {"failure_class": "worker_gone", "error": "pid 123 is gone"},
+        {"failure_class": "worker_gone", "error": "pid 123 is gone", "started_at": T0, "cost_usd": 0.0},
     )
 
 
@@ -477,6 +478,7 @@ def test_every_transition(
             ACTIONS[action](reg, lease)
         assert observed(reg) == before
         return
+    row = reg.get("t").to_dict()
     ACTIONS[action](reg, lease)
     after = reg.find("t")
     assert (after.state if after else None) == expected
@@ -485,7 +487,12 @@ def test_every_transition(
     else:
         last = reg.events().events[-1]
         assert (last.type, last.slug, last.seq) == (event, "t", reg.snapshot().seq)
-        assert last.entry == (after.to_dict() if after else None)
+        if after is None:
+            assert last.removed and last.change is None
+        else:  # the event carries what changed, and only that: the old row with it is the new
+            change = last.change or {}  # None: the event changed nothing in the entry
+            assert journal.patch(row, change) == after.to_dict()
+            assert set(change.get("set", {})) == {k for k, v in after.to_dict().items() if row.get(k) != v}
 
 
 def test_unpark_closes_the_circuit_and_makes_the_task_claimable(reg: Registry) -> None:

@@ -24,14 +24,15 @@ from __future__ import annotations
 import json
 import re
 import zlib
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from .journal import Transaction, patch
 from .records import STATES
 from .transaction import Applied
 
-VERSION = 1
+VERSION = 2  # 2: the head names the journal bytes it covers (1 had no journal; still read)
 _OPEN = b',\n"entries":{'
 _CLOSE = b"\n}}\n"
 _LINE = re.compile(rb'\n"([A-Za-z0-9][A-Za-z0-9._-]*)":\{')  # slugs are check_slug-valid
@@ -137,13 +138,44 @@ class Document:
     leases: dict[str, int] = field(default_factory=dict)
     rows: Rows = field(default_factory=Rows)
     leases_line: bytes | None = None  # the leases as they are in the file, while unchanged
+    journal: int | None = None  # the bytes of events.jsonl this snapshot covers (None: unknown)
 
     def applied(self, change: Applied, seq: int, stamp: str) -> Document:
-        """A new document with ``change`` written in, at write number ``seq``."""
-        leases = {**self.leases, **change.leases}
-        kept = self.leases_line if leases == self.leases else None
-        rows = self.rows.overlaid(change.rows)
-        return replace(self, seq=seq, updated_at=stamp, rows=rows, leases=leases, leases_line=kept)
+        """A new document with ``change`` written in, at transaction ``seq``."""
+        return self._with(change.rows, change.leases, seq, stamp)
+
+    def replayed(self, transactions: Sequence[Transaction]) -> Document:
+        """A new document with journal ``transactions`` (those after ``seq``, in order) replayed."""
+        rows: dict[str, _Row | None] = {}
+        leases: dict[str, int] = {}
+        seq = self.seq
+        for txn in transactions:
+            if txn.seq <= seq:
+                continue
+            seq = txn.seq
+            for change in txn.changes:
+                slug = change.get("slug")
+                if not isinstance(slug, str):
+                    continue  # registry-wide events (repair) change no entry
+                if change.get("removed"):
+                    rows[slug] = None
+                else:
+                    old = rows[slug] if slug in rows else self.rows.get(slug)
+                    rows[slug] = patch(old, change)
+                lease = (rows[slug] or change).get("lease")
+                if isinstance(lease, int):
+                    leases[slug] = max(leases.get(slug, self.leases.get(slug, 0)), lease)
+        if seq == self.seq:
+            return self
+        return self._with(rows, leases, seq, self.updated_at)
+
+    def _with(
+        self, rows: Mapping[str, _Row | None], leases: Mapping[str, int], seq: int, stamp: str | None
+    ) -> Document:
+        merged = {**self.leases, **leases}
+        kept = self.leases_line if merged == self.leases else None
+        overlaid = self.rows.overlaid(rows)
+        return replace(self, seq=seq, updated_at=stamp, rows=overlaid, leases=merged, leases_line=kept)
 
 
 def _dumps(value: Any) -> bytes:
@@ -199,7 +231,10 @@ class Codec:
         crc = 0
         for piece in rest:
             crc = zlib.crc32(piece, crc)
-        head = _dumps({"version": VERSION, "seq": doc.seq, "updated_at": doc.updated_at, "crc": crc})
+        head = _dumps(
+            {"version": VERSION, "seq": doc.seq, "updated_at": doc.updated_at}
+            | {"journal": doc.journal, "crc": crc}
+        )
         data = b"".join([head[:-1], b",\n", *rest])
         self._leases = (leases, doc.leases)
         # Remember the new bytes as a fresh document (not an overlay on the old bytes,
@@ -265,12 +300,14 @@ def _parse_whole(data: bytes) -> Document:
 def _document(
     head: dict[str, Any], leases: dict[str, int], rows: Rows, leases_line: bytes | None
 ) -> Document:
-    if head.get("version") != VERSION:
+    if head.get("version") not in (1, VERSION):
         raise DocumentError(f"version {head.get('version')!r} is not {VERSION}; a newer taskfiles wrote it")
     seq = head.get("seq", 0)
     if not _is_int(seq):
         raise DocumentError("'seq' must be a whole number")
-    return Document(seq, head.get("updated_at"), leases, rows, leases_line)
+    journal = head.get("journal")
+    covered = journal if isinstance(journal, int) and _is_int(journal) and journal >= 0 else None
+    return Document(seq, head.get("updated_at"), leases, rows, leases_line, covered)
 
 
 def _checked_leases(leases: Any) -> dict[str, int]:

@@ -1,24 +1,26 @@
-"""``events.jsonl``: the append-only audit trail, its readers and its archives.
+"""``events.jsonl``: the journal read as the audit trail, and its archives.
 
-One JSON object a line (see ``records.Event``)::
+Each line is one registry transaction (see ``journal``); its changes that carry a
+``type`` are the events (see ``records.Event``), each with what it changed in
+its entry::
 
     {"time":"...","type":"task.claimed","slug":"fix-login","lease":4,
      "actor":{"who":"agent-7","host":"ci-1","pid":4242},"details":{"worker":"w1"},
-     "seq":17,"entry":{...the entry as this event left it...}}
+     "seq":17,"change":{"set":{"state":"claimed","lease":4,...}}}
 
 Types: ``task.claimed``, ``task.started``, ``task.heartbeat`` (only the first of
-an attempt and those with a note: the rest would drown the trail, and the entry's
-``heartbeat_at`` says all they say), ``task.exited``, ``task.failed`` (no exit
-record: worker gone, stalled), ``task.released``, ``task.stopped``,
-``task.retry_scheduled``, ``task.parked``, ``task.unparked``, the runtime facts
-``task.note``, ``task.progress``, ``task.blocker``, ``task.evidence``,
-``task.artifact``, and ``task.pruned`` (gc) and ``registry.repaired``. Log lines
-are not events; they live in ``logs/``.
+an attempt and those with a note: the rest would drown the trail; the journal
+keeps the others as silent writes, which readers skip and gc drops),
+``task.exited``, ``task.failed`` (no exit record: worker gone, stalled),
+``task.released``, ``task.stopped``, ``task.retry_scheduled``, ``task.parked``,
+``task.unparked``, the runtime facts ``task.note``, ``task.progress``,
+``task.blocker``, ``task.evidence``, ``task.artifact``, and ``task.pruned`` (gc)
+and ``registry.repaired``. Log lines are not events; they live in ``logs/``.
 
-Events are appended under the registry lock, after the registry write they
-record, so the trail never shows a change that did not happen (a crash between
-the two loses the event, never the change). ``gc`` moves old
-lines into ``events-YYYYMMDD.jsonl.gz`` (gzip members appended per run).
+The journal line is the commit: the trail shows every change that happened and
+none that did not. Lines from before the journal (one event each, with the
+whole ``entry``) are read alike. ``gc`` moves old lines into
+``events-YYYYMMDD.jsonl.gz`` (gzip members appended per run).
 """
 
 from __future__ import annotations
@@ -33,56 +35,76 @@ from pathlib import Path
 from typing import Any
 
 from .. import atomic
-from . import jsonl
+from . import journal, jsonl
 from .records import Event, parse_time
 
 ARCHIVE_GLOB = "events-*.jsonl.gz"
-
-
-def encode(events: tuple[Event, ...] | list[Event]) -> bytes:
-    """The lines that record ``events``."""
-    return b"".join(json.dumps(e.to_dict(), separators=(",", ":")).encode() + b"\n" for e in events)
 
 
 def decode(lines: jsonl.Lines) -> tuple[list[Event], list[str]]:
     """The events among parsed lines, and a warning (file:line) for each line skipped."""
     events, problems = [], []
     for number, obj in lines.items:
-        event = _event(obj)
-        if event is None:
-            problems.append((number, "not an event (needs 'time' and 'type')"))
+        found = _events(obj)
+        if found is None:
+            problems.append((number, "not an event or a transaction (needs 'time' and 'type' or 'changes')"))
         else:
-            events.append(event)
+            events += found
     return events, lines.warnings(problems)
 
 
-def _event(obj: dict[str, Any]) -> Event | None:
+def _events(obj: dict[str, Any]) -> list[Event] | None:
     try:
-        return Event.from_dict(obj)
-    except (TypeError, ValueError, AttributeError):
+        return journal.events_of(obj)
+    except (TypeError, ValueError, AttributeError, KeyError):
         return None
+
+
+def _complete(path: Path) -> jsonl.Lines:
+    """The complete lines of ``path`` (an unterminated tail is a write not yet committed)."""
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return jsonl.Lines(str(path), (), ())
+    return jsonl.parse(journal.complete(data), str(path))
 
 
 def read(path: Path) -> tuple[list[Event], list[str]]:
     """Every event in ``path``, and warnings for the lines skipped."""
-    return decode(jsonl.read(path))
+    return decode(_complete(path))
 
 
-def history(root: Path, path: Path) -> tuple[list[Event], list[str]]:
-    """The archived events (oldest archive first) followed by those in ``path``."""
-    events: list[Event] = []
+def history_lines(root: Path, path: Path) -> tuple[list[dict[str, Any]], list[str]]:
+    """The parsed lines of the archives (oldest first) and then of ``path``: what repair replays."""
+    found: list[dict[str, Any]] = []
     warnings: list[str] = []
+    for lines in [*_archives(root, warnings), _complete(path)]:
+        found += [obj for _, obj in lines.items]
+        warnings += lines.warnings()
+    return found, warnings
+
+
+def _archives(root: Path, warnings: list[str]) -> list[jsonl.Lines]:
+    parsed = []
     for archive in sorted(root.glob(ARCHIVE_GLOB)):
         try:
             data = gzip.decompress(archive.read_bytes())
         except (OSError, EOFError) as exc:
             warnings.append(f"{archive}: unreadable archive ({exc}); skipped")
             continue
-        found, problems = decode(jsonl.parse(data, str(archive)))
+        parsed.append(jsonl.parse(data, str(archive)))
+    return parsed
+
+
+def history(root: Path, path: Path) -> tuple[list[Event], list[str]]:
+    """The archived events (oldest archive first) followed by those in ``path``."""
+    events: list[Event] = []
+    warnings: list[str] = []
+    for lines in [*_archives(root, warnings), _complete(path)]:
+        found, problems = decode(lines)
         events += found
         warnings += problems
-    found, problems = read(path)
-    return events + found, warnings + problems
+    return events, warnings
 
 
 def follow(path: Path, *, from_start: bool, poll: float) -> Iterator[Event]:
@@ -106,31 +128,33 @@ class Tail:
 
     def read(self) -> list[Event]:
         """The new events, oldest first."""
-        return [event for event in map(self._admit, self.lines.read_new()) if event is not None]
+        return [event for obj in self.lines.read_new() for event in self._admit(obj)]
 
-    def _admit(self, obj: dict[str, Any]) -> Event | None:
+    def _admit(self, obj: dict[str, Any]) -> list[Event]:
         if self.lines.generation != self.generation:  # rewritten: its first lines were seen already
             self.generation, self.skip_upto = self.lines.generation, self.last_seq
-        event = _event(obj)
-        if event is None or event.seq <= self.skip_upto:
-            return None
-        self.last_seq = max(self.last_seq, event.seq)
-        return event
+        events = [e for e in _events(obj) or () if e.seq > self.skip_upto]
+        self.last_seq = max([self.last_seq, *(e.seq for e in events)])
+        return events
 
 
 def archive(root: Path, path: Path, cutoff: datetime, now: datetime) -> tuple[int, Path | None, list[str]]:
-    """Move events older than ``cutoff`` from ``path`` into today's gzip archive.
+    """Move events older than ``cutoff`` from ``path`` into today's gzip archive (and drop
+    silent writes, which the snapshot covers: the caller wrote one first); the count is
+    of events.
 
     The archive is fsynced before ``path`` is replaced without those lines; a crash
     in between leaves them in both places, never in neither. Lines that cannot be
     read stay where they are (and are reported).
     """
     try:
-        data = path.read_bytes()
+        data = journal.complete(path.read_bytes())
     except FileNotFoundError:
         return 0, None, []
     old, kept, warnings = _split(data.split(b"\n"), cutoff, str(path))
     if not old:
+        if len(kept) < data.count(b"\n"):  # silent writes dropped
+            atomic.atomic_write(path, b"".join(line + b"\n" for line in kept))
         return 0, None, warnings
     target = root / f"events-{now:%Y%m%d}.jsonl.gz"
     with open(target, "ab") as raw:
@@ -139,7 +163,7 @@ def archive(root: Path, path: Path, cutoff: datetime, now: datetime) -> tuple[in
         raw.flush()
         os.fsync(raw.fileno())
     atomic.atomic_write(path, b"".join(line + b"\n" for line in kept))
-    return len(old), target, warnings
+    return sum(len(_events(_object(line) or {}) or ()) for line in old), target, warnings
 
 
 def _split(lines: list[bytes], cutoff: datetime, name: str) -> tuple[list[bytes], list[bytes], list[str]]:
@@ -147,10 +171,13 @@ def _split(lines: list[bytes], cutoff: datetime, name: str) -> tuple[list[bytes]
     for number, line in enumerate(lines, 1):
         if not line.strip():
             continue
-        moment = _time_of(line)
-        if moment is None:
+        obj = _object(line)
+        moment = _time_of(obj)
+        if obj is None or moment is None:
             warnings.append(f"{name}:{number}: unreadable line kept in place")
             kept.append(line)
+        elif _events(obj) == []:
+            continue  # a silent write the snapshot covers: nothing to keep it for
         elif moment < cutoff:
             old.append(line)
         else:
@@ -158,8 +185,16 @@ def _split(lines: list[bytes], cutoff: datetime, name: str) -> tuple[list[bytes]
     return old, kept, warnings
 
 
-def _time_of(line: bytes) -> datetime | None:
+def _object(line: bytes) -> dict[str, Any] | None:
     try:
-        return parse_time(json.loads(line)["time"])
+        obj = json.loads(line)
+    except ValueError:
+        return None
+    return obj if isinstance(obj, dict) else None
+
+
+def _time_of(obj: dict[str, Any] | None) -> datetime | None:
+    try:
+        return parse_time(obj["time"]) if obj is not None else None
     except (ValueError, KeyError, TypeError):
         return None

@@ -21,9 +21,10 @@ from __future__ import annotations
 import contextlib
 import errno
 import json
+import os
 import threading
-import time
 from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
@@ -31,7 +32,7 @@ from typing import Any, TypeVar
 from .. import atomic, folders
 from ..errors import NotFoundError, RegistryError, TaskfilesError, UsageError
 from ..slugs import check_slug
-from . import eventlog, jsonl, lifecycle, runlog
+from . import eventlog, journal, jsonl, lifecycle, runlog
 from .document import Codec, Document, DocumentError
 from .interface import Clock, EventPage, GcReport, Registry, RegistryChange
 from .records import Actor, CycleRecord, Event, LogRecord, RegistryEntry, format_time, parse_time
@@ -40,7 +41,10 @@ from .runlog import LogPage
 from .transaction import Change, Mutation, Snapshot, apply
 
 T = TypeVar("T")
-BACKUP_EVERY_S = 1.0
+_Tail = tuple[int | None, list[journal.Transaction], int]  # the journal inode, its lines, their end
+# A snapshot is written once the journal after it outgrows half the snapshot (at least
+# this many bytes): a write costs one line, a reader at most 1.5 snapshots.
+COMPACT_AFTER = 256 * 1024
 _READ_ONLY = frozenset({errno.EROFS, errno.EACCES, errno.EPERM})
 
 
@@ -55,6 +59,8 @@ class JsonRegistry(Registry):
         self.lock = self.root / "registry.lock"
         self.events_path = self.root / "events.jsonl"
         self._codec = Codec()
+        self._known: _Known | None = None  # what this process last read (see ``_current``)
+        self._mutex = threading.Lock()  # one process may use the store from several threads
 
     @property
     def location(self) -> str:
@@ -69,27 +75,100 @@ class JsonRegistry(Registry):
         except FileNotFoundError:
             return None
         except OSError as exc:
-            raise RegistryError(
-                f"cannot read {path}: {exc.strerror}; check the folder, or set TASKFILES_REGISTRY "
-                "or registry_dir"
-            ) from None
+            raise self._read_error(path, exc) from None
 
-    def _load(self) -> tuple[Document, bytes | None]:
+    def _read_error(self, path: Path, exc: OSError) -> RegistryError:
+        return RegistryError(
+            f"cannot read {path}: {exc.strerror}; check the folder, or set TASKFILES_REGISTRY or registry_dir"
+        )
+
+    def _current(self) -> _Known:
+        """The registry as of the journal's last complete line: what this process knew,
+        brought up to date with the lines written since (a re-read when the snapshot was
+        replaced or the journal rewritten)."""
+        with self._mutex:
+            known = self._known
+            if known is not None and known.snapshot == _identity(self.data):
+                caught_up = self._catch_up(known)
+                if caught_up is not None:
+                    self._known = caught_up
+                    return caught_up
+            self._known = self._reload()
+            return self._known
+
+    def _catch_up(self, known: _Known) -> _Known | None:
+        """``known`` with the journal lines after it; None when the journal is not the one it read."""
+        back = 1 if known.offset else 0  # the newline before the offset proves it is a line boundary
+        try:
+            inode, data = journal.read_from(self.events_path, known.offset - back)
+        except OSError as exc:
+            raise self._read_error(self.events_path, exc) from None
+        if inode != known.inode or data[:back] != b"\n" * back:
+            return None
+        transactions, end = journal.scan(data[back:], known.offset)
+        if end == known.offset:
+            return known
+        return replace(known, doc=known.doc.replayed(transactions), offset=end)
+
+    def _reload(self) -> _Known:
+        for _ in range(3):  # gc may rewrite the journal between reading the snapshot and it
+            known = self._read_all()
+            if known is not None:
+                return known
+        raise RegistryError(
+            f"{self.events_path} does not continue {self.data}: transactions after it are missing; "
+            "run 'task registry repair'"
+        )
+
+    def _read_all(self) -> _Known | None:
+        identity = _identity(self.data)
         data = self._read(self.data)
         if data is None:
             self._refuse_missing()
-            return Document(), None
+            doc = Document()
+        else:
+            try:
+                doc = self._codec.parse(data)
+            except DocumentError as exc:
+                raise self._corrupt(str(exc)) from None
+        size = len(data) if data is not None else 0
+        found = self._journal_after(doc, doc.journal or 0) if doc.journal else None
+        if found is None:
+            found = self._journal_after(doc, 0)
+        if found is None:
+            return None
+        inode, transactions, end = found
+        return _Known(doc.replayed(transactions), identity, size, doc.journal or 0, inode, end)
+
+    def _journal_after(self, doc: Document, offset: int) -> _Tail | None:
+        """The journal's transactions after ``doc`` read from ``offset``; None when the bytes
+        there do not continue ``doc`` (not a line boundary, or the next seq is not there)."""
+        back = 1 if offset else 0
         try:
-            return self._codec.parse(data), data
-        except DocumentError as exc:
-            raise self._corrupt(str(exc)) from None
+            inode, data = journal.read_from(self.events_path, offset - back)
+        except OSError as exc:
+            raise self._read_error(self.events_path, exc) from None
+        if data[:back] != b"\n" * back:
+            return None
+        transactions, end = journal.scan(data[back:], offset)
+        later = [t for t in transactions if t.seq > doc.seq]
+        if later and later[0].seq != doc.seq + 1:
+            return None
+        return inode, later, end
 
     def _refuse_missing(self) -> None:
-        # Starting over would restart every lease at 1 and let a stale worker write again.
-        history = [p.name for p in (self.backup, self.events_path) if p.exists()]
-        if history:
+        # Starting over would restart every lease at 1 and let a stale worker write again;
+        # a journal of transactions from the first one on is complete without a snapshot.
+        if self.backup.exists():
             raise RegistryError(
-                f"{self.data} is missing but {' and '.join(history)} exist; "
+                f"{self.data} is missing but {self.backup.name} exists; "
+                "run 'task registry repair' to rebuild it (starting empty would reuse leases)"
+            )
+        data = self._read(self.events_path) or b""
+        first = next((line for line in journal.lines(data) if line.strip()), None)
+        if first is not None and not first.startswith(b'{"seq":1,'):
+            raise RegistryError(
+                f"{self.data} is missing but {self.events_path.name} holds history; "
                 "run 'task registry repair' to rebuild it (starting empty would reuse leases)"
             )
 
@@ -110,7 +189,7 @@ class JsonRegistry(Registry):
 
     def snapshot(self) -> Snapshot:
         """Every entry and lease as last written."""
-        return self._snapshot(self._load()[0])
+        return self._snapshot(self._current().doc)
 
     # -- writing -----------------------------------------------------------------------------
 
@@ -127,48 +206,68 @@ class JsonRegistry(Registry):
     def _write_error(self, exc: OSError) -> RegistryError:
         if exc.errno in _READ_ONLY:
             why = f"read-only or not permitted ({exc.strerror})"
-        elif exc.errno == errno.ENOSPC:
-            why = "the disk is full"
+        elif exc.errno in (errno.ENOSPC, errno.EFBIG, errno.EDQUOT):
+            why = f"no space left ({exc.strerror})"
         else:
-            why = f"{exc.strerror} ({exc.filename})"
+            why = f"{exc.strerror} ({exc.filename})" if exc.filename else str(exc.strerror)
         return RegistryError(
-            f"cannot write registry at {self.root}: {why}; set TASKFILES_REGISTRY or registry_dir "
-            "to a writable folder"
+            f"cannot write registry at {self.root}: {why}; nothing was written. Free space or set "
+            "TASKFILES_REGISTRY or registry_dir to a writable folder"
         )
 
     def transact(self, fn: Mutation[T]) -> T:
         """Run ``fn`` under the lock and write its plan (see ``Registry.transact``)."""
         with self._writing():
-            doc, data = self._load()
-            snap = self._snapshot(doc)
+            known = self._current()
+            snap = self._snapshot(known.doc)
             plan = fn(snap)
             if plan.changes:
-                self._commit(doc, data, snap, plan.changes)
+                self._commit(known, snap, plan.changes)
             return plan.result
 
-    def _commit(self, doc: Document, data: bytes | None, snap: Snapshot, changes: Sequence[Change]) -> None:
-        """The one place a transaction's changes are written (lock held)."""
-        seq = doc.seq + 1
+    def _commit(self, known: _Known, snap: Snapshot, changes: Sequence[Change]) -> _Known:
+        """The one place a transaction is written (lock held): its line in the journal."""
+        seq = known.doc.seq + 1
         applied = apply(snap, changes, seq)
-        self._write(doc.applied(applied, seq, snap.stamp), data)
-        if applied.events:
-            atomic.append(self.events_path, eventlog.encode(applied.events))
+        line = journal.encode(seq, snap.stamp, snap.actor, applied.changes)
+        return self._committed(known, line, known.doc.applied(applied, seq, snap.stamp))
 
-    def _write(self, doc: Document, previous: bytes | None) -> None:
-        """Replace registry.json, keeping ``previous`` (just parsed: good) as the backup."""
-        rendered = self._codec.render(doc)
-        if previous is not None and self._backup_due():
-            atomic.keep_backup(self.data, self.backup, previous)
+    def _committed(self, known: _Known, line: bytes, doc: Document) -> _Known:
+        end, inode = journal.commit(self.events_path, known.offset, line)
+        with self._mutex:
+            self._known = replace(known, doc=doc, offset=end, inode=inode)
+        if self._known.snapshot is None or end - self._known.covered > max(
+            COMPACT_AFTER, self._known.size // 2
+        ):
+            self._compact_quietly()
+        return self._known
+
+    def _compact_quietly(self) -> None:
+        # The transaction is committed in the journal already: a snapshot that cannot be
+        # written now is written by a later transaction, and readers read the longer tail.
+        with contextlib.suppress(OSError):
+            self._compact()
+
+    def checkpoint(self) -> None:
+        """Write registry.json now, covering every committed transaction (writes do this
+        on their own once the journal after the snapshot has grown)."""
+        with self._writing():
+            self._current()
+            self._compact()
+
+    def _compact(self) -> None:
+        """Write the snapshot of everything committed (lock held), keeping the last as the backup."""
+        known = self._known
+        assert known is not None
+        rendered = self._codec.render(replace(known.doc, journal=known.offset))
+        if known.snapshot is not None:
+            atomic.keep_backup(self.data, self.backup)
         atomic.atomic_write(self.data, rendered, tmp=self.root / "registry.json.tmp")
-
-    def _backup_due(self) -> bool:
-        # The backup only has to be a good copy that repair can replay events onto, not
-        # the newest one: refreshing it at most once a second saves a link and a rename
-        # per write under load. Every event after it carries its whole entry.
-        try:
-            return time.time() - self.backup.stat().st_ctime >= BACKUP_EVERY_S  # ctime: link time
-        except FileNotFoundError:
-            return True
+        fresh = self._codec.parse(rendered)  # the rendered rows, not an overlay that keeps growing
+        with self._mutex:
+            self._known = replace(
+                known, doc=fresh, snapshot=_identity(self.data), size=len(rendered), covered=known.offset
+            )
 
     # -- events ------------------------------------------------------------------------------
 
@@ -311,21 +410,27 @@ class JsonRegistry(Registry):
 
     def gc(self, older_than_days: float = 30.0) -> GcReport:
         """Remove released entries (and their logs) and archive events older than the cutoff;
-        the removed folders are listed in ``logs_removed``."""
+        the removed folders are listed in ``logs_removed``. Journal lines the snapshot covers
+        and that record no event (plain heartbeats) are dropped."""
         if older_than_days < 0:
             raise UsageError(f"older_than_days must not be negative, not {older_than_days}")
         with self._writing():
-            doc, data = self._load()
-            snap = self._snapshot(doc)
+            known = self._current()
+            snap = self._snapshot(known.doc)
             cutoff = snap.now - timedelta(days=older_than_days)
-            stale = _released_before(doc.rows, cutoff)
+            stale = _released_before(known.doc.rows, cutoff)
             reason = {"reason": f"released before {format_time(cutoff)}"}
             if stale:
-                self._commit(doc, data, snap, [Change(s, None, "task.pruned", reason) for s in stale])
+                known = self._commit(known, snap, [Change(s, None, "task.pruned", reason) for s in stale])
+            self._compact()  # the snapshot covers every line: the journal may be rewritten
             removed, size = folders.prune(
-                self.root, ("logs",), set(stale), set(doc.rows) - set(stale), cutoff
+                self.root, ("logs",), set(stale), set(known.doc.rows) - set(stale), cutoff
             )
             count, target, warnings = eventlog.archive(self.root, self.events_path, cutoff, snap.now)
+            with self._mutex:
+                self._known = None  # the journal was rewritten: read it again
+            self._current()
+            self._compact()  # the snapshot names the rewritten journal's length
         return GcReport(
             tuple(stale), tuple(removed), size, count, str(target) if target else None, tuple(warnings)
         )
@@ -348,45 +453,45 @@ class JsonRegistry(Registry):
         return CycleRecord.from_dict(report) if isinstance(report, dict) else None
 
     def repair(self) -> RepairReport:
-        """Rebuild registry.json from the backup and events.jsonl when it cannot be read."""
+        """Rebuild registry.json from the backup and the journal when it cannot be read."""
         if not self.root.exists():  # nothing was ever written: nothing to repair, nothing to create
             return RepairReport(needed=False, registry=str(self.data))
         with self._writing():
-            data = self._read(self.data)
-            problem = self._problem(data)
+            problem = self._problem()
             if problem is None:
                 return RepairReport(needed=False, registry=str(self.data))
-            return self._rebuild(data, problem)
+            return self._rebuild(problem)
 
-    def _problem(self, data: bytes | None) -> str | None:
-        if data is None:
-            has_history = self.backup.exists() or self.events_path.exists()
-            return f"{self.data.name} is missing" if has_history else None
+    def _problem(self) -> str | None:
+        with self._mutex:
+            self._known = None
         try:
-            doc = Codec().parse(data)
-            for row in doc.rows.values():
+            known = self._current()
+            for row in known.doc.rows.values():
                 RegistryEntry.from_dict(row)
-        except (DocumentError, RegistryError) as exc:
+        except RegistryError as exc:
             return str(exc)
         return None
 
-    def _rebuild(self, data: bytes | None, problem: str) -> RepairReport:
+    def _rebuild(self, problem: str) -> RepairReport:
         base, notes = self._backup_document()
-        if base is None:
-            events, warnings = eventlog.history(self.root, self.events_path)
-        else:
-            events, warnings = eventlog.read(self.events_path)
-        result = rebuild(base, events)
+        lines, warnings = eventlog.history_lines(self.root, self.events_path)
+        result = rebuild(base, lines)
         stamp = format_time(self.clock())
         aside = None
-        if data is not None:
+        if self.data.exists():
             aside = self.root / f"registry.json.corrupt-{stamp.replace(':', '')}"
             self.data.replace(aside)
-        doc = result.document
+        doc, seq = result.document, result.document.seq + 1
         details = {"problem": problem, "from_backup": base is not None, "replayed": result.replayed}
-        self._write(Document(doc.seq + 1, stamp, doc.leases, doc.rows), None)
-        record = Event(stamp, "registry.repaired", None, None, self.actor, details, doc.seq + 1)
-        atomic.append(self.events_path, eventlog.encode([record]))
+        repaired = {"slug": None, "type": "registry.repaired", "lease": None, "details": details}
+        line = journal.encode(seq, stamp, self.actor, [repaired])
+        offset = len(journal.complete(self._read(self.events_path) or b""))
+        inode = _identity(self.events_path)
+        start = _Known(doc, None, 0, 0, inode[0] if inode else None, offset)
+        self._committed(start, line, replace(doc, seq=seq, updated_at=stamp))
+        if not self.data.exists():  # the quiet compaction failed: this time say why
+            self._compact()
         return RepairReport(
             needed=True,
             registry=str(self.data),
@@ -407,6 +512,26 @@ class JsonRegistry(Registry):
             return Codec().parse(data), []
         except DocumentError as exc:
             return None, [f"{self.backup.name} is unreadable too ({exc}): rebuilt from the event log alone"]
+
+
+@dataclass(frozen=True)
+class _Known:
+    """The registry as this process last read it: the document with the journal replayed."""
+
+    doc: Document
+    snapshot: tuple[int, int, int] | None  # registry.json as read (inode, size, mtime); None: absent
+    size: int  # of registry.json
+    covered: int  # the journal bytes registry.json covers
+    inode: int | None  # the journal's (None: there is none yet)
+    offset: int  # the end of the last complete journal line replayed
+
+
+def _identity(path: Path) -> tuple[int, int, int] | None:
+    try:
+        stat = os.stat(path)
+    except OSError:  # absent, or unreadable: reading it says which
+        return None
+    return stat.st_ino, stat.st_size, stat.st_mtime_ns
 
 
 class _LazyEntries(Mapping[str, RegistryEntry]):

@@ -269,7 +269,12 @@ def finish(
         new = _failed(entry, error or f"exit code {exit_code}", cls)
     new = replace(new, exit_code=exit_code, finished_at=s.stamp, updated_at=s.stamp)
     return _one(
-        new, "task.exited", exit_code=exit_code, error=new.last_error, failure_class=new.failure_class
+        new,
+        "task.exited",
+        exit_code=exit_code,
+        error=new.last_error,
+        failure_class=new.failure_class,
+        **_run(new),
     )
 
 
@@ -277,7 +282,13 @@ def fail(s: Snapshot, slug: str, lease: int, *, failure_class: str, error: str) 
     """Mark a live attempt failed without an exit record (worker gone, stalled)."""
     entry = fenced(s, slug, lease)
     new = replace(_failed(entry, error, failure_class), finished_at=s.stamp, updated_at=s.stamp)
-    return _one(new, "task.failed", failure_class=failure_class, error=error)
+    return _one(new, "task.failed", failure_class=failure_class, error=error, **_run(new))
+
+
+def _run(entry: RegistryEntry) -> dict[str, Any]:
+    """What an attempt's end event says of the run, so metrics need no entry: when it
+    started (or was claimed) and what it cost."""
+    return {"started_at": entry.started_at or entry.claimed_at, "cost_usd": entry.cost_usd}
 
 
 def _failed(entry: RegistryEntry, error: str, failure_class: str) -> RegistryEntry:

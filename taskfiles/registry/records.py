@@ -232,16 +232,19 @@ class Event:
     lease: int | None
     actor: Actor
     details: Mapping[str, Any] = field(default_factory=dict)
-    seq: int = 0  # the registry write that made it; events of one write share it
-    # The entry as this event left it (sparse JSON form): each event stands alone, so
-    # ``repair`` can replay a lost write and one bad line cannot skew the lines after it.
+    seq: int = 0  # the registry transaction that made it; events of one transaction share it
+    # What the event changed in the entry (``journal.diff``: set, unset, drop, append).
+    change: Mapping[str, Any] | None = None
+    # The whole entry as the event left it: only on lines written before the journal.
     entry: Mapping[str, Any] | None = None
     removed: bool = False  # the entry was removed (gc)
 
     def to_dict(self) -> dict[str, Any]:
-        """The JSON form (``entry``/``removed`` only when they say something)."""
+        """The JSON form (``change``/``entry``/``removed`` only when they say something)."""
         data: dict[str, Any] = {"time": self.time, "type": self.type, "slug": self.slug}
         data.update(lease=self.lease, actor=self.actor.to_dict(), details=dict(self.details), seq=self.seq)
+        if self.change is not None:
+            data["change"] = dict(self.change)
         if self.entry is not None:
             data["entry"] = dict(self.entry)
         if self.removed:
@@ -261,6 +264,7 @@ class Event:
             actor=Actor.from_dict(data.get("actor") or {}),
             details=data.get("details") or {},
             seq=int(data.get("seq") or 0),
+            change=data.get("change"),
             entry=data.get("entry"),
             removed=bool(data.get("removed", False)),
         )

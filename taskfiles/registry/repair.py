@@ -1,21 +1,23 @@
-"""Rebuild the registry from the last good backup and the event log.
+"""Rebuild the registry from the last good backup and the journal.
 
-Every event carries the entry as it left it and the number (``seq``) of the
-registry write that made it. Starting from the backup (or from nothing), the
-events of later writes are replayed in order; the last one for a slug wins.
-What cannot come back is said, not guessed: writes that left no event (plain
-heartbeats) show up as gaps in the write numbers.
+Every journal line is one transaction: what it changed in each entry, and its
+number (``seq``). Starting from the backup (or from nothing), the transactions
+after it are replayed in order, archived ones included. Lines written before
+the journal (one event with the whole entry) replay too. What cannot come back
+is said, not guessed: writes older versions left no line for show up as gaps
+in the numbers.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from ..errors import RegistryError
+from . import journal
 from .document import Document, Rows
-from .records import LIVE_STATES, Event, RegistryEntry
+from .records import Event, RegistryEntry
 
 
 @dataclass(frozen=True)
@@ -42,28 +44,59 @@ class Rebuilt:
     unrecovered: tuple[str, ...]
 
 
-def rebuild(base: Document | None, events: Sequence[Event]) -> Rebuilt:
-    """Replay ``events`` written after ``base`` (None: from nothing) into a new document."""
+def rebuild(base: Document | None, lines: Sequence[Mapping[str, Any]]) -> Rebuilt:
+    """Replay the journal ``lines`` (and older one-event lines) written after ``base``
+    (None: from nothing) into a new document."""
     rows = dict(base.rows) if base else {}
     leases = dict(base.leases) if base else {}
     start = base.seq if base else 0
     unrecovered: list[str] = []
     seqs: set[int] = set()
-    for event in sorted(events, key=lambda e: e.seq):  # stable: file order within a write
-        if event.seq <= start or not event.slug:
-            continue
-        seqs.add(event.seq)
-        _replay(event, rows, leases, unrecovered)
+    ordered = sorted((line for line in lines if _seq(line) > start), key=_seq)  # stable: file order
+    for line in ordered:
+        seqs.add(_seq(line))
+        if journal.is_transaction(line):
+            _replay_transaction(line, rows, leases)
+        else:
+            _replay_event(line, rows, leases, unrecovered)
     top = max(seqs, default=start)
-    unrecovered += _gaps(start, top, seqs, rows)
+    unrecovered += _gaps(start, top, seqs)
     for slug, row in rows.items():
-        leases[slug] = max(leases.get(slug, 0), int(row["lease"]))
+        lease = row.get("lease")
+        leases[slug] = max(leases.get(slug, 0), lease if isinstance(lease, int) else 0)
     return Rebuilt(Document(seq=top, rows=Rows(rows), leases=leases), len(seqs), tuple(unrecovered))
 
 
-def _replay(
-    event: Event, rows: dict[str, dict[str, Any]], leases: dict[str, int], unrecovered: list[str]
+def _seq(line: Mapping[str, Any]) -> int:
+    seq = line.get("seq")
+    return seq if isinstance(seq, int) else 0
+
+
+def _replay_transaction(
+    line: Mapping[str, Any], rows: dict[str, dict[str, Any]], leases: dict[str, int]
 ) -> None:
+    for change in line["changes"]:
+        slug = change.get("slug") if isinstance(change, dict) else None
+        if not isinstance(slug, str):
+            continue
+        lease = change.get("lease")
+        if isinstance(lease, int):
+            leases[slug] = max(leases.get(slug, 0), lease)
+        if change.get("removed"):
+            rows.pop(slug, None)
+        else:
+            rows[slug] = journal.patch(rows.get(slug), change)
+
+
+def _replay_event(
+    line: Mapping[str, Any], rows: dict[str, dict[str, Any]], leases: dict[str, int], unrecovered: list[str]
+) -> None:
+    try:
+        event = Event.from_dict(line)
+    except (TypeError, ValueError, AttributeError):
+        return
+    if not event.slug:
+        return
     slug = str(event.slug)
     if isinstance(event.lease, int):
         leases[slug] = max(leases.get(slug, 0), event.lease)
@@ -83,19 +116,12 @@ def _replay(
     rows[slug] = entry.to_dict()
 
 
-def _gaps(start: int, top: int, seqs: set[int], rows: dict[str, dict[str, Any]]) -> list[str]:
-    notes = []
+def _gaps(start: int, top: int, seqs: set[int]) -> list[str]:
     missing = (top - start) - len(seqs)
-    if missing > 0:
-        notes.append(
-            f"{missing} write(s) between the backup (write {start}) and the last event (write {top}) "
-            "left no event (heartbeats without a note): heartbeat_at, heartbeats and cost_usd may be behind"
-        )
-    live = sorted(slug for slug, row in rows.items() if row.get("state") in LIVE_STATES)
-    if live:
-        notes.append(
-            "heartbeats after the last event are not recorded anywhere: the live entries "
-            f"({', '.join(live[:10])}{', ...' if len(live) > 10 else ''}) show an older heartbeat "
-            "until their workers' next one"
-        )
-    return notes
+    if missing <= 0:
+        return []
+    return [
+        f"{missing} write(s) between the backup (write {start}) and the last journal line (write {top}) "
+        "are not in the journal (older versions recorded no line for a plain heartbeat): "
+        "heartbeat_at, heartbeats and cost_usd may be behind"
+    ]

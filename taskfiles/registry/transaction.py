@@ -15,6 +15,7 @@ from typing import Any, Generic, TypeVar
 
 from ..errors import NotFoundError, RegistryError
 from ..slugs import check_slug
+from .journal import diff
 from .records import STATES, Actor, Event, RegistryEntry, format_time
 
 T = TypeVar("T")
@@ -71,18 +72,21 @@ Mutation = Callable[[Snapshot], Plan[T]]
 
 @dataclass(frozen=True)
 class Applied:
-    """A plan made ready to write: new rows, raised lease highs, events."""
+    """A plan made ready to write: new rows, raised lease highs, the journal's changes."""
 
     rows: dict[str, dict[str, Any] | None]  # slug -> sparse JSON form; None: removed
     leases: dict[str, int]
+    changes: tuple[dict[str, Any], ...]  # one per Change: what ``journal.encode`` writes
     events: tuple[Event, ...]
 
 
 def apply(s: Snapshot, changes: Sequence[Change], seq: int) -> Applied:
-    """Check every change against the snapshot and turn the plan into rows and events."""
+    """Check every change against the snapshot and turn the plan into rows, journal
+    changes (each only what changed in its entry) and events."""
     current: dict[str, RegistryEntry | None] = {}
     rows: dict[str, dict[str, Any] | None] = {}
     leases: dict[str, int] = {}
+    written: list[dict[str, Any]] = []
     events: list[Event] = []
     for change in changes:
         slug = change.slug
@@ -90,27 +94,41 @@ def apply(s: Snapshot, changes: Sequence[Change], seq: int) -> Applied:
         high = leases.get(slug, s.last_lease(slug))
         _check(change, old, high)
         current[slug] = change.entry
-        rows[slug] = change.entry.to_dict() if change.entry else None
+        row = rows[slug] = change.entry.to_dict() if change.entry else None
         if change.entry:
             leases[slug] = max(high, change.entry.lease)
+        line = _line(change, old, row)
+        written.append(line)
         if change.event:
-            events.append(_event(s, change, old, rows[slug], seq))
-    return Applied(rows, leases, tuple(events))
+            events.append(_event(s, change, line, seq))
+    return Applied(rows, leases, tuple(written), tuple(events))
 
 
-def _event(
-    s: Snapshot, change: Change, old: RegistryEntry | None, row: dict[str, Any] | None, seq: int
-) -> Event:
+def _line(change: Change, old: RegistryEntry | None, row: dict[str, Any] | None) -> dict[str, Any]:
     holder = change.entry or old
+    line: dict[str, Any] = {"slug": change.slug}
+    if change.event:
+        line["type"] = change.event
+    line["lease"] = holder.lease if holder else None
+    if change.details:
+        line["details"] = dict(change.details)
+    if row is None:
+        line["removed"] = True
+    else:
+        line.update(diff(old.to_dict() if old else None, row))
+    return line
+
+
+def _event(s: Snapshot, change: Change, line: dict[str, Any], seq: int) -> Event:
     return Event(
         time=s.stamp,
         type=str(change.event),
         slug=change.slug,
-        lease=holder.lease if holder else None,
+        lease=line["lease"],
         actor=s.actor,
         details=dict(change.details),
         seq=seq,
-        entry=row,
+        change={k: line[k] for k in ("set", "unset", "drop", "append") if k in line} or None,
         removed=change.entry is None,
     )
 

@@ -10,7 +10,7 @@ what landed, whatever the registry says.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -89,7 +89,7 @@ def _runs(base: Metrics, events: list[Event]) -> Metrics:
     ends = [e for e in events if e.type in RUN_ENDS]
     ok = [e for e in ends if e.type == "task.exited" and (e.details or {}).get("exit_code") == 0]
     durations = [d for d in (_duration(e) for e in ends) if d is not None]
-    cost = sum(float((e.entry or {}).get("cost_usd") or 0.0) for e in ends)
+    cost = sum(float(_run(e).get("cost_usd") or 0.0) for e in ends)
     return _replace(
         base,
         runs=len(ends),
@@ -113,10 +113,15 @@ def _after(stamp: str, cutoff: datetime) -> bool:
         return False
 
 
+def _run(event: Event) -> Mapping[str, Any]:
+    """The run an end event closes: its details (older events: the entry they carried)."""
+    return event.details if "started_at" in event.details else (event.entry or {})
+
+
 def _duration(event: Event) -> float | None:
-    entry = event.entry or {}
-    start = entry.get("started_at") or entry.get("claimed_at")
-    end = entry.get("finished_at") or event.time
+    run = _run(event)
+    start = run.get("started_at") or run.get("claimed_at")
+    end = run.get("finished_at") or event.time
     try:
         return (parse_time(end) - parse_time(start)).total_seconds() if start else None
     except (TypeError, ValueError):
