@@ -103,7 +103,9 @@ def next_task(seen: Observation, config: Config, owner: str | None = None) -> Ta
 
 
 def _candidates(seen: Observation, config: Config, owner: str | None) -> list[Task]:
-    canonical = config.canonical_owner(owner)
+    """The dispatch order, of ``owner``'s tasks only when given (UsageError for an owner
+    the configuration does not know: ``Config.owner_named``)."""
+    canonical = config.owner_named(owner) if owner is not None else None
     return seen.dispatchable([canonical] if canonical else ())
 
 

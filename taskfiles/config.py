@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from . import git
-from .errors import ConfigError
+from .errors import ConfigError, UsageError
 
 DEFAULT_PRIORITIES = ("p0", "p1", "p2", "p3")
 REGISTRY_ENV = "TASKFILES_REGISTRY"
@@ -44,6 +44,34 @@ class Config:
         if owner is None:
             return None
         return self.owner_aliases.get(owner.lower(), owner)
+
+    def owner_named(self, name: str) -> str:
+        """The canonical owner ``name`` stands for, as a command option names one.
+
+        UsageError for an empty name, and, when ``owners`` is configured, for a name that
+        is neither a configured owner nor an alias (a typo in a cron line would otherwise
+        match nothing, silently); the message suggests the closest one.
+        """
+        if not name.strip():
+            raise UsageError("the owner is empty; name one, e.g. --owner alice")
+        canonical = self.canonical_owner(name) or name
+        if not self.owners or canonical in self.owners:
+            return canonical
+        close = self.closest_owner(name)
+        hint = f"did you mean '{close}'? " if close else ""
+        aliases = f"; aliases: {', '.join(sorted(self.owner_aliases))}" if self.owner_aliases else ""
+        raise UsageError(
+            f"owner {name!r} is not one of the configured owners ({', '.join(self.owners)}{aliases}); "
+            f"{hint}use one of them, or add it to owners in {self.source or 'taskfiles.toml'}"
+        )
+
+    def closest_owner(self, name: str) -> str | None:
+        """The configured owner or alias most like ``name`` (case-insensitive), or None."""
+        import difflib  # only on a miss: most commands never need it
+
+        names = {known.lower(): known for known in (*self.owners, *self.owner_aliases)}
+        close = difflib.get_close_matches(name.lower(), names, n=1)
+        return names[close[0]] if close else None
 
     @property
     def has_registry(self) -> bool:

@@ -55,14 +55,14 @@ def test_init_outside_git_is_an_error(tmp_path: Path) -> None:
 
 def test_new_writes_sections_and_unique_slugs(repo: Path) -> None:
     first = run(repo, "new", "Add login page", "--priority", "p1", "--label", "web", "--ready").strip()
-    second = run(repo, "new", "Add login page", "--workstream", "web/auth").strip()
+    second = run(repo, "new", "Add login page", "--workstream", "web").strip()
     assert first == "tasks/add-login-page.md"
-    assert second == "tasks/web/auth/add-login-page-2.md"
+    assert second == "tasks/web/add-login-page-2.md"
     text = (repo / first).read_text()
     assert text.startswith("---\ntitle: Add login page\nstatus: ready\npriority: p1\nlabels: [web]\n---\n")
     for section in ("## Problem", "## Acceptance criteria", "## Review feedback"):
         assert section in text
-    assert json.loads(run(repo, "show", "add-login-page-2", "--json"))["workstream"] == "web/auth"
+    assert json.loads(run(repo, "show", "add-login-page-2", "--json"))["workstream"] == "web"
 
 
 @pytest.mark.parametrize(
@@ -96,6 +96,20 @@ def test_list_filters_and_json_keys(repo: Path) -> None:
     assert [r["slug"] for r in json.loads(run(repo, "list", "--json", "--workstream", "infra"))] == ["b"]
     assert json.loads(run(repo, "list", "--json", "--status", "completed")) == []
     assert "Alpha db" in run(repo, "list")
+
+
+def test_a_repeated_list_filter_keeps_tasks_with_any_of_its_values(repo: Path) -> None:
+    write_task(repo, "a.md", "---\ntitle: A\nstatus: ready\npriority: p1\nlabels: [web]\n---\n")
+    write_task(repo, "b.md", "---\ntitle: B\nstatus: not_started\npriority: p2\nlabels: [ops, db]\n---\n")
+    write_task(repo, "c.md", "---\ntitle: C\nstatus: completed\ncompleted_at: '2026-01-01'\n---\n")
+
+    def slugs(*args: str) -> list[str]:
+        return [row["slug"] for row in json.loads(run(repo, "list", "--json", *args))]
+
+    assert slugs("--status", "ready", "--status", "not_started") == ["a", "b"]  # not just the last
+    assert slugs("--priority", "p1", "--priority", "p2") == ["a", "b", "c"]  # c has the default p2
+    assert slugs("--label", "web", "--label", "db") == ["a", "b"]
+    assert slugs("--status", "ready", "--status", "completed", "--priority", "p2") == ["c"]  # filters AND
 
 
 def test_list_skips_a_malformed_file_with_a_warning(repo: Path) -> None:

@@ -182,6 +182,40 @@ def test_repeated_dependency_warns(tmp_path: Path) -> None:
     ]
 
 
+@pytest.mark.parametrize(
+    ("pr", "ok"),
+    [
+        ("https://github.com/org/repo/pull/12", True),
+        ("http://git.local/group/repo/-/merge_requests/3", True),
+        ("'#12'", True),  # quoted: a bare '#' starts a YAML comment
+        ("org/repo#12", True),
+        ("javascript:alert(1)", False),
+        ("notaurl", False),
+        ("12", False),
+        ("ftp://host/pr/1", False),
+        ("'https://'", False),
+        ("'https://host/a b'", False),
+    ],
+)
+def test_pr_must_be_a_web_url_or_a_pull_request_reference(tmp_path: Path, pr: str, ok: bool) -> None:
+    text = task_text(status="completed", completed_at="2026-01-02", pr=pr)
+    problems = check(tmp_path, {"a.md": text})
+    if ok:
+        assert problems == []
+        return
+    assert [(p.line, p.code, p.severity) for p in problems] == [(5, "bad_pr", "error")]
+    assert "is not a pull request; use its http(s) URL" in problems[0].message
+
+
+def test_a_title_over_200_characters_is_an_error_like_task_new_refuses_it(tmp_path: Path) -> None:
+    problems = check(tmp_path, {"long.md": task_text("x" * 201), "limit.md": task_text("y" * 200)})
+    assert lines(problems) == [
+        "tasks/long.md:2: title is 201 characters, over the limit of 200; "
+        "shorten it and put the detail in the body"
+    ]
+    assert problems[0].code == "title_too_long" and has_errors(problems)
+
+
 def test_per_file_and_cross_file_problems_sorted_by_path_then_line(tmp_path: Path) -> None:
     files = {
         "z.md": task_text(status="in_progress", started_at="2026-01-01", depends_on="[nope]"),

@@ -14,7 +14,7 @@ from typer.core import TyperCommand, TyperGroup
 
 from ..config import Config
 from ..config import load as load_config
-from ..errors import Reported, TaskfilesError
+from ..errors import Reported, TaskfilesError, UsageError
 
 
 class CommandError(click.ClickException):
@@ -43,10 +43,34 @@ def mapped(invoke: Callable[[click.Context], Any], ctx: click.Context) -> Any:
 
 
 class TaskfilesGroup(TyperGroup):
-    """Maps the error hierarchy to exit codes, once, for every command of a group."""
+    """Maps the error hierarchy to exit codes, once, for every command of a group;
+    the top-level group also takes ``--version``."""
 
     def invoke(self, ctx: click.Context) -> Any:
         return mapped(super().invoke, ctx)
+
+    def get_params(self, ctx: click.Context) -> list[click.Parameter]:
+        params = super().get_params(ctx)
+        return [*params, VERSION_OPTION] if ctx.parent is None else params
+
+
+def _print_version(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
+    if not value or ctx.resilient_parsing:
+        return
+    from importlib.metadata import version
+
+    click.echo(f"taskfiles {version('taskfiles')}")
+    ctx.exit(0)
+
+
+VERSION_OPTION = click.Option(
+    ["--version"],
+    is_flag=True,
+    expose_value=False,
+    is_eager=True,
+    callback=_print_version,
+    help="Print the installed version (taskfiles X.Y.Z) and exit.",
+)
 
 
 class TaskfilesCommand(TyperCommand):
@@ -88,8 +112,22 @@ def config(ctx: click.Context) -> Config:
 
 
 def set_repo(ctx: click.Context, repo: Path | None) -> None:
-    """Remember --repo for config()."""
-    ctx.obj = {"repo": repo}
+    """Remember --repo for config(); UsageError when it names no folder."""
+    ctx.obj = {"repo": checked_repo(repo)}
+
+
+def checked_repo(repo: Path | None, option: str = "-C/--repo") -> Path | None:
+    """``repo`` as given by ``option``, refused when it is not a folder: run elsewhere, a
+    command would read an empty task list and exit 0 as if there were nothing to do."""
+    if repo is not None and not repo.is_dir():
+        what = "is not a folder" if repo.exists() else "does not exist"
+        raise UsageError(f"{option} {str(repo)!r} {what}; give a folder inside the git repository")
+    return repo
+
+
+def load_repo_config(repo: Path | None, option: str = "-C/--repo") -> Config:
+    """The configuration of the repository around ``repo`` (default: the cwd)."""
+    return load_config(checked_repo(repo, option))
 
 
 def emit_json(value: Any) -> None:

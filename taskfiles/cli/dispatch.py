@@ -12,9 +12,8 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from ..config import Config
-from ..config import load as load_config
 from ..errors import Reported, TaskfilesError
-from .app import JsonFlag, TaskfilesCommand, config, echo, emit_json, error, new_app, warn
+from .app import JsonFlag, TaskfilesCommand, config, echo, emit_json, error, load_repo_config, new_app, warn
 from .runtime import LeaseOption, SlugArg
 
 if TYPE_CHECKING:
@@ -22,7 +21,11 @@ if TYPE_CHECKING:
 
 OwnerOption = Annotated[
     list[str] | None,
-    typer.Option("--owner", help="Dispatch only this owner's tasks (repeatable; aliases collapse)."),
+    typer.Option(
+        "--owner",
+        help="Dispatch only this owner's tasks (repeatable; aliases collapse; with owners configured, "
+        "an unknown owner is an error).",
+    ),
 ]
 MaxParallelOption = Annotated[
     int | None,
@@ -97,7 +100,10 @@ def run_heartbeat(
     """One cycle, or one every ``every`` seconds; print each summary."""
     from ..dispatch import cycle
 
-    options = cycle.CycleOptions(tuple(owners or ()), max_parallel, not no_dispatch, dry_run)
+    # An owner the configuration does not know would match no task: every run would
+    # dispatch nothing and exit 0, so a typo in a cron line would go unnoticed.
+    known = tuple(cfg.owner_named(owner) for owner in owners or ())
+    options = cycle.CycleOptions(known, max_parallel, not no_dispatch, dry_run)
     if every is None:
         _show(cycle.run_cycle(cfg, options), as_json)
         return
@@ -204,7 +210,7 @@ def _manager(
 
     Exit 0 when the cycle ran or another cycle held the lock; non-zero only for real failures.
     """
-    run_heartbeat(load_config(repo), owner, max_parallel, no_dispatch, dry_run, loop, as_json)
+    run_heartbeat(load_repo_config(repo), owner, max_parallel, no_dispatch, dry_run, loop, as_json)
 
 
 def manager_main() -> None:

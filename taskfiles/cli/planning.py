@@ -89,20 +89,38 @@ def new(
     echo(config(ctx).relpath(path))
 
 
+Many = list[str] | None  # a repeatable filter: a task passes when it has any of the values
+
+
 def list_tasks(
     ctx: typer.Context,
-    status: Annotated[str | None, typer.Option(help=f"One of {', '.join(STATUSES)}.")] = None,
-    owner: Annotated[str | None, typer.Option(help="Owner (aliases collapse).")] = None,
-    milestone: Annotated[str | None, typer.Option(help="Milestone.")] = None,
-    priority: Annotated[str | None, typer.Option(help="Priority, e.g. p1.")] = None,
-    label: Annotated[str | None, typer.Option(help="Tasks carrying this label.")] = None,
-    workstream: Annotated[str | None, typer.Option(help="Subfolder of tasks/.")] = None,
+    status: Annotated[
+        Many, typer.Option(help=f"One of {', '.join(STATUSES)}; repeat for any of several.")
+    ] = None,
+    owner: Annotated[Many, typer.Option(help="Owner (aliases collapse); repeatable.")] = None,
+    milestone: Annotated[Many, typer.Option(help="Milestone; repeatable.")] = None,
+    priority: Annotated[Many, typer.Option(help="Priority, e.g. p1; repeatable.")] = None,
+    label: Annotated[Many, typer.Option(help="Tasks carrying this label; repeat for any of several.")] = None,
+    workstream: Annotated[Many, typer.Option(help="Subfolder of tasks/; repeatable.")] = None,
     search: Annotated[str | None, typer.Option(help="Case-insensitive text in title or body.")] = None,
     ref: RefOption = None,
     as_json: JsonFlag = False,
 ) -> None:
-    """List tasks, in path order, narrowed by the filters given."""
-    filters = query.Filters(status, owner, milestone, priority, label, workstream, search)
+    """List tasks, in path order, narrowed by the filters given.
+
+    A filter given several times keeps the tasks matching any of its values; different
+    filters must all match. An unknown status, priority or (with owners configured)
+    owner is an error (exit 2).
+    """
+    filters = query.Filters(
+        status=tuple(status or ()),
+        owner=tuple(owner or ()),
+        milestone=tuple(milestone or ()),
+        priority=tuple(priority or ()),
+        label=tuple(label or ()),
+        workstream=tuple(workstream or ()),
+        search=search,
+    )
     tasks = query.select(_load(ctx, ref).tasks, filters, config(ctx))
     entries = _entries(ctx) if tasks else {}
     if as_json:
@@ -293,7 +311,12 @@ def validate(
 
 def next_task(
     ctx: typer.Context,
-    owner: Annotated[str | None, typer.Option(help="Only tasks of this owner (aliases collapse).")] = None,
+    owner: Annotated[
+        str | None,
+        typer.Option(
+            help="Only tasks of this owner (aliases collapse; with owners configured, it must be one)."
+        ),
+    ] = None,
     claim: Annotated[
         bool, typer.Option("--claim", help="Claim it too, atomically, and print the lease.")
     ] = False,

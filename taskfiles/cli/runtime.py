@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from ..errors import UsageError
 from ..plan.cache import gc_paused
 from .app import JsonFlag, RefOption, config, echo, emit_json, new_app
 
@@ -32,6 +33,19 @@ OptionalLease = Annotated[
     ),
 ]
 SlugArg = Annotated[str, typer.Argument(help="The task's slug.")]
+# What a process can report: an exit status 0..255, or -N when signal N killed it (as
+# Python's returncode says; signal numbers stay far below 255).
+EXIT_CODES = range(-255, 256)
+
+
+def _exit_code(value: int) -> int:
+    """``value`` when it is an exit code a process can have; UsageError otherwise."""
+    if value not in EXIT_CODES:
+        raise UsageError(
+            f"--exit-code {value} is not an exit code; use 0..255 (0: success), "
+            "or -1..-255 for a process killed by that signal"
+        )
+    return value
 
 
 def worker_id() -> str:
@@ -152,12 +166,15 @@ def finish(
     ctx: typer.Context,
     slug: SlugArg,
     lease: LeaseOption,
-    exit_code: Annotated[int, typer.Option("--exit-code", help="The work's exit code (0: success).")],
+    exit_code: Annotated[
+        int,
+        typer.Option("--exit-code", help="The work's exit code: 0..255 (0: success), -N killed by signal N."),
+    ],
     error: Annotated[str | None, typer.Option(help="What went wrong, when it did.")] = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Record the end of an attempt with its exit code."""
-    entry = _registry(ctx).finish(slug, lease, exit_code, error=error)
+    entry = _registry(ctx).finish(slug, lease, _exit_code(exit_code), error=error)
     _show_entry(entry, as_json, f"{slug}: {entry.state} (exit {exit_code})")
 
 
@@ -216,13 +233,15 @@ def evidence(
     ctx: typer.Context,
     slug: SlugArg,
     command: Annotated[str, typer.Option("--command", help="The command that was run, e.g. 'make test'.")],
-    exit_code: Annotated[int, typer.Option("--exit-code", help="How it ended.")],
+    exit_code: Annotated[
+        int, typer.Option("--exit-code", help="How it ended: 0..255 (0: success), -N killed by signal N.")
+    ],
     summary: Annotated[str | None, typer.Option(help="One line on what it showed.")] = None,
     lease: OptionalLease = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Record a command run as evidence (tests, builds) and its exit code."""
-    entry = _registry(ctx).evidence(slug, command, exit_code, summary, lease=lease)
+    entry = _registry(ctx).evidence(slug, command, _exit_code(exit_code), summary, lease=lease)
     _show_entry(entry, as_json, f"{slug}: evidence recorded ({len(entry.evidence)} in all)")
 
 
@@ -264,10 +283,14 @@ def retry(
 def park(
     ctx: typer.Context,
     slug: SlugArg,
-    reason: Annotated[str, typer.Option(help="Why it must wait for a human.")],
+    reason: Annotated[str, typer.Option(help="Why it must wait for a human (not empty).")],
     as_json: JsonFlag = False,
 ) -> None:
     """Operator: keep a task from being dispatched until it is unparked."""
+    if not reason.strip():
+        raise UsageError(
+            "--reason is empty; say why the task must wait, e.g. --reason 'needs a design decision'"
+        )
     entry = _registry(ctx).park(slug, reason=reason)
     _show_entry(entry, as_json, f"{slug}: parked")
 
@@ -293,7 +316,7 @@ def log(
 ) -> None:
     """Append a line to the current attempt's log."""
     attempt = _registry(ctx).log(slug, message, lease=lease, level=level, source=source)
-    typer.echo(f"{slug}: logged to attempt {attempt}", err=True)
+    echo(f"{slug}: logged to attempt {attempt}")
 
 
 def _log_line(record: LogRecord) -> str:
@@ -419,7 +442,12 @@ def _asdict(value: Any) -> dict[str, Any]:
 def status(
     ctx: typer.Context,
     slug: Annotated[str | None, typer.Argument(help="Only this task.")] = None,
-    owner: Annotated[str | None, typer.Option(help="Only this owner's tasks (aliases collapse).")] = None,
+    owner: Annotated[
+        str | None,
+        typer.Option(
+            help="Only this owner's tasks (aliases collapse; with owners configured, it must be one)."
+        ),
+    ] = None,
     ref: RefOption = None,
     working_tree: Annotated[
         bool, typer.Option("--working-tree", help="Read task files from the working tree, not the base ref.")
@@ -435,6 +463,7 @@ def status(
     from .statusview import render_status
 
     cfg = config(ctx)
+    owner = cfg.owner_named(owner) if owner is not None else None
     # Every object made here lives until the process exits (10,000 tasks and their rows):
     # the cyclic GC would rescan them over and over, for ~40 ms, and free nothing.
     with gc_paused():

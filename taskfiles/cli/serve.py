@@ -7,8 +7,7 @@ from typing import Annotated
 
 import typer
 
-from ..config import load as load_config
-from .app import RefOption, config, echo
+from .app import RefOption, config, echo, load_repo_config
 
 
 def register(app: typer.Typer) -> None:
@@ -21,7 +20,7 @@ def serve(
     host: Annotated[
         str, typer.Option(help="Address to listen on (loopback unless --allow-remote).")
     ] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="Port to listen on (0: any free port).")] = 8005,
+    port: Annotated[int, typer.Option(help="Port to listen on, 0..65535 (0: any free port).")] = 8005,
     repo: Annotated[
         Path | None,
         typer.Option("--repo", help="The repository to show (default: the root --repo/-C, else the cwd)."),
@@ -56,7 +55,7 @@ def serve(
     """
     from ..serve.server import Options, run
 
-    cfg = load_config(repo) if repo is not None else config(ctx)
+    cfg = load_repo_config(repo, "--repo") if repo is not None else config(ctx)
     options = Options(host, port, token, token_name, allow_remote, ref, working_tree)
 
     def started(url: str) -> None:

@@ -22,8 +22,9 @@ from . import frontmatter
 from .query import find
 from .source import load
 from .taskfile import Task, render_new
+from .validate import pr_problem, title_problem
 
-_WORKSTREAM = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*(/[A-Za-z0-9][A-Za-z0-9._-]*)*")
+_WORKSTREAM = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 ACTOR_ENV = "TASKFILES_ACTOR"
 
 
@@ -60,13 +61,18 @@ def new_task(
     labels: Sequence[str] = (),
     ready: bool = False,
 ) -> Path:
-    """Write a new task file with a unique slug and the conventional sections."""
-    if not title.strip():
-        raise UsageError("the title is empty; give the task a short title")
+    """Write a new task file with a unique slug and the conventional sections.
+
+    UsageError, before anything is written, for an empty or too long title, an empty
+    owner, milestone or label, a workstream that is not one folder name, and values the
+    configuration does not know (priority, owner, dependency).
+    """
+    title = _title(title)
     folder = _task_folder(config, workstream)
     _check_fields(config, priority, owner, depends_on)
+    _check_names(milestone, labels)
     fields = {
-        "title": title.strip(),
+        "title": title,
         "status": "ready" if ready else "not_started",
         "priority": priority or config.default_priority,
         "owner": owner,
@@ -77,12 +83,23 @@ def new_task(
     return _create_unique(folder, slugify(title), render_new(fields), _existing_slugs(config))
 
 
+def _title(title: str) -> str:
+    title = title.strip()
+    if not title:
+        raise UsageError("the title is empty; give the task a short title")
+    too_long = title_problem(title)
+    if too_long:
+        raise UsageError(too_long)
+    return title
+
+
 def _task_folder(config: Config, workstream: str | None) -> Path:
     if workstream is None:
         return config.tasks_dir
-    if not _WORKSTREAM.fullmatch(workstream) or ".." in workstream.split("/"):
+    if not _WORKSTREAM.fullmatch(workstream):
         raise UsageError(
-            f"workstream {workstream!r} is not a folder name; use letters, digits, '.', '_', '-'"
+            f"workstream {workstream!r} is not a folder name; use one name of letters, digits, "
+            "'.', '_', '-' (no '/'), e.g. --workstream api"
         )
     return config.tasks_dir / workstream
 
@@ -90,14 +107,20 @@ def _task_folder(config: Config, workstream: str | None) -> Path:
 def _check_fields(config: Config, priority: str | None, owner: str | None, depends_on: Iterable[str]) -> None:
     if priority is not None and priority not in config.priorities:
         raise UsageError(f"priority {priority!r} is not one of {', '.join(config.priorities)}")
-    if owner is not None and config.owners and config.canonical_owner(owner) not in config.owners:
-        raise UsageError(
-            f"owner {owner!r} is not one of {', '.join(config.owners)}; add it to owners in the config"
-        )
+    if owner is not None:
+        config.owner_named(owner)
     known = _existing_slugs(config)
     for slug in depends_on:
         if slug not in known:
             raise UsageError(f"--depends-on {slug!r} is not a task; check 'task list' for the slug")
+
+
+def _check_names(milestone: str | None, labels: Iterable[str]) -> None:
+    if milestone is not None and not milestone.strip():
+        raise UsageError("the milestone is empty; name one, e.g. --milestone m2, or leave it out")
+    for label in labels:
+        if not label.strip():
+            raise UsageError(f"--label {label!r} is empty; give each label a name, e.g. --label web")
 
 
 def _existing_slugs(config: Config) -> set[str]:
@@ -136,7 +159,13 @@ def mark_ready(config: Config, slug: str) -> Edit:
 
 
 def complete(config: Config, slug: str, *, by: str | None = None, pr: str | None = None) -> Edit:
-    """Record the completion: status, completed_by, completed_at and optionally pr."""
+    """Record the completion: status, completed_by, completed_at and optionally pr.
+
+    ``pr`` must be an http(s) URL, ``#123`` or ``org/repo#123`` (``validate.pr_problem``).
+    """
+    bad_pr = pr_problem(pr) if pr is not None else None
+    if bad_pr:
+        raise UsageError(bad_pr)
     task = find(load(config), slug)
     if task.status == "cancelled":
         raise ConflictError(f"{task.path}: task is cancelled; it cannot be completed")

@@ -10,9 +10,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from ..config import Config
-from ..errors import NotFoundError, TaskFileError
+from ..errors import NotFoundError, TaskFileError, UsageError
 from .source import TaskSet
-from .taskfile import Task
+from .taskfile import STATUSES, Task
 
 
 def find(tasks: TaskSet, slug: str) -> Task:
@@ -29,32 +29,50 @@ def find(tasks: TaskSet, slug: str) -> Task:
 
 @dataclass(frozen=True)
 class Filters:
-    """What ``task list`` narrows by; None means any."""
+    """What ``task list`` narrows by. A filter given several values passes a task that has
+    any of them (``--status ready --status not_started``); an empty one passes every task."""
 
-    status: str | None = None
-    owner: str | None = None
-    milestone: str | None = None
-    priority: str | None = None
-    label: str | None = None
-    workstream: str | None = None
+    status: tuple[str, ...] = ()
+    owner: tuple[str, ...] = ()
+    milestone: tuple[str, ...] = ()
+    priority: tuple[str, ...] = ()
+    label: tuple[str, ...] = ()
+    workstream: tuple[str, ...] = ()
     search: str | None = None
 
 
 def select(tasks: Iterable[Task], filters: Filters, config: Config) -> list[Task]:
-    """The tasks that pass every filter, in path order."""
-    owner = config.canonical_owner(filters.owner)
+    """The tasks that pass every filter, in path order.
+
+    UsageError for a status or priority no task can have, and for an owner the
+    configuration does not know (``Config.owner_named``): such a filter would match
+    nothing and look like an empty queue. Milestones, labels and workstreams are free
+    text, so an unused one simply matches nothing.
+    """
+    _check(filters, config)
+    owners = {config.owner_named(owner) for owner in filters.owner}
     needle = filters.search.lower() if filters.search else None
     return [
         task
         for task in tasks
-        if (filters.status is None or task.status == filters.status)
-        and (owner is None or task.owner == owner)
-        and (filters.milestone is None or task.milestone == filters.milestone)
-        and (filters.priority is None or task.priority == filters.priority)
-        and (filters.label is None or filters.label in task.labels)
-        and (filters.workstream is None or task.workstream == filters.workstream)
+        if (not filters.status or task.status in filters.status)
+        and (not owners or task.owner in owners)
+        and (not filters.milestone or task.milestone in filters.milestone)
+        and (not filters.priority or task.priority in filters.priority)
+        and (not filters.label or not set(filters.label).isdisjoint(task.labels))
+        and (not filters.workstream or task.workstream in filters.workstream)
         and (needle is None or needle in task.title.lower() or needle in task.body.lower())
     ]
+
+
+def _check(filters: Filters, config: Config) -> None:
+    for option, given, valid in (
+        ("--status", filters.status, STATUSES),
+        ("--priority", filters.priority, config.priorities),
+    ):
+        for value in given:
+            if value not in valid:
+                raise UsageError(f"{option} {value!r} is not one of {', '.join(valid)}")
 
 
 def blocked_by(task: Task, tasks: TaskSet) -> tuple[str, ...]:

@@ -3,7 +3,9 @@
 Per-file problems come from the parser (already in ``TaskSet.problems``); this
 module adds the checks that need the whole task set: dependencies on unknown or
 unreadable tasks, self-dependencies, dependency cycles and owners outside the
-configured list.
+configured list. It also holds the value rules that ``task new`` and ``task
+complete`` enforce before writing (``title_problem``, ``pr_problem``), so a file
+those commands refuse to write is one that validation reports.
 """
 
 from __future__ import annotations
@@ -11,10 +13,12 @@ from __future__ import annotations
 import bisect
 import difflib
 import os
+import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from ..config import Config
 from . import graph
@@ -24,6 +28,33 @@ from .taskfile import Problem, Task
 _SEVERITY_ORDER = {"error": 0, "warning": 1}
 _GROUP_NAMES_SHOWN = 5
 _SUGGEST_ALL_BELOW = 200
+
+MAX_TITLE_LENGTH = 200  # characters: a title is one line in lists, prompts and the status page
+_PR_REFERENCE = re.compile(r"(?:[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+)?#[0-9]+")
+
+
+def title_problem(title: str) -> str | None:
+    """Why ``title`` is too long for a task, or None."""
+    if len(title) <= MAX_TITLE_LENGTH:
+        return None
+    return (
+        f"title is {len(title)} characters, over the limit of {MAX_TITLE_LENGTH}; "
+        "shorten it and put the detail in the body"
+    )
+
+
+def pr_problem(pr: str) -> str | None:
+    """Why ``pr`` is not a pull request reference, or None.
+
+    Accepted: an http(s) URL, ``#123`` or ``org/repo#123``. Anything else (``javascript:``
+    URLs, plain words) is refused: readers of the completion record follow it as a link.
+    """
+    if _PR_REFERENCE.fullmatch(pr) or _is_web_url(pr):
+        return None
+    return (
+        f"pr {pr!r} is not a pull request; use its http(s) URL "
+        "(e.g. https://github.com/org/repo/pull/12), '#12' or 'org/repo#12'"
+    )
 
 
 def validate(
@@ -111,9 +142,30 @@ def _cross_file(config: Config, taskset: TaskSet, wanted: set[str] | None) -> It
     context = _Context(taskset, graph.unreadable(taskset), config.owners, config)
     for task in taskset.tasks:
         if wanted is None or task.path in wanted:
+            yield from _value_problems(task)
             yield from _dependency_problems(task, context)
             yield from _owner_problems(task, context)
     yield from _cycle_problems(taskset, wanted)
+
+
+def _value_problems(task: Task) -> Iterator[Problem]:
+    """The rules ``task new`` and ``task complete`` enforce, for files written by hand."""
+    too_long = title_problem(task.title)
+    if too_long:
+        yield Problem(task.path, task.lines.get("title", 1), too_long, "title_too_long")
+    bad_pr = pr_problem(task.pr) if task.pr is not None else None
+    if bad_pr:
+        yield Problem(task.path, task.lines.get("pr", 1), bad_pr, "bad_pr")
+
+
+def _is_web_url(text: str) -> bool:
+    if any(char.isspace() or not char.isprintable() for char in text):
+        return False
+    try:
+        parts = urlsplit(text)
+        return parts.scheme.lower() in ("http", "https") and bool(parts.hostname)
+    except ValueError:  # e.g. an unclosed IPv6 bracket
+        return False
 
 
 def _dependency_problems(task: Task, context: _Context) -> Iterator[Problem]:
@@ -161,9 +213,8 @@ def _owner_problems(task: Task, context: _Context) -> Iterator[Problem]:
     owner = context.config.canonical_owner(task.owner)
     if not owners or owner is None or owner in owners:
         return
-    by_lower = {name.lower(): name for name in owners}
-    close = difflib.get_close_matches(owner.lower(), by_lower, n=1)
-    hint = f"did you mean '{by_lower[close[0]]}'? " if close else ""
+    close = context.config.closest_owner(owner)
+    hint = f"did you mean '{close}'? " if close else ""
     message = (
         f"owner '{owner}' is not one of the configured owners ({', '.join(owners)}); "
         f"{hint}use one of them, or add '{owner.lower()}' to owner_aliases"

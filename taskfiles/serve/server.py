@@ -15,6 +15,7 @@ from .app import create_app
 from .security import is_loopback
 
 SHUTDOWN_GRACE_S = 2  # open SSE streams never end by themselves
+MAX_PORT = 65535
 
 
 @dataclass(frozen=True)
@@ -31,7 +32,13 @@ class Options:
 
 
 def check_bind(options: Options) -> None:
-    """Loopback by default; anything else needs --allow-remote and an access token."""
+    """A port from 0 (any free port) to 65535; loopback by default, anything else needs
+    --allow-remote and an access token."""
+    if not 0 <= options.port <= MAX_PORT:
+        raise UsageError(
+            f"port {options.port} is outside 0..{MAX_PORT}; pick a free port such as 8005, "
+            "or 0 for any free one"
+        )
     if is_loopback(options.host):
         return
     if not options.allow_remote:
