@@ -6,14 +6,20 @@
 and ``claim`` refuses with the reason its row gives. The registry refuses a live
 claim, a backoff or a parked entry in the same transaction that would claim it, so
 two claimers never both win.
+
+Whoever claims, the claim records the task file's blob id at the base ref, as the
+heartbeat's dispatch does: the heartbeat raises ``root_task_edited`` when the file
+at the base ref changes after the claim, for hand claims too.
 """
 
 from __future__ import annotations
 
 import itertools
+from collections.abc import Mapping
 
+from . import git
 from .config import Config
-from .errors import ConflictError
+from .errors import ConflictError, NotFoundError
 from .plan import query
 from .plan.source import TaskSet
 from .plan.taskfile import Task
@@ -43,8 +49,27 @@ def claim(
         worker=worker,
         owner=task.owner,
         max_attempts=config.worker.max_attempts,
-        task_blob=seen.tasks.blobs.get(slug),
+        task_blob=base_blobs(config, seen.tasks).get(slug),
     )
+
+
+def base_blobs(config: Config, tasks: TaskSet) -> Mapping[str, str]:
+    """The blob id of each task's file at the base ref (what the heartbeat compares against
+    for ``root_task_edited``); a task not on the base ref has none.
+
+    ``tasks`` read at the base ref carry them already; read from the working tree (a hand
+    claim) or another ref, one ``git ls-tree`` of the tasks folder at the base ref finds them.
+    """
+    if tasks.ref == config.base_ref:
+        return tasks.blobs
+    if config.repo is None:
+        return {}
+    try:
+        listed = git.ls_tree(config.root, config.base_ref, config.relpath(config.tasks_dir), sizes=False)
+    except NotFoundError:  # no base ref yet (a new repository): nothing to compare against
+        return {}
+    by_path = {entry.path: entry.blob for entry in listed}
+    return {task.slug: by_path[task.path] for task in tasks.tasks if task.path in by_path}
 
 
 def plan_refusal(row: Classification, tasks: TaskSet) -> str | None:
@@ -83,13 +108,15 @@ def claim_next(
     still never get the same task.
     """
     seen = queue(config, registry, ref)
-    for task_owner, run in itertools.groupby(_candidates(seen, config, owner), key=lambda task: task.owner):
+    candidates = _candidates(seen, config, owner)
+    blobs = base_blobs(config, seen.tasks) if candidates else {}
+    for task_owner, run in itertools.groupby(candidates, key=lambda task: task.owner):
         entry = registry.claim_first(
             [task.slug for task in run],
             worker=worker,
             owner=task_owner,
             max_attempts=config.worker.max_attempts,
-            task_blobs=seen.tasks.blobs,
+            task_blobs=blobs,
         )
         if entry is not None:
             return entry

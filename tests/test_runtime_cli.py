@@ -19,10 +19,12 @@ from typer.testing import CliRunner
 
 from taskfiles import config as config_module
 from taskfiles.cli import app
+from taskfiles.dispatch.cycle import CycleResult
 from taskfiles.registry import CycleRecord, open_registry
 from taskfiles.state import BUCKETS
 
-from .conftest import commit_all, write_task
+from .conftest import commit_all, git, write_task
+from .harness import Site
 
 runner = CliRunner()
 QUEUE = {
@@ -550,3 +552,32 @@ def test_next_claim_from_8_processes_never_hands_out_a_task_twice(repo: Path) ->
     assert sorted(c["slug"] for c in won) == [f"t{i}" for i in range(5)]
     assert len({c["worker"] for c in won}) == 5 and all(c["lease"] == 1 for c in won)
     assert sum(1 for e in events(repo) if e["type"] == "task.claimed") == 5
+
+
+# -- hand claims and the base ref ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("claim", [["claim", "a"], ["next", "--claim"]])
+def test_a_hand_claim_records_the_base_ref_blob_so_a_later_edit_is_root_task_edited(
+    site: Site, claim: list[str]
+) -> None:
+    site.task("a")
+    committed = git(site.root, "rev-parse", "main:tasks/a.md").strip()
+    path = site.root / "tasks" / "a.md"
+    path.write_text(path.read_text() + "\nAn edit not on main yet.\n")  # the working tree differs
+    assert run_json(site.root, *claim)["slug"] == "a"
+    assert site.entry("a").task_blob == committed  # main's blob, the one the heartbeat compares
+    assert attention(site.cycle(dispatch=False)) == {}  # nothing changed on main yet
+    commit_all(site.root, "edit a on main")
+    assert attention(site.cycle(dispatch=False)) == {"a": {"root_task_edited"}}
+    assert site.entry("a").state == "claimed"  # a signal for a human; the claim stands
+
+
+def test_a_hand_claim_before_the_base_ref_exists_records_no_blob(repo: Path) -> None:
+    write_task(repo, "a.md", "---\ntitle: A\nstatus: ready\n---\n")  # nothing committed: no main
+    assert run_json(repo, "claim", "a")["lease"] == 1
+    assert open_registry(config_module.load(repo)).get("a").task_blob is None
+
+
+def attention(result: CycleResult) -> dict[str, set[str]]:
+    return {c.slug: {s.kind for s in c.signals} for c in result.attention}
