@@ -258,6 +258,67 @@ def blob_at(root: Path, ref: str, path: str) -> str | None:
     return out.split("\t", 1)[0].split()[2]
 
 
+@dataclass(frozen=True)
+class Change:
+    """A commit that changed a file: its id and its commit time (Unix seconds)."""
+
+    commit: str
+    time: int
+
+
+CHANGE_WINDOW = 16  # a file's latest commits read first; its whole history only when they fall short
+
+
+def change_since(root: Path, commit: str, path: str, blob: str) -> Change | None:
+    """The commit that changed ``path`` away from ``blob`` in the first-parent history of ``commit``
+    (the latest such, when it changed back and forth); None when it is still ``blob`` or never was.
+
+    First parent only, and a merge compared with its first parent: a change made on a branch
+    counts from the merge that landed it, not from when it was written. Cheap for a file
+    changed rarely: the walk stops after ``CHANGE_WINDOW`` commits of that file when the
+    answer is among them.
+    """
+    for window in (CHANGE_WINDOW, None):
+        changes = _file_history(root, commit, path, window)
+        later: Change | None = None
+        for change, new_blob in changes:
+            if new_blob == blob:
+                return later
+            later = change
+        if window is None or len(changes) < window:
+            return None
+    return None
+
+
+def _file_history(root: Path, commit: str, path: str, limit: int | None) -> list[tuple[Change, str]]:
+    """Each first-parent commit that changed ``path``, newest first, with the blob it left there."""
+    window = ["-n", str(limit)] if limit else []
+    with open_repo(root) as repo:
+        out = _run(
+            repo,
+            "log",
+            "--first-parent",
+            "--no-renames",
+            "--raw",
+            "--no-abbrev",
+            "--format=%H %ct",
+            *window,
+            commit,
+            "--",
+            f":(top,literal){path}",
+        )
+    found: list[tuple[Change, str]] = []
+    head: Change | None = None
+    for line in out.splitlines():
+        if line.startswith(":") and head is not None:  # :old_mode new_mode old_blob new_blob status\tpath
+            found.append((head, line.split("\t", 1)[0].split()[3]))
+            head = None
+        elif line.strip():
+            sha, _, stamp = line.partition(" ")
+            head = Change(sha, int(stamp))
+    return found
+
+
 # What ``git rev-parse --local-env-vars`` lists: variables that point git at one repository.
 # A worker in another worktree must not inherit them; identity and config variables may stay.
 LOCAL_ENV_VARS = frozenset(

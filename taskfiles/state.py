@@ -3,7 +3,11 @@
 ``task status``, the heartbeat and the status page all call ``classify_all``;
 none of them re-derives state. Nothing here reads files, processes or clocks:
 whatever is impure (which workers are dead, blob ids at the base ref, the
-time) comes in as an argument.
+commits that edited dispatched tasks, the time) comes in as an argument.
+
+Every signal is one condition, and its ``since`` is the moment that condition
+became true: a stall at the last heartbeat plus the stall limit, an unreconciled
+exit at the exit plus the review grace, an edit when its commit landed.
 """
 
 from __future__ import annotations
@@ -12,13 +16,13 @@ from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 from .config import Limits
 from .plan import query
 from .plan.source import TaskSet
 from .plan.taskfile import Task
-from .registry.records import LIVE_STATES, RegistryEntry, parse_time
+from .registry.records import LIVE_STATES, RegistryEntry, format_time, parse_time
 from .slugs import slug_of
 
 BUCKETS = ("backlog", "waiting", "ready", "active", "review", "needs_attention", "done")
@@ -34,6 +38,8 @@ SIGNALS = (
     "parked",
     "stopped",
 )
+# Failure classes that are signals too: a task parked after one carries that signal and ``parked``.
+FAILURE_SIGNALS = ("worker_gone", "stalled", "dispatch_failed")
 # A ready task with one of these signals is still dispatched: the signal is about the wait.
 DISPATCHABLE_SIGNALS = frozenset({"pickup_overdue", "dispatch_failed"})
 DISPATCHABLE_STATES = frozenset({"ready", "retry_due"})
@@ -43,7 +49,11 @@ LEGACY_CLAIM_KEYS = ("claimed_by", "claimed_at", "started_at", "worker", "claim"
 
 @dataclass(frozen=True)
 class Signal:
-    """Something a human should look at: what, why, and since when."""
+    """Something a human should look at: what, why, and since when (the moment it became true).
+
+    One condition, one kind: a task parked after its worker vanished carries
+    ``worker_gone`` and ``parked``, each with its own reason and ``since``.
+    """
 
     kind: str
     reason: str
@@ -92,6 +102,13 @@ class Classification:
         }
 
 
+class Edit(NamedTuple):
+    """The commit on the base ref that changed a dispatched task's file, and when it landed."""
+
+    at: str  # its commit time, as a registry time string
+    commit: str
+
+
 @dataclass(frozen=True)
 class Inputs:
     """The impure facts the caller gathered, so classification can stay pure."""
@@ -102,6 +119,7 @@ class Inputs:
     blobs: Mapping[str, str] = field(default_factory=dict)  # slug -> task blob id at the base ref
     ready_since: Mapping[str, str] = field(default_factory=dict)  # slug -> first seen ready
     capacity_free: bool = True
+    edits: Mapping[str, Edit] = field(default_factory=dict)  # slug -> the edit behind root_task_edited
 
 
 def classify_all(
@@ -182,8 +200,11 @@ def legacy_claim(task: Task) -> bool:
 def _ready(task: Task, inputs: Inputs) -> Classification:
     since = inputs.ready_since.get(task.slug)
     signals: tuple[Signal, ...] = ()
-    if since and inputs.capacity_free and _age(since, inputs.now) > inputs.limits.pickup_after:
-        signals = (Signal("pickup_overdue", "ready with free capacity but not dispatched", since),)
+    wait = inputs.limits.pickup_after
+    if since and inputs.capacity_free and _age(since, inputs.now) > wait:
+        signals = (
+            Signal("pickup_overdue", "ready with free capacity but not dispatched", _after(since, wait)),
+        )
     return Classification(task.slug, "ready", "ready", task, None, signals)
 
 
@@ -200,10 +221,11 @@ def _from_entry(task: Task, entry: RegistryEntry, inputs: Inputs) -> Classificat
             return Classification(slug, "waiting", "retry_wait", task, entry, detail=detail)
         return Classification(slug, "ready", "retry_due", task, entry, detail="retry due")
     if state == "parked":
-        kind = entry.failure_class if entry.failure_class in SIGNALS else "parked"
-        reason = entry.parked_reason or entry.last_error or "parked"
         since = entry.updated_at or entry.finished_at  # when it was parked (or last noted on)
-        return Classification(slug, "needs_attention", "parked", task, entry, (Signal(kind, reason, since),))
+        parked = Signal("parked", entry.parked_reason or "parked", since)
+        failure = _failure(entry, inputs)
+        signals = (failure, parked) if failure else (parked,)
+        return Classification(slug, "needs_attention", "parked", task, entry, signals)
     if state == "stopped":
         signal = Signal("stopped", entry.stop_reason or "stopped by an operator", entry.finished_at)
         return Classification(slug, "needs_attention", "stopped", task, entry, (signal,))
@@ -214,16 +236,15 @@ def _from_entry(task: Task, entry: RegistryEntry, inputs: Inputs) -> Classificat
 
 def _live(task: Task, entry: RegistryEntry, inputs: Inputs) -> Classification:
     signals = []
+    last = _last_sign(entry)
     if task.slug in inputs.dead_workers:
-        signals.append(
-            Signal(
-                "worker_gone", f"worker pid {entry.pid} is gone without an exit record", entry.heartbeat_at
-            )
-        )
-    last = entry.heartbeat_at or entry.started_at or entry.claimed_at
+        reason = f"worker pid {entry.pid} is gone without an exit record"
+        signals.append(Signal("worker_gone", reason, last))
     quiet = _age(last, inputs.now) if last else 0.0
-    if quiet > inputs.limits.stall_after:
-        signals.append(Signal("stalled", f"no heartbeat for {int(quiet)} s", last))
+    if last and quiet > inputs.limits.stall_after:
+        signals.append(
+            Signal("stalled", f"no heartbeat for {int(quiet)} s", _after(last, inputs.limits.stall_after))
+        )
     detail = f"blocked: {entry.blocker}" if entry.blocker else entry.progress or ""
     return Classification(task.slug, "active", entry.state, task, entry, tuple(signals), detail=detail)
 
@@ -231,9 +252,10 @@ def _live(task: Task, entry: RegistryEntry, inputs: Inputs) -> Classification:
 def _review(task: Task, entry: RegistryEntry, inputs: Inputs) -> Classification:
     signals: tuple[Signal, ...] = ()
     finished = entry.finished_at
-    if finished and _age(finished, inputs.now) > inputs.limits.review_grace:
+    grace = inputs.limits.review_grace
+    if finished and _age(finished, inputs.now) > grace:
         reason = "worker exited 0 but the completion record is not on the base ref"
-        signals = (Signal("exited_unreconciled", reason, finished),)
+        signals = (Signal("exited_unreconciled", reason, _after(finished, grace)),)
     return Classification(task.slug, "review", "review", task, entry, signals, detail="waiting for the merge")
 
 
@@ -251,14 +273,58 @@ def _common_signals(task: Task, entry: RegistryEntry | None, inputs: Inputs) -> 
         )
     if entry is None or task.done:
         return signals
-    blob = inputs.blobs.get(task.slug)
-    if entry.task_blob and blob and blob != entry.task_blob and entry.state in (*LIVE_STATES, "exited"):
-        signals.append(
-            Signal("root_task_edited", "task file changed on the base ref since dispatch", entry.claimed_at)
-        )
+    if root_task_edited(task, entry, inputs.blobs.get(task.slug)):
+        signals.append(_edited(entry, inputs.edits.get(task.slug)))
+    # A parked entry's failure signal comes with its parked signal (_from_entry).
     if entry.last_error and entry.failure_class == "dispatch_failed" and entry.state != "parked":
-        signals.append(Signal("dispatch_failed", entry.last_error, entry.finished_at))
+        failure = _failure(entry, inputs)
+        if failure:
+            signals.append(failure)
     return signals
+
+
+def root_task_edited(task: Task, entry: RegistryEntry | None, blob: str | None) -> bool:
+    """True when the task's file at the base ref (``blob``) is not the one its live or exited
+    attempt was dispatched with: the one rule, also for which edits ``status`` looks up in git."""
+    return bool(
+        entry is not None
+        and not task.done
+        and entry.task_blob
+        and blob
+        and blob != entry.task_blob
+        and entry.state in (*LIVE_STATES, "exited")
+    )
+
+
+def _edited(entry: RegistryEntry, edit: Edit | None) -> Signal:
+    """Since the commit that changed the file landed on the base ref; when that commit is not
+    known (no history to read), since the dispatch, the earliest it can have happened after."""
+    if edit is None:
+        return Signal(
+            "root_task_edited", "task file changed on the base ref since dispatch", entry.claimed_at
+        )
+    reason = f"task file changed on the base ref since dispatch (commit {edit.commit[:12]})"
+    return Signal("root_task_edited", reason, edit.at)
+
+
+def _failure(entry: RegistryEntry, inputs: Inputs) -> Signal | None:
+    """The signal the class of the attempt that ended stands for (worker_gone, stalled,
+    dispatch_failed), dated as it was while the attempt was live; None for any other class,
+    and while a later attempt is live (its claim cleared ``finished_at``)."""
+    kind, last, ended = entry.failure_class, _last_sign(entry), entry.finished_at
+    if kind is None or kind not in FAILURE_SIGNALS or not ended:
+        return None
+    since: str | None = last
+    if kind == "dispatch_failed":
+        since = ended
+    elif kind == "stalled" and last:
+        since = _after(last, inputs.limits.stall_after)
+    return Signal(kind, entry.last_error or kind, since)
+
+
+def _last_sign(entry: RegistryEntry) -> str | None:
+    """The last time the attempt's worker was known alive."""
+    return entry.heartbeat_at or entry.started_at or entry.claimed_at
 
 
 def _orphan(slug: str, entry: RegistryEntry, unreadable: bool) -> Classification:
@@ -269,6 +335,14 @@ def _orphan(slug: str, entry: RegistryEntry, unreadable: bool) -> Classification
     )
     signal = Signal("registry_orphan", reason, entry.heartbeat_at or entry.claimed_at)
     return Classification(slug, "needs_attention", "orphan", None, entry, (signal,))
+
+
+def _after(stamp: str, seconds: float) -> str:
+    """The registry time ``seconds`` after ``stamp`` (``stamp`` itself when it does not parse)."""
+    try:
+        return format_time(parse_time(stamp) + timedelta(seconds=seconds))
+    except (TypeError, ValueError):
+        return stamp
 
 
 def _age(stamp: str, now: datetime) -> float:

@@ -3,9 +3,10 @@
 The registry knows runtime state and nothing about task files; task files know
 nothing about the registry. ``observe`` reads both once (the entries, the last
 cycle record, which workers on this host are gone), builds the classification
-inputs once, calls ``state.classify_all`` and returns an ``Observation``: typed
-rows, attention (one definition), counts that always match the rows, the free
-capacity, the dispatch order and the last cycle's age and staleness.
+inputs once (for a task edited since its dispatch, the commit that did it), calls
+``state.classify_all`` and returns an ``Observation``: typed rows, attention (one
+definition), counts that always match the rows, the free capacity, the dispatch
+order, and the last cycle's age and staleness.
 
 ``task status``, ``task next`` (with and without ``--claim``) and ``task claim``
 (``claims``), the heartbeat (reconcile and dispatch) and ``task serve`` all stand
@@ -17,13 +18,14 @@ from __future__ import annotations
 import socket
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, replace
-from datetime import datetime
-from functools import cached_property
+from datetime import UTC, datetime
+from functools import cached_property, lru_cache
+from pathlib import Path
 from typing import Any
 
-from . import process, state
+from . import git, process, state
 from .config import Config
-from .errors import NotFoundError, TaskfilesError
+from .errors import GitError, NotFoundError, TaskfilesError
 from .plan import query
 from .plan.source import TaskSet, load
 from .plan.taskfile import Task
@@ -273,13 +275,15 @@ def classify(
     """
     limit = max_parallel or config.heartbeat.max_parallel
     capacity = Capacity(limit, sum(1 for entry in entries.values() if entry.is_live))
+    blobs = source.tasks.blobs if source.ref else {}
     inputs = state.Inputs(
         now=now,
         limits=config.limits,
         dead_workers=dead_workers(entries) if dead is None else dead,
-        blobs=source.tasks.blobs if source.ref else {},
+        blobs=blobs,
         ready_since=record.ready_since if record else {},
         capacity_free=capacity.free > 0,
+        edits=_edits(config, source.tasks, entries, blobs),
     )
     rows = state.classify_all(source.tasks, entries, inputs)
     return Observation(
@@ -310,6 +314,36 @@ def dead_workers(entries: Mapping[str, RegistryEntry]) -> frozenset[str]:
         and entry.host == host
         and not process.is_alive(entry.pid, entry.pid_start_time)
     )
+
+
+def _edits(
+    config: Config, tasks: TaskSet, entries: Mapping[str, RegistryEntry], blobs: Mapping[str, str]
+) -> dict[str, state.Edit]:
+    """For each task that ``state.root_task_edited``, the commit that changed its file on the
+    base ref: read from git for those tasks only (a few, each once per process)."""
+    found: dict[str, state.Edit] = {}
+    for slug, entry in entries.items():
+        task = tasks.by_slug.get(slug)
+        if task is None or not state.root_task_edited(task, entry, blobs.get(slug)):
+            continue
+        edit = _edit(config.root, tasks.commit or "", task.path, entry.task_blob or "")
+        if edit is not None:
+            found[slug] = edit
+    return found
+
+
+@lru_cache(maxsize=1024)
+def _edit(root: Path, commit: str, path: str, blob: str) -> state.Edit | None:
+    """Immutable once asked: a commit's history never changes (so the server asks git once)."""
+    if not commit:
+        return None
+    try:
+        change = git.change_since(root, commit, path, blob)
+    except GitError:  # e.g. a shallow clone without the history: since falls back to the dispatch
+        return None
+    if change is None:
+        return None
+    return state.Edit(format_time(datetime.fromtimestamp(change.time, UTC)), change.commit)
 
 
 def _cycle_view(record: CycleRecord | None, now: datetime, stale_after: float) -> CycleView | None:

@@ -12,6 +12,7 @@ import os
 import signal
 import subprocess
 import sys
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,7 @@ import pytest
 from taskfiles import process
 from taskfiles.dispatch.cycle import CycleResult
 from taskfiles.errors import ConfigError
+from taskfiles.registry.records import format_time, parse_time
 
 from .conftest import commit_all, git, wait_until, write_task
 from .harness import Site, tree_digest
@@ -180,7 +182,10 @@ def test_exit_0_without_completion_record_is_exited_unreconciled_after_grace(sit
     assert attention(late) == {"a": {"exited_unreconciled"}}
     snap = _record(site)
     assert snap["attention"][0]["slug"] == "a"
-    assert snap["attention"][0]["signals"][0]["kind"] == "exited_unreconciled"
+    [signal] = snap["attention"][0]["signals"]
+    exited = parse_time(site.entry("a").finished_at or "")
+    assert signal["kind"] == "exited_unreconciled"
+    assert signal["since"] == format_time(exited + timedelta(seconds=3600))  # when the grace ran out
 
 
 def _record(site: Site) -> dict[str, Any]:
@@ -241,6 +246,10 @@ def test_task_file_edited_on_main_mid_flight_is_root_task_edited(site: Site) -> 
     found = site.cycle()
     assert attention(found) == {"a": {"root_task_edited"}}
     assert site.entry("a").state == "running"  # a signal for a human, not a reason to kill
+    edit, landed = git(site.root, "log", "-1", "--format=%H %ct").split()
+    [signal] = found.attention[0].signals
+    assert signal.since == format_time(datetime.fromtimestamp(int(landed), UTC))  # not the dispatch
+    assert edit[:12] in signal.reason
 
 
 def test_deleted_task_is_registry_orphan_and_pruned_after_grace(site: Site) -> None:

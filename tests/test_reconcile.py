@@ -16,7 +16,7 @@ import pytest
 from taskfiles import config as tconfig
 from taskfiles import process
 from taskfiles.config import HeartbeatSettings, WorkerSettings
-from taskfiles.dispatch import reconcile
+from taskfiles.dispatch import cycle, reconcile
 from taskfiles.dispatch.scene import Scene, dispatcher_worker
 from taskfiles.errors import ConfigError, ConflictError
 from taskfiles.plan import source as tasksource
@@ -25,7 +25,7 @@ from taskfiles.registry import CycleRecord, Registry, open_registry
 from taskfiles.registry.records import Actor, RegistryEntry, format_time
 from taskfiles.status import Observation, Source, classify
 
-from .conftest import commit_all, write_task
+from .conftest import ManualClock, commit_all, write_task
 from .harness import make_site
 
 NOW = datetime(2026, 11, 22, 10, 0, tzinfo=UTC)
@@ -288,3 +288,32 @@ def test_a_live_worker_is_killed_when_its_task_is_completed_on_the_base_ref(tmp_
     finally:
         worker.kill()
         worker.wait()
+
+
+def test_a_task_parked_by_the_circuit_breaker_after_worker_gone_says_both(
+    repo: Path, clock: ManualClock
+) -> None:
+    write_task(repo, "a.md", "---\ntitle: A\nstatus: ready\n---\n")
+    commit_all(repo)
+    config = tconfig.load(repo)
+    registry = open_registry(config, clock=clock)
+    options = cycle.CycleOptions(dispatch=False)
+    for _ in range(3):  # circuit_breaker = 3: the third worker_gone in a row parks
+        dead = subprocess.Popen([sys.executable, "-c", "pass"])
+        dead.wait()
+        registry.start("a", registry.claim("a", worker="w").lease, pid=dead.pid, pid_start_time=1)
+        started = format_time(clock())
+        clock.advance(seconds=30)
+        result = cycle.run_cycle(config, options, clock=clock, registry=registry)
+        clock.advance(hours=2)  # past any backoff
+    parked_at = format_time(clock.now - timedelta(hours=2))
+    assert [a.kind for a in result.actions] == ["worker_gone", "parked"]
+    [row] = result.attention
+    gone, parked = row.signals
+    assert (gone.kind, gone.since, parked.kind, parked.since) == ("worker_gone", started, "parked", parked_at)
+    assert gone.reason == f"worker pid {dead.pid} is gone without an exit record"
+    assert parked.reason.startswith("circuit open: worker_gone 3 times in a row")
+    record = registry.read_cycle()
+    assert record is not None
+    kinds = [(s["kind"], s["since"]) for s in record.attention[0]["signals"]]
+    assert kinds == [("worker_gone", started), ("parked", parked_at)]

@@ -14,7 +14,7 @@ from taskfiles.errors import ConfigError
 from taskfiles.plan.source import TaskSet
 from taskfiles.plan.taskfile import Task
 from taskfiles.registry.records import RegistryEntry, format_time
-from taskfiles.state import BUCKETS, SIGNALS, Inputs, classify_all, counts
+from taskfiles.state import BUCKETS, SIGNALS, Edit, Inputs, classify_all, counts
 
 NOW = datetime(2026, 11, 22, 12, 0, 0, tzinfo=UTC)
 
@@ -50,7 +50,8 @@ def entry(slug: str = "t", state: str = "running", **fields: Any) -> RegistryEnt
 
 @dataclass(frozen=True)
 class Case:
-    """One row: the world, then what ``t`` (or the orphan's slug) must classify as."""
+    """One row: the world, then what ``t`` (or the orphan's slug) must classify as, and
+    ``since``: when each of its signals became true, in order."""
 
     tasks: Sequence[Task]
     entries: Sequence[RegistryEntry] = ()
@@ -60,6 +61,7 @@ class Case:
     signals: tuple[str, ...] = ()
     slug: str = "t"
     blocked_by: tuple[str, ...] = ()
+    since: tuple[str | None, ...] = ()
 
 
 DONE_DEP = task("dep", "completed")
@@ -88,6 +90,7 @@ CASES = {
         bucket="needs_attention",
         state="running",
         signals=("stalled",),
+        since=(ago(1),),  # the last heartbeat + stall_after_seconds (600)
     ),
     "claimed, never started, stalled": Case(
         [task("t")],
@@ -95,6 +98,7 @@ CASES = {
         bucket="needs_attention",
         state="claimed",
         signals=("stalled",),
+        since=(ago(3000),),
     ),
     "stall limit from config": Case(
         [task("t")],
@@ -103,6 +107,7 @@ CASES = {
         bucket="needs_attention",
         state="running",
         signals=("stalled",),
+        since=(ago(60),),
     ),
     "worker gone": Case(
         [task("t")],
@@ -111,6 +116,7 @@ CASES = {
         bucket="needs_attention",
         state="running",
         signals=("worker_gone",),
+        since=(ago(5),),  # its last sign of life
     ),
     "review": Case(
         [task("t")],
@@ -124,6 +130,7 @@ CASES = {
         bucket="needs_attention",
         state="review",
         signals=("exited_unreconciled",),
+        since=(ago(1),),  # the exit + review_grace_seconds (3600)
     ),
     "retry_wait (backing off)": Case(
         [task("t")],
@@ -164,40 +171,147 @@ CASES = {
                 next_attempt_at=ago(-60),
                 failure_class="dispatch_failed",
                 last_error="git worktree add failed",
+                finished_at=ago(30),
             )
         ],
         bucket="needs_attention",
         state="retry_wait",
         signals=("dispatch_failed",),
+        since=(ago(30),),
+    ),
+    "dispatched again after a failed dispatch: that failure is over": Case(
+        [task("t")],
+        [
+            entry(
+                state="claimed",
+                failure_class="dispatch_failed",
+                last_error="git worktree add failed",
+            )
+        ],
+        bucket="active",
+        state="claimed",
     ),
     "parked": Case(
         [task("t")],
-        [entry(state="parked", parked_reason="needs a human")],
+        [entry(state="parked", parked_reason="needs a human", updated_at=ago(120))],
         bucket="needs_attention",
         state="parked",
         signals=("parked",),
+        since=(ago(120),),
     ),
-    "parked by the circuit breaker names the failure": Case(
+    "parked after failed dispatches: each its own signal": Case(
         [task("t")],
-        [entry(state="parked", failure_class="dispatch_failed", last_error="boom")],
+        [
+            entry(
+                state="parked",
+                failure_class="dispatch_failed",
+                last_error="boom",
+                parked_reason="circuit open: dispatch_failed 3 times in a row (boom)",
+                finished_at=ago(30),
+                updated_at=ago(29),
+            )
+        ],
         bucket="needs_attention",
         state="parked",
-        signals=("dispatch_failed",),
+        signals=("dispatch_failed", "parked"),
+        since=(ago(30), ago(29)),
+    ),
+    "parked after its worker vanished: worker_gone and parked": Case(
+        [task("t")],
+        [
+            entry(
+                state="parked",
+                pid=7,
+                failure_class="worker_gone",
+                last_error="worker pid 7 is gone without an exit record",
+                parked_reason="circuit open: worker_gone 3 times in a row (worker pid 7 is gone)",
+                heartbeat_at=ago(400),
+                finished_at=ago(300),
+                updated_at=ago(300),
+            )
+        ],
+        bucket="needs_attention",
+        state="parked",
+        signals=("worker_gone", "parked"),
+        since=(ago(400), ago(300)),
+    ),
+    "parked after a stall: stalled and parked": Case(
+        [task("t")],
+        [
+            entry(
+                state="parked",
+                failure_class="stalled",
+                last_error="no heartbeat for 700 s",
+                parked_reason="retries exhausted: 3 failed attempts (no heartbeat for 700 s)",
+                heartbeat_at=ago(1000),
+                finished_at=ago(300),
+                updated_at=ago(300),
+            )
+        ],
+        bucket="needs_attention",
+        state="parked",
+        signals=("stalled", "parked"),
+        since=(ago(400), ago(300)),  # stalled 600 s after its last heartbeat; parked later
+    ),
+    "parked after exit 1 three times: only parked": Case(
+        [task("t")],
+        [
+            entry(
+                state="parked",
+                failure_class="exit_1",
+                last_error="exit code 1",
+                parked_reason="circuit open: exit_1 3 times in a row (exit code 1)",
+                finished_at=ago(300),
+                updated_at=ago(300),
+            )
+        ],
+        bucket="needs_attention",
+        state="parked",
+        signals=("parked",),
+        since=(ago(300),),
+    ),
+    "parked while live: an earlier attempt's worker_gone is not this one's": Case(
+        [task("t")],
+        [
+            entry(
+                state="parked",
+                failure_class="worker_gone",
+                last_error="worker pid 7 is gone without an exit record",
+                parked_reason="wrong approach",
+                heartbeat_at=ago(100),
+                updated_at=ago(50),
+            )
+        ],
+        bucket="needs_attention",
+        state="parked",
+        signals=("parked",),
+        since=(ago(50),),
     ),
     "stopped": Case(
         [task("t")],
-        [entry(state="stopped", stop_reason="wrong approach")],
+        [entry(state="stopped", stop_reason="wrong approach", finished_at=ago(50))],
         bucket="needs_attention",
         state="stopped",
         signals=("stopped",),
+        since=(ago(50),),
     ),
     "root task edited on the base ref": Case(
+        [task("t")],
+        [entry(task_blob="a" * 40, heartbeat_at=ago(5))],
+        {"blobs": {"t": "b" * 40}, "edits": {"t": Edit(ago(30), "c" * 40)}},
+        bucket="needs_attention",
+        state="running",
+        signals=("root_task_edited",),
+        since=(ago(30),),  # when the edit landed on the base ref
+    ),
+    "root task edited, its commit unknown: since the dispatch": Case(
         [task("t")],
         [entry(task_blob="a" * 40, heartbeat_at=ago(5))],
         {"blobs": {"t": "b" * 40}},
         bucket="needs_attention",
         state="running",
         signals=("root_task_edited",),
+        since=(ago(60),),
     ),
     "root task unchanged": Case(
         [task("t")],
@@ -213,24 +327,28 @@ CASES = {
         state="orphan",
         signals=("registry_orphan",),
         slug="gone",
+        since=(ago(5),),
     ),
     "legacy in_progress file, no entry": Case(
         [task("t", legacy={"status": "in_progress", "claimed_by": "bot"})],
         bucket="needs_attention",
         state="legacy_in_progress",
         signals=("legacy_runtime_keys",),
+        since=(None,),  # a fact of the file, not of a moment
     ),
     "legacy runtime key that claims nothing": Case(
         [task("t", legacy={"retries": 2})],
         bucket="needs_attention",
         state="ready",
         signals=("legacy_runtime_keys",),
+        since=(None,),
     ),
     "legacy key on a completed task": Case(
         [task("t", "completed", legacy={"claimed_by": "bot"})],
         bucket="done",
         state="completed",
         signals=("legacy_runtime_keys",),
+        since=(None,),
     ),
     "pickup overdue": Case(
         [task("t")],
@@ -238,6 +356,7 @@ CASES = {
         bucket="needs_attention",
         state="ready",
         signals=("pickup_overdue",),
+        since=(ago(1),),  # first seen ready + pickup_overdue_seconds (900)
     ),
     "not overdue without free capacity": Case(
         [task("t")],
@@ -256,6 +375,7 @@ CASES = {
         bucket="done",
         state="completed",
         signals=("registry_orphan",),
+        since=(ago(60),),
     ),
     "released entry ignored": Case(
         [task("t")], [entry(state="released", finished_at=ago(60))], bucket="ready", state="ready"
@@ -283,6 +403,7 @@ def test_classification_table(case: Case) -> None:
     got = rows[case.slug]
     assert (got.bucket, got.state) == (case.bucket, case.state)
     assert tuple(s.kind for s in got.signals) == case.signals
+    assert tuple(s.since for s in got.signals) == case.since
     assert got.blocked_by == case.blocked_by
     assert got.bucket in BUCKETS and {s.kind for s in got.signals} <= set(SIGNALS)
     for signal in got.signals:
@@ -314,8 +435,16 @@ def test_orphan_of_an_unreadable_file_says_so() -> None:
 def test_signals_carry_since_and_readable_reasons() -> None:
     tasks, entries, inputs = world(CASES["stalled"])
     [row] = classify_all(tasks, entries, inputs)
-    assert row.signals[0].since == ago(601)
+    assert row.signals[0].since == ago(1)  # stalled from 600 s after the last heartbeat
     assert "601 s" in row.signals[0].reason
+
+
+def test_a_task_parked_after_its_worker_vanished_says_each_condition_in_its_own_words() -> None:
+    tasks, entries, inputs = world(CASES["parked after its worker vanished: worker_gone and parked"])
+    [row] = classify_all(tasks, entries, inputs)
+    gone, parked = row.signals
+    assert gone.reason == "worker pid 7 is gone without an exit record"
+    assert parked.reason == "circuit open: worker_gone 3 times in a row (worker pid 7 is gone)"
 
 
 def test_an_active_task_shows_its_blocker_before_its_progress() -> None:

@@ -25,7 +25,7 @@ from taskfiles.registry.records import format_time
 from taskfiles.serve import create_app
 from taskfiles.status import observe, planning_source
 
-from .conftest import commit_all, write_task
+from .conftest import ManualClock, commit_all, git, write_task
 
 runner = CliRunner()
 
@@ -260,3 +260,96 @@ def test_next_warns_of_unreadable_files_and_needs_a_readable_registry(pair: Path
     (pair / "registry" / "registry.json").write_text("{not json", encoding="utf-8")
     refused = invoke(pair, "next")
     assert refused.exit_code == 6 and refused.stderr.startswith("error: ") and "registry" in refused.stderr
+
+
+# -- signals: since is when each condition became true --------------------------------------------
+
+
+def _commit_at(root: Path, when: datetime, message: str, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Commit everything with this committer time; the commit id."""
+    monkeypatch.setenv("GIT_COMMITTER_DATE", when.isoformat())
+    try:
+        return commit_all(root, message)
+    finally:
+        monkeypatch.delenv("GIT_COMMITTER_DATE")
+
+
+def _signals(root: Path, clock: ManualClock, slug: str) -> list[tuple[str, str | None]]:
+    config = config_module.load(root)
+    seen = observe(config, open_registry(config, clock=clock), now=clock(), source=planning_source(config))
+    return [(s.kind, s.since) for s in seen.row(slug).signals]
+
+
+def _dispatched(root: Path, clock: ManualClock, slug: str) -> None:
+    """Claim ``slug`` with its blob at main, as the heartbeat does, and start it."""
+    blob = git(root, "rev-parse", f"main:tasks/{slug}.md").strip()
+    reg = open_registry(config_module.load(root), clock=clock)
+    reg.start(slug, reg.claim(slug, worker="w", task_blob=blob).lease)
+
+
+def test_root_task_edited_since_the_merge_that_landed_the_edit(
+    repo: Path, clock: ManualClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    t0 = clock() - timedelta(days=3)
+    write_task(repo, "a.md", "---\ntitle: A\nstatus: ready\n---\n\nFirst scope.\n")
+    _commit_at(repo, t0, "add a", monkeypatch)
+    _dispatched(repo, clock, "a")
+    assert _signals(repo, clock, "a") == []
+    git(repo, "checkout", "-q", "-b", "scope")
+    write_task(repo, "a.md", "---\ntitle: A\nstatus: ready\n---\n\nNew scope.\n")
+    _commit_at(repo, t0 + timedelta(hours=1), "rescope a", monkeypatch)  # written on a branch...
+    git(repo, "checkout", "-q", "main")
+    write_task(repo, "other.md", "---\ntitle: Other\nstatus: ready\n---\n")
+    _commit_at(repo, t0 + timedelta(hours=2), "unrelated", monkeypatch)
+    landed = t0 + timedelta(hours=5)
+    monkeypatch.setenv("GIT_COMMITTER_DATE", landed.isoformat())
+    git(repo, "merge", "-q", "--no-ff", "scope", "-m", "merge scope")  # ...landed on main later
+    monkeypatch.delenv("GIT_COMMITTER_DATE")
+    write_task(repo, "other.md", "---\ntitle: Other, again\nstatus: ready\n---\n")
+    _commit_at(repo, t0 + timedelta(hours=6), "unrelated again", monkeypatch)
+    assert _signals(repo, clock, "a") == [("root_task_edited", format_time(landed))]
+
+
+def test_root_task_edited_since_the_latest_departure_even_after_many_edits(
+    repo: Path, clock: ManualClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    t0 = clock() - timedelta(days=3)
+    original = "---\ntitle: A\nstatus: ready\n---\n\nScope.\n"
+    write_task(repo, "a.md", original)
+    _commit_at(repo, t0, "add a", monkeypatch)
+    _dispatched(repo, clock, "a")
+    write_task(repo, "a.md", original + "\nA detour.\n")
+    _commit_at(repo, t0 + timedelta(minutes=1), "detour", monkeypatch)
+    write_task(repo, "a.md", original)  # back as dispatched: no signal
+    _commit_at(repo, t0 + timedelta(minutes=2), "undo the detour", monkeypatch)
+    assert _signals(repo, clock, "a") == []
+    first = t0 + timedelta(minutes=10)
+    for n in range(20):  # more edits than the first look at the file's history reads
+        write_task(repo, "a.md", original + f"\nEdit {n}.\n")
+        commit = _commit_at(repo, first + timedelta(minutes=n), f"edit {n}", monkeypatch)
+    config = config_module.load(repo)
+    seen = observe(config, open_registry(config, clock=clock), now=clock(), source=planning_source(config))
+    [signal] = seen.row("a").signals
+    assert (signal.kind, signal.since) == ("root_task_edited", format_time(first))
+    assert commit[:12] not in signal.reason  # it names the first edit, not the last
+
+
+def test_exited_unreconciled_since_the_exit_plus_the_review_grace(pair: Path, clock: ManualClock) -> None:
+    reg = open_registry(config_module.load(pair), clock=clock)
+    reg.finish("a", reg.claim("a", worker="w").lease, 0)
+    exited = clock()
+    clock.advance(seconds=3599)
+    assert _signals(pair, clock, "a") == []
+    clock.advance(seconds=2)
+    assert _signals(pair, clock, "a") == [("exited_unreconciled", format_time(exited + timedelta(hours=1)))]
+
+
+def test_stalled_since_the_last_heartbeat_plus_the_stall_limit(pair: Path, clock: ManualClock) -> None:
+    reg = open_registry(config_module.load(pair), clock=clock)
+    lease = reg.claim("a", worker="w").lease
+    reg.start("a", lease)
+    clock.advance(seconds=120)
+    reg.heartbeat("a", lease)
+    beat = clock()
+    clock.advance(seconds=601)
+    assert _signals(pair, clock, "a") == [("stalled", format_time(beat + timedelta(seconds=600)))]
