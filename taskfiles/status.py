@@ -6,7 +6,8 @@ cycle record, which workers on this host are gone), builds the classification
 inputs once (for a task edited since its dispatch, the commit that did it), calls
 ``state.classify_all`` and returns an ``Observation``: typed rows, attention (one
 definition), counts that always match the rows, the free capacity, the dispatch
-order, and the last cycle's age and staleness.
+order, the last cycle's age and staleness, and the task files it could not read
+(``skipped``), which every reader names.
 
 ``task status``, ``task next`` (with and without ``--claim``) and ``task claim``
 (``claims``), the heartbeat (reconcile and dispatch) and ``task serve`` all stand
@@ -144,6 +145,22 @@ class Observation:
         return self.source.tasks
 
     @property
+    def skipped(self) -> tuple[str, ...]:
+        """Task files that could not be read, so no row shows them (repository-relative paths)."""
+        return self.tasks.skipped
+
+    @property
+    def skipped_note(self) -> str | None:
+        """One line naming the first few skipped files and their count, and what tells why."""
+        return skipped_note(self.skipped)
+
+    @property
+    def notices(self) -> tuple[str, ...]:
+        """Every warning a reader shows: ``warnings``, then the skipped files' note."""
+        note = self.skipped_note
+        return (*self.warnings, note) if note else self.warnings
+
+    @property
     def counts(self) -> dict[str, int]:
         """Rows per bucket, every bucket present."""
         return state.counts(self.rows)
@@ -203,7 +220,7 @@ class Observation:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON form: generated_at, ref, counts, capacity, cycle, registry_error, attention, tasks,
-        warnings."""
+        warnings (``notices``), skipped."""
         return {
             "generated_at": self.generated_at,
             "ref": self.ref,
@@ -216,8 +233,18 @@ class Observation:
                 for c in self.attention
             ],
             "tasks": [c.to_dict() for c in self.rows],
-            "warnings": list(self.warnings),
+            "warnings": list(self.notices),
+            "skipped": list(self.skipped),
         }
+
+
+def skipped_note(paths: tuple[str, ...], shown: int = 3) -> str | None:
+    """``skipped N unreadable task file(s): a, b, c and N-3 more; run 'task validate'`` (None: none)."""
+    if not paths:
+        return None
+    more = f" and {len(paths) - shown} more" if len(paths) > shown else ""
+    names = ", ".join(paths[:shown])
+    return f"skipped {len(paths)} unreadable task file(s): {names}{more}; run 'task validate' to see why"
 
 
 def observe(

@@ -321,6 +321,29 @@ def test_snapshot_holds_owner_counts_states_and_ready_since(site: Site) -> None:
     assert set(snap["ready_since"]) == {"a"}
 
 
+def test_unreadable_task_files_are_counted_in_the_cycle_line_and_listed_in_its_record(site: Site) -> None:
+    site.task("a")
+    broken = ["tasks/ops/x.md", "tasks/y.md", "tasks/z.md"]
+    for path in broken:
+        (site.root / path).parent.mkdir(parents=True, exist_ok=True)
+        (site.root / path).write_text("---\ntitle: [unclosed\n---\n", encoding="utf-8")
+    commit_all(site.root, "three broken files")
+    line = subprocess.run(
+        [BIN / "task-manager-heartbeat", "-C", str(site.root), "--no-dispatch"],
+        capture_output=True,
+        text=True,
+    )
+    assert line.returncode == 0, line.stderr
+    assert "; skipped 3 unreadable task file(s) ('task validate') (" in line.stdout
+    assert _record(site)["skipped"] == broken
+    report = subprocess.run(
+        [BIN / "task-manager-heartbeat", "-C", str(site.root), "--no-dispatch", "--json"],
+        capture_output=True,
+        text=True,
+    )
+    assert json.loads(report.stdout)["skipped"] == broken
+
+
 HOLD_LOCK = """
 import sys
 from pathlib import Path

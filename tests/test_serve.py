@@ -311,7 +311,8 @@ def test_task_text_is_escaped_everywhere(repo: Path) -> None:
             f"---\ntitle: 'Evil {XSS}'\nstatus: ready\nowner: core\n---\n\n{XSS}\n\n"
             "[click](javascript:alert(1)) [tab](java&#x09;script:alert(1)) ![img](javascript:alert(2))\n"
             '<a href="javascript:alert(3)">raw</a>\n'
-        )
+        ),
+        "core/<img src=x onerror=alert(4)>.md": "---\ntitle: [unclosed\n---\n",  # skipped: named in a banner
     }
     config = make_project(repo, hostile)
     lease = run_task(config, "evil", note=f"note {XSS}")
@@ -324,6 +325,7 @@ def test_task_text_is_escaped_everywhere(repo: Path) -> None:
         assert "<img" not in html, re.findall(".{80}<img.{80}", html)
         assert not re.search(r"href=\"\s*javascript:", html, re.I), path
     assert "&lt;script&gt;window.__xss=1&lt;/script&gt;" in client.get("/tasks/evil").text
+    assert "<code>tasks/core/&lt;img src=x onerror=alert(4)&gt;.md</code>" in client.get("/").text
 
 
 @pytest.mark.parametrize(

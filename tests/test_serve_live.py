@@ -150,7 +150,10 @@ def test_browser_sees_a_task_go_active_without_reload(repo: Path, tmp_path: Path
     from playwright.sync_api import sync_playwright
 
     hostile = f"---\ntitle: 'Evil {XSS}'\nstatus: ready\n---\n\n{XSS}\n\n[x](javascript:window.__xss=3)\n"
-    config = make_project(repo, {"core/evil.md": hostile})
+    unreadable = "---\ntitle: [unclosed\n---\n"  # its name is hostile too: shown in a banner
+    config = make_project(
+        repo, {"core/evil.md": hostile, "core/<img src=x onerror=window.__xss=4>.md": unreadable}
+    )
     run_task(config, "evil", note=f"note {XSS}")
     registry(config).log("evil", f"log {XSS}", lease=1)
     dialogs: list[str] = []
@@ -186,6 +189,8 @@ def _watch_alpha_go_active(page: Page, url: str, config: Config, shots: Path) ->
     page.goto(url + "/")
     page.wait_for_selector("#conn.live", timeout=5000)
     assert page.locator('#ready tr[data-slug="alpha"]').count() == 1
+    banner = page.inner_text("#skipped-files")
+    assert "1 task file(s) cannot be read" in banner and "<img src=x onerror=window.__xss=4>.md" in banner
     page.evaluate("window.__marker = 'same page'")
     entry = claims.claim(config, registry(config, "agent-7"), "alpha", worker="w1")
     registry(config).start("alpha", entry.lease, pid=1, branch="task/alpha")

@@ -262,6 +262,60 @@ def test_next_warns_of_unreadable_files_and_needs_a_readable_registry(pair: Path
     assert refused.exit_code == 6 and refused.stderr.startswith("error: ") and "registry" in refused.stderr
 
 
+# -- unreadable task files: every reader says which it skipped ------------------------------------
+
+BROKEN = (
+    "---\ntitle: [unclosed\nstatus: ready\n---\n",  # YAML syntax
+    "",  # empty
+    "no frontmatter at all\n",
+    "---\ntitle: Unclosed frontmatter\n",
+    "---\nstatus: ready\n---\n",  # no title
+    "---\ntitle: Bad status\nstatus: done\n---\n",
+)
+
+
+@pytest.fixture
+def littered(repo: Path) -> tuple[Path, list[str]]:
+    """52 task files at the base ref, 30 of which cannot be read; and those 30 paths, sorted."""
+    for n in range(22):
+        write_task(repo, f"good/g{n:02}.md", f"---\ntitle: Good {n}\nstatus: ready\n---\n")
+    broken = []
+    for n in range(30):
+        rel = f"{'ops/' if n % 2 else ''}bad-{n:02}.md"
+        (repo / "tasks" / rel).parent.mkdir(parents=True, exist_ok=True)
+        (repo / "tasks" / rel).write_text(BROKEN[n % len(BROKEN)], encoding="utf-8")
+        broken.append(f"tasks/{rel}")
+    commit_all(repo)
+    return repo, sorted(broken)
+
+
+def test_status_names_the_files_it_skipped_in_json_and_text(littered: tuple[Path, list[str]]) -> None:
+    root, broken = littered
+    report = run_json(root, "status")
+    assert report["skipped"] == broken and len(report["tasks"]) == 22
+    note = (
+        f"skipped 30 unreadable task file(s): {', '.join(broken[:3])} and 27 more; "
+        "run 'task validate' to see why"
+    )
+    assert report["warnings"] == [note]
+    assert run_json(root, "status", "--owner", "nobody")["skipped"] == broken  # rows narrow, files do not
+    assert f"warning: {note}" in invoke(root, "status").stdout.splitlines()
+    with _client(root) as client:
+        assert client.get("/api/status").json()["skipped"] == broken
+        assert client.get("/api/tasks").json()["skipped"] == broken
+        banner = client.get("/").text.split('id="skipped-files"', 1)[1].split("</div>", 1)[0]
+    assert "30 task file(s) cannot be read" in banner and "and 27 more" in banner
+    assert all(f"<code>{path}</code>" in banner for path in broken[:3])
+    assert "task validate" in banner and 'href="/api/status"' in banner
+
+
+def test_status_with_every_file_readable_skips_nothing(pair: Path) -> None:
+    report = run_json(pair, "status")
+    assert report["skipped"] == [] and report["warnings"] == []
+    with _client(pair) as client:
+        assert 'id="skipped-files"' not in client.get("/").text
+
+
 # -- signals: since is when each condition became true --------------------------------------------
 
 

@@ -145,6 +145,8 @@ def summary(result: CycleResult) -> str:
     for action in result.actions:
         kinds.setdefault(action.kind, []).append(action.slug)
     parts += [f"{kind} {', '.join(slugs)}" for kind, slugs in kinds.items()]
+    if result.skipped:
+        parts.append(f"skipped {len(result.skipped)} unreadable task file(s) ('task validate')")
     return "; ".join(parts) + f" ({result.duration_ms:g} ms)"
 
 
@@ -161,7 +163,8 @@ def worker_run(
     """Run the configured agent for one attempt of a claimed task: heartbeat, tee its output
     into the attempt's log, enforce the deadline and cost cap, record the exit with the lease.
 
-    Refused (exit 4) while another wrapper runs for the same task.
+    Refused (exit 4) while another wrapper runs for the same task or in the same worktree:
+    one live worker per task and per worktree.
     """
     from ..dispatch import worker
     from ..registry import open_registry

@@ -13,7 +13,7 @@ def render_status(seen: Observation) -> str:
     lines = [f"source: {seen.ref or 'working tree'}   {counts}", _cycle_line(seen)]
     if seen.stale:
         lines.append(f"warning: {_stale_line(seen)}")
-    lines += [f"warning: {w}" for w in seen.warnings]
+    lines += [f"warning: {w}" for w in seen.notices]
     if seen.registry_error:
         lines.append(f"registry unreadable: {seen.registry_error}")
     flagged = seen.attention

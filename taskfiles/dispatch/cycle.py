@@ -71,6 +71,7 @@ class CycleResult:
     would_dispatch: tuple[str, ...] = ()  # a dry run's picks
     attention: tuple[state.Classification, ...] = ()
     warnings: tuple[str, ...] = ()
+    skipped: tuple[str, ...] = ()  # task files at the base ref that could not be read
     dry_run: bool = False
 
     def to_dict(self) -> dict[str, Any]:
@@ -89,6 +90,7 @@ class CycleResult:
             "would_dispatch": list(self.would_dispatch),
             "attention": [_attention(c) for c in self.attention],
             "warnings": list(self.warnings),
+            "skipped": list(self.skipped),
         }
 
 
@@ -152,6 +154,7 @@ def _cycle(config: Config, registry: Registry, options: CycleOptions, clock: Clo
         would_dispatch=tuple(t.slug for t in chosen) if options.dry_run else (),
         attention=tuple(seen.attention),
         warnings=settled.warnings,
+        skipped=seen.skipped,
         dry_run=options.dry_run,
     )
     if not options.dry_run:
@@ -244,6 +247,7 @@ def record(
         actions=tuple(a.to_dict() for a in result.actions),
         dispatched=tuple(d.to_dict() for d in result.dispatched),
         warnings=result.warnings,
+        skipped=result.skipped,
         ready_since=_seen_ready(seen, scene.stamp),
         orphan_since=dict(orphan_since),
     )

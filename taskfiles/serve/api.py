@@ -56,7 +56,8 @@ class Api:
         return JSONResponse({**document, "filters": filters.to_dict()})
 
     def tasks(self, request: Request) -> Response:
-        """``GET /api/tasks``: rows with planning fields; ``bucket`` and the page's filters narrow."""
+        """``GET /api/tasks``: rows with planning fields and the unreadable files (``skipped``);
+        ``bucket`` and the page's filters narrow the rows."""
         reading = self.board.read()
         bucket = request.query_params.get("bucket") or None
         if bucket is not None and bucket not in BUCKETS:
@@ -66,7 +67,13 @@ class Api:
         found = [_row(c) for c in rows if bucket is None or c.bucket == bucket]
         seen = reading.seen
         return JSONResponse(
-            {"generated_at": seen.generated_at, "ref": seen.ref, "count": len(found), "tasks": found}
+            {
+                "generated_at": seen.generated_at,
+                "ref": seen.ref,
+                "count": len(found),
+                "tasks": found,
+                "skipped": list(seen.skipped),
+            }
         )
 
     def task(self, request: Request) -> Response:
