@@ -188,6 +188,20 @@ REFUSED: list[tuple[str, str, dict[str, Any], str]] = [
         "break its YAML",
     ),
     ("flow mapping header", "---\n{status: ready}\n---\n", {"status": "completed"}, "break its YAML"),
+    (
+        "recursive alias",
+        "---\nstatus: ready\nx: &a [*a]\n---\n",
+        {"status": "completed"},
+        "not valid YAML (line 3: alias *a is inside the value it names",
+    ),
+    (
+        "a key YAML reads as true",
+        "---\non: push\n---\n",
+        READY,
+        "(line 2: key `on` reads as true; quote it: 'on':)",
+    ),
+    ("a bad !!int", "---\nn: !!int x\n---\n", READY, "(line 2: `x` is not an integer"),
+    ("an integer beyond 64 bits", "---\nn: 18446744073709551616\n---\n", READY, "does not fit in 64 bits"),
 ]
 
 

@@ -8,6 +8,8 @@ live in their own folder, as they would beside a store on a database. Real files
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from datetime import timedelta
 from pathlib import Path
 
@@ -19,7 +21,9 @@ from taskfiles.dispatch.hostfiles import HostFiles
 from taskfiles.errors import ConflictError, RegistryError, UsageError
 from taskfiles.registry import Registry
 
-from .conftest import TEST_ACTOR, ManualClock, StoreFactory, take
+from .conftest import TEST_ACTOR, ManualClock, StoreFactory, git, take
+
+BIN = Path(sys.executable).parent
 
 
 @pytest.fixture
@@ -128,3 +132,96 @@ def test_host_files_live_in_the_registry_folder_by_default(repo: Path) -> None:
 
     config: Config = config_module.load(repo)
     assert HostFiles.of(config).root == config.registry_dir
+
+
+def test_one_worker_per_worktree_whatever_its_task(host: HostFiles, tmp_path: Path) -> None:
+    shared, own = tmp_path / "wt", tmp_path / "own"
+    shared.mkdir()
+    own.mkdir()
+    (tmp_path / "link").symlink_to(shared)
+    with host.worktree_lock(shared, "other"):
+        busy = (
+            f"worktree {shared} is in use by the worker of 'other' \\(pid {os.getpid()}\\); one worker per "
+            "worktree: run 'third' in a worktree of its own \\(--worktree\\), or stop that one with "
+            "'task stop other' first"
+        )
+        with pytest.raises(ConflictError, match=busy), host.worktree_lock(shared, "third"):
+            pass
+        same_folder = pytest.raises(ConflictError, match="in use by the worker of 'other'")
+        with same_folder, host.worktree_lock(tmp_path / "link", "third"):  # a symlink to it
+            pass
+        with host.worktree_lock(own, "third"):  # another worktree: its own lock
+            pass
+    with host.worktree_lock(shared, "third"):  # released with the block
+        pass
+
+
+# A process that takes a lock file's flock and writes nothing into it: the moment between
+# a holder's flock and its write, held open. STALE is left in the file by an earlier holder.
+HOLD_RAW = """
+import fcntl, os, sys
+fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT, 0o644)
+os.pwrite(fd, sys.argv[2].encode(), 0)
+fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+print("locked", flush=True)
+sys.stdin.read()
+"""
+
+
+@pytest.mark.parametrize("written", ["", "999999\n"], ids=["nothing-written-yet", "an-earlier-holders-pid"])
+def test_a_refused_cycle_names_the_lock_holder_whatever_its_file_says(tmp_path: Path, written: str) -> None:
+    host = HostFiles(tmp_path / "host")
+    path = host.root / "heartbeat.lock"
+    path.parent.mkdir(parents=True)
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLD_RAW, str(path), written],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
+        with host.cycle_lock() as other:
+            assert other == holder.pid
+    finally:
+        assert holder.stdin is not None
+        holder.stdin.close()
+        holder.wait(timeout=30)
+
+
+def test_a_skipped_heartbeat_names_the_cycle_holding_the_lock(repo: Path) -> None:
+    git(repo, "commit", "-q", "--allow-empty", "-m", "start")
+    lock = repo / "registry" / "heartbeat.lock"
+    lock.parent.mkdir()
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLD_RAW, str(lock), ""],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
+        skipped = subprocess.run(
+            [BIN / "task-manager-heartbeat", "--no-dispatch"],
+            cwd=repo,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    finally:
+        assert holder.stdin is not None
+        holder.stdin.close()
+        holder.wait(timeout=30)
+    assert skipped.returncode == 0, skipped.stderr
+    assert skipped.stdout == f"another cycle is running (pid {holder.pid}); skipped\n"
+
+
+def test_a_released_lock_leaves_no_pid_behind(host: HostFiles) -> None:
+    with host.cycle_lock() as holder:
+        assert holder is None
+        assert (host.root / "heartbeat.lock").read_text() == f"{os.getpid()}\n"
+    assert (host.root / "heartbeat.lock").read_text() == ""
+    with host.worktree_lock(host.root, "a"):
+        (written,) = (host.root / "locks" / "worktrees").iterdir()
+        assert written.read_text() == f"{os.getpid()} a\n"
+    assert written.read_text() == ""

@@ -121,6 +121,56 @@ GOOD: list[tuple[str, str, dict[str, Any]]] = [
         {"extra": {"estimate": 3, "notes": {"a": 1}}},
     ),
     ("title is stripped", "---\ntitle: '  padded  '\n---\n", {"title": "padded"}),
+    (
+        "anchors, aliases and merge keys",
+        "---\ntitle: x\nlabels: &l [a, b]\nnotes: *l\n_base: &b {size: 1, risk: low}\n"
+        "plan:\n  <<: *b\n  size: 2\n---\n",
+        {
+            "labels": ("a", "b"),
+            "extra": {
+                "notes": ["a", "b"],
+                "_base": {"size": 1, "risk": "low"},
+                "plan": {"size": 2, "risk": "low"},
+            },
+        },
+    ),
+    (
+        "a top-level merge key sets keys on its own line",
+        "---\ntitle: x\n<<: {status: ready, priority: p1}\npriority: p0\n---\n",
+        {"status": "ready", "priority": "p0", "lines": {"title": 2, "status": 3, "priority": 4}},
+    ),
+    (
+        "integers at the 64-bit edges, floats and YAML 1.1 numbers",
+        "---\ntitle: x\nbig: 9223372036854775807\nsmall: -9223372036854775808\nhex: 0x1F\n"
+        "octal: 017\nsexagesimal: 1:30\ninf: -.inf\ntagged: !!float 2\n---\n",
+        {
+            "extra": {
+                "big": 2**63 - 1,
+                "small": -(2**63),
+                "hex": 31,
+                "octal": 15,
+                "sexagesimal": 90,
+                "inf": float("-inf"),
+                "tagged": 2.0,
+            }
+        },
+    ),
+    (
+        "keys written every way YAML allows sit on their own lines",
+        '---\n&t title: x\n!!str status: ready\n? priority\n: p1\n"owner": bob\n---\n',
+        {
+            "title": "x",
+            "status": "ready",
+            "priority": "p1",
+            "lines": {"title": 2, "status": 3, "priority": 4, "owner": 6},
+        },
+    ),
+    (
+        "keys of a flow mapping sit on their own lines",
+        "---\n{title: x,\n status: ready,\n\n owner: bob}\n---\n",
+        {"status": "ready", "owner": "bob", "lines": {"title": 2, "status": 3, "owner": 5}},
+    ),
+    ("a tab after the colon (libyaml's rule, on every machine)", "---\ntitle:\tx\n---\n", {"title": "x"}),
 ]
 
 
@@ -357,6 +407,85 @@ BAD: list[tuple[str, bytes, str, int, str, bool]] = [
         "not supported in task files",
         False,
     ),
+    *[
+        (
+            f"bad {tag} value",
+            f"---\ntitle: x\nowner: a\nv: {tag} {value}\n---\n".encode(),
+            "yaml",
+            4,
+            fragment,
+            False,
+        )
+        for tag, value, fragment in [
+            ("!!int", "x", "`x` is not an integer; fix it or remove the !!int tag"),
+            ("!!int", "''", "`''` is not an integer"),
+            ("!!float", "x", "`x` is not a number; fix it or remove the !!float tag"),
+            ("!!bool", "maybe", "`maybe` is not a boolean; write true or false"),
+            ("!!map", "[1]", "tag !!map does not fit a list; remove it"),
+            ("!!seq", "{a: 1}", "tag !!seq does not fit a mapping; remove it"),
+            ("!!str", "[a]", "tag !!str does not fit a list; remove it"),
+            ("!!binary", "aGk=", "tag !!binary is not supported in task files; write plain text"),
+            ("!!omap", "[a: 1]", "tag !!omap is not supported in task files; remove it"),
+            ("!!pairs", "[a: 1]", "tag !!pairs is not supported"),
+            ("!!merge", "x", "'<<' merges mappings and can only be a key"),
+            (
+                "!!python/object:os.system",
+                "x",
+                "tag !!python/object:os.system is not supported in task files",
+            ),
+            ("!local", "x", "tag !local is not supported in task files; remove it"),
+        ]
+    ],
+    (
+        "a plain scalar that looks like a number but is none",
+        b"---\ntitle: x\nv: 0b_\n---\n",
+        "yaml",
+        3,
+        "`0b_` reads as a number but is not one; quote it: '0b_'",
+        False,
+    ),
+    (
+        "duplicate key written two ways",
+        b"---\ntitle: x\n'owner': a\n\"owner\": b\n---\n",
+        "yaml",
+        4,
+        "duplicate key 'owner' (first on line 3)",
+        False,
+    ),
+    (
+        "an empty key",
+        b"---\ntitle: x\n? \n: v\n---\n",
+        "yaml",
+        3,
+        "a key is empty (it reads as null); write a name before the ':'",
+        False,
+    ),
+    ("a second document", b"---\ntitle: x\n--- y\n---\n", "yaml", 3, "a second YAML document", False),
+    ("an alias without its anchor", b"---\ntitle: *t\n---\n", "yaml", 2, "alias *t has no anchor &t", False),
+    (
+        "an anchor defined twice",
+        b"---\ntitle: &a x\nowner: &a y\n---\n",
+        "yaml",
+        3,
+        "anchor &a is defined twice (first on line 2); rename one",
+        False,
+    ),
+    (
+        "merging something that is not a mapping",
+        b"---\ntitle: x\n<<: [a]\n---\n",
+        "yaml",
+        3,
+        "'<<' merges mappings: write '<<: *anchor'",
+        False,
+    ),
+    (
+        "frontmatter that is a flow list",
+        b"---\n[a, b]\n---\n",
+        "not_mapping",
+        2,
+        "must be 'key: value' lines",
+        False,
+    ),
 ]
 
 
@@ -378,6 +507,41 @@ def test_conflict_markers_report_every_marker_line(tmp_path: Path) -> None:
     data = b"---\ntitle: x\n---\n<<<<<<< ours\na\n||||||| base\n=======\nb\n>>>>>>> theirs\n"
     parsed = parse_file(tmp_path, data)
     assert [p.line for p in parsed.problems] == [4, 6, 7, 9]
+
+
+# (id, frontmatter lines after 'title: x', the code, the line of the problem on that key)
+PLACED_KEYS: list[tuple[str, str, str, int]] = [
+    ("anchored key", "owner: a\n&s status: done", "bad_status", 4),
+    ("tagged key", "owner: a\n!!str status: done", "bad_status", 4),
+    ("explicit key", "owner: a\n? status\n: done", "bad_status", 4),
+    ("explicit key on a later line than its '?'", "owner: a\n?\n  status\n: done", "bad_status", 5),
+    ("quoted key with a colon", "'a: b': 1", "unknown_key", 3),
+    (
+        "runtime key after a block scalar",
+        "notes: |\n  claimed_by: me\nclaimed_by: bob",
+        "legacy_runtime_keys",
+        5,
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("extra", "code", "line"), [c[1:] for c in PLACED_KEYS], ids=[c[0] for c in PLACED_KEYS]
+)
+def test_problems_are_placed_on_the_line_of_their_key(
+    tmp_path: Path, extra: str, code: str, line: int
+) -> None:
+    parsed = parse_file(tmp_path, f"---\ntitle: x\n{extra}\n---\n".encode())
+    assert [p.line for p in parsed.problems if p.code == code] == [line], parsed.problems
+
+
+def test_a_key_with_a_line_break_is_reported_on_one_line(tmp_path: Path) -> None:
+    parsed = parse_file(tmp_path, b'---\ntitle: x\n"a\\nb\\u2028c": 1\ndepends_on: "x\\ny"\n---\n')
+    assert sorted(str(p) for p in parsed.problems) == [
+        "tasks/infra/task.md:3: warning: unknown key 'a\\nb\\u2028c' (kept as is); check its spelling",
+        "tasks/infra/task.md:4: depends_on must be a list of strings, not a string; "
+        "write 'depends_on: [x\\ny]'",
+    ]
 
 
 def test_legacy_status_loads_as_ready(tmp_path: Path) -> None:

@@ -107,6 +107,41 @@ def test_second_wrapper_for_the_same_task_is_refused(site: Site) -> None:
         worker.run(site.config, site.registry(), "a", first.lease)
 
 
+def test_a_wrapper_for_another_task_in_a_busy_worktree_is_refused_naming_its_task(site: Site) -> None:
+    site.plan({"other": ["hang"], "third": ["ok"]})
+    site.task("other")
+    site.cycle()  # dispatches other into .worktrees/other: the first real 'task worker run'
+    first = site.wait_started("other")
+    site.task("third", status="ready")
+    lease = site.registry().claim("third", worker="me").lease
+    second = subprocess.run(
+        [BIN / "task", "worker", "run", "third", "--lease", str(lease), "--worktree", ".worktrees/other"],
+        cwd=site.root,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    place = site.root / ".worktrees" / "other"
+    assert second.returncode == 4, second.stderr
+    assert second.stderr.startswith(
+        f"error: worktree {place} is in use by the worker of 'other' (pid {first.pid}); one worker per "
+        "worktree: run 'third' in a worktree of its own (--worktree), or stop that one with 'task stop other'"
+    )
+    assert site.entry("third").state == "claimed"  # refused before it recorded a start
+    assert site.entry("other").state == "running" and site.entry("other").pid == first.pid
+    site.registry().stop("other", reason="make room")
+    wait_until(lambda: not process.session_members(first.pid or 0), 30, "other's worker to exit")
+    done = subprocess.run(
+        [BIN / "task", "worker", "run", "third", "--lease", str(lease), "--worktree", ".worktrees/other"],
+        cwd=site.root,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr  # the worktree is free again
+    assert site.entry("third").worktree == str(place)
+
+
 def test_wrapper_run_by_hand_records_its_own_start(site: Site) -> None:
     site.plan({"a": ["ok"]})
     site.task("a")

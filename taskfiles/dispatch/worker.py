@@ -6,7 +6,8 @@ variables so the agent can call ``task heartbeat``, ``task log``, ``task progres
 and ``task complete``. While the agent lives the wrapper heartbeats on a timer,
 tees the agent's output into the attempt's log, enforces the wall-clock deadline
 and the cost cap (per attempt), and stops at once when its lease is retired. It records the exit
-with its lease. One wrapper per task at a time: a second one refuses to start.
+with its lease. One wrapper per task and one per worktree at a time: a second one for
+the same task, or for another task in the same worktree, refuses to start.
 
 The agent runs in a process group of its own, so the wrapper can kill the agent
 and everything it started without killing itself.
@@ -94,13 +95,26 @@ def run(
 
     ``dispatched``: started by the heartbeat, which records the start and then writes
     "go" to ``go`` (default: stdin); without it the wrapper records the start itself.
+    ConflictError, before anything is recorded, while another wrapper runs for ``slug``
+    or in the same worktree (by default the one the claim recorded, else the repository).
     """
-    with HostFiles.of(config).worker_lock(slug):
+    host = HostFiles.of(config)
+    with host.worker_lock(slug):
         if dispatched and (go or sys.stdin.buffer).readline() != GO:
             return WorkerResult(slug, lease, "not_started", detail="the dispatcher did not confirm the start")
-        entry = _started(registry, slug, lease, dispatched, worktree or config.root)
-        job = _job(config, entry, lease, task_file, prompt_file)
-        return Supervisor(config.worker, registry, job).run()
+        place = worktree or _recorded_worktree(registry, slug, dispatched) or config.root
+        with host.worktree_lock(place, slug):
+            entry = _started(registry, slug, lease, dispatched, place)
+            job = _job(config, entry, lease, task_file, prompt_file)
+            return Supervisor(config.worker, registry, job).run()
+
+
+def _recorded_worktree(registry: Registry, slug: str, dispatched: bool) -> Path | None:
+    """Where the dispatcher put the attempt (it records the worktree before saying "go")."""
+    if not dispatched:
+        return None
+    recorded = registry.find(slug)
+    return Path(recorded.worktree) if recorded and recorded.worktree else None
 
 
 def _started(registry: Registry, slug: str, lease: int, dispatched: bool, worktree: Path) -> RegistryEntry:

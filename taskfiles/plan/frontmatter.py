@@ -16,19 +16,17 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import yaml
-from yaml.constructor import ConstructorError, SafeConstructor
-
 from ..errors import TaskFileError
+from . import yamlsafe
 from .scalars import render_scalar
 
 __all__ = [
     "DELIMITER",
-    "DuplicateKeyError",
+    "HEADER_LINE",
     "Split",
     "SplitError",
-    "key_lines",
     "lines_of",
+    "load_header",
     "load_yaml",
     "render_scalar",  # re-exported: it lives in scalars.py
     "set_keys",
@@ -36,6 +34,7 @@ __all__ = [
 ]
 
 DELIMITER = "---"
+HEADER_LINE = 2  # the file line the header starts on, after the opening delimiter
 # A top-level key: quoted, or plain (not starting with an indicator), up to the ':'
 # that is followed by a space or the end of the line.
 _KEY_LINE = re.compile(
@@ -43,49 +42,6 @@ _KEY_LINE = re.compile(
     r"""|(?P<plain>[^\s#'"?:,\[\]{}&*!|>%@`-][^#\n]*?|-[^\s#][^#\n]*?))[ \t]*:(?=[ \t\r\n]|$)"""
 )
 _BLOCK_SCALAR = re.compile(r"^(?:[&!]\S*[ \t]+)*[|>][0-9+-]*$")
-_MERGE_TAG = "tag:yaml.org,2002:merge"
-
-
-class DuplicateKeyError(ConstructorError):
-    """A mapping names the same key twice; YAML readers disagree on which wins."""
-
-    def __init__(self, key: str, first: yaml.Mark, second: yaml.Mark) -> None:
-        super().__init__(None, None, f"found duplicate key {key!r}", second)
-        self.key = key
-        self.first_mark = first
-
-
-class _Loader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[misc]
-    """Safe loader (libyaml when present): dates stay the strings people wrote,
-    duplicate keys are errors, and tags that do not map to JSON are refused."""
-
-    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
-        _refuse_duplicates(node)
-        return super().construct_mapping(node, deep=deep)  # type: ignore[no-any-return]
-
-
-def _refuse_duplicates(node: yaml.MappingNode) -> None:
-    seen: dict[tuple[str, str], yaml.Mark] = {}
-    for key_node, _ in node.value:
-        if not isinstance(key_node, yaml.ScalarNode) or key_node.tag == _MERGE_TAG:
-            continue
-        identity = (key_node.tag, key_node.value)
-        if identity in seen:
-            raise DuplicateKeyError(key_node.value, seen[identity], key_node.start_mark)
-        seen[identity] = key_node.start_mark
-
-
-def _unsupported_tag(loader: SafeConstructor, node: yaml.Node) -> Any:
-    raise ConstructorError(None, None, f"tag {node.tag} is not supported in task files", node.start_mark)
-
-
-_Loader.yaml_implicit_resolvers = {
-    first: [(tag, rx) for tag, rx in resolvers if tag != "tag:yaml.org,2002:timestamp"]
-    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
-}
-_Loader.add_constructor("tag:yaml.org,2002:timestamp", SafeConstructor.construct_yaml_str)
-for _tag in ("binary", "set", "omap", "pairs"):
-    _Loader.add_constructor(f"tag:yaml.org,2002:{_tag}", _unsupported_tag)
 
 
 @dataclass(frozen=True)
@@ -142,19 +98,17 @@ def split(text: str) -> Split:
     raise SplitError(1, "frontmatter opened on line 1 is never closed; add a '---' line after it")
 
 
+def load_header(split_: Split) -> yamlsafe.Document:
+    """The header's YAML and its keys' lines, numbered as in the file.
+
+    Raises yamlsafe.YamlError naming the file line.
+    """
+    return yamlsafe.load(split_.header, HEADER_LINE)
+
+
 def load_yaml(header: str) -> Any:
-    """Parse the header; yaml.YAMLError propagates for the caller to place."""
-    return yaml.load(header, Loader=_Loader)
-
-
-def key_lines(split_: Split) -> dict[str, int]:
-    """Top-level key -> 1-based line number in the file (the first, if repeated)."""
-    found: dict[str, int] = {}
-    for index in range(1, split_.close):
-        key = _key_of(split_.lines[index])
-        if key is not None and key not in found:
-            found[key] = index + 1
-    return found
+    """What a header holds (lines numbered as in its file); raises yamlsafe.YamlError."""
+    return yamlsafe.load(header, HEADER_LINE).value
 
 
 def _key_of(line: str) -> str | None:
@@ -327,12 +281,11 @@ def _check_edit(before: str, after: str, updates: Mapping[str, object]) -> None:
         )
 
 
-def _mapping(text: str, template: str) -> dict[Any, Any]:
+def _mapping(text: str, template: str) -> dict[str, Any]:
     try:
         loaded = load_yaml(split(text).header)
-    except yaml.YAMLError as exc:
-        detail = " ".join(str(exc).split())
-        raise TaskFileError(template.format(detail)) from exc
+    except yamlsafe.YamlError as exc:
+        raise TaskFileError(template.format(f"line {exc.line}: {exc.message}")) from exc
     if loaded is None:
         return {}
     if not isinstance(loaded, dict):

@@ -16,8 +16,6 @@ from ..slugs import is_slug, slug_of
 if TYPE_CHECKING:
     # Imported where used: the warm `task list` path builds Tasks from the cache
     # and must not pay ~15 ms for YAML it never parses.
-    import yaml
-
     from . import frontmatter
 
 STATUSES = ("not_started", "ready", "completed", "cancelled")
@@ -170,7 +168,11 @@ class Schema:
 
 
 def parse(data: bytes, path: str, workstream: str | None, schema: Schema = Schema()) -> Parsed:
-    """Parse one task file's bytes. ``path`` is only used in messages and the Task."""
+    """Parse one task file's bytes. ``path`` is only used in messages and the Task.
+
+    Bad content is returned as problems; the one error raised is ConfigError, when
+    PyYAML lacks libyaml (``yamlsafe``), since no file can be read the same way then.
+    """
     slug = slug_of(path)
     if not is_slug(slug):
         hint = "rename the file to letters, digits, '.', '_' or '-', starting with a letter or digit"
@@ -218,9 +220,7 @@ def _conflict_markers(text: str, path: str) -> list[Problem]:
 
 
 def _parse_text(text: str, path: str, slug: str, workstream: str | None, schema: Schema) -> Parsed:
-    import yaml
-
-    from . import frontmatter
+    from . import frontmatter, yamlsafe
 
     markers = _conflict_markers(text, path)
     if markers:
@@ -229,50 +229,15 @@ def _parse_text(text: str, path: str, slug: str, workstream: str | None, schema:
         split = frontmatter.split(text)
     except frontmatter.SplitError as exc:
         return _fatal(path, exc.line, "no_frontmatter", str(exc))
-    header = split.header
     try:
-        meta = frontmatter.load_yaml(header)
-    except yaml.YAMLError as exc:
-        return _fatal(path, _yaml_line(exc, header), "yaml", _yaml_message(exc, header))
-    if meta is None:
-        meta = {}
+        document = frontmatter.load_header(split)
+    except yamlsafe.YamlError as exc:
+        return _fatal(path, exc.line, "yaml", exc.message)
+    meta = {} if document.value is None else document.value
     if not isinstance(meta, dict):
         message = "frontmatter must be 'key: value' lines, not a list or text"
-        return _fatal(path, 2, "not_mapping", message)
-    return _build(meta, frontmatter.key_lines(split), split, path, slug, workstream, schema)
-
-
-def _yaml_line(exc: yaml.YAMLError, header: str) -> int:
-    """The file line of a YAML error (the header starts on line 2), counting "\\n" like editors."""
-    import yaml
-
-    if isinstance(exc, yaml.reader.ReaderError):
-        # libyaml reports this position in bytes, the Python reader in characters.
-        index = header.find(chr(exc.character)) if isinstance(exc.character, int) else -1
-        return _line_at(header, max(index, 0))
-    mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
-    return _line_at(header, mark.index) if mark is not None else 2
-
-
-def _line_at(header: str, index: int) -> int:
-    return header.count("\n", 0, index) + 2
-
-
-def _yaml_message(exc: yaml.YAMLError, header: str) -> str:
-    from . import frontmatter
-
-    if isinstance(exc, frontmatter.DuplicateKeyError):
-        first = _line_at(header, exc.first_mark.index)
-        return f"duplicate key {exc.key!r} (first on line {first}); delete one of them"
-    problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-    context = getattr(exc, "context", None)
-    context_mark = getattr(exc, "context_mark", None)
-    if context and context_mark is not None:
-        started = _line_at(header, context_mark.index)
-        if started != _yaml_line(exc, header):  # say where the unfinished construct began
-            context = f"{context} on line {started}"
-    detail = f"{context}, {problem}" if context else problem
-    return f"invalid YAML ({detail}); check quoting and indentation"
+        return _fatal(path, frontmatter.HEADER_LINE, "not_mapping", message)
+    return _build(meta, document.key_lines, split, path, slug, workstream, schema)
 
 
 class _Checker:
@@ -309,10 +274,17 @@ class _Checker:
             return ()
         if isinstance(value, list) and all(isinstance(v, str) for v in value):
             return tuple(value)
-        example = f"{key}: [{value}]" if isinstance(value, str) else f"{key}: [a, b]"
+        example = f"{key}: [{_shown(value)}]" if isinstance(value, str) else f"{key}: [a, b]"
         message = f"{key} must be a list of strings, not {_kind(value)}; write '{example}'"
         self.add(key, "bad_type", message, fatal=True)
         return ()
+
+
+def _shown(text: str) -> str:
+    """User text inside a message: one line, not too long."""
+    from .yamlsafe import shown
+
+    return shown(text)
 
 
 def _kind(value: object) -> str:
@@ -331,7 +303,6 @@ def _build(
     workstream: str | None,
     schema: Schema,
 ) -> Parsed:
-    meta = {str(k): v for k, v in meta.items()}
     check = _Checker(path, lines)
     title = _title(check, meta)
     status, legacy = _status(check, meta)
@@ -340,7 +311,9 @@ def _build(
     _report_runtime_keys(check, legacy)
     extra = {k: v for k, v in meta.items() if k not in DURABLE_KEYS and k not in RUNTIME_KEYS}
     for key in extra:
-        check.add(key, "unknown_key", f"unknown key '{key}' (kept as is); check its spelling", warning=True)
+        check.add(
+            key, "unknown_key", f"unknown key '{_shown(key)}' (kept as is); check its spelling", warning=True
+        )
     completed_at = check.text(meta, "completed_at")
     if status == "completed" and not completed_at:
         message = "status is completed but completed_at is missing; add 'completed_at: YYYY-MM-DD'"
@@ -384,7 +357,7 @@ def _status(check: _Checker, meta: dict[str, Any]) -> tuple[str, dict[str, Any]]
     if status in LEGACY_STATUSES:
         return LEGACY_STATUSES[status], {"status": status}
     if status not in STATUSES:
-        message = f"status {status!r} is not one of {', '.join(STATUSES)}"
+        message = f"status '{_shown(status)}' is not one of {', '.join(STATUSES)}"
         check.add("status", "bad_status", message, fatal=True)
     return status, {}
 
@@ -392,7 +365,7 @@ def _status(check: _Checker, meta: dict[str, Any]) -> tuple[str, dict[str, Any]]
 def _priority(check: _Checker, meta: dict[str, Any], schema: Schema) -> str:
     priority = check.text(meta, "priority") or schema.default_priority
     if priority not in schema.priorities:
-        message = f"priority {priority!r} is not one of {', '.join(schema.priorities)}"
+        message = f"priority '{_shown(priority)}' is not one of {', '.join(schema.priorities)}"
         check.add("priority", "bad_priority", message, fatal=True)
     return priority
 
