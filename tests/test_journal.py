@@ -1,0 +1,335 @@
+"""The journal is the commit point: a write is wholly there or not at all, on every error.
+
+Faults are real where this machine allows: a file-size limit (``RLIMIT_FSIZE``,
+the same short write and refusal a full disk gives) on a real ``task claim``
+process, a journal that is a folder, and ``kill -9`` of writers at random
+moments. Where an error cannot be made for real at one exact step (an fsync
+failing, a write cut short between two calls), the step itself is made to fail:
+every file operation of a write in turn, with the store and its files real.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import json
+import os
+import random
+import resource
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from taskfiles.errors import RegistryError
+from taskfiles.registry import Change, Plan, RegistryEntry, Snapshot, eventlog, journal
+from taskfiles.registry.jsonstore import JsonRegistry
+from taskfiles.registry.repair import rebuild
+
+from .conftest import TEST_ACTOR, ManualClock, commit_all, write_task
+
+# -- what a line carries --------------------------------------------------------------------------
+
+values = st.one_of(
+    st.none(), st.integers(-5, 5), st.text(max_size=3), st.lists(st.integers(0, 3), max_size=4)
+)
+rows = st.dictionaries(st.sampled_from("abcdef"), values, max_size=6)
+
+
+@settings(max_examples=300, deadline=None)
+@given(old=st.one_of(st.none(), rows), new=rows)
+def test_a_change_turns_the_old_row_into_the_new_one(old: dict[str, Any] | None, new: dict[str, Any]) -> None:
+    change = journal.diff(old, new)
+    assert journal.patch(old, change) == new
+    assert set(change.get("set", {})) <= set(new)  # only what is there is set
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    window=st.lists(st.integers(), min_size=1, max_size=20),
+    drop=st.integers(0, 5),
+    added=st.lists(st.integers(), max_size=5),
+)
+def test_a_sliding_list_is_written_as_what_left_and_what_came(
+    window: list[int], drop: int, added: list[int]
+) -> None:
+    new = window[drop:] + added
+    change = journal.diff({"evidence": window}, {"evidence": new})
+    assert journal.patch({"evidence": window}, change) == {"evidence": new}
+    if new != window and drop < len(window):
+        assert len(json.dumps(change)) <= len(json.dumps(added)) + 60  # never the whole list again
+
+
+def test_a_line_costs_what_the_change_costs_not_the_entry_or_the_registry(tmp_path: Path) -> None:
+    reg = JsonRegistry(tmp_path / "registry", actor=TEST_ACTOR)
+    for n in range(300):
+        reg.claim(f"t{n}", worker="w")
+    lease = reg.claim("busy", worker="w").lease
+    for n in range(150):  # past the 100 an entry keeps: the window slides
+        reg.evidence("busy", f"pytest -k case_{n}", 0, "all passed", lease=lease)
+    sizes = [len(line) for line in reg.events_path.read_bytes().splitlines()[-50:]]
+    assert max(sizes) < 700, sizes  # one evidence item and its envelope, at 300 entries
+    reg.heartbeat("busy", lease)
+    reg.heartbeat("busy", lease)
+    assert len(reg.events_path.read_bytes().splitlines()[-1]) < 300
+    assert len(reg.get("busy").evidence) == 100
+
+
+# -- every step of a write failing in turn --------------------------------------------------------
+
+FILE_CALLS = ("open", "pwrite", "write", "fsync", "ftruncate", "replace", "link", "rename")
+
+
+class Faults:
+    """Make the ``at``-th file operation fail (counting from 1); a write is cut short first."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch, at: int, error: int) -> None:
+        self.count, self.at, self.error, self.hit = 0, at, error, False
+        for name in FILE_CALLS:
+            real = getattr(os, name)
+            monkeypatch.setattr(os, name, self._wrap(name, real))
+
+    def _wrap(self, name: str, real: Callable[..., Any]) -> Callable[..., Any]:
+        def call(*args: Any, **kwargs: Any) -> Any:
+            self.count += 1
+            if self.count == self.at:
+                self.hit = True
+                if name in ("pwrite", "write") and len(args[1]) > 1:  # a short write: half lands
+                    half = memoryview(args[1])[: len(args[1]) // 2]
+                    return real(args[0], half, *args[2:])
+                raise OSError(self.error, os.strerror(self.error))
+            if self.hit and self.count == self.at + 1 and name in ("pwrite", "write"):
+                raise OSError(self.error, os.strerror(self.error))  # and the rest does not
+            return real(*args, **kwargs)
+
+        return call
+
+
+def _two_entries(s: Snapshot) -> Plan[None]:
+    """One transaction that changes two entries: both land or neither does."""
+    changes = []
+    for slug in ("left", "right"):
+        entry = s.entries[slug]
+        note = f"{entry.heartbeats + 1}"
+        new = RegistryEntry.from_dict(
+            {**entry.to_dict(), "heartbeats": entry.heartbeats + 1, "progress": note}
+        )
+        changes.append(Change(slug, new, "task.note", {"text": note}))
+    return Plan(tuple(changes), None)
+
+
+def state_of(root: Path) -> tuple[dict[str, dict[str, Any]], dict[str, int]]:
+    """The registry as a new process reads it."""
+    snap = JsonRegistry(root).snapshot()
+    return {s: e.to_dict() for s, e in snap.entries.items()}, dict(snap.leases)
+
+
+WRITES: dict[str, Callable[[JsonRegistry], object]] = {
+    "claim": lambda r: r.claim("new", worker="w"),
+    "two entries": lambda r: r.transact(_two_entries),
+    "evidence": lambda r: r.evidence("left", "make test", 0, "ok", lease=1),
+    "checkpoint": lambda r: r.checkpoint(),  # rewrites registry.json: the state stays as it is
+}
+
+
+@pytest.mark.parametrize("error", [errno.ENOSPC, errno.EIO, errno.EACCES], ids=["ENOSPC", "EIO", "EACCES"])
+@pytest.mark.parametrize("write", list(WRITES))
+def test_each_step_of_a_write_failing_leaves_the_state_before_or_after_and_a_retry_succeeds(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, write: str, error: int
+) -> None:
+    step = 0
+    while True:
+        step += 1
+        root = tmp_path / f"step-{step}"
+        setup = JsonRegistry(root, actor=TEST_ACTOR)
+        setup.claim("left", worker="w")
+        setup.claim("right", worker="w")
+        setup.checkpoint()
+        setup.claim("other", worker="w")  # in the journal only, until a checkpoint
+        before = state_of(root)
+        with monkeypatch.context() as patched:
+            faults = Faults(patched, step, error)
+            try:
+                WRITES[write](JsonRegistry(root, actor=TEST_ACTOR))
+                failed = None
+            except RegistryError as exc:
+                failed = exc
+        if not faults.hit:
+            break  # every step has failed once
+        now = state_of(root)
+        if failed is None and write != "checkpoint":
+            assert now != before  # acknowledged: it is there (a failed snapshot is rewritten later)
+        else:
+            assert now == before, f"step {step}: {failed}"  # refused: nothing of it is there
+        if failed is not None:
+            assert "cannot write registry" in str(failed) or "cannot read" in str(failed)
+        lines = journal.lines(root.joinpath("events.jsonl").read_bytes())
+        assert all(json.loads(line)["changes"] for line in lines)  # no torn or half line
+        if failed:
+            WRITES[write](JsonRegistry(root, actor=TEST_ACTOR))
+        after = state_of(root)
+        assert (after == before) == (write == "checkpoint")
+        replayed = rebuild(None, eventlog.history_lines(root, root / "events.jsonl")[0]).document
+        assert {s: RegistryEntry.from_dict(r).to_dict() for s, r in replayed.rows.items()} == after[0]
+    assert step > 4  # the write really went through its steps (lock, open, write, fsync, ...)
+
+
+# -- real refusals ---------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def queue(repo: Path) -> Path:
+    for slug in ("a", "b"):
+        write_task(repo, f"{slug}.md", f"---\ntitle: Task {slug}\nstatus: ready\npriority: p1\n---\n")
+    commit_all(repo)
+    return repo
+
+
+def task(root: Path, *args: str, limit: int | None = None) -> subprocess.CompletedProcess[str]:
+    """``task -C root ARGS`` as a process, with a file-size limit if given (writes past it
+    fail with EFBIG, and the one that crosses it is cut short: a full disk, for one process)."""
+
+    def limited() -> None:
+        if limit is not None:
+            signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+            resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+    command = [str(Path(sys.executable).with_name("task")), "-C", str(root), *args]
+    return subprocess.run(command, capture_output=True, text=True, preexec_fn=limited, check=False)
+
+
+def files_of(folder: Path) -> dict[str, bytes]:
+    return {
+        p.name: p.read_bytes() for p in sorted(folder.iterdir()) if p.is_file() and p.name != "registry.lock"
+    }
+
+
+def test_a_full_disk_refuses_the_claim_leaves_nothing_and_a_retry_claims(queue: Path) -> None:
+    assert task(queue, "claim", "a").returncode == 0
+    folder = queue / "registry"
+    before = files_of(folder)
+    size = (folder / "events.jsonl").stat().st_size
+    refused = task(queue, "claim", "b", limit=size + 40)  # the line starts, and does not fit
+    assert refused.returncode == 6, refused.stderr
+    assert refused.stderr.startswith(f"error: cannot write registry at {folder}: no space left")
+    assert files_of(folder) == before  # no claim, no event, no torn line
+    assert task(queue, "claim", "b").returncode == 0
+    assert {s: e.state for s, e in JsonRegistry(folder).entries().items()} == {"a": "claimed", "b": "claimed"}
+
+
+def test_an_unwritable_journal_refuses_the_claim_and_keeps_the_registry(queue: Path) -> None:
+    assert task(queue, "claim", "a").returncode == 0
+    folder = queue / "registry"
+    journal_path = folder / "events.jsonl"
+    kept = journal_path.read_bytes()
+    journal_path.unlink()
+    journal_path.mkdir()  # cannot be opened for writing, or read
+    refused = task(queue, "claim", "b")
+    assert refused.returncode == 6 and str(journal_path) in refused.stderr, refused.stderr
+    journal_path.rmdir()
+    journal_path.write_bytes(kept)
+    assert task(queue, "claim", "b").returncode == 0
+    assert task(queue, "claim", "a").returncode == 4  # a's claim was never lost
+
+
+# -- kill -9 ---------------------------------------------------------------------------------------
+
+
+def _pair(left: str, right: str) -> Callable[[Snapshot], Plan[int]]:
+    def pair(s: Snapshot) -> Plan[int]:  # one transaction, two entries, the same count on both
+        count = s.entries[left].heartbeats + 1
+        changes = []
+        for slug in (left, right):
+            row = {**s.entries[slug].to_dict(), "heartbeats": count, "progress": str(count)}
+            changes.append(Change(slug, RegistryEntry.from_dict(row), "task.note", {"n": count}))
+        return Plan(tuple(changes), count)
+
+    return pair
+
+
+def writer(root: Path, name: str) -> tuple[int, int]:
+    """A forked process writing pairs until it is killed; it reports each acknowledged count
+    on a pipe. Returns (pid, read end)."""
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid:
+        os.close(write)
+        return pid, read
+    try:  # the child: already imported, so it writes from its first millisecond
+        os.close(read)
+        reg, pair = JsonRegistry(root), _pair(f"{name}-l", f"{name}-r")
+        os.write(write, b"0\n")
+        while True:
+            count = reg.transact(pair)
+            os.write(write, f"{count}\n".encode())  # acknowledged
+            if count % 7 == 0:
+                reg.checkpoint()
+    finally:
+        os._exit(1)
+
+
+def test_kill_9_at_random_moments_loses_no_acknowledged_write_and_halves_none(tmp_path: Path) -> None:
+    root = tmp_path / "registry"
+    names = [f"w{i}" for i in range(4)]
+    setup = JsonRegistry(root, actor=TEST_ACTOR)
+    for name in names:
+        setup.claim(f"{name}-l", worker=name)
+        setup.claim(f"{name}-r", worker=name)
+    rng = random.Random(9)
+    acknowledged = dict.fromkeys(names, 0)
+    for _ in range(50):  # 4 writers killed in each: 200 kills
+        children = {name: writer(root, name) for name in names}
+        with contextlib.ExitStack() as pipes:
+            streams = {name: pipes.enter_context(os.fdopen(fd, "rb")) for name, (_, fd) in children.items()}
+            for stream in streams.values():
+                assert stream.readline() == b"0\n"  # writing now
+            for pid, _ in children.values():
+                time.sleep(rng.random() * 0.02)
+                os.kill(pid, signal.SIGKILL)
+            for name, (pid, _) in children.items():
+                os.waitpid(pid, 0)
+                printed = [int(line) for line in streams[name].read().split()]
+                acknowledged[name] = max([acknowledged[name], *printed])
+        entries = JsonRegistry(root).entries()
+        for name in names:
+            left, right = entries[f"{name}-l"], entries[f"{name}-r"]
+            assert left.heartbeats == right.heartbeats, "a transaction was half applied"
+            assert left.heartbeats >= acknowledged[name], "an acknowledged write was lost"
+            acknowledged[name] = left.heartbeats
+    data = (root / "events.jsonl").read_bytes()
+    assert all(json.loads(line)["changes"] for line in journal.lines(data))
+    assert sum(acknowledged.values()) > 100  # the writers did write between the kills
+
+
+def _lines(path: Path) -> Iterator[bytes]:
+    yield from journal.lines(path.read_bytes())
+
+
+def test_a_reader_in_another_process_sees_each_write_once_it_returns(
+    tmp_path: Path, clock: ManualClock
+) -> None:
+    """A long-lived reader (the page, the heartbeat) reads only the new lines, and agrees
+    with a fresh reader after every kind of write, a snapshot and a gc included."""
+    root = tmp_path / "registry"
+    writer, reader = JsonRegistry(root, clock=clock, actor=TEST_ACTOR), JsonRegistry(root, clock=clock)
+    lease = writer.claim("a", worker="w").lease
+    assert reader.get("a").state == "claimed"
+    writer.start("a", lease, pid=os.getpid())
+    writer.checkpoint()
+    writer.heartbeat("a", lease, cost_usd=0.5)
+    assert reader.get("a").cost_usd == 0.5
+    writer.finish("a", lease, 0)
+    writer.release("a")
+    clock.advance(days=40)
+    writer.gc(older_than_days=30)  # prunes a, rewrites the journal
+    assert reader.find("a") is None and reader.snapshot().leases == {"a": 1}
+    assert writer.claim("a", worker="w").lease == 2
+    assert reader.get("a").lease == 2
+    assert [json.loads(line)["seq"] for line in _lines(root / "events.jsonl")][-1] == reader.snapshot().seq
