@@ -48,6 +48,7 @@ REPORT_KEYS = {
     "tasks",
     "warnings",
     "registry_error",
+    "skipped",
 }
 ROW_KEYS = {
     "slug",
