@@ -11,21 +11,14 @@ counts as dead here.
 The dispatcher starts each worker wrapper in a new session, and the wrapper runs
 the agent in a process group of its own inside that session, so "stop the worker"
 means: kill every process of the wrapper's session.
-
-One process at a time: ``pid_lock`` is the non-blocking lock the heartbeat cycle
-and the worker wrapper hold, with the holder's pid written in it.
 """
 
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import os
 import signal
-from collections.abc import Iterator
 from pathlib import Path
-
-from .errors import RegistryError
 
 PROC = Path("/proc")
 _DEAD_STATES = frozenset({b"Z", b"X", b"x"})  # zombie, dead
@@ -128,26 +121,3 @@ def kill_group(pgid: int, sig: int = signal.SIGKILL) -> bool:
     except (ProcessLookupError, PermissionError):
         return False
     return True
-
-
-@contextlib.contextmanager
-def pid_lock(path: Path, what: str) -> Iterator[int | None]:
-    """Hold an exclusive lock on ``path`` with our pid in it, yielding None; or, when another
-    process holds it, yield that process's pid (0 when not written yet) without waiting."""
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
-    except OSError as exc:
-        raise RegistryError(f"cannot open the {what} {path}: {exc.strerror}") from None
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            text = os.pread(fd, 32, 0).decode("ascii", "replace").strip()
-            yield int(text) if text.isdigit() else 0
-            return
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
-        yield None
-    finally:
-        os.close(fd)
