@@ -52,6 +52,10 @@ REF_FILE = "ref-{}.pickle"  # per ref name: the whole result at the commit the r
 PACKAGE_DIR = Path(__file__).parent
 # Modules outside plan/ whose rules decide what a parse returns.
 PARSE_RULES = (PACKAGE_DIR.parent / "slugs.py",)
+# What pickle.dump raises for data it cannot write: a type it refuses (PicklingError,
+# TypeError; AttributeError for a local class) or nesting past the recursion limit.
+# The parser builds neither, but a cache write that fails only skips the cache.
+UNPICKLABLE = (pickle.PicklingError, TypeError, AttributeError, RecursionError)
 # Unused blob entries kept beyond the ones a load used, so switching between two
 # refs does not reparse; the oldest go first.
 BLOB_SPARE = 2000
@@ -379,7 +383,8 @@ def gc_paused() -> Iterator[None]:
 
 
 def _write(path: Path, data: tuple[object, ...]) -> bool:
-    """Atomically replace the cache file; False (and no file change) when that fails."""
+    """Atomically replace the cache file; False (and no file change) when that fails,
+    for want of room or rights or because the data cannot be pickled."""
     import tempfile  # only writers pay for it
 
     try:
@@ -392,7 +397,7 @@ def _write(path: Path, data: tuple[object, ...]) -> bool:
             pickle.dump(data, handle, protocol=pickle.HIGHEST_PROTOCOL)
         # No fsync: the cache is derived data, and a torn file fails to unpickle and is rebuilt.
         os.replace(tmp, path)
-    except OSError:
+    except (OSError, *UNPICKLABLE):
         with suppress(OSError):
             os.unlink(tmp)
         return False
