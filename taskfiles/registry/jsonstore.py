@@ -98,17 +98,26 @@ class JsonRegistry(Registry):
 
     def _catch_up(self, known: _Known) -> _Known | None:
         """``known`` with the journal lines after it; None when the journal is not the one it read."""
-        back = 1 if known.offset else 0  # the newline before the offset proves it is a line boundary
-        try:
-            inode, data = journal.read_from(self.events_path, known.offset - back)
-        except OSError as exc:
-            raise self._read_error(self.events_path, exc) from None
-        if inode != known.inode or data[:back] != b"\n" * back:
+        tail = self._journal_from(known.offset)
+        if tail is None or tail[0] != known.inode:
             return None
-        transactions, end = journal.scan(data[back:], known.offset)
+        _, transactions, end = tail
         if end == known.offset:
             return known
         return replace(known, doc=known.doc.replayed(transactions), offset=end)
+
+    def _journal_from(self, offset: int) -> _Tail | None:
+        """The journal's inode, its transactions from ``offset`` and where they end; None when
+        ``offset`` is not a line boundary (the newline before it proves it is)."""
+        back = 1 if offset else 0
+        try:
+            inode, data = journal.read_from(self.events_path, offset - back)
+        except OSError as exc:
+            raise self._read_error(self.events_path, exc) from None
+        if data[:back] != b"\n" * back:
+            return None
+        transactions, end = journal.scan(data[back:], offset)
+        return inode, transactions, end
 
     def _reload(self) -> _Known:
         for _ in range(3):  # gc may rewrite the journal between reading the snapshot and it
@@ -143,14 +152,10 @@ class JsonRegistry(Registry):
     def _journal_after(self, doc: Document, offset: int) -> _Tail | None:
         """The journal's transactions after ``doc`` read from ``offset``; None when the bytes
         there do not continue ``doc`` (not a line boundary, or the next seq is not there)."""
-        back = 1 if offset else 0
-        try:
-            inode, data = journal.read_from(self.events_path, offset - back)
-        except OSError as exc:
-            raise self._read_error(self.events_path, exc) from None
-        if data[:back] != b"\n" * back:
+        tail = self._journal_from(offset)
+        if tail is None:
             return None
-        transactions, end = journal.scan(data[back:], offset)
+        inode, transactions, end = tail
         later = [t for t in transactions if t.seq > doc.seq]
         if later and later[0].seq != doc.seq + 1:
             return None
