@@ -103,7 +103,7 @@ def _frontmatter(rng: random.Random, index: int, slug: str, deps: list[str]) -> 
         lines += [
             f"completed_by: {rng.choice(OWNERS)}",
             f"completed_at: 2026-{rng.randint(1, 12):02d}-{rng.randint(1, 28):02d}",
-            f"pr: '{rng.randint(100, 9999)}'",
+            f"pr: '#{rng.randint(100, 9999)}'",
         ]
     if rng.random() < 0.1:
         lines.append("# reviewed in the weekly planning meeting")
