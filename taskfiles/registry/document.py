@@ -172,8 +172,9 @@ class Document:
     def _with(
         self, rows: Mapping[str, _Row | None], leases: Mapping[str, int], seq: int, stamp: str | None
     ) -> Document:
-        merged = {**self.leases, **leases}
-        kept = self.leases_line if merged == self.leases else None
+        raised = {slug: lease for slug, lease in leases.items() if self.leases.get(slug) != lease}
+        merged = {**self.leases, **raised} if raised else self.leases  # most writes raise none
+        kept = None if raised else self.leases_line
         overlaid = self.rows.overlaid(rows)
         return replace(self, seq=seq, updated_at=stamp, rows=overlaid, leases=merged, leases_line=kept)
 
