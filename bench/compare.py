@@ -48,14 +48,19 @@ def checkout(rev: str, into: Path) -> Path:
     return into
 
 
-def build(folder: Path, count: int, entries: int) -> Path:
-    """A repository of ``count`` tasks on main, ``entries`` live claims and one cycle record."""
+def build(folder: Path, count: int) -> Path:
+    """A repository of ``count`` tasks on main (its registry is filled by ``claim``)."""
     generate(folder, count)
     with (folder / "taskfiles.toml").open("a", encoding="utf-8") as handle:
         handle.write(SETTINGS.format(python=sys.executable))
     (folder / "registry").mkdir(exist_ok=True)
     (folder / "registry" / ".gitignore").write_text("*\n")
-    env = {**clean_env(), "PYTHONPATH": str(ROOT)}
+    return folder
+
+
+def claim(folder: Path, entries: int, code: Path) -> None:
+    """``entries`` live claims, written by the version at ``code`` (each reads its own format)."""
+    env = {**clean_env(), "PYTHONPATH": str(code)}
     script = (
         "import sys; from taskfiles import config, status; from taskfiles.registry import open_registry; "
         "cfg = config.load(); reg = open_registry(cfg); "
@@ -63,7 +68,6 @@ def build(folder: Path, count: int, entries: int) -> Path:
         f"[reg.claim(t.slug, worker='bench', owner=t.owner) for t in seen.dispatchable()[:{entries}]]"
     )
     subprocess.run([sys.executable, "-c", script], cwd=folder, env=env, check=True)
-    return folder
 
 
 def clean_env() -> dict[str, str]:
@@ -119,9 +123,11 @@ def main() -> None:
     base = work / "base"
     try:
         checkout(args.base, base)
-        repo = build(work / "repo", args.tasks, args.entries)
+        repo = build(work / "repo", args.tasks)
         twin = work / "repo-base"
         shutil.copytree(repo, twin, symlinks=True)
+        claim(repo, args.entries, ROOT)
+        claim(twin, args.entries, base)
         results = compare({"base": twin, "tree": repo}, base, args.runs)
     finally:
         subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(base)], check=False)
