@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import gzip
 import json
 import os
 import random
@@ -28,7 +29,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from taskfiles.errors import RegistryError
+from taskfiles import atomic
+from taskfiles.errors import ConflictError, RegistryError
 from taskfiles.registry import Change, Plan, RegistryEntry, Snapshot, eventlog, journal
 from taskfiles.registry.jsonstore import JsonRegistry
 from taskfiles.registry.repair import rebuild
@@ -333,3 +335,159 @@ def test_a_reader_in_another_process_sees_each_write_once_it_returns(
     assert writer.claim("a", worker="w").lease == 2
     assert reader.get("a").lease == 2
     assert [json.loads(line)["seq"] for line in _lines(root / "events.jsonl")][-1] == reader.snapshot().seq
+
+
+# -- what a reader must never believe ------------------------------------------------------------
+
+
+def test_a_line_cut_back_after_a_failed_fsync_is_never_believed_by_a_reader_that_saw_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The cut-back line was visible for a moment; a lock-free reader read it. The next
+    write ends at the same offset with other bytes: the reader must notice, not build on it."""
+    root = tmp_path / "registry"
+    JsonRegistry(root, actor=TEST_ACTOR).claim("first", worker="w")
+    reader = JsonRegistry(root)
+    assert set(reader.entries()) == {"first"}
+    real_fsync = os.fsync
+
+    calls: list[int] = []
+
+    def fails_after_a_reader_looked(fd: int) -> None:
+        calls.append(fd)
+        if len(calls) > 1:  # the cut back's own fsync
+            return real_fsync(fd)
+        assert "aaaa" in reader.entries()  # the line is complete and visible now
+        raise OSError(errno.EIO, "Input/output error")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(os, "fsync", fails_after_a_reader_looked)
+        with pytest.raises(RegistryError, match="cannot write registry"):
+            JsonRegistry(root, actor=TEST_ACTOR).claim("aaaa", worker="w")
+    assert os.fsync is real_fsync
+    JsonRegistry(root, actor=TEST_ACTOR).claim("bbbb", worker="w")  # the same length, same offset
+    assert set(reader.entries()) == {"first", "bbbb"}
+    with pytest.raises(ConflictError):
+        reader.claim("bbbb", worker="w2")  # its lease 1 is live: never issued twice
+    assert reader.claim("aaaa", worker="w2").lease == 1
+
+
+def test_a_gc_cut_short_leaves_lines_twice_and_repair_counts_them_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, clock: ManualClock
+) -> None:
+    root = tmp_path / "registry"
+    reg = JsonRegistry(root, clock=clock, actor=TEST_ACTOR)
+    lease = reg.claim("a", worker="w").lease
+    for n in range(3):
+        reg.evidence("a", f"check {n}", 0, lease=lease)
+    clock.advance(days=40)
+    reg.note("a", "recent", lease=lease)
+    want = reg.entries()
+    real = atomic.atomic_write
+
+    def journal_rewrite_fails(path: Path, data: bytes, **kwargs: Any) -> None:
+        if path.name == "events.jsonl":
+            raise OSError(errno.ENOSPC, "No space left on device")
+        real(path, data, **kwargs)
+
+    with monkeypatch.context() as patched:
+        patched.setattr(atomic, "atomic_write", journal_rewrite_fails)
+        with pytest.raises(RegistryError):
+            reg.gc(older_than_days=30)  # archived, and still in the journal
+    reg.gc(older_than_days=30)  # the same day: the same lines archived a second time
+    (root / "registry.json").write_text("{")
+    root.joinpath("registry.json.bak").unlink(missing_ok=True)
+    report = JsonRegistry(root, clock=clock, actor=TEST_ACTOR).repair()
+    assert report.needed
+    assert JsonRegistry(root).entries() == want  # three evidence items, not six
+    assert [e.type for e in JsonRegistry(root).events().events].count("task.evidence") <= 3
+
+
+def test_an_archive_member_cut_short_costs_that_member_not_the_file(tmp_path: Path) -> None:
+    root = tmp_path / "registry"
+    root.mkdir()
+    archive = root / "events-20250101.jsonl.gz"
+    first = journal.encode(1, "2025-01-01T00:00:00Z", TEST_ACTOR, [{"slug": "a", "type": "task.note"}])
+    second = journal.encode(2, "2025-01-01T00:00:01Z", TEST_ACTOR, [{"slug": "a", "type": "task.note"}])
+    torn = gzip.compress(second)
+    archive.write_bytes(gzip.compress(first) + torn[: len(torn) // 2])
+    lines, warnings = eventlog.history_lines(root, root / "events.jsonl")
+    assert [line["seq"] for line in lines] == [1]
+    assert warnings == [f"{archive}: a member cut short; the members before it are read"]
+
+
+def test_repair_leaves_out_an_entry_whose_first_lines_are_lost_and_keeps_its_lease(
+    tmp_path: Path, clock: ManualClock
+) -> None:
+    root = tmp_path / "registry"
+    reg = JsonRegistry(root, clock=clock, actor=TEST_ACTOR)
+    reg.claim("kept", worker="w")
+    lease = reg.claim("torn", worker="w").lease
+    clock.advance(days=40)
+    reg.gc(older_than_days=30)  # the claims are archived
+    reg.evidence("torn", "make test", 0, lease=lease)
+    for archive in root.glob("events-*.jsonl.gz"):
+        archive.unlink()  # lost, as repair warns they may be
+    (root / "registry.json").write_text("{")
+    root.joinpath("registry.json.bak").unlink(missing_ok=True)
+    report = JsonRegistry(root, clock=clock, actor=TEST_ACTOR).repair()
+    assert any("'torn' could not be rebuilt" in note for note in report.unrecovered)
+    fresh = JsonRegistry(root, clock=clock, actor=TEST_ACTOR)
+    assert fresh.find("torn") is None and fresh.snapshot().leases["torn"] == lease
+    assert fresh.claim("torn", worker="w").lease == lease + 1  # never the lost lease again
+
+
+def test_a_journal_with_a_transaction_missing_is_refused_not_read_past(tmp_path: Path) -> None:
+    root = tmp_path / "registry"
+    reg = JsonRegistry(root, actor=TEST_ACTOR)
+    lease = reg.claim("a", worker="w").lease
+    reg.heartbeat("a", lease)
+    reg.heartbeat("a", lease)  # a silent line
+    reg.note("a", "after", lease=lease)
+    lines = root.joinpath("events.jsonl").read_bytes().splitlines(keepends=True)
+    root.joinpath("events.jsonl").write_bytes(b"".join(lines[:2] + lines[3:]))  # seq 3 gone
+    with pytest.raises(RegistryError, match=r"does not continue .*registry\.json.*'task registry repair'"):
+        JsonRegistry(root).entries()
+
+
+def test_a_follower_loses_no_event_when_a_torn_tail_is_cut_off_and_written_over(tmp_path: Path) -> None:
+    root = tmp_path / "registry"
+    reg = JsonRegistry(root, actor=TEST_ACTOR)
+    reg.claim("a", worker="w")
+    tail = eventlog.Tail(root / "events.jsonl")
+    with open(root / "events.jsonl", "ab") as handle:
+        handle.write(b'{"seq":2,"time":"2025-03-01T12:00:00Z","actor":{},"changes":[{"slug":"a","ty')
+    assert tail.read() == []  # a write in progress is not a line
+    reg.note("a", "the next write cuts the torn bytes off and writes here")
+    reg.note("a", "and one more")
+    assert [(e.type, e.seq) for e in tail.read()] == [("task.note", 2), ("task.note", 3)]
+
+
+def test_a_follower_from_now_sees_nothing_old_again_after_gc_rewrites_the_journal(
+    tmp_path: Path, clock: ManualClock
+) -> None:
+    root = tmp_path / "registry"
+    reg = JsonRegistry(root, clock=clock, actor=TEST_ACTOR)
+    reg.claim("old", worker="w")
+    clock.advance(days=40)
+    for n in range(3):
+        reg.claim(f"t{n}", worker="w")
+    tail = eventlog.Tail(root / "events.jsonl")  # from now on
+    reg.note("t0", "new")
+    reg.gc(older_than_days=30)  # archives the old claim: the journal is rewritten
+    assert [(e.type, e.slug) for e in tail.read()] == [("task.note", "t0")]
+
+
+def test_a_registry_json_of_the_older_format_is_rewritten_on_the_first_write(tmp_path: Path) -> None:
+    """An older version still running reads registry.json alone: it must find it refused
+    (format 2), never quietly behind the journal."""
+    root = tmp_path / "registry"
+    root.mkdir()
+    row = {"slug": "a", "state": "claimed", "lease": 1, "attempt": 1, "max_attempts": 3}
+    root.joinpath("registry.json").write_text(
+        json.dumps({"version": 1, "seq": 1, "leases": {"a": 1}, "entries": {"a": row}})
+    )
+    JsonRegistry(root, actor=TEST_ACTOR).claim("b", worker="w")
+    head = json.loads(root.joinpath("registry.json").read_bytes())
+    assert head["version"] == 2 and set(head["entries"]) == {"a", "b"}
+    assert head["journal"] == root.joinpath("events.jsonl").stat().st_size

@@ -148,11 +148,11 @@ class Document:
         """A new document with journal ``transactions`` (those after ``seq``, in order) replayed."""
         rows: dict[str, _Row | None] = {}
         leases: dict[str, int] = {}
-        seq = self.seq
+        seq, stamp = self.seq, self.updated_at
         for txn in transactions:
             if txn.seq <= seq:
                 continue
-            seq = txn.seq
+            seq, stamp = txn.seq, txn.time or stamp
             for change in txn.changes:
                 slug = change.get("slug")
                 if not isinstance(slug, str):
@@ -167,7 +167,7 @@ class Document:
                     leases[slug] = max(leases.get(slug, self.leases.get(slug, 0)), lease)
         if seq == self.seq:
             return self
-        return self._with(rows, leases, seq, self.updated_at)
+        return self._with(rows, leases, seq, stamp)
 
     def _with(
         self, rows: Mapping[str, _Row | None], leases: Mapping[str, int], seq: int, stamp: str | None
@@ -193,8 +193,9 @@ class Codec:
 
     def parse(self, data: bytes) -> Document:
         """The document in ``data``; DocumentError when it is not one."""
-        if data == self._last[0]:
-            return self._last[1]
+        last, doc = self._last
+        if data == last:
+            return doc
         if len(self._cache) > 4096:
             self._cache = {}
         doc = self._parse_checked(data) or _parse_whole(data)
@@ -224,6 +225,8 @@ class Codec:
 
     def render(self, doc: Document) -> bytes:
         """The bytes of ``doc`` in the checksummed one-entry-per-line layout."""
+        if len(self._cache) > 4 * 4096:  # rendered lines are remembered too: keep it bounded
+            self._cache = {}
         rows = doc.rows
         leases = doc.leases_line or b'"leases":' + _dumps(doc.leases)
         removed = any(row is None for row in rows.changes.values())

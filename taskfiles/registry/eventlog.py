@@ -29,6 +29,7 @@ import gzip
 import json
 import os
 import time
+import zlib
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
@@ -75,36 +76,57 @@ def read(path: Path) -> tuple[list[Event], list[str]]:
 
 
 def history_lines(root: Path, path: Path) -> tuple[list[dict[str, Any]], list[str]]:
-    """The parsed lines of the archives (oldest first) and then of ``path``: what repair replays."""
+    """The parsed lines of the archives (oldest first) and then of ``path``, each once (a gc
+    cut short leaves lines in both places): what repair replays."""
     found: list[dict[str, Any]] = []
     warnings: list[str] = []
     for lines in [*_archives(root, warnings), _complete(path)]:
         found += [obj for _, obj in lines.items]
         warnings += lines.warnings()
-    return found, warnings
+    return _unique(found), warnings
+
+
+def _unique(objs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each line once: a transaction by its number, an older event line by all it says."""
+    seen: set[Any] = set()
+    kept = []
+    for obj in objs:
+        key = _seq(obj) if journal.is_transaction(obj) else json.dumps(obj, sort_keys=True)
+        if key not in seen:
+            seen.add(key)
+            kept.append(obj)
+    return kept
 
 
 def _archives(root: Path, warnings: list[str]) -> list[jsonl.Lines]:
     parsed = []
     for archive in sorted(root.glob(ARCHIVE_GLOB)):
         try:
-            data = gzip.decompress(archive.read_bytes())
-        except (OSError, EOFError) as exc:
-            warnings.append(f"{archive}: unreadable archive ({exc}); skipped")
+            data, problem = _members(archive.read_bytes())
+        except OSError as exc:
+            warnings.append(f"{archive}: unreadable archive ({exc.strerror}); skipped")
             continue
+        if problem:
+            warnings.append(f"{archive}: {problem}; the members before it are read")
         parsed.append(jsonl.parse(data, str(archive)))
     return parsed
 
 
-def history(root: Path, path: Path) -> tuple[list[Event], list[str]]:
-    """The archived events (oldest archive first) followed by those in ``path``."""
-    events: list[Event] = []
-    warnings: list[str] = []
-    for lines in [*_archives(root, warnings), _complete(path)]:
-        found, problems = decode(lines)
-        events += found
-        warnings += problems
-    return events, warnings
+def _members(data: bytes) -> tuple[bytes, str | None]:
+    """The text of each whole gzip member of ``data`` (gc appends one a run), and what stopped
+    the reading early: a member cut short by a crash costs that member, not the file."""
+    out: list[bytes] = []
+    while data:
+        member = zlib.decompressobj(wbits=31)
+        try:
+            text = member.decompress(data)
+        except zlib.error as exc:
+            return b"".join(out), f"a damaged member ({exc})"
+        if not member.eof:
+            return b"".join(out), "a member cut short"
+        out.append(text)
+        data = member.unused_data
+    return b"".join(out), None
 
 
 def follow(path: Path, *, from_start: bool, poll: float) -> Iterator[Event]:
@@ -120,11 +142,14 @@ def _poll(tail: Tail, poll: float) -> Iterator[Event]:
 
 class Tail:
     """The events appended to ``path`` since the last read (complete lines only), each once:
-    after a rewrite (gc) only those newer than the last one seen."""
+    after a rewrite (gc) only those newer than the last one seen; after the last line read
+    was cut back and written over, that line's number again."""
 
     def __init__(self, path: Path, *, from_start: bool = False) -> None:
         self.lines = jsonl.Tail(path, from_start)
-        self.generation, self.last_seq, self.skip_upto = 0, 0, -1
+        self.last_seq = _seq(self.lines.last) if self.lines.last else 0
+        self.before_last = self.last_seq  # the newest seq seen before the last line's
+        self.generation, self.skip_upto = 0, -1
 
     def read(self) -> list[Event]:
         """The new events, oldest first."""
@@ -132,10 +157,18 @@ class Tail:
 
     def _admit(self, obj: dict[str, Any]) -> list[Event]:
         if self.lines.generation != self.generation:  # rewritten: its first lines were seen already
-            self.generation, self.skip_upto = self.lines.generation, self.last_seq
-        events = [e for e in _events(obj) or () if e.seq > self.skip_upto]
-        self.last_seq = max([self.last_seq, *(e.seq for e in events)])
-        return events
+            self.generation = self.lines.generation
+            self.skip_upto = self.before_last if self.lines.replaced_last else self.last_seq
+        seq = _seq(obj)
+        if seq <= self.skip_upto:
+            return []
+        self.before_last, self.last_seq = self.last_seq, max(self.last_seq, seq)
+        return _events(obj) or []
+
+
+def _seq(obj: dict[str, Any]) -> int:
+    seq = obj.get("seq")
+    return seq if isinstance(seq, int) and not isinstance(seq, bool) else 0
 
 
 def archive(root: Path, path: Path, cutoff: datetime, now: datetime) -> tuple[int, Path | None, list[str]]:
@@ -157,11 +190,16 @@ def archive(root: Path, path: Path, cutoff: datetime, now: datetime) -> tuple[in
             atomic.atomic_write(path, b"".join(line + b"\n" for line in kept))
         return 0, None, warnings
     target = root / f"events-{now:%Y%m%d}.jsonl.gz"
+    member = gzip.compress(b"".join(line + b"\n" for line in old))
     with open(target, "ab") as raw:
-        with gzip.GzipFile(fileobj=raw, mode="ab") as gz:
-            gz.write(b"".join(line + b"\n" for line in old))
-        raw.flush()
-        os.fsync(raw.fileno())
+        size = raw.tell()
+        try:
+            raw.write(member)
+            raw.flush()
+            os.fsync(raw.fileno())
+        except OSError:
+            raw.truncate(size)  # a member cut short would hide the ones after it
+            raise
     atomic.atomic_write(path, b"".join(line + b"\n" for line in kept))
     return sum(len(_events(_object(line) or {}) or ()) for line in old), target, warnings
 

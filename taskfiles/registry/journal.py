@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import atomic
+from .jsonl import Mark
 from .records import Actor, Event
 
 Row = dict[str, Any]
@@ -51,8 +52,8 @@ def diff(old: Mapping[str, Any] | None, new: Mapping[str, Any]) -> dict[str, Any
     dropped: dict[str, int] = {}
     for key, value in new.items():
         previous = before.get(key)
-        if previous == value and key in before:
-            continue
+        if key in before and type(previous) is type(value) and previous == value:
+            continue  # (1 and 1.0 and True are equal, and not the same value)
         shift = _list_shift(previous, value)
         if shift is None:
             changed[key] = value
@@ -148,21 +149,24 @@ class Transaction:
     """One parsed journal line and where it ends in the file."""
 
     seq: int
+    time: str | None
     changes: tuple[Mapping[str, Any], ...]
     end: int  # byte offset just past its newline
 
 
-def scan(data: bytes, base: int = 0) -> tuple[list[Transaction], int]:
-    """The transactions in ``data`` (the file's bytes from offset ``base``), and the offset
-    just past the last complete line. An unterminated tail is not read; lines that are
-    not transactions (older events, unreadable lines) are passed over."""
+def scan(data: bytes, base: int = 0) -> tuple[list[Transaction], int, Mark | None]:
+    """The transactions in ``data`` (the file's bytes from offset ``base``), the offset just
+    past the last complete line, and that line's mark (None: no complete line). An
+    unterminated tail is not read; lines that are not transactions (older events,
+    unreadable lines) are passed over."""
     found: list[Transaction] = []
-    pos = 0
+    pos, mark = 0, None
     while True:
         end = data.find(b"\n", pos)
         if end < 0:
-            return found, base + pos
+            return found, base + pos, mark
         line = data[pos:end]
+        mark = Mark.of(base + pos, data[pos : end + 1])
         pos = end + 1
         if b'"changes"' not in line:  # cheap: older event lines never carry it
             continue
@@ -172,7 +176,17 @@ def scan(data: bytes, base: int = 0) -> tuple[list[Transaction], int]:
             continue
         if isinstance(obj, dict) and is_transaction(obj):
             changes = tuple(c for c in obj["changes"] if isinstance(c, dict))
-            found.append(Transaction(obj["seq"], changes, base + pos))
+            time = obj.get("time") if isinstance(obj.get("time"), str) else None
+            found.append(Transaction(obj["seq"], time, changes, base + pos))
+
+
+def consecutive(transactions: Sequence[Transaction], after: int) -> list[Transaction] | None:
+    """The transactions numbered after ``after``, when they follow it one by one; None when
+    one is missing (the journal was rewritten under the reader: read again)."""
+    later = [t for t in transactions if t.seq > after]
+    if any(t.seq != after + n for n, t in enumerate(later, 1)):
+        return None
+    return later
 
 
 def complete(data: bytes) -> bytes:
@@ -207,6 +221,8 @@ def commit(path: Path, offset: int, line: bytes) -> tuple[int, int]:
     created = not path.exists()
     fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
     try:
+        if created:  # the name is durable before anything is written under it
+            atomic.fsync_dir(path.parent)
         inode = os.fstat(fd).st_ino
         try:
             if os.fstat(fd).st_size != offset:
@@ -224,8 +240,6 @@ def commit(path: Path, offset: int, line: bytes) -> tuple[int, int]:
             raise
     finally:
         os.close(fd)
-    if created:
-        atomic.fsync_dir(path.parent)
     return offset + len(line), inode
 
 

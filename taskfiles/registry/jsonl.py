@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import time
+import zlib
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -94,16 +95,48 @@ def _follow(tail: Tail, poll: float, done: Callable[[], bool] | None) -> Iterato
         time.sleep(poll)
 
 
+@dataclass(frozen=True)
+class Mark:
+    """The last complete line read: where it starts and its CRC-32. A reader that goes on
+    from its end first checks the line is still there: a write whose fsync failed is cut
+    back, and the next one may end at the same offset with other bytes."""
+
+    start: int
+    crc: int
+
+    @classmethod
+    def of(cls, start: int, line: bytes) -> Mark:
+        """The mark of ``line`` (with its newline) starting at ``start``."""
+        return cls(start, zlib.crc32(line))
+
+    def holds(self, data: bytes, end: int) -> bool:
+        """Whether ``data`` (the file from ``start`` on) begins with this very line, ending at ``end``."""
+        stop = data.find(b"\n") + 1
+        return stop > 0 and self.start + stop == end and zlib.crc32(data[:stop]) == self.crc
+
+
+def last_line(data: bytes) -> tuple[int, bytes] | None:
+    """The start and bytes (with the newline) of the last complete line of ``data``."""
+    end = data.rfind(b"\n")
+    if end < 0:
+        return None
+    start = data.rfind(b"\n", 0, end) + 1
+    return start, data[start : end + 1]
+
+
 class Tail:
-    """The reading position in a file that may grow or be replaced."""
+    """The reading position in a file that may grow, be replaced, or have its last line cut
+    back and written over (a journal write whose fsync failed)."""
 
     def __init__(self, path: Path, from_start: bool) -> None:
         self.path = path
         self.inode, self.offset = self._identity(), 0
-        if not from_start:
-            self.offset = self._size()
-        self.pending = b""
+        self.mark: Mark | None = None
         self.generation = 0
+        self.replaced_last = False  # the last generation began because the last line read was gone
+        self.last: dict[str, Any] | None = None  # the last complete line when not reading from the start
+        if not from_start:
+            self._skip_to_end()
 
     def _identity(self) -> int | None:
         try:
@@ -111,30 +144,50 @@ class Tail:
         except FileNotFoundError:
             return None
 
-    def _size(self) -> int:
+    def _skip_to_end(self) -> None:
         try:
-            return os.stat(self.path).st_size
+            data = self.path.read_bytes()
         except FileNotFoundError:
-            return 0
+            return
+        found = last_line(data)
+        if found is not None:
+            start, line = found
+            self.offset, self.mark = start + len(line), Mark.of(start, line)
+            items = parse(line, str(self.path)).items
+            self.last = items[0][1] if items else None
+
+    def _read_from(self, start: int) -> bytes:
+        try:
+            with open(self.path, "rb") as handle:
+                handle.seek(start)
+                return handle.read()
+        except FileNotFoundError:
+            return b""
 
     def read_new(self) -> Iterator[dict[str, Any]]:
         inode = self._identity()
         if inode != self.inode:  # replaced (or created): start over on the new file
-            self.inode, self.offset, self.pending = inode, 0, b""
+            self.inode, self.offset, self.mark = inode, 0, None
             self.generation += 1
+            self.replaced_last = False
         if inode is None:
             return
-        if self._size() < self.offset:  # truncated in place
-            self.offset, self.pending = 0, b""
+        start = self.mark.start if self.mark else self.offset
+        data = self._read_from(start)
+        if self.mark is not None and not self.mark.holds(data, self.offset):
+            # The last line read is not there any more (cut back, or the file was
+            # truncated in place): read the file again from its start.
+            self.offset, self.mark, start = 0, None, 0
             self.generation += 1
-        try:
-            with open(self.path, "rb") as handle:
-                handle.seek(self.offset)
-                chunk = handle.read()
-        except FileNotFoundError:
+            self.replaced_last = True
+            data = self._read_from(0)
+        fresh = data[self.offset - start :]
+        complete = fresh[: fresh.rfind(b"\n") + 1]
+        if not complete:
             return
-        self.offset += len(chunk)
-        data = self.pending + chunk
-        complete, _, self.pending = data.rpartition(b"\n")
+        found = last_line(complete)
+        assert found is not None
+        self.mark = Mark.of(self.offset + found[0], found[1])
+        self.offset += len(complete)
         for _, obj in parse(complete, str(self.path)).items:
             yield obj

@@ -41,7 +41,6 @@ from .runlog import LogPage
 from .transaction import Change, Mutation, Snapshot, apply
 
 T = TypeVar("T")
-_Tail = tuple[int | None, list[journal.Transaction], int]  # the journal inode, its lines, their end
 # A snapshot is written once the journal after it outgrows half the snapshot (at least
 # this many bytes): a write costs one line, a reader at most 1.5 snapshots.
 COMPACT_AFTER = 256 * 1024
@@ -61,6 +60,7 @@ class JsonRegistry(Registry):
         self._codec = Codec()
         self._known: _Known | None = None  # what this process last read (see ``_current``)
         self._mutex = threading.Lock()  # one process may use the store from several threads
+        self._codec_lock = threading.Lock()  # the codec remembers the last file it saw
 
     @property
     def location(self) -> str:
@@ -97,27 +97,33 @@ class JsonRegistry(Registry):
             return self._known
 
     def _catch_up(self, known: _Known) -> _Known | None:
-        """``known`` with the journal lines after it; None when the journal is not the one it read."""
-        tail = self._journal_from(known.offset)
-        if tail is None or tail[0] != known.inode:
+        """``known`` with the journal lines after it; None when the journal is not the one it
+        read (rewritten, or its last line read is gone) or a transaction is missing."""
+        tail = self._journal_from(known.offset, known.mark)
+        if tail is None or tail.inode != known.inode:
             return None
-        _, transactions, end = tail
-        if end == known.offset:
+        later = journal.consecutive(tail.transactions, known.doc.seq)
+        if later is None:
+            return None
+        if tail.end == known.offset:
             return known
-        return replace(known, doc=known.doc.replayed(transactions), offset=end)
+        return replace(known, doc=known.doc.replayed(later), offset=tail.end, mark=tail.mark or known.mark)
 
-    def _journal_from(self, offset: int) -> _Tail | None:
-        """The journal's inode, its transactions from ``offset`` and where they end; None when
-        ``offset`` is not a line boundary (the newline before it proves it is)."""
-        back = 1 if offset else 0
+    def _journal_from(self, offset: int, mark: jsonl.Mark | None) -> _Tail | None:
+        """The journal from ``offset``; None when ``offset`` does not end the line ``mark``
+        names (without a mark: when the byte before it is not a newline)."""
+        start = mark.start if mark else max(offset - 1, 0)
         try:
-            inode, data = journal.read_from(self.events_path, offset - back)
+            inode, data = journal.read_from(self.events_path, start)
         except OSError as exc:
             raise self._read_error(self.events_path, exc) from None
-        if data[:back] != b"\n" * back:
+        skip = offset - start
+        if mark is not None and not mark.holds(data, offset):
             return None
-        transactions, end = journal.scan(data[back:], offset)
-        return inode, transactions, end
+        if mark is None and data[:skip] != b"\n" * skip:
+            return None
+        transactions, end, last = journal.scan(data[skip:], offset)
+        return _Tail(inode, transactions, end, last)
 
     def _reload(self) -> _Known:
         for _ in range(3):  # gc may rewrite the journal between reading the snapshot and it
@@ -137,36 +143,41 @@ class JsonRegistry(Registry):
             doc = Document()
         else:
             try:
-                doc = self._codec.parse(data)
+                with self._codec_lock:
+                    doc = self._codec.parse(data)
             except DocumentError as exc:
                 raise self._corrupt(str(exc)) from None
-        size = len(data) if data is not None else 0
-        found = self._journal_after(doc, doc.journal or 0) if doc.journal else None
+        found = self._journal_after(doc, doc.journal) if doc.journal else None
         if found is None:
             found = self._journal_after(doc, 0)
         if found is None:
             return None
-        inode, transactions, end = found
-        return _Known(doc.replayed(transactions), identity, size, doc.journal or 0, inode, end)
+        tail, later = found
+        return _Known(
+            doc.replayed(later),
+            identity,
+            size=len(data) if data is not None else 0,
+            covered=doc.journal or 0,
+            current=data is not None and doc.journal is not None,
+            inode=tail.inode,
+            offset=tail.end,
+            mark=tail.mark,
+        )
 
-    def _journal_after(self, doc: Document, offset: int) -> _Tail | None:
+    def _journal_after(self, doc: Document, offset: int) -> tuple[_Tail, list[journal.Transaction]] | None:
         """The journal's transactions after ``doc`` read from ``offset``; None when the bytes
-        there do not continue ``doc`` (not a line boundary, or the next seq is not there)."""
-        tail = self._journal_from(offset)
-        if tail is None:
-            return None
-        inode, transactions, end = tail
-        later = [t for t in transactions if t.seq > doc.seq]
-        if later and later[0].seq != doc.seq + 1:
-            return None
-        return inode, later, end
+        there do not continue ``doc`` (not a line boundary, or a transaction is missing)."""
+        tail = self._journal_from(offset, None)
+        later = journal.consecutive(tail.transactions, doc.seq) if tail else None
+        return (tail, later) if tail is not None and later is not None else None
 
     def _refuse_missing(self) -> None:
         # Starting over would restart every lease at 1 and let a stale worker write again;
         # a journal of transactions from the first one on is complete without a snapshot.
-        if self.backup.exists():
+        kept = [p.name for p in (self.backup, *sorted(self.root.glob(eventlog.ARCHIVE_GLOB))) if p.exists()]
+        if kept:
             raise RegistryError(
-                f"{self.data} is missing but {self.backup.name} exists; "
+                f"{self.data} is missing but {', '.join(kept)} exists; "
                 "run 'task registry repair' to rebuild it (starting empty would reuse leases)"
             )
         data = self._read(self.events_path) or b""
@@ -216,7 +227,7 @@ class JsonRegistry(Registry):
         else:
             why = f"{exc.strerror} ({exc.filename})" if exc.filename else str(exc.strerror)
         return RegistryError(
-            f"cannot write registry at {self.root}: {why}; nothing was written. Free space or set "
+            f"cannot write registry at {self.root}: {why}; free space or set "
             "TASKFILES_REGISTRY or registry_dir to a writable folder"
         )
 
@@ -239,11 +250,12 @@ class JsonRegistry(Registry):
 
     def _committed(self, known: _Known, line: bytes, doc: Document) -> _Known:
         end, inode = journal.commit(self.events_path, known.offset, line)
+        mark = jsonl.Mark.of(known.offset, line)
         with self._mutex:
-            self._known = replace(known, doc=doc, offset=end, inode=inode)
-        if self._known.snapshot is None or end - self._known.covered > max(
-            COMPACT_AFTER, self._known.size // 2
-        ):
+            self._known = replace(known, doc=doc, offset=end, inode=inode, mark=mark)
+        # A snapshot in the older format is replaced at once: older versions refuse the new
+        # one, and must not go on reading a registry.json that no longer has every write.
+        if not known.current or end - known.covered > max(COMPACT_AFTER, known.size // 2):
             self._compact_quietly()
         return self._known
 
@@ -264,14 +276,20 @@ class JsonRegistry(Registry):
         """Write the snapshot of everything committed (lock held), keeping the last as the backup."""
         known = self._known
         assert known is not None
-        rendered = self._codec.render(replace(known.doc, journal=known.offset))
+        with self._codec_lock:
+            rendered = self._codec.render(replace(known.doc, journal=known.offset))
+            fresh = self._codec.parse(rendered)  # the rendered rows, not an overlay that keeps growing
         if known.snapshot is not None:
             atomic.keep_backup(self.data, self.backup)
         atomic.atomic_write(self.data, rendered, tmp=self.root / "registry.json.tmp")
-        fresh = self._codec.parse(rendered)  # the rendered rows, not an overlay that keeps growing
         with self._mutex:
             self._known = replace(
-                known, doc=fresh, snapshot=_identity(self.data), size=len(rendered), covered=known.offset
+                known,
+                doc=fresh,
+                snapshot=_identity(self.data),
+                size=len(rendered),
+                covered=known.offset,
+                current=True,
             )
 
     # -- events ------------------------------------------------------------------------------
@@ -474,14 +492,14 @@ class JsonRegistry(Registry):
             known = self._current()
             for row in known.doc.rows.values():
                 RegistryEntry.from_dict(row)
-        except RegistryError as exc:
+        except (RegistryError, DocumentError) as exc:
             return str(exc)
         return None
 
     def _rebuild(self, problem: str) -> RepairReport:
         base, notes = self._backup_document()
         lines, warnings = eventlog.history_lines(self.root, self.events_path)
-        result = rebuild(base, lines)
+        result = rebuild(base, lines, also=self._readable_snapshot())
         stamp = format_time(self.clock())
         aside = None
         if self.data.exists():
@@ -493,7 +511,7 @@ class JsonRegistry(Registry):
         line = journal.encode(seq, stamp, self.actor, [repaired])
         offset = len(journal.complete(self._read(self.events_path) or b""))
         inode = _identity(self.events_path)
-        start = _Known(doc, None, 0, 0, inode[0] if inode else None, offset)
+        start = _Known(doc, None, 0, 0, False, inode[0] if inode else None, offset)
         self._committed(start, line, replace(doc, seq=seq, updated_at=stamp))
         if not self.data.exists():  # the quiet compaction failed: this time say why
             self._compact()
@@ -508,6 +526,14 @@ class JsonRegistry(Registry):
             unrecovered=(*notes, *result.unrecovered),
             warnings=tuple(warnings),
         )
+
+    def _readable_snapshot(self) -> Document | None:
+        """registry.json, when it parses (its leases and seq must not go back in a repair)."""
+        try:
+            data = self._read(self.data)
+            return Codec().parse(data) if data is not None else None
+        except (DocumentError, RegistryError):
+            return None
 
     def _backup_document(self) -> tuple[Document | None, list[str]]:
         data = self._read(self.backup)
@@ -527,8 +553,20 @@ class _Known:
     snapshot: tuple[int, int, int] | None  # registry.json as read (inode, size, mtime); None: absent
     size: int  # of registry.json
     covered: int  # the journal bytes registry.json covers
+    current: bool  # registry.json is in this version's format (it names the journal it covers)
     inode: int | None  # the journal's (None: there is none yet)
     offset: int  # the end of the last complete journal line replayed
+    mark: jsonl.Mark | None = None  # that line, to prove it is still there
+
+
+@dataclass(frozen=True)
+class _Tail:
+    """Journal lines read from an offset."""
+
+    inode: int | None
+    transactions: list[journal.Transaction]
+    end: int
+    mark: jsonl.Mark | None
 
 
 def _identity(path: Path) -> tuple[int, int, int] | None:
@@ -552,7 +590,7 @@ class _LazyEntries(Mapping[str, RegistryEntry]):
         if entry is None:
             try:
                 entry = RegistryEntry.from_dict(self._rows[slug])
-            except TaskfilesError as exc:
+            except (TaskfilesError, DocumentError) as exc:
                 raise self._store._corrupt(str(exc)) from None
             self._made[slug] = entry
         return entry

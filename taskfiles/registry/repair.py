@@ -44,16 +44,24 @@ class Rebuilt:
     unrecovered: tuple[str, ...]
 
 
-def rebuild(base: Document | None, lines: Sequence[Mapping[str, Any]]) -> Rebuilt:
+def rebuild(
+    base: Document | None, lines: Sequence[Mapping[str, Any]], *, also: Document | None = None
+) -> Rebuilt:
     """Replay the journal ``lines`` (and older one-event lines) written after ``base``
-    (None: from nothing) into a new document."""
+    (None: from nothing) into a new document. A line found twice (a gc cut short leaves
+    lines in its archive and the journal) counts once. ``also`` is a readable registry.json
+    that is not to be trusted whole: its leases and its number never go back."""
     rows = dict(base.rows) if base else {}
     leases = dict(base.leases) if base else {}
     start = base.seq if base else 0
     unrecovered: list[str] = []
     seqs: set[int] = set()
+    seen: set[Any] = set()
     ordered = sorted((line for line in lines if _seq(line) > start), key=_seq)  # stable: file order
     for line in ordered:
+        if _identity(line) in seen:
+            continue
+        seen.add(_identity(line))
         seqs.add(_seq(line))
         if journal.is_transaction(line):
             _replay_transaction(line, rows, leases)
@@ -61,10 +69,38 @@ def rebuild(base: Document | None, lines: Sequence[Mapping[str, Any]]) -> Rebuil
             _replay_event(line, rows, leases, unrecovered)
     top = max(seqs, default=start)
     unrecovered += _gaps(start, top, seqs)
+    unrecovered += _incomplete(rows, leases)
     for slug, row in rows.items():
-        lease = row.get("lease")
-        leases[slug] = max(leases.get(slug, 0), lease if isinstance(lease, int) else 0)
+        leases[slug] = max(leases.get(slug, 0), row["lease"])
+    if also is not None:
+        for slug, lease in also.leases.items():
+            leases[slug] = max(leases.get(slug, 0), lease)
+        top = max(top, also.seq)
     return Rebuilt(Document(seq=top, rows=Rows(rows), leases=leases), len(seqs), tuple(unrecovered))
+
+
+def _identity(line: Mapping[str, Any]) -> Any:
+    """What makes a line the same line: a transaction's number; an older event's own fields."""
+    if journal.is_transaction(line):
+        return _seq(line)
+    return (_seq(line), line.get("time"), line.get("type"), line.get("slug"))
+
+
+def _incomplete(rows: dict[str, dict[str, Any]], leases: dict[str, int]) -> list[str]:
+    """Drop rows the replay could not make whole (their first lines were lost), keeping their
+    leases, and say so."""
+    notes = []
+    for slug in sorted(rows):
+        try:
+            entry = RegistryEntry.from_dict(rows[slug])
+            if entry.slug != slug:
+                raise RegistryError(f"it names '{entry.slug}'")
+        except RegistryError as exc:
+            lease = rows.pop(slug).get("lease")
+            if isinstance(lease, int):
+                leases[slug] = max(leases.get(slug, 0), lease)
+            notes.append(f"'{slug}' could not be rebuilt (the lines that made it are lost: {exc}); left out")
+    return notes
 
 
 def _seq(line: Mapping[str, Any]) -> int:
