@@ -20,6 +20,7 @@ from .errors import ConfigError, UsageError
 
 DEFAULT_PRIORITIES = ("p0", "p1", "p2", "p3")
 REGISTRY_ENV = "TASKFILES_REGISTRY"
+REGISTRY_URL_ENV = "TASKFILES_REGISTRY_URL"
 
 
 @dataclass(frozen=True)
@@ -38,6 +39,7 @@ class Config:
     source: Path | None = None  # the file the settings came from, if any
     repo: git.RepoPaths | None = None
     raw: dict[str, Any] = field(default_factory=dict)  # the whole section, for later parts
+    registry_url: str | None = None  # a PostgreSQL registry (None: the JSON files in registry_dir)
 
     def canonical_owner(self, owner: str | None) -> str | None:
         """Collapse an owner alias to its canonical name (case-insensitive)."""
@@ -172,7 +174,36 @@ def _build(root: Path, repo: git.RepoPaths | None, source: Path | None, raw: dic
         source=source,
         repo=repo,
         raw=raw,
+        registry_url=_registry_url(raw, where),
     )
+
+
+def _registry_url(raw: dict[str, Any], where: str) -> str | None:
+    """``TASKFILES_REGISTRY_URL`` or ``registry_url``: the environment wins."""
+    url = os.environ.get(REGISTRY_URL_ENV) or raw.get("registry_url")
+    if url is None or url == "":
+        return None
+    if not isinstance(url, str) or not url.startswith(("postgresql://", "postgres://")):
+        raise ConfigError(
+            f"{where}: registry_url must be a postgresql:// URL, not {redacted(str(url))!r} "
+            f"(or set {REGISTRY_URL_ENV})"
+        )
+    return url
+
+
+def redacted(url: str) -> str:
+    """``url`` with any password replaced by ``***`` (for messages: a password is never printed)."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "<unparsable URL>"
+    if parts.password is None:
+        return url
+    host = parts.hostname or ""
+    netloc = f"{parts.username or ''}:***@{host}" + (f":{parts.port}" if parts.port else "")
+    return urlunsplit(parts._replace(netloc=netloc))
 
 
 def _registry_dir(root: Path, repo: git.RepoPaths | None, raw: dict[str, Any]) -> Path:

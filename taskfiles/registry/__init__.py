@@ -46,7 +46,12 @@ __all__ = [
 
 
 def open_registry(config: Config, *, clock: Clock | None = None, actor: Actor | None = None) -> Registry:
-    """The registry for ``config``: the JSON store at ``config.registry_dir``."""
+    """The registry for ``config``: PostgreSQL at ``config.registry_url`` when one is set,
+    else the JSON store at ``config.registry_dir``."""
+    if config.registry_url:
+        from .pgstore import PgRegistry  # psycopg is imported only for a PostgreSQL registry
+
+        return PgRegistry(config.registry_url, clock=clock, actor=actor)
     from .jsonstore import JsonRegistry  # a store is loaded only when a registry is opened
 
     return JsonRegistry(config.registry_dir, clock=clock, actor=actor)
@@ -58,6 +63,6 @@ def existing_registry(config: Config) -> Registry | None:
     For read-only views that must cost nothing (and create nothing) in a repository
     where no task ever ran.
     """
-    if not config.has_registry:
+    if not config.registry_url and not config.has_registry:
         return None
     return open_registry(config)
