@@ -98,6 +98,11 @@ def _unique(objs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return kept
 
 
+def events_in(lines: list[dict[str, Any]]) -> list[Event]:
+    """The events the parsed lines record, in order (silent writes and bad lines have none)."""
+    return [event for obj in lines for event in _events(obj) or ()]
+
+
 def _archives(root: Path, warnings: list[str]) -> list[jsonl.Lines]:
     parsed = []
     for archive in sorted(root.glob(ARCHIVE_GLOB)):

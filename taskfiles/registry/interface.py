@@ -21,7 +21,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, TypeVar
 
 from . import lifecycle
-from .records import Actor, CycleRecord, Event, LogRecord, RegistryEntry, format_time, utc_now
+from .records import Actor, CycleRecord, Dump, Event, LogRecord, RegistryEntry, format_time, utc_now
 from .runlog import LogPage, check_level, check_source
 from .transaction import Change, Mutation, Snapshot
 
@@ -143,6 +143,15 @@ class Registry(ABC):
     @abstractmethod
     def read_cycle(self) -> CycleRecord | None:
         """The last heartbeat cycle's classification, or None before the first cycle."""
+
+    @abstractmethod
+    def dump(self) -> Dump:
+        """Everything this registry holds (entries, lease history, events, logs): what
+        ``task registry copy`` moves to another store."""
+
+    @abstractmethod
+    def load(self, dump: Dump) -> None:
+        """Fill this empty registry from ``dump``; RegistryError when it already holds anything."""
 
     @abstractmethod
     def repair(self) -> RepairReport:

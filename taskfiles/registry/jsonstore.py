@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import itertools
 import json
 import os
 import threading
@@ -33,9 +34,9 @@ from .. import atomic, folders
 from ..errors import NotFoundError, RegistryError, TaskfilesError, UsageError
 from ..slugs import check_slug
 from . import eventlog, journal, jsonl, lifecycle, runlog
-from .document import Codec, Document, DocumentError
+from .document import Codec, Document, DocumentError, Rows
 from .interface import Clock, EventPage, GcReport, Registry, RegistryChange
-from .records import Actor, CycleRecord, Event, LogRecord, RegistryEntry, format_time, parse_time
+from .records import Actor, CycleRecord, Dump, Event, LogRecord, RegistryEntry, format_time, parse_time
 from .repair import RepairReport, rebuild
 from .runlog import LogPage
 from .transaction import Change, Mutation, Snapshot, apply
@@ -475,6 +476,48 @@ class JsonRegistry(Registry):
             return None  # the next cycle rewrites it; status recomputes what it needs
         return CycleRecord.from_dict(report) if isinstance(report, dict) else None
 
+    def dump(self) -> Dump:
+        """Entries, lease history, every event (archives included) and every attempt's log."""
+        snap = self.snapshot()
+        lines, _ = eventlog.history_lines(self.root, self.events_path)
+        leases = dict(snap.leases)
+        for slug, entry in snap.entries.items():
+            leases[slug] = max(leases.get(slug, 0), entry.lease)
+        logs: dict[tuple[str, int], tuple[LogRecord, ...]] = {}
+        folder = self.root / "logs"
+        for slug in sorted(p.name for p in folder.iterdir()) if folder.is_dir() else ():
+            for attempt in runlog.attempts(self.root, slug):
+                records, _ = runlog.read(runlog.log_path(self.root, slug, attempt), None, None)
+                logs[(slug, attempt)] = tuple(records)
+        return Dump(
+            {slug: entry.to_dict() for slug, entry in snap.entries.items()},
+            leases,
+            tuple(eventlog.events_in(lines)),
+            logs,
+            snap.seq,
+        )
+
+    def load(self, dump: Dump) -> None:
+        """Write ``dump`` into this empty folder: the journal (each transaction's events on
+        one line), a snapshot covering it, and the logs."""
+        with self._writing():
+            held = [p.name for p in (self.data, self.events_path, self.root / "logs") if p.exists()]
+            if held:
+                raise RegistryError(
+                    f"{self.root} already holds a registry ({', '.join(held)}); copy into an empty folder"
+                )
+            data = b"".join(_transaction_lines(dump.events))
+            atomic.atomic_write(self.events_path, data)
+            seq = max([dump.seq, *(e.seq for e in dump.events)])
+            rows = {slug: dict(row) for slug, row in dump.entries.items()}
+            doc = Document(seq, format_time(self.clock()), dict(dump.leases), Rows(rows), journal=len(data))
+            atomic.atomic_write(self.data, Codec().render(doc))
+            for (slug, attempt), records in dump.logs.items():
+                path = runlog.log_path(self.root, check_slug(slug), attempt)
+                path.parent.mkdir(parents=True, exist_ok=True)
+                atomic.atomic_write(path, runlog.encode(records))
+            self._known = None
+
     def repair(self) -> RepairReport:
         """Rebuild registry.json from the backup and the journal when it cannot be read."""
         if not self.root.exists():  # nothing was ever written: nothing to repair, nothing to create
@@ -603,6 +646,26 @@ class _LazyEntries(Mapping[str, RegistryEntry]):
 
     def __contains__(self, slug: object) -> bool:
         return slug in self._rows
+
+
+def _transaction_lines(events: Sequence[Event]) -> list[bytes]:
+    """Journal lines for ``events``: those of one transaction (one ``seq``) on one line."""
+    lines = []
+    for seq, group in itertools.groupby(events, key=lambda e: e.seq):
+        batch = list(group)
+        changes = [_change(e) for e in batch]
+        lines.append(journal.encode(seq, batch[0].time, batch[0].actor, changes))
+    return lines
+
+
+def _change(event: Event) -> dict[str, Any]:
+    change: dict[str, Any] = {"slug": event.slug, "type": event.type, "lease": event.lease}
+    if event.details:
+        change["details"] = dict(event.details)
+    change.update(event.change or {})
+    if event.removed:
+        change["removed"] = True
+    return change
 
 
 def _wanted(event: Event, slug: str | None, since: datetime | None) -> bool:

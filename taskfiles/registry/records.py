@@ -24,13 +24,13 @@ from __future__ import annotations
 import getpass
 import math
 import os
-import socket
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
 from typing import Any
 
 from ..errors import RegistryError
+from ..process import host_identity
 
 STATES = ("claimed", "running", "exited", "failed", "retry_wait", "parked", "stopped", "released")
 LIVE_STATES = frozenset({"claimed", "running"})
@@ -66,8 +66,9 @@ class Actor:
 
     @classmethod
     def current(cls) -> Actor:
-        """This process: ``TASKFILES_ACTOR`` (or the user name), host name and pid."""
-        return cls(os.environ.get(ACTOR_ENV) or _user_name(), socket.gethostname(), os.getpid())
+        """This process: ``TASKFILES_ACTOR`` (or the user name), this host's identity
+        (``TASKFILES_HOST``, else the host name) and pid."""
+        return cls(os.environ.get(ACTOR_ENV) or _user_name(), host_identity(), os.getpid())
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON form."""
@@ -394,3 +395,19 @@ def _strings(value: object) -> list[str]:
 
 def _stamps(value: object) -> dict[str, str]:
     return {k: v for k, v in _table(value).items() if isinstance(v, str)}
+
+
+@dataclass(frozen=True)
+class Dump:
+    """A whole registry, store-independent."""
+
+    entries: Mapping[str, Mapping[str, Any]]  # slug -> the entry's JSON form
+    leases: Mapping[str, int]  # slug -> the highest lease ever issued
+    events: tuple[Event, ...]  # oldest first, archived ones included
+    logs: Mapping[tuple[str, int], tuple[LogRecord, ...]] = field(default_factory=dict)  # (slug, attempt)
+    seq: int = 0  # the last transaction number
+
+    @property
+    def log_lines(self) -> int:
+        """How many log lines the dump holds."""
+        return sum(len(records) for records in self.logs.values())

@@ -1,0 +1,818 @@
+"""The registry on PostgreSQL: one database for several dispatch hosts.
+
+Tables (see ``migrations/``): ``taskfiles_entries`` (one small row a task: the hot
+table), ``taskfiles_leases`` (the highest lease per slug, never lowered; its row is
+also the slug's lock), ``taskfiles_events`` (append-only, increasing ``id``),
+``taskfiles_logs`` (attempt logs, so any host's page shows any host's worker) and
+``taskfiles_cycles`` (each host's last cycle record).
+
+Every operation is one transaction running the same pure lifecycle function as
+the JSON store. The snapshot it sees is lazy: the first time the mutation looks
+at a slug, that slug's lease row is locked (``SELECT ... FOR UPDATE``) and its
+entry read, so transactions on different tasks run side by side and two on one
+task wait for each other. Writes carry the lease they read in their WHERE
+clause; a deadlock or serialization failure re-runs the transaction (the
+mutation is pure). ``claim_first`` (``next --claim``) picks its task with one
+``FOR UPDATE SKIP LOCKED`` statement, so racing claimers on several hosts each
+get a different task without waiting for one another.
+
+Each commit sends ``NOTIFY taskfiles`` with ids only; ``watch`` listens on a
+connection of its own and polls as well (behind PgBouncer in transaction mode
+notifications do not arrive; a dropped connection misses some), so it never
+misses a change for longer than its poll interval.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import random
+import threading
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from ..config import redacted
+from ..errors import NotFoundError, RegistryError, UsageError
+from ..slugs import check_slug
+from . import lifecycle, pgschema, runlog
+from .interface import EventPage, GcReport, Registry, RegistryChange
+from .records import Actor, CycleRecord, Dump, Event, LogRecord, RegistryEntry, format_time
+from .repair import RepairReport
+from .runlog import LogPage
+from .transaction import Change, Mutation, Plan, Snapshot, apply
+
+if TYPE_CHECKING:
+    import psycopg
+
+    from .interface import Clock
+
+T = TypeVar("T")
+CHANNEL = "taskfiles"
+RETRIES = 30  # deadlocks and serialization failures re-run the (pure) mutation
+WATCH_POLL = 0.25  # seconds: how long a missed notification can go unseen
+
+
+class PgRegistry(Registry):
+    """The registry in the PostgreSQL database at ``url`` (migrated: ``task registry migrate``)."""
+
+    def __init__(self, url: str, *, clock: Clock | None = None, actor: Actor | None = None) -> None:
+        super().__init__(clock=clock, actor=actor)
+        pgschema.psycopg_module()  # a clear error naming the extra when psycopg is missing
+        self.url = url
+        self._conn: psycopg.Connection[tuple[Any, ...]] | None = None
+
+    @property
+    def location(self) -> str:
+        """The database URL, without its password."""
+        return redacted(self.url)
+
+    # -- connections -------------------------------------------------------------------------
+
+    def _connect(self) -> psycopg.Connection[tuple[Any, ...]]:
+        """This handle's connection (autocommit: every use opens its own transaction)."""
+        import psycopg
+
+        if self._conn is not None and not self._conn.closed:
+            return self._conn
+        try:
+            conn = psycopg.connect(self.url, autocommit=True)
+        except psycopg.OperationalError as exc:
+            raise self._unreachable(exc) from None
+        try:
+            pgschema.check(conn, self.url)
+        except BaseException:
+            conn.close()
+            raise
+        self._conn = conn
+        return conn
+
+    def _unreachable(self, exc: BaseException) -> RegistryError:
+        text = str(exc).strip().splitlines()
+        return RegistryError(
+            f"cannot reach the registry database {self.location}: {text[0] if text else exc!r}; "
+            "check registry_url / TASKFILES_REGISTRY_URL and that the server is up"
+        )
+
+    def close(self) -> None:
+        """Close the connection (a new one is opened on the next use)."""
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+    def _run(self, body: Any) -> Any:
+        """Run ``body(conn)`` in one transaction, again on a deadlock or serialization failure."""
+        import psycopg
+        from psycopg import errors
+
+        for attempt in itertools.count():
+            conn = self._connect()
+            try:
+                with conn.transaction():
+                    return body(conn)
+            except (errors.SerializationFailure, errors.DeadlockDetected, errors.UniqueViolation):
+                if attempt >= RETRIES:
+                    raise RegistryError(
+                        f"the registry database {self.location} kept refusing a transaction as "
+                        f"conflicting ({RETRIES} tries); try again"
+                    ) from None
+                time.sleep(random.uniform(0, 0.002 * min(attempt + 1, 10)))
+            except psycopg.OperationalError as exc:
+                self.close()
+                raise self._unreachable(exc) from None
+        raise AssertionError("unreachable")
+
+    # -- transactions ------------------------------------------------------------------------
+
+    def transact(self, fn: Mutation[T]) -> T:
+        """Run ``fn`` on a lazily locked snapshot and write its plan (see ``Registry.transact``)."""
+
+        def body(conn: psycopg.Connection[tuple[Any, ...]]) -> T:
+            rows = _Locked(conn, self)
+            snap = Snapshot(rows, rows.leases, self.clock(), self.actor, _last_seq(conn))
+            plan = fn(snap)
+            if plan.changes:
+                self._write(conn, rows, snap, plan.changes)
+            return plan.result
+
+        result: T = self._run(body)
+        return result
+
+    def _write(
+        self,
+        conn: psycopg.Connection[tuple[Any, ...]],
+        rows: _Locked,
+        snap: Snapshot,
+        changes: Sequence[Change],
+    ) -> None:
+        """Write a plan: each entry fenced by the lease it was read with, leases raised,
+        events appended, and one notification (ids only) sent on commit."""
+        from psycopg.types.json import Jsonb
+
+        seq = int(_one(conn, "SELECT nextval('taskfiles_txn')"))
+        applied = apply(snap, changes, seq)
+        for slug, row in applied.rows.items():
+            was = rows.read.get(slug)
+            if row is None:
+                if was is not None:
+                    conn.execute(
+                        "DELETE FROM taskfiles_entries WHERE slug = %s AND lease = %s", (slug, was.lease)
+                    )
+                continue
+            values = (row["state"], row["lease"], row.get("host"), Jsonb(row), slug)
+            if was is None:
+                conn.execute(
+                    "INSERT INTO taskfiles_entries (state, lease, host, row, slug) "
+                    "VALUES (%s, %s, %s, %s, %s)",
+                    values,
+                )
+            else:
+                done = conn.execute(
+                    "UPDATE taskfiles_entries SET state = %s, lease = %s, host = %s, row = %s, "
+                    "updated_at = now() WHERE slug = %s AND lease = %s",
+                    (*values, was.lease),
+                )
+                if done.rowcount != 1:  # the fence: the row is locked, so this is a bug, never a race
+                    raise RegistryError(f"'{slug}' changed under its lock; nothing was written")
+        for slug, high in applied.leases.items():
+            if high > rows.high.get(slug, 0):
+                conn.execute(
+                    "UPDATE taskfiles_leases SET high = greatest(high, %s) WHERE slug = %s", (high, slug)
+                )
+        last = 0
+        for event in applied.events:
+            last = int(
+                _one(
+                    conn,
+                    "INSERT INTO taskfiles_events "
+                    "(seq, time, type, slug, lease, actor, details, change, removed) "
+                    "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING id",
+                    (
+                        seq,
+                        event.time,
+                        event.type,
+                        event.slug,
+                        event.lease,
+                        Jsonb(event.actor.to_dict()),
+                        Jsonb(dict(event.details)),
+                        Jsonb(dict(event.change)) if event.change is not None else None,
+                        event.removed,
+                    ),
+                )
+            )
+        _notify(conn, {"seq": seq, "event": last, "slugs": sorted(applied.rows)})
+
+    def claim_first(
+        self,
+        candidates: Sequence[str],
+        *,
+        worker: str,
+        owner: str | None = None,
+        max_attempts: int | None = None,
+        task_blobs: Mapping[str, str] | None = None,
+    ) -> RegistryEntry | None:
+        """Claim the first claimable candidate: candidates another transaction holds are
+        skipped (``FOR UPDATE SKIP LOCKED``), so racing claimers never wait on each other
+        and never get the same task."""
+        wanted = [check_slug(slug) for slug in candidates]
+        if not wanted:
+            return None
+
+        def body(conn: psycopg.Connection[tuple[Any, ...]]) -> RegistryEntry | None:
+            conn.execute(
+                "INSERT INTO taskfiles_leases (slug) SELECT unnest(%s::text[]) ON CONFLICT DO NOTHING",
+                (wanted,),
+            )
+            rows = _Locked(conn, self)
+            free = rows.lock_free(wanted)
+            snap = Snapshot(rows, rows.leases, self.clock(), self.actor, _last_seq(conn))
+            plan: Plan[RegistryEntry | None] = lifecycle.claim_first(
+                snap, free, worker=worker, owner=owner, max_attempts=max_attempts, task_blobs=task_blobs
+            )
+            if plan.changes:
+                self._write(conn, rows, snap, plan.changes)
+            return plan.result
+
+        result: RegistryEntry | None = self._run(body)
+        return result
+
+    # -- reading -----------------------------------------------------------------------------
+
+    def snapshot(self) -> Snapshot:
+        """Every entry and lease, as one consistent read."""
+
+        def body(conn: psycopg.Connection[tuple[Any, ...]]) -> Snapshot:
+            conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            found = conn.execute("SELECT slug, row FROM taskfiles_entries").fetchall()
+            leases = conn.execute("SELECT slug, high FROM taskfiles_leases WHERE high > 0").fetchall()
+            return Snapshot(
+                _Rows({slug: row for slug, row in found}, self),
+                {slug: int(high) for slug, high in leases},
+                self.clock(),
+                self.actor,
+                _last_seq(conn),
+            )
+
+        snap: Snapshot = self._run(body)
+        return snap
+
+    def find(self, slug: str) -> RegistryEntry | None:
+        """The entry for ``slug``, or None (one row read, not the whole registry)."""
+        check_slug(slug)
+
+        def body(conn: psycopg.Connection[tuple[Any, ...]]) -> RegistryEntry | None:
+            row = conn.execute("SELECT row FROM taskfiles_entries WHERE slug = %s", (slug,)).fetchone()
+            return self._entry(slug, row[0]) if row else None
+
+        entry: RegistryEntry | None = self._run(body)
+        return entry
+
+    def get(self, slug: str) -> RegistryEntry:
+        """The entry for ``slug``; NotFoundError when there is none."""
+        entry = self.find(slug)
+        if entry is None:
+            raise NotFoundError(f"'{slug}' has no registry entry; it was never claimed (or gc removed it)")
+        return entry
+
+    def _entry(self, slug: str, row: Mapping[str, Any]) -> RegistryEntry:
+        try:
+            return RegistryEntry.from_dict(row)
+        except RegistryError as exc:
+            raise RegistryError(f"{self.location}: entry '{slug}': {exc}") from None
+
+    # -- events ------------------------------------------------------------------------------
+
+    def events(self, slug: str | None = None, since: datetime | None = None) -> EventPage:
+        """Recorded events for ``slug`` (None: all) from ``since`` on, oldest first."""
+        return EventPage(tuple(found.event for found in self._events_after(0, slug, since)))
+
+    def _events_after(self, after: int, slug: str | None, since: datetime | None) -> list[_IdEvent]:
+        query = (
+            "SELECT id, seq, time, type, slug, lease, actor, details, change, removed "
+            "FROM taskfiles_events WHERE id > %s"
+        )
+        args: list[Any] = [after]
+        if slug is not None:
+            query += " AND slug = %s"
+            args.append(check_slug(slug))
+        if since is not None:
+            query += " AND time >= %s"
+            args.append(format_time(since if since.tzinfo else since.replace(tzinfo=UTC)))
+        query += " ORDER BY id"
+
+        def body(conn: psycopg.Connection[tuple[Any, ...]]) -> list[_IdEvent]:
+            return [_event(row) for row in conn.execute(query, args).fetchall()]
+
+        found: list[_IdEvent] = self._run(body)
+        return found
+
+    def _last_event_id(self) -> int:
+        return int(self._run(lambda conn: _one(conn, "SELECT coalesce(max(id), 0) FROM taskfiles_events")))
+
+    def follow_events(
+        self, slug: str | None = None, since: datetime | None = None, *, poll: float = 0.5
+    ) -> Iterator[Event]:
+        """Events as they are recorded (those from ``since`` first; None: only new ones)."""
+        last = 0 if since is not None else self._last_event_id()
+        first = since
+
+        def follow() -> Iterator[Event]:
+            nonlocal last, first
+            while True:
+                for event in self._events_after(last, slug, first):
+                    last = max(last, event.id)
+                    yield event.event
+                first = None
+                time.sleep(poll)
+
+        return follow()
+
+    # -- logs --------------------------------------------------------------------------------
+
+    def _append_log(self, slug: str, lease: int | None, records: Sequence[LogRecord]) -> int:
+        check_slug(slug)
+        from psycopg.types.json import Jsonb
+
+        def body(conn: psycopg.Connection[tuple[Any, ...]]) -> int:
+            rows = _Locked(conn, self, share=True)
+            snap = Snapshot(rows, rows.leases, self.clock(), self.actor)
+            entry = snap.get(slug) if lease is None else lifecycle.fenced(snap, slug, lease)
+            with conn.cursor() as cur:
+                cur.executemany(
+                    "INSERT INTO taskfiles_logs (slug, attempt, record) VALUES (%s, %s, %s)",
+                    [(slug, entry.attempt, Jsonb(r.to_dict())) for r in records],
+                )
+            _notify(conn, {"logs": slug})
+            return entry.attempt
+
+        attempt: int = self._run(body)
+        return attempt
+
+    def _log_attempt(self, slug: str, attempt: int | None) -> int | None:
+        check_slug(slug)
+        known = self._run(
+            lambda conn: [
+                int(row[0])
+                for row in conn.execute(
+                    "SELECT DISTINCT attempt FROM taskfiles_logs WHERE slug = %s ORDER BY attempt", (slug,)
+                ).fetchall()
+            ]
+        )
+        entry = self.find(slug)
+        if attempt is not None:
+            if attempt not in known and not (entry and entry.attempt == attempt):
+                listed = ", ".join(map(str, known)) or "none"
+                raise NotFoundError(
+                    f"attempt {attempt} of '{slug}' has no log (attempts with logs: {listed})"
+                )
+            return attempt
+        if entry is None and not known:
+            raise NotFoundError(f"'{slug}' has no registry entry and no logs")
+        return entry.attempt if entry else int(known[-1])
+
+    def _log_records(self, slug: str, attempt: int, after: int) -> list[tuple[int, LogRecord | None]]:
+        def body(conn: psycopg.Connection[tuple[Any, ...]]) -> list[tuple[int, LogRecord | None]]:
+            found = conn.execute(
+                "SELECT id, record FROM taskfiles_logs "
+                "WHERE slug = %s AND attempt = %s AND id > %s ORDER BY id",
+                (slug, attempt, after),
+            ).fetchall()
+            return [(int(n), runlog.decode(record)[0]) for n, record in found]
+
+        records: list[tuple[int, LogRecord | None]] = self._run(body)
+        return records
+
+    def logs(
+        self, slug: str, *, attempt: int | None = None, level: str | None = None, source: str | None = None
+    ) -> LogPage:
+        """One attempt's log lines (None: the current attempt) passing the filters."""
+        _check_filters(level, source)
+        number = self._log_attempt(slug, attempt)
+        if number is None:
+            return LogPage(slug, None, ())
+        found = self._log_records(slug, number, 0)
+        kept = tuple(r for _, r in found if r is not None and runlog.matches(r, level, source))
+        return LogPage(slug, number, kept)
+
+    def follow_logs(
+        self,
+        slug: str,
+        *,
+        attempt: int | None = None,
+        level: str | None = None,
+        source: str | None = None,
+        poll: float = 0.25,
+    ) -> Iterator[LogRecord]:
+        """The attempt's lines so far, then new ones; ends once the attempt is over."""
+        _check_filters(level, source)
+        number = self._log_attempt(slug, attempt)
+        if number is None:
+            return iter(())
+
+        def over() -> bool:
+            entry = self.find(slug)
+            return entry is None or entry.attempt != number or not entry.is_live
+
+        def follow() -> Iterator[LogRecord]:
+            last = 0
+            while True:
+                finished = over()  # checked before reading: nothing is missed
+                for n, record in self._log_records(slug, int(number), last):
+                    last = n
+                    if record is not None and runlog.matches(record, level, source):
+                        yield record
+                if finished:
+                    return
+                time.sleep(poll)
+
+        return follow()
+
+    # -- the live feed -----------------------------------------------------------------------
+
+    def watch(self, stop: threading.Event) -> Iterator[RegistryChange]:
+        """Changes as they are committed on any host: LISTEN for a prompt wake-up, and a poll
+        of the events, logs and cycle records after each wake-up or every ``WATCH_POLL``
+        seconds, so nothing is missed when notifications are not delivered."""
+        import psycopg
+
+        seen = _Seen(self)
+        while not stop.is_set():
+            try:
+                with psycopg.connect(self.url, autocommit=True) as listener:
+                    listener.execute(f"LISTEN {CHANNEL}")
+                    yield from seen.changes(self)  # what happened before the LISTEN
+                    while not stop.is_set():
+                        for _ in listener.notifies(timeout=WATCH_POLL, stop_after=1):
+                            pass
+                        yield from seen.changes(self)
+            except (psycopg.OperationalError, RegistryError):
+                stop.wait(1.0)  # the server went away: try again
+
+    # -- retention, cycles, repair -----------------------------------------------------------
+
+    def gc(self, older_than_days: float = 30.0) -> GcReport:
+        """Remove released entries (and their logs) and events older than the cutoff, and the
+        logs of slugs that have had no entry since before it."""
+        if older_than_days < 0:
+            raise UsageError(f"older_than_days must not be negative, not {older_than_days}")
+        cutoff = format_time(self.clock() - timedelta(days=older_than_days))
+        stale = sorted(
+            slug
+            for slug, entry in self.entries().items()
+            if entry.state == "released" and (entry.updated_at or "") < cutoff
+        )
+        reason = {"reason": f"released before {cutoff}"}
+
+        def prune(s: Snapshot) -> Plan[None]:
+            gone = [slug for slug in stale if slug in s.entries and s.entries[slug].state == "released"]
+            return Plan(tuple(Change(slug, None, "task.pruned", reason) for slug in gone), None)
+
+        if stale:
+            self.transact(prune)
+
+        def body(conn: psycopg.Connection[tuple[Any, ...]]) -> tuple[list[str], int, int]:
+            logs = conn.execute(
+                "DELETE FROM taskfiles_logs l WHERE l.slug = ANY(%s) OR (l.record->>'time' < %s "
+                "AND NOT EXISTS (SELECT 1 FROM taskfiles_entries e WHERE e.slug = l.slug)) "
+                "RETURNING l.slug, octet_length(l.record::text)",
+                (stale, cutoff),
+            ).fetchall()
+            events = conn.execute("DELETE FROM taskfiles_events WHERE time < %s", (cutoff,)).rowcount
+            return sorted({f"logs/{slug}" for slug, _ in logs}), sum(int(n) for _, n in logs), int(events)
+
+        removed, size, events = self._run(body)
+        return GcReport(tuple(stale), tuple(removed), size, events, None)
+
+    def write_cycle(self, record: CycleRecord) -> None:
+        """Keep ``record`` as its host's last cycle (one row a host)."""
+        from psycopg.types.json import Jsonb
+
+        host = record.host or self.actor.host
+
+        def body(conn: psycopg.Connection[tuple[Any, ...]]) -> None:
+            conn.execute(
+                "INSERT INTO taskfiles_cycles (host, generated_at, record) VALUES (%s, %s, %s) "
+                "ON CONFLICT (host) DO UPDATE "
+                "SET generated_at = excluded.generated_at, record = excluded.record",
+                (host, record.generated_at, Jsonb(record.to_dict())),
+            )
+            _notify(conn, {"cycle": host})
+
+        self._run(body)
+
+    def read_cycles(self) -> tuple[CycleRecord, ...]:
+        """Each host's last cycle record, newest first."""
+
+        def body(conn: psycopg.Connection[tuple[Any, ...]]) -> list[Any]:
+            return [
+                row[0]
+                for row in conn.execute("SELECT record FROM taskfiles_cycles ORDER BY generated_at DESC")
+            ]
+
+        records = [CycleRecord.from_dict(r) for r in self._run(body) if isinstance(r, dict)]
+        return tuple(r for r in records if r is not None)
+
+    def read_cycle(self) -> CycleRecord | None:
+        """The newest cycle record of any host; None before the first cycle."""
+        cycles = self.read_cycles()
+        return cycles[0] if cycles else None
+
+    def dump(self) -> Dump:
+        """Entries, lease history, every event and every attempt's log, as one consistent read."""
+
+        def body(conn: psycopg.Connection[tuple[Any, ...]]) -> Dump:
+            conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            rows = conn.execute("SELECT slug, row FROM taskfiles_entries ORDER BY slug").fetchall()
+            leases = conn.execute("SELECT slug, high FROM taskfiles_leases WHERE high > 0").fetchall()
+            events = conn.execute(
+                "SELECT id, seq, time, type, slug, lease, actor, details, change, removed "
+                "FROM taskfiles_events ORDER BY id"
+            ).fetchall()
+            logs: dict[tuple[str, int], list[LogRecord]] = {}
+            for slug, attempt, record in conn.execute(
+                "SELECT slug, attempt, record FROM taskfiles_logs ORDER BY id"
+            ):
+                decoded = runlog.decode(record)[0]
+                if decoded is not None:
+                    logs.setdefault((slug, int(attempt)), []).append(decoded)
+            return Dump(
+                {slug: row for slug, row in rows},
+                {slug: int(high) for slug, high in leases},
+                tuple(_event(row).event for row in events),
+                {key: tuple(records) for key, records in logs.items()},
+                _last_seq(conn),
+            )
+
+        dumped: Dump = self._run(body)
+        return dumped
+
+    def load(self, dump: Dump) -> None:
+        """Fill this empty database from ``dump``, keeping transaction numbers and lease highs."""
+        from psycopg.types.json import Jsonb
+
+        def body(conn: psycopg.Connection[tuple[Any, ...]]) -> None:
+            held = _one(
+                conn,
+                "SELECT (SELECT count(*) FROM taskfiles_entries) + (SELECT count(*) FROM taskfiles_leases) "
+                "+ (SELECT count(*) FROM taskfiles_events) + (SELECT count(*) FROM taskfiles_logs)",
+            )
+            if int(held):
+                raise RegistryError(f"{self.location} already holds a registry; copy into an empty database")
+            with conn.cursor() as cur:
+                cur.executemany(
+                    "INSERT INTO taskfiles_entries (slug, state, lease, host, row) "
+                    "VALUES (%s, %s, %s, %s, %s)",
+                    [
+                        (check_slug(slug), row["state"], row["lease"], row.get("host"), Jsonb(dict(row)))
+                        for slug, row in dump.entries.items()
+                    ],
+                )
+                highs = {**dump.leases}
+                for slug, row in dump.entries.items():
+                    highs[slug] = max(highs.get(slug, 0), int(row["lease"]))
+                cur.executemany(
+                    "INSERT INTO taskfiles_leases (slug, high) VALUES (%s, %s)", list(highs.items())
+                )
+                cur.executemany(
+                    "INSERT INTO taskfiles_events "
+                    "(seq, time, type, slug, lease, actor, details, change, removed) "
+                    "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
+                    [
+                        (
+                            e.seq,
+                            e.time,
+                            e.type,
+                            e.slug,
+                            e.lease,
+                            Jsonb(e.actor.to_dict()),
+                            Jsonb(dict(e.details)),
+                            Jsonb(dict(e.change)) if e.change is not None else None,
+                            e.removed,
+                        )
+                        for e in dump.events
+                    ],
+                )
+                cur.executemany(
+                    "INSERT INTO taskfiles_logs (slug, attempt, record) VALUES (%s, %s, %s)",
+                    [
+                        (slug, attempt, Jsonb(record.to_dict()))
+                        for (slug, attempt), records in dump.logs.items()
+                        for record in records
+                    ],
+                )
+            top = max([dump.seq, *(e.seq for e in dump.events)])
+            if top > 0:
+                conn.execute("SELECT setval('taskfiles_txn', %s, true)", (top,))
+
+        self._run(body)
+
+    def repair(self) -> RepairReport:
+        """Nothing to rebuild: the database keeps its own consistency (a transaction is all or nothing)."""
+        self._connect()
+        return RepairReport(needed=False, registry=self.location)
+
+
+# -- helpers -----------------------------------------------------------------------------------
+
+
+class _Locked(Mapping[str, RegistryEntry]):
+    """The entries a write transaction looks at, each locked (through its lease row) on first
+    use; ``leases`` reads the lease highs those locks returned."""
+
+    def __init__(
+        self, conn: psycopg.Connection[tuple[Any, ...]], store: PgRegistry, *, share: bool = False
+    ) -> None:
+        self.conn, self.store, self.share = conn, store, share
+        self.read: dict[str, RegistryEntry | None] = {}
+        self.high: dict[str, int] = {}
+        self.leases = _Leases(self)
+
+    def load(self, slug: str) -> None:
+        """Lock ``slug`` and read its entry and lease high (once per transaction)."""
+        if slug in self.read:
+            return
+        mode = "SHARE" if self.share else "UPDATE"
+        query = (
+            "SELECT l.high, e.row FROM taskfiles_leases l LEFT JOIN taskfiles_entries e ON e.slug = l.slug "
+            f"WHERE l.slug = %s FOR {mode} OF l"
+        )
+        row = self.conn.execute(query, (slug,)).fetchone()
+        if row is None and not self.share:
+            self.conn.execute(
+                "INSERT INTO taskfiles_leases (slug) VALUES (%s) ON CONFLICT DO NOTHING", (slug,)
+            )
+            row = self.conn.execute(query, (slug,)).fetchone()
+        self._keep(slug, row)
+
+    def _keep(self, slug: str, row: tuple[Any, ...] | None) -> None:
+        self.high[slug] = int(row[0]) if row else 0
+        self.read[slug] = self.store._entry(slug, row[1]) if row and row[1] is not None else None
+
+    def lock_free(self, slugs: list[str]) -> list[str]:
+        """Lock the candidates no other transaction holds, in the order given; return them."""
+        found = self.conn.execute(
+            "SELECT l.slug, l.high, e.row FROM taskfiles_leases l "
+            "LEFT JOIN taskfiles_entries e ON e.slug = l.slug "
+            "WHERE l.slug = ANY(%s) FOR UPDATE OF l SKIP LOCKED",
+            (slugs,),
+        ).fetchall()
+        for slug, high, row in found:
+            self._keep(slug, (high, row))
+        locked = {slug for slug, _, _ in found}
+        return [slug for slug in slugs if slug in locked]
+
+    def __getitem__(self, slug: str) -> RegistryEntry:
+        self.load(check_slug(slug))
+        entry = self.read[slug]
+        if entry is None:
+            raise KeyError(slug)
+        return entry
+
+    def __iter__(self) -> Iterator[str]:  # mutations look slugs up; only a whole read iterates
+        slugs = [row[0] for row in self.conn.execute("SELECT slug FROM taskfiles_entries ORDER BY slug")]
+        return iter([slug for slug in slugs if slug in self])
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
+
+    def __contains__(self, slug: object) -> bool:
+        if not isinstance(slug, str):
+            return False
+        self.load(check_slug(slug))
+        return self.read[slug] is not None
+
+
+class _Leases(Mapping[str, int]):
+    """The lease highs of the slugs a transaction locked (locking them on first use)."""
+
+    def __init__(self, rows: _Locked) -> None:
+        self.rows = rows
+
+    def __getitem__(self, slug: str) -> int:
+        self.rows.load(slug)
+        return self.rows.high[slug]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.rows.high)
+
+    def __len__(self) -> int:
+        return len(self.rows.high)
+
+
+class _Rows(Mapping[str, RegistryEntry]):
+    """Entries read in one go, each made a RegistryEntry on first use."""
+
+    def __init__(self, rows: dict[str, Any], store: PgRegistry) -> None:
+        self._rows, self._store = rows, store
+        self._made: dict[str, RegistryEntry] = {}
+
+    def __getitem__(self, slug: str) -> RegistryEntry:
+        entry = self._made.get(slug)
+        if entry is None:
+            entry = self._made[slug] = self._store._entry(slug, self._rows[slug])
+        return entry
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._rows)
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
+    def __contains__(self, slug: object) -> bool:
+        return slug in self._rows
+
+
+class _IdEvent:
+    """An event and its row id (the feed's position)."""
+
+    def __init__(self, id: int, event: Event) -> None:
+        self.id, self.event = id, event
+
+
+def _event(row: tuple[Any, ...]) -> _IdEvent:
+    ident, seq, stamp, kind, slug, lease, actor, details, change, removed = row
+    event = Event(
+        time=stamp,
+        type=kind,
+        slug=slug,
+        lease=lease,
+        actor=Actor.from_dict(actor or {}),
+        details=details or {},
+        seq=int(seq),
+        change=change,
+        removed=bool(removed),
+    )
+    return _IdEvent(int(ident), event)
+
+
+class _Seen:
+    """Where the live feed is: the last event, log line and cycle record it reported."""
+
+    def __init__(self, store: PgRegistry) -> None:
+        self.event = store._last_event_id()
+        row = store._run(
+            lambda conn: conn.execute(
+                "SELECT (SELECT coalesce(max(id), 0) FROM taskfiles_logs), "
+                "(SELECT coalesce(max(generated_at), '') FROM taskfiles_cycles)"
+            ).fetchone()
+        )
+        self.log, self.cycle = int(row[0]), str(row[1])
+
+    def changes(self, store: PgRegistry) -> Iterator[RegistryChange]:
+        """One batch: what was recorded since the last one (possibly nothing)."""
+        events = store._events_after(self.event, None, None)
+
+        def body(conn: psycopg.Connection[tuple[Any, ...]]) -> tuple[list[str], int, str]:
+            logs = conn.execute(
+                "SELECT coalesce(array_agg(DISTINCT slug), '{}'::text[]), coalesce(max(id), 0) "
+                "FROM taskfiles_logs WHERE id > %s",
+                (self.log,),
+            ).fetchone()
+            assert logs is not None
+            return (
+                list(logs[0]),
+                int(logs[1]),
+                str(_one(conn, "SELECT coalesce(max(generated_at), '') FROM taskfiles_cycles")),
+            )
+
+        log_slugs, top_log, newest = store._run(body)
+        scopes: set[str] = set()
+        slugs: set[str] = set()
+        if events:
+            scopes.add("registry")
+            self.event = events[-1].id
+            slugs.update(e.event.slug for e in events if e.event.slug)
+        if top_log > self.log:
+            scopes.add("logs")
+            slugs.update(log_slugs)
+            self.log = top_log
+        if newest != self.cycle:
+            scopes.add("cycle")
+            self.cycle = newest
+        yield RegistryChange(frozenset(scopes), frozenset(slugs), tuple(e.event for e in events))
+
+
+def _one(conn: psycopg.Connection[tuple[Any, ...]], query: str, args: Sequence[Any] = ()) -> Any:
+    row = conn.execute(query, args).fetchone()
+    assert row is not None
+    return row[0]
+
+
+def _last_seq(conn: psycopg.Connection[tuple[Any, ...]]) -> int:
+    last, called = conn.execute("SELECT last_value, is_called FROM taskfiles_txn").fetchone() or (0, False)
+    return int(last) if called else 0
+
+
+def _notify(conn: psycopg.Connection[tuple[Any, ...]], payload: Mapping[str, Any]) -> None:
+    text = json.dumps(payload, separators=(",", ":"))
+    if len(text) > 7000:  # NOTIFY payloads are capped at 8,000 bytes: ids only, and fewer of them
+        text = json.dumps({k: v for k, v in payload.items() if k != "slugs"})
+    conn.execute("SELECT pg_notify(%s, %s)", (CHANNEL, text))
+
+
+def _check_filters(level: str | None, source: str | None) -> None:
+    if level is not None:
+        runlog.check_level(level)
+    if source is not None:
+        runlog.check_source(source)
