@@ -95,6 +95,8 @@ def register(app: typer.Typer) -> None:
         app.command(command.__name__)(command)
     group = new_app("Maintain the runtime registry itself.")
     group.command("repair")(repair)
+    group.command("migrate")(migrate_schema)
+    group.command("copy")(copy_registry)
     app.add_typer(group, name="registry")
 
 
@@ -410,8 +412,12 @@ def gc(
         return
     echo(
         f"removed {len(report.entries_removed)} released entries, {len(report.logs_removed)} task folders "
-        f"({report.log_bytes_removed} bytes); archived {report.events_archived} events"
-        + (f" to {report.archive}" if report.archive else "")
+        f"({report.log_bytes_removed} bytes); "
+        + (
+            f"archived {report.events_archived} events to {report.archive}"
+            if report.archive
+            else f"removed {report.events_archived} old events"
+        )
     )
 
 
@@ -431,6 +437,60 @@ def repair(ctx: typer.Context, as_json: JsonFlag = False) -> None:
     )
     for item in report.unrecovered:
         echo(f"could not recover: {item}")
+
+
+def migrate_schema(
+    ctx: typer.Context,
+    url: Annotated[
+        str | None,
+        typer.Option(help="The database (default: registry_url / $TASKFILES_REGISTRY_URL)."),
+    ] = None,
+) -> None:
+    """Create or upgrade the PostgreSQL registry's tables (once, from any host; safe to repeat)."""
+    from ..config import redacted
+    from ..registry import pgschema
+
+    target = url or config(ctx).registry_url
+    if not target:
+        raise UsageError(
+            "no PostgreSQL registry is configured: set registry_url in taskfiles.toml or "
+            "TASKFILES_REGISTRY_URL, or pass --url"
+        )
+    pgschema.psycopg_module()
+    applied = pgschema.migrate(target)
+    if applied:
+        echo(f"{redacted(target)}: applied {', '.join(applied)}")
+    else:
+        echo(f"{redacted(target)}: the schema is current (version {pgschema.latest()})")
+
+
+def copy_registry(
+    ctx: typer.Context,
+    to: Annotated[str, typer.Option("--to", help="Where to copy: a postgresql:// URL or a folder.")],
+    source: Annotated[
+        str | None,
+        typer.Option("--from", help="What to copy (default: this repository's registry)."),
+    ] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Copy a registry, with its entries, lease history, events and logs, into an empty store.
+
+    From the folder to a database when a team moves to PostgreSQL (then set registry_url),
+    or from a database back to a folder.
+    """
+    from ..registry import open_location
+    from ..registry.copy import copy
+
+    cfg = config(ctx)
+    origin = open_location(source, cfg) if source else _registry(ctx)
+    report = copy(origin, open_location(to, cfg))
+    if as_json:
+        emit_json(_asdict(report))
+        return
+    echo(
+        f"copied {report.entries} entries, {report.leases} lease highs, {report.events} events and "
+        f"{report.log_lines} log lines from {report.source} to {report.target}"
+    )
 
 
 def _asdict(value: Any) -> dict[str, Any]:

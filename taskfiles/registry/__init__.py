@@ -41,6 +41,7 @@ __all__ = [
     "RegistryEntry",
     "Snapshot",
     "existing_registry",
+    "open_location",
     "open_registry",
 ]
 
@@ -55,6 +56,20 @@ def open_registry(config: Config, *, clock: Clock | None = None, actor: Actor | 
     from .jsonstore import JsonRegistry  # a store is loaded only when a registry is opened
 
     return JsonRegistry(config.registry_dir, clock=clock, actor=actor)
+
+
+def open_location(where: str, config: Config) -> Registry:
+    """The registry at ``where``: a postgresql:// URL, or a folder (relative to the repository)."""
+    if where.startswith(("postgresql://", "postgres://")):
+        from .pgstore import PgRegistry
+
+        return PgRegistry(where)
+    from pathlib import Path
+
+    from .jsonstore import JsonRegistry
+
+    folder = Path(where).expanduser()
+    return JsonRegistry(folder if folder.is_absolute() else (config.root / folder).resolve())
 
 
 def existing_registry(config: Config) -> Registry | None:
