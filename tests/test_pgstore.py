@@ -1,0 +1,203 @@
+"""The PostgreSQL registry against a real server: choosing it, its schema, copying a
+registry to it and back, racing claims from several hosts, and its live feed.
+
+The rules every store keeps run on it through the contract suite (test_registry*.py,
+``store_factory``); here is what only a database store does. The server is the
+throwaway cluster of tests/pgserver.py; processes are real ``task`` commands.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from taskfiles.registry import RegistryChange
+from taskfiles.registry.pgstore import PgRegistry
+
+from .conftest import TEST_ACTOR, commit_all, take, write_task
+from .pgserver import PgServer
+
+TASK = str(Path(sys.executable).with_name("task"))
+
+
+def task(root: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """``task -C root ARGS`` as a real process."""
+    return subprocess.run(
+        [TASK, "-C", str(root), *args], capture_output=True, text=True, env={**os.environ, **(env or {})}
+    )
+
+
+@pytest.fixture
+def team(repo: Path, pg_url: str) -> Path:
+    """A repository whose registry is the database (``registry_url`` in taskfiles.toml)."""
+    (repo / "taskfiles.toml").write_text(f'registry_url = "{pg_url}"\n')
+    for slug in ("a", "b", "c"):
+        write_task(repo, f"{slug}.md", f"---\ntitle: Task {slug}\nstatus: ready\n---\n")
+    commit_all(repo)
+    return repo
+
+
+@pytest.fixture
+def empty_database(pg_server: PgServer) -> Iterator[str]:
+    """A database without the registry's schema."""
+    name = pg_server.create_database(migrated=False)
+    yield pg_server.url(name)
+    pg_server.drop_database(name)
+
+
+# -- choosing it, and its schema ---------------------------------------------------------------
+
+
+def test_migrate_is_explicit_repeatable_and_every_command_refuses_another_schema(
+    team: Path, empty_database: str
+) -> None:
+    env = {"TASKFILES_REGISTRY_URL": empty_database}  # the environment wins over taskfiles.toml
+    refused = task(team, "claim", "a", env=env)
+    assert refused.returncode == 6
+    assert "is at schema version 0, this taskfiles needs 1; run 'task registry migrate'" in refused.stderr
+    applied = task(team, "registry", "migrate", env=env)
+    assert applied.returncode == 0 and applied.stdout.strip().endswith("applied 0001_registry")
+    again = task(team, "registry", "migrate", env=env)
+    assert again.returncode == 0 and "the schema is current (version 1)" in again.stdout
+    assert task(team, "claim", "a", env=env).returncode == 0
+    with psycopg.connect(empty_database, autocommit=True) as conn:
+        conn.execute("INSERT INTO taskfiles_schema (version, name) VALUES (2, 'from_the_future')")
+    newer = task(team, "status", "--json", env=env)
+    assert newer.returncode == 6 and "newer than this taskfiles reads (1); upgrade taskfiles" in newer.stderr
+
+
+def test_a_password_is_never_printed(team: Path) -> None:
+    url = "postgresql://agent:s3cret-pw@127.0.0.1:1/nowhere"
+    failed = task(team, "claim", "a", env={"TASKFILES_REGISTRY_URL": url})
+    assert failed.returncode == 6
+    assert "postgresql://agent:***@127.0.0.1:1/nowhere" in failed.stderr
+    assert "s3cret" not in failed.stdout + failed.stderr
+
+
+def test_without_psycopg_the_error_names_the_extra(team: Path) -> None:
+    code = (
+        "import sys; sys.modules['psycopg'] = None; from taskfiles.cli import main; "
+        "sys.argv = sys.argv[1:]; main()"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code, "task", "-C", str(team), "claim", "a"], capture_output=True, text=True
+    )
+    assert done.returncode == 2, done.stderr
+    assert "pip install 'taskfiles[postgres]'" in done.stderr
+
+
+def test_a_bad_registry_url_is_a_config_error(team: Path) -> None:
+    failed = task(team, "status", env={"TASKFILES_REGISTRY_URL": "mysql://x"})
+    assert failed.returncode == 2 and "registry_url must be a postgresql:// URL" in failed.stderr
+
+
+# -- copying ------------------------------------------------------------------------------------
+
+
+def test_copy_a_folder_to_a_database_and_back_keeps_entries_leases_events_and_logs(
+    repo: Path, pg_url: str
+) -> None:
+    for slug in ("a", "b"):
+        write_task(repo, f"{slug}.md", f"---\ntitle: Task {slug}\nstatus: ready\n---\n")
+    commit_all(repo)
+    lease = json.loads(task(repo, "claim", "a", "--json").stdout)["lease"]
+    assert task(repo, "log", "a", "first attempt's line", "--lease", str(lease)).returncode == 0
+    assert task(repo, "finish", "a", "--lease", str(lease), "--exit-code", "1").returncode == 0
+    assert task(repo, "retry", "a").returncode == 0
+    assert task(repo, "claim", "a").returncode == 0
+    assert task(repo, "claim", "b").returncode == 0
+    assert task(repo, "release", "b").returncode == 0
+    before = json.loads(task(repo, "events", "--json").stdout)
+
+    copied = task(repo, "registry", "copy", "--to", pg_url)
+    assert copied.returncode == 0, copied.stderr
+    assert copied.stdout.startswith("copied 2 entries, 2 lease highs, 6 events and 1 log lines from ")
+    assert "already holds a registry" in task(repo, "registry", "copy", "--to", pg_url).stderr
+
+    on_db = {"TASKFILES_REGISTRY_URL": pg_url}
+    assert json.loads(task(repo, "events", "--json", env=on_db).stdout) == before
+    logs = task(repo, "logs", "a", "--attempt", "1", env=on_db)
+    assert "first attempt's line" in logs.stdout
+    assert json.loads(task(repo, "claim", "b", "--json", env=on_db).stdout)["lease"] == 2  # never 1 again
+
+    back = task(repo, "registry", "copy", "--from", pg_url, "--to", "registry-back")
+    assert back.returncode == 0, back.stderr
+    on_folder = {"TASKFILES_REGISTRY": str(repo / "registry-back")}
+    assert json.loads(task(repo, "events", "--json", env=on_folder).stdout) == json.loads(
+        task(repo, "events", "--json", env=on_db).stdout
+    )
+    assert task(repo, "claim", "b", env=on_folder).returncode == 4  # b's live claim came along
+
+
+# -- several hosts -----------------------------------------------------------------------------
+
+CLAIMER = """
+import sys
+from taskfiles import claims, config
+from taskfiles.registry import Actor, open_registry
+cfg = config.load()
+reg = open_registry(cfg, actor=Actor("agent", sys.argv[1], 0))
+taken = []
+while (entry := claims.claim_next(cfg, reg, worker=sys.argv[2])) is not None:
+    taken.append(entry.slug)
+print(" ".join(taken))
+"""
+
+
+def test_sixteen_racing_next_claims_over_three_hosts_take_each_task_once(team: Path, pg_url: str) -> None:
+    for n in range(200):
+        write_task(team, f"batch/t{n:03d}.md", f"---\ntitle: Batch {n}\nstatus: ready\n---\n")
+    commit_all(team)
+    env = {**os.environ, "TASKFILES_REGISTRY_URL": pg_url}
+    racers = [
+        subprocess.Popen(
+            [sys.executable, "-c", CLAIMER, f"host-{n % 3}", f"agent-{n}"],
+            cwd=team,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for n in range(16)
+    ]
+    taken: Counter[str] = Counter()
+    for racer in racers:
+        out, err = racer.communicate(timeout=300)
+        assert racer.returncode == 0, err
+        taken.update(out.split())
+    assert len(taken) == 203 and set(taken.values()) == {1}  # 200 + a, b, c: each once
+    with psycopg.connect(pg_url) as conn:
+        claimed = conn.execute("SELECT count(*) FROM taskfiles_events WHERE type = 'task.claimed'").fetchone()
+    assert claimed == (203,)
+
+
+# -- the live feed -----------------------------------------------------------------------------
+
+
+def test_a_write_on_one_host_reaches_a_watcher_on_another(pg_url: str) -> None:
+    watcher = PgRegistry(pg_url)
+    stop = threading.Event()
+    feed = watcher.watch(stop)
+    try:
+        take(feed, 1)  # the first batch: listening now
+        writer = PgRegistry(pg_url, actor=TEST_ACTOR)
+        writer.claim("a", worker="w")
+        changes: list[RegistryChange] = []
+        while not any(e.type == "task.claimed" for c in changes for e in c.events):
+            changes += take(feed, 1)
+        assert "registry" in changes[-1].scopes and "a" in changes[-1].slugs
+        writer.log("a", "hello", lease=1)
+        while not any("logs" in c.scopes for c in changes[-1:]):
+            changes += take(feed, 1)
+        assert "a" in changes[-1].slugs
+    finally:
+        stop.set()
