@@ -313,20 +313,39 @@ class PgRegistry(Registry):
     def follow_events(
         self, slug: str | None = None, since: datetime | None = None, *, poll: float = 0.5
     ) -> Iterator[Event]:
-        """Events as they are recorded (those from ``since`` first; None: only new ones)."""
+        """Events as they are recorded (those from ``since`` first; None: only new ones): a
+        notification wakes the reader at once, and it reads every ``poll`` seconds anyway."""
         last = 0 if since is not None else self._last_event_id()
-        first = since
 
         def follow() -> Iterator[Event]:
-            nonlocal last, first
-            while True:
-                for event in self._events_after(last, slug, first):
-                    last = max(last, event.id)
-                    yield event.event
+            nonlocal last
+            first = since
+            for _ in self._wakeups(poll):
+                for found in self._events_after(last, slug, first):
+                    last = found.id
+                    yield found.event
                 first = None
-                time.sleep(poll)
 
         return follow()
+
+    def _wakeups(self, poll: float, stop: threading.Event | None = None) -> Iterator[None]:
+        """Yield at once, then whenever a commit notifies ``taskfiles`` or ``poll`` seconds
+        pass, until ``stop`` is set; a lost connection falls back to polling until it is back."""
+        import psycopg
+
+        yield None
+        while stop is None or not stop.is_set():
+            try:
+                with psycopg.connect(self.url, autocommit=True) as listener:
+                    listener.execute(f"LISTEN {CHANNEL}")
+                    yield None  # what was committed before the LISTEN
+                    while stop is None or not stop.is_set():
+                        for _ in listener.notifies(timeout=poll, stop_after=1):
+                            pass
+                        yield None
+            except psycopg.OperationalError:
+                time.sleep(poll)
+                yield None
 
     # -- logs --------------------------------------------------------------------------------
 
@@ -416,7 +435,7 @@ class PgRegistry(Registry):
 
         def follow() -> Iterator[LogRecord]:
             last = 0
-            while True:
+            for _ in self._wakeups(poll):
                 finished = over()  # checked before reading: nothing is missed
                 for n, record in self._log_records(slug, int(number), last):
                     last = n
@@ -424,7 +443,6 @@ class PgRegistry(Registry):
                         yield record
                 if finished:
                     return
-                time.sleep(poll)
 
         return follow()
 
@@ -433,21 +451,15 @@ class PgRegistry(Registry):
     def watch(self, stop: threading.Event) -> Iterator[RegistryChange]:
         """Changes as they are committed on any host: LISTEN for a prompt wake-up, and a poll
         of the events, logs and cycle records after each wake-up or every ``WATCH_POLL``
-        seconds, so nothing is missed when notifications are not delivered."""
-        import psycopg
-
-        seen = _Seen(self)
-        while not stop.is_set():
+        seconds, so nothing is missed when notifications are not delivered (PgBouncer in
+        transaction mode, a dropped connection)."""
+        seen: _Seen | None = None
+        for _ in self._wakeups(WATCH_POLL, stop):
             try:
-                with psycopg.connect(self.url, autocommit=True) as listener:
-                    listener.execute(f"LISTEN {CHANNEL}")
-                    yield from seen.changes(self)  # what happened before the LISTEN
-                    while not stop.is_set():
-                        for _ in listener.notifies(timeout=WATCH_POLL, stop_after=1):
-                            pass
-                        yield from seen.changes(self)
-            except (psycopg.OperationalError, RegistryError):
-                stop.wait(1.0)  # the server went away: try again
+                seen = seen or _Seen(self)
+                yield from seen.changes(self)
+            except RegistryError:  # the server is away: the next wake-up tries again
+                stop.wait(1.0)
 
     # -- retention, cycles, repair -----------------------------------------------------------
 
