@@ -1,4 +1,11 @@
-"""Facts about local processes: is a worker's pid still the process we started? And stopping it.
+"""Facts about local processes: which host this is, is a worker's pid still the process we
+started? And stopping it.
+
+A pid means something only on the host that issued it. Every dispatch host names itself
+with its host identity (``host_identity``: ``TASKFILES_HOST``, else the host name), and a
+worker is one process start on one host: host identity + pid + start time. A pid
+recorded on another host is never probed or signalled here: that worker's heartbeat age
+is all this host can judge it by.
 
 A pid alone is not an identity: after the worker dies the kernel may hand its
 number to another process. The start time (``/proc/<pid>/stat`` field 22, in
@@ -18,10 +25,27 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import socket
 from pathlib import Path
 
 PROC = Path("/proc")
+HOST_ENV = "TASKFILES_HOST"
 _DEAD_STATES = frozenset({b"Z", b"X", b"x"})  # zombie, dead
+
+
+def host_identity() -> str:
+    """This host's name in the registry: ``TASKFILES_HOST`` when set (containers that share a
+    host name, tests that play several hosts), else the host name."""
+    return os.environ.get(HOST_ENV, "").strip() or socket.gethostname()
+
+
+def probe(host: str | None, pid: int | None, start_time: int | None, here: str | None = None) -> bool | None:
+    """Is the worker process (``host``, ``pid``, ``start_time``) alive? None when this host
+    cannot tell: no pid was recorded, or it runs on another host than ``here`` (default:
+    ``host_identity()``), whose pids mean nothing here."""
+    if pid is None or host != (here if here is not None else host_identity()):
+        return None
+    return is_alive(pid, start_time)
 
 
 def _stat_fields(pid: int, proc: Path = PROC) -> list[bytes] | None:
