@@ -15,6 +15,7 @@ Target (median, warm): status <= 300 ms.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shutil
@@ -26,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from bench_list import BIN, HERE, TASK, cache_marks, child_env, machine, run
+from bench_registry import fresh_database
 from gen_tasks import generate
 
 TARGET_MS = 300
@@ -52,10 +54,14 @@ def fill_registry(repo: Path, count: int, *, outcomes: bool = False) -> int:
     from taskfiles.registry.records import RegistryEntry, format_time, utc_now
 
     cfg = config.load(repo)
+    tasks = tasksource.load(cfg, "main").tasks
     states = [state for state, n in MIX for _ in range(n)][:count]
-    slugs = [t.slug for t in tasksource.load(cfg, "main").tasks if t.status == "ready"][: len(states)]
+    slugs = [t.slug for t in tasks if t.status == "ready"][: len(states)]
     if len(slugs) < len(states):
         raise SystemExit(f"only {len(slugs)} ready tasks for {len(states)} entries; generate more tasks")
+    # Past the mix, the entries of work long done: released claims on the other tasks.
+    others = [t.slug for t in tasks if t.slug not in set(slugs)][: max(count - len(states), 0)]
+    slugs, states = slugs + others, states + ["released"] * len(others)
     stamp = format_time(utc_now())
     host = socket.gethostname()
     init_start = process.pid_start_time(1)  # pid 1 outlives the benchmark: every worker reads alive
@@ -95,6 +101,12 @@ def fill_registry(repo: Path, count: int, *, outcomes: bool = False) -> int:
     return len(registry.entries())
 
 
+def use_database(repo: Path, url: str) -> None:
+    """Point the repository's registry at ``url`` (taskfiles.toml), as a team would."""
+    with (repo / "taskfiles.toml").open("a", encoding="utf-8") as handle:
+        handle.write(f'registry_url = "{url}"\n')
+
+
 def _event(state: str, outcomes: bool) -> str:
     return "task.exited" if outcomes and state in ("exited", "failed") else "task.claimed"
 
@@ -106,7 +118,8 @@ def check_output(repo: Path, tasks: int, entries: int) -> dict[str, int]:
     ).stdout
     report = json.loads(out)
     with_entry = sum(1 for row in report["tasks"] if row["entry"] is not None)
-    if len(report["tasks"]) != tasks or with_entry != entries:
+    shown = min(entries, sum(n for _, n in MIX))  # released entries are classified, not shown
+    if len(report["tasks"]) != tasks or with_entry != shown:
         raise SystemExit(f"status gave {len(report['tasks'])} rows, {with_entry} with entries")
     counts: dict[str, int] = report["counts"]
     return counts
@@ -159,20 +172,26 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=9)
     parser.add_argument("--out", type=Path, default=HERE / "results" / "status.json")
     parser.add_argument("--keep", type=Path, help="Build the repository here and keep it.")
+    parser.add_argument("--pg", help="a PostgreSQL registry: an admin URL (a database is made for the run)")
     args = parser.parse_args()
     base = args.keep or Path(tempfile.mkdtemp(prefix="taskfiles-bench-status-"))
     load_before = os.getloadavg()
+    database = contextlib.ExitStack()
     try:
         repo = generate(base / f"status-{args.tasks}", args.tasks)
+        if args.pg:
+            use_database(repo, database.enter_context(fresh_database(args.pg)))
         entries = fill_registry(repo, args.entries)
         counts = check_output(repo, args.tasks, entries)
         results = measure_interleaved(cases(), repo, args.runs)
         for name, result in results.items():
             print(f"{name:<14} {_row(result)}", flush=True)
     finally:
+        database.close()
         if args.keep is None:
             shutil.rmtree(base, ignore_errors=True)
     report = _report(args, entries, counts, results)
+    report["store"] = "postgresql" if args.pg else "json"
     # The machine may be shared: a busy one makes every number here slower.
     report["machine"]["load_average_before_after"] = [round(load_before[0], 2), round(os.getloadavg()[0], 2)]
     args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -33,6 +33,8 @@ from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, TypeVar
 
+import orjson
+
 from ..config import redacted
 from ..errors import NotFoundError, RegistryError, UsageError
 from ..slugs import check_slug
@@ -244,7 +246,7 @@ class PgRegistry(Registry):
 
         def body(conn: psycopg.Connection[tuple[Any, ...]]) -> Snapshot:
             conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
-            found = conn.execute("SELECT slug, row FROM taskfiles_entries").fetchall()
+            found = conn.execute("SELECT slug, row::text FROM taskfiles_entries").fetchall()
             leases = conn.execute("SELECT slug, high FROM taskfiles_leases WHERE high > 0").fetchall()
             return Snapshot(
                 _Rows({slug: row for slug, row in found}, self),
@@ -713,16 +715,16 @@ class _Leases(Mapping[str, int]):
 
 
 class _Rows(Mapping[str, RegistryEntry]):
-    """Entries read in one go, each made a RegistryEntry on first use."""
+    """Entries read in one go as JSON text, each parsed and made a RegistryEntry on first use."""
 
-    def __init__(self, rows: dict[str, Any], store: PgRegistry) -> None:
+    def __init__(self, rows: dict[str, str], store: PgRegistry) -> None:
         self._rows, self._store = rows, store
         self._made: dict[str, RegistryEntry] = {}
 
     def __getitem__(self, slug: str) -> RegistryEntry:
         entry = self._made.get(slug)
         if entry is None:
-            entry = self._made[slug] = self._store._entry(slug, self._rows[slug])
+            entry = self._made[slug] = self._store._entry(slug, orjson.loads(self._rows[slug]))
         return entry
 
     def __iter__(self) -> Iterator[str]:
