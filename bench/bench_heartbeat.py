@@ -19,6 +19,7 @@ Writes bench/results/heartbeat.json.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shutil
@@ -32,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from bench_list import machine
+from bench_registry import fresh_database
 from gen_tasks import generate
 
 HERE = Path(__file__).resolve().parent
@@ -79,11 +81,13 @@ def summary(samples: list[float]) -> dict[str, float]:
     }
 
 
-def build(root: Path, count: int) -> tconfig.Config:
+def build(root: Path, count: int, registry_url: str | None = None) -> tconfig.Config:
     """The repository, its settings, and 50 live entries for ready tasks."""
     generate(root, count)
     with (root / "taskfiles.toml").open("a", encoding="utf-8") as handle:
         handle.write(SETTINGS.format(python=sys.executable))
+        if registry_url:
+            handle.write(f'registry_url = "{registry_url}"\n')
     (root / "registry").mkdir()
     (root / "registry" / ".gitignore").write_text("*\n")
     cfg = tconfig.load(root)
@@ -141,10 +145,15 @@ def main() -> None:
     parser.add_argument("--count", type=int, default=10_000)
     parser.add_argument("--runs", type=int, default=15)
     parser.add_argument("--dispatches", type=int, default=5)
+    parser.add_argument("--pg", help="a PostgreSQL registry: an admin URL (a database is made for the run)")
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory(prefix="taskfiles-bench-heartbeat-") as tmp:
+    with (
+        tempfile.TemporaryDirectory(prefix="taskfiles-bench-heartbeat-") as tmp,
+        contextlib.ExitStack() as stack,
+    ):
         root = Path(tmp) / "repo"
-        cfg = build(root, args.count)
+        url = stack.enter_context(fresh_database(args.pg)) if args.pg else None
+        cfg = build(root, args.count, url)
         cold, warm, last = cycle_times(cfg, args.runs)
         assert last.dispatched == () and last.counts["active"] == LIVE, last.counts
         cli = cli_times(root, max(3, args.runs // 3))
@@ -157,6 +166,7 @@ def main() -> None:
                 "max_parallel": LIVE,
                 "counts": dict(last.counts),
             },
+            "store": "postgresql" if args.pg else "json",
             "target": {"cycle_median_ms": 500},
             "cycle_in_process": {"cold_ms": round(cold, 1), **summary(warm)},
             "cycle_cli": summary(cli),
@@ -164,7 +174,7 @@ def main() -> None:
             "worktree_add": summary(alone),
         }
     print(json.dumps(report, indent=2))
-    out = HERE / "results" / "heartbeat.json"
+    out = HERE / "results" / ("heartbeat-pg.json" if args.pg else "heartbeat.json")
     out.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
 
 
