@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import shutil
 import socket
@@ -34,7 +35,8 @@ from pathlib import Path
 from typing import Any
 
 from bench_list import HERE, TASK, child_env, machine
-from bench_status import fill_registry
+from bench_registry import fresh_database
+from bench_status import fill_registry, use_database
 from gen_tasks import generate
 
 TARGETS_MS = {"api_status_p50": 50, "overview_p50": 200, "change_to_event": 300}
@@ -164,12 +166,19 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=12.0, help="length of each steady loop")
     parser.add_argument("--clients", type=int, default=100)
     parser.add_argument("--writes", type=int, default=10)
-    parser.add_argument("--out", type=Path, default=HERE / "results" / "serve.json")
+    parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument(
+        "--pg", help="a PostgreSQL registry: an admin URL; the server and the writer are two hosts"
+    )
     args = parser.parse_args()
+    out = args.out or HERE / "results" / ("serve-pg.json" if args.pg else "serve.json")
     base = Path(tempfile.mkdtemp(prefix="taskfiles-bench-serve-"))
     server = None
+    database = contextlib.ExitStack()
     try:
         repo = generate(base / f"serve-{args.tasks}", args.tasks)
+        if args.pg:
+            use_database(repo, database.enter_context(fresh_database(args.pg)))
         entries = fill_registry(repo, args.entries, outcomes=True)
         port = free_port()
         started = time.perf_counter()
@@ -191,6 +200,7 @@ def main() -> None:
             errors = server.stderr.read().decode() if server.stderr else ""
             if errors.strip():
                 print("server stderr:", errors[-3000:])
+        database.close()
         shutil.rmtree(base, ignore_errors=True)
     report = {
         "machine": machine(),
@@ -212,10 +222,10 @@ def main() -> None:
             "change_to_event": live["slowest_client_median_ms"] <= TARGETS_MS["change_to_event"],
         },
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
     print(json.dumps(report["verdict"]))
-    print(f"wrote {args.out}")
+    print(f"wrote {out}")
 
 
 if __name__ == "__main__":
