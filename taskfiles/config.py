@@ -284,9 +284,11 @@ class WorkerSettings:
 
 @dataclass(frozen=True)
 class HeartbeatSettings:
-    """``[heartbeat]``: parallelism, retries, the circuit breaker, worktrees, grace periods."""
+    """``[heartbeat]``: parallelism, retries, the circuit breaker, worktrees, grace periods,
+    and what each dispatch host fetches before reading the base ref."""
 
-    max_parallel: int = 2
+    max_parallel: int = 2  # live workers at once, on every host together
+    max_parallel_per_host: int | None = None  # live workers one host may hold; None: no cap of its own
     interval_seconds: float = 60.0  # --loop's default pause
     backoff_base_seconds: float = 60.0  # first retry after this, doubling each failure
     backoff_max_seconds: float = 3600.0
@@ -296,6 +298,8 @@ class HeartbeatSettings:
     orphan_grace_seconds: float = 86400.0
     worktrees_dir: str = ".worktrees"
     branch_prefix: str = "task/"
+    fetch: str | None = None  # the remote each cycle fetches the base ref's branch from; None: no fetch
+    fetch_timeout_seconds: float = 30.0
 
     @classmethod
     def from_raw(cls, raw: object, where: str) -> HeartbeatSettings:
@@ -304,6 +308,7 @@ class HeartbeatSettings:
         jitter = _seconds(section, "backoff_jitter", cls.backoff_jitter, where)
         return cls(
             max_parallel=_count(section, "max_parallel", cls.max_parallel, where),
+            max_parallel_per_host=_optional_count(section, "max_parallel_per_host", where),
             interval_seconds=_seconds(
                 section, "interval_seconds", cls.interval_seconds, where, positive=True
             ),
@@ -317,6 +322,10 @@ class HeartbeatSettings:
             orphan_grace_seconds=_seconds(section, "orphan_grace_seconds", cls.orphan_grace_seconds, where),
             worktrees_dir=_folder(section, "worktrees_dir", cls.worktrees_dir, where),
             branch_prefix=str(section.get("branch_prefix", cls.branch_prefix)),
+            fetch=_remote(section.get("fetch", False), where),
+            fetch_timeout_seconds=_seconds(
+                section, "fetch_timeout_seconds", cls.fetch_timeout_seconds, where, positive=True
+            ),
         )
 
 
@@ -401,6 +410,11 @@ def _count(section: Mapping[str, Any], key: str, default: int, where: str) -> in
     return value
 
 
+def _optional_count(section: Mapping[str, Any], key: str, where: str) -> int | None:
+    """A whole number of at least 1, or None when absent (no limit)."""
+    return _count(section, key, 1, where) if key in section else None
+
+
 def _flag(section: Mapping[str, Any], key: str, default: bool, where: str) -> bool:
     value = section.get(key, default)
     if not isinstance(value, bool):
@@ -413,6 +427,20 @@ def _folder(section: Mapping[str, Any], key: str, default: str, where: str) -> s
     if not isinstance(value, str) or not value or value.startswith("/") or ".." in value.split("/"):
         raise ConfigError(f"{where} {key} must be a folder inside the repository, e.g. {default!r}")
     return value
+
+
+def _remote(value: object, where: str) -> str | None:
+    """``fetch``: false (no fetch), true (the remote ``origin``) or a remote's name (not a URL)."""
+    if value is False:
+        return None
+    if value is True:
+        return "origin"
+    if isinstance(value, str) and value and not value.startswith("-") and not set(value) & set(": \t\n"):
+        return value
+    raise ConfigError(
+        f'{where} fetch must be true (the remote "origin"), false or a remote\'s name, not {value!r}; '
+        'e.g. fetch = "origin" (see git remote -v)'
+    )
 
 
 def _command(value: object, where: str) -> tuple[str, ...]:

@@ -1,13 +1,13 @@
 """``observe()``: the one reading of the world that every reader consumes.
 
 The registry knows runtime state and nothing about task files; task files know
-nothing about the registry. ``observe`` reads both once (the entries, the last
-cycle record, which workers on this host are gone), builds the classification
+nothing about the registry. ``observe`` reads both once (the entries, each host's
+last cycle record, which workers on this host are gone), builds the classification
 inputs once (for a task edited since its dispatch, the commit that did it), calls
 ``state.classify_all`` and returns an ``Observation``: typed rows, attention (one
 definition), counts that always match the rows, the free capacity, the dispatch
-order, the last cycle's age and staleness, and the task files it could not read
-(``skipped``), which every reader names.
+order, the last cycle's age and staleness (and each dispatch host's), and the task
+files it could not read (``skipped``), which every reader names.
 
 ``task status``, ``task next`` (with and without ``--claim``) and ``task claim``
 (``claims``), the heartbeat (reconcile and dispatch) and ``task serve`` all stand
@@ -16,9 +16,9 @@ on it; none of them re-derives readiness, attention or counts.
 
 from __future__ import annotations
 
-import socket
-from collections.abc import Collection, Iterable, Mapping
-from dataclasses import dataclass, replace
+from collections import Counter
+from collections.abc import Collection, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from functools import cached_property, lru_cache
 from pathlib import Path
@@ -84,6 +84,17 @@ class CycleView:
             "stale_after": self.stale_after,
         }
 
+    def host_dict(self) -> dict[str, Any]:
+        """JSON form in ``hosts``: host, generated_at, age_seconds, stale, duration_ms."""
+        record = self.record
+        return {
+            "host": record.host,
+            "generated_at": record.generated_at,
+            "age_seconds": self.age_seconds,
+            "stale": self.stale,
+            "duration_ms": record.duration_ms,
+        }
+
 
 # The ``cycle`` of a JSON status before any heartbeat cycle ran: the same keys, and stale.
 NO_CYCLE: Mapping[str, Any] = {
@@ -100,19 +111,41 @@ NO_CYCLE: Mapping[str, Any] = {
 
 @dataclass(frozen=True)
 class Capacity:
-    """How many workers may run at once, how many claims are live (on any host), how many are free."""
+    """How many workers may run at once (on all hosts together, and on any one host), how many
+    claims are live (on every host, and per host), how many more may start."""
 
     max_parallel: int
     live: int
+    max_parallel_per_host: int | None = None  # None: no cap per host besides max_parallel
+    live_by_host: Mapping[str, int] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, entries: Iterable[RegistryEntry], max_parallel: int, per_host: int | None = None) -> Capacity:
+        """The capacity left by ``entries``: every live entry counts, whatever its host."""
+        live = [entry for entry in entries if entry.is_live]
+        by_host = Counter(entry.host for entry in live if entry.host)
+        return cls(max_parallel, len(live), per_host, dict(sorted(by_host.items())))
 
     @property
     def free(self) -> int:
-        """Workers that may still start."""
+        """Workers that may still start, on all hosts together."""
         return max(0, self.max_parallel - self.live)
 
-    def to_dict(self) -> dict[str, int]:
-        """JSON form."""
-        return {"max_parallel": self.max_parallel, "live": self.live, "free": self.free}
+    def free_on(self, host: str) -> int:
+        """Workers ``host`` may still start: what is free on all hosts, and within its own cap."""
+        if self.max_parallel_per_host is None:
+            return self.free
+        return max(0, min(self.free, self.max_parallel_per_host - self.live_by_host.get(host, 0)))
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON form: max_parallel, live, free, max_parallel_per_host, live_by_host."""
+        return {
+            "max_parallel": self.max_parallel,
+            "live": self.live,
+            "free": self.free,
+            "max_parallel_per_host": self.max_parallel_per_host,
+            "live_by_host": dict(self.live_by_host),
+        }
 
 
 @dataclass(frozen=True)
@@ -133,6 +166,7 @@ class Observation:
     priorities: tuple[str, ...]
     warnings: tuple[str, ...] = ()
     registry_error: str | None = None
+    hosts: tuple[CycleView, ...] = ()  # each dispatch host's last cycle, newest first
 
     @property
     def ref(self) -> str | None:
@@ -219,14 +253,15 @@ class Observation:
         return self.narrow(c for c in rows if canonical is None or c.owner == canonical)
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON form: generated_at, ref, counts, capacity, cycle, registry_error, attention, tasks,
-        warnings (``notices``), skipped."""
+        """JSON form: generated_at, ref, counts, capacity, cycle, hosts, registry_error, attention,
+        tasks, warnings (``notices``), skipped."""
         return {
             "generated_at": self.generated_at,
             "ref": self.ref,
             "counts": self.counts,
             "capacity": self.capacity.to_dict(),
             "cycle": self.cycle.to_dict() if self.cycle else NO_CYCLE,
+            "hosts": [view.host_dict() for view in self.hosts],
             "registry_error": self.registry_error,
             "attention": [
                 {"slug": c.slug, "bucket": c.bucket, "signals": [s.to_dict() for s in c.signals]}
@@ -261,25 +296,30 @@ def observe(
     ``tolerant``: an unreadable registry becomes ``registry_error`` (and no entries)
     instead of an error, for views that still show the plan. ``max_parallel``
     overrides ``[heartbeat] max_parallel`` for the capacity.
+
+    The cycle records are each host's last (``Registry.read_cycles``, newest first); the
+    newest is ``cycle``, whose memory (``ready_since``, ``orphan_since``) every host's
+    next cycle carries on.
     """
     warnings = [source.note] if source.note else []
     try:
         entries = registry.entries()
-        record = registry.read_cycle()
+        cycles: Sequence[CycleRecord] = registry.read_cycles()
         registry_error = None
     except TaskfilesError as error:
         if not tolerant:
             raise
-        entries, record, registry_error = {}, None, str(error)
+        entries, cycles, registry_error = {}, (), str(error)
     return classify(
         config,
         source,
         entries,
-        record,
+        cycles[0] if cycles else None,
         now=now,
         max_parallel=max_parallel,
         warnings=tuple(warnings),
         registry_error=registry_error,
+        hosts=cycles,
     )
 
 
@@ -294,14 +334,18 @@ def classify(
     dead: frozenset[str] | None = None,
     warnings: tuple[str, ...] = (),
     registry_error: str | None = None,
+    hosts: Sequence[CycleRecord] | None = None,
 ) -> Observation:
     """``observe`` for entries already read: the heartbeat re-classifies after its own writes.
 
     ``dead``: the workers an earlier probe found gone (a dead process stays dead, and the
     workers started since are alive), so a re-classification probes no process again.
+    ``record`` is the newest cycle record; ``hosts`` each host's last (default: ``record``).
     """
-    limit = max_parallel or config.heartbeat.max_parallel
-    capacity = Capacity(limit, sum(1 for entry in entries.values() if entry.is_live))
+    settings = config.heartbeat
+    capacity = Capacity.of(
+        entries.values(), max_parallel or settings.max_parallel, settings.max_parallel_per_host
+    )
     blobs = source.tasks.blobs if source.ref else {}
     inputs = state.Inputs(
         now=now,
@@ -324,22 +368,22 @@ def classify(
         priorities=config.priorities,
         warnings=warnings,
         registry_error=registry_error,
+        hosts=tuple(_host_views(record, hosts, now, config.limits.cycle_stale_after)),
     )
 
 
-def dead_workers(entries: Mapping[str, RegistryEntry]) -> frozenset[str]:
-    """Live entries on this host whose worker process is gone (pid + start time).
+def dead_workers(entries: Mapping[str, RegistryEntry], host: str | None = None) -> frozenset[str]:
+    """Live entries on this host (``host``, default ``process.host_identity()``) whose worker
+    process is gone: its pid, with its start time, no longer runs.
 
-    A pid is probed only on its own host; elsewhere liveness is the heartbeat age.
+    A pid is probed only on the host that recorded it; a worker on another host is
+    judged by its heartbeat age alone (``stalled``).
     """
-    host = socket.gethostname()
+    here = host if host is not None else process.host_identity()
     return frozenset(
         slug
         for slug, entry in entries.items()
-        if entry.is_live
-        and entry.pid is not None
-        and entry.host == host
-        and not process.is_alive(entry.pid, entry.pid_start_time)
+        if entry.is_live and process.probe(entry.host, entry.pid, entry.pid_start_time, here) is False
     )
 
 
@@ -377,6 +421,17 @@ def _cycle_view(record: CycleRecord | None, now: datetime, stale_after: float) -
     if record is None:
         return None
     return CycleView(record, age_seconds(record.generated_at, now), stale_after)
+
+
+def _host_views(
+    record: CycleRecord | None, hosts: Sequence[CycleRecord] | None, now: datetime, stale_after: float
+) -> list[CycleView]:
+    """Each host's last cycle, newest first (one per host: a store that keeps several keeps the newest)."""
+    records = hosts if hosts is not None else ([record] if record else [])
+    views: dict[str, CycleView] = {}
+    for found in sorted(records, key=lambda r: r.generated_at, reverse=True):
+        views.setdefault(found.host, CycleView(found, age_seconds(found.generated_at, now), stale_after))
+    return list(views.values())
 
 
 def age_seconds(stamp: object, now: datetime) -> float | None:

@@ -20,7 +20,7 @@ from typer.testing import CliRunner
 from taskfiles import config as config_module
 from taskfiles.cli import app
 from taskfiles.dispatch.cycle import CycleResult
-from taskfiles.registry import CycleRecord, open_registry
+from taskfiles.registry import Actor, CycleRecord, open_registry
 from taskfiles.state import BUCKETS
 
 from .conftest import commit_all, git, write_task
@@ -44,6 +44,7 @@ REPORT_KEYS = {
     "counts",
     "capacity",
     "cycle",
+    "hosts",
     "attention",
     "tasks",
     "warnings",
@@ -428,7 +429,14 @@ def test_status_json_keys_buckets_and_filters(queue: Path) -> None:
     assert set(report) == REPORT_KEYS
     assert report["ref"] == "main" and report["registry_error"] is None
     assert report["cycle"]["generated_at"] is None and report["cycle"]["stale"] is True  # never ran
-    assert report["capacity"] == {"max_parallel": 2, "live": 1, "free": 1}
+    assert report["capacity"] == {
+        "max_parallel": 2,
+        "live": 1,
+        "free": 1,
+        "max_parallel_per_host": None,
+        "live_by_host": {Actor.current().host: 1},
+    }
+    assert report["hosts"] == []  # no cycle has run
     rows = {row["slug"]: row for row in report["tasks"]}
     assert all(set(row) >= ROW_KEYS for row in rows.values())
     expected = {
@@ -510,7 +518,7 @@ def test_status_text_lists_attention_then_every_row(queue: Path) -> None:
     assert text.startswith("source: main   backlog 1  waiting 1  ready 1  active 1")
     assert "legacy_runtime_keys: runtime keys in frontmatter (claimed_by, status); run 'task migrate'" in text
     header = next(line for line in text.splitlines() if line.startswith("BUCKET"))
-    assert header.split() == ["BUCKET", "STATE", "SLUG", "OWNER", "LEASE", "ATTEMPT", "DETAIL"]
+    assert header.split() == ["BUCKET", "STATE", "SLUG", "OWNER", "LEASE", "ATTEMPT", "HOST", "DETAIL"]
 
 
 # -- next --claim, raced by real processes -----------------------------------------------------

@@ -153,6 +153,7 @@ def test_overview_sections_follow_the_one_classification(client: TestClient, pro
     assert slugs_in(section(html, "active")) == ["gamma"]
     assert "half way" in section(html, "active") and "task/gamma" in section(html, "active")
     assert "1/3" in section(html, "active")
+    assert '<td class="host">host</td>' in section(html, "active")  # the host its worker runs on
     waiting = section(html, "waiting")
     assert slugs_in(waiting) == ["delta"] and 'href="/tasks/alpha"' in waiting
     assert slugs_in(section(html, "done")) == ["zeta"]
@@ -204,6 +205,9 @@ def test_cycle_line_warns_when_the_heartbeat_is_stale(client: TestClient, projec
     )
     cycle = client.get("/").text.split('id="cycle"')[1].split("</section>")[0]
     assert "812 ms" in cycle and "cron@ci" in cycle and "Stale" in cycle
+    assert "data-host" not in cycle  # one host: its line says it all
+    [host] = client.get("/api/status").json()["hosts"]
+    assert (host["generated_at"], host["stale"], host["duration_ms"]) == (old, True, 812)
     now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
     registry(project).write_cycle(
         CycleRecord.from_dict({"generated_at": now, "owner": "cron@ci", "duration_ms": 5})

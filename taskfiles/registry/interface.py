@@ -138,11 +138,22 @@ class Registry(ABC):
 
     @abstractmethod
     def write_cycle(self, record: CycleRecord) -> None:
-        """Store the last heartbeat cycle's record, atomically (replacing the one before)."""
+        """Store the record of a heartbeat cycle of ``record.host``, atomically, replacing that
+        host's record before (a store that keeps one record replaces it)."""
 
     @abstractmethod
     def read_cycle(self) -> CycleRecord | None:
-        """The last heartbeat cycle's classification, or None before the first cycle."""
+        """The last heartbeat cycle's classification (the newest of any host), or None before
+        the first cycle."""
+
+    def read_cycles(self) -> tuple[CycleRecord, ...]:
+        """Each dispatch host's last cycle record, newest first; the first is ``read_cycle()``'s.
+
+        A store that keeps one record (the JSON store's ``snapshot.json``) has one host's:
+        the one that ran last. A store shared by several hosts keeps one a host.
+        """
+        record = self.read_cycle()
+        return (record,) if record is not None else ()
 
     @abstractmethod
     def dump(self) -> Dump:

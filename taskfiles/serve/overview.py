@@ -102,6 +102,7 @@ class Overview:
     done: Section
     cycle: dict[str, Any] | None
     cycle_stale: bool
+    hosts: list[dict[str, Any]]  # each dispatch host's last cycle, newest first
     limits: Limits
     choices: dict[str, list[str]]  # values seen, for the filter pickers
 
@@ -128,6 +129,7 @@ def build(reading: Reading, filters: Filters, config: Config, *, limit: int = 10
         done=_cut(done, min(limit, 20)),
         cycle=cycle,
         cycle_stale=reading.seen.stale,
+        hosts=[{**view.host_dict(), "owner": view.record.owner} for view in reading.seen.hosts],
         limits=config.limits,
         choices=reading.memo("choices", lambda: choices(reading)),
     )
