@@ -8,6 +8,7 @@ that talks to git proper uses gitpython, imported lazily, with plumbing calls
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -345,6 +346,53 @@ def env_for_worktree() -> dict[str, str]:
     """The environment minus the variables that tie git to one repository (GIT_DIR, GIT_INDEX_FILE, ...),
     for processes that work in another worktree. Author identity and the like are kept."""
     return {k: v for k, v in os.environ.items() if k not in LOCAL_ENV_VARS}
+
+
+# -- fetch: what other hosts merged --------------------------------------------------------------
+
+
+def fetch(root: Path, remote: str, branch: str, *, timeout: float) -> None:
+    """Update ``refs/remotes/<remote>/<branch>`` from ``remote``'s ``branch``.
+
+    GitError when git fails, or runs past ``timeout`` seconds: then it is killed with
+    everything it started (a stuck ssh too). No prompt is ever waited for (cron has no one
+    to type a password), and no tag is fetched.
+    """
+    import signal
+    import subprocess
+
+    spec = f"+refs/heads/{branch}:refs/remotes/{remote}/{branch}"
+    what = f"git fetch {remote} {branch}"
+    env = {**os.environ, "GIT_TERMINAL_PROMPT": "0"}
+    try:
+        child = subprocess.Popen(
+            ["git", "fetch", "--quiet", "--no-tags", remote, spec],
+            cwd=root,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            start_new_session=True,
+        )
+    except OSError as exc:
+        raise GitError(f"cannot run {what}: {exc.strerror}") from None
+    try:
+        _, err = child.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(child.pid, signal.SIGKILL)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            child.communicate(timeout=5)
+        raise GitError(f"{what} timed out after {timeout:g} s") from None
+    if child.returncode != 0:
+        raise GitError(f"{what} failed: {_first_error(err) or f'exit status {child.returncode}'}")
+
+
+def _first_error(stderr: bytes) -> str:
+    """git's first ``fatal:``/``error:`` line (the advice after it says less), else its last line."""
+    lines = [line.strip() for line in stderr.decode("utf-8", "replace").splitlines() if line.strip()]
+    errors = [line for line in lines if line.startswith(("fatal:", "error:"))]
+    return (errors or lines or [""])[0 if errors else -1]
 
 
 # -- worktrees: one per dispatched task ----------------------------------------------------------

@@ -3,7 +3,6 @@ pruning, dry runs, other hosts' workers, and the settings that drive them."""
 
 from __future__ import annotations
 
-import socket
 import subprocess
 import sys
 from collections.abc import Mapping
@@ -105,7 +104,7 @@ def test_prune_removes_an_entry_but_keeps_its_lease_history(tmp_path: Path) -> N
 
 
 def _scene(root: Path, registry: Registry, *, dry_run: bool) -> Scene:
-    return Scene(tconfig.load(root), registry, NOW, socket.gethostname(), dry_run)
+    return Scene(tconfig.load(root), registry, NOW, process.host_identity(), dry_run)
 
 
 def _seen(
@@ -217,7 +216,7 @@ def test_only_workers_the_dispatcher_started_are_killed(
     site = make_site(tmp_path)
     site.task("a")
     registry = open_registry(site.config, clock=lambda: NOW)
-    worker = dispatcher_worker(socket.gethostname()) if dispatched else "me"
+    worker = dispatcher_worker(process.host_identity()) if dispatched else "me"
     stalled = subprocess.Popen(SLEEPER, start_new_session=own_session)
     try:
         lease = registry.claim("a", worker=worker).lease
@@ -275,7 +274,7 @@ def test_a_live_worker_is_killed_when_its_task_is_completed_on_the_base_ref(tmp_
     registry = open_registry(site.config, clock=lambda: NOW)
     worker = subprocess.Popen(SLEEPER, start_new_session=True)  # as the dispatcher starts a wrapper
     try:
-        lease = registry.claim("a", worker=dispatcher_worker(socket.gethostname())).lease
+        lease = registry.claim("a", worker=dispatcher_worker(process.host_identity())).lease
         registry.start("a", lease, pid=worker.pid, pid_start_time=process.pid_start_time(worker.pid))
         site.task("a", status="completed")  # someone landed it by hand while the worker ran
         scene = _scene(site.root, registry, dry_run=False)

@@ -30,14 +30,17 @@ OwnerOption = Annotated[
 MaxParallelOption = Annotated[
     int | None,
     typer.Option(
-        "--max-parallel", min=1, help="Live workers allowed at once (default: [heartbeat] max_parallel)."
+        "--max-parallel",
+        min=1,
+        help="Live workers allowed at once on all hosts together (default: [heartbeat] max_parallel).",
     ),
 ]
 NoDispatchOption = Annotated[
     bool, typer.Option("--no-dispatch", help="Reconcile, classify and write the snapshot; start nothing.")
 ]
 DryRunOption = Annotated[
-    bool, typer.Option("--dry-run", help="Say what the cycle would do; change nothing (no lock taken).")
+    bool,
+    typer.Option("--dry-run", help="Say what the cycle would do; change nothing (no lock taken, no fetch)."),
 ]
 LoopOption = Annotated[
     float | None,
@@ -83,8 +86,9 @@ def heartbeat_cycle(
     loop: LoopOption = None,
     as_json: JsonFlag = False,
 ) -> None:
-    """Run one heartbeat cycle: reconcile the registry, classify every task, dispatch ready
-    tasks into worktrees, write snapshot.json. Exit 0 also when another cycle holds the lock."""
+    """Run one heartbeat cycle: fetch the base ref (with [heartbeat] fetch), reconcile the
+    registry, classify every task, dispatch ready tasks into worktrees, record the cycle
+    (snapshot.json). Exit 0 also when another cycle holds the lock."""
     run_heartbeat(config(ctx), owner, max_parallel, no_dispatch, dry_run, loop, as_json)
 
 
@@ -136,6 +140,9 @@ def summary(result: CycleResult) -> str:
         return f"another cycle is running ({pid}); skipped"
     counts = ", ".join(f"{bucket} {n}" for bucket, n in result.counts.items() if n) or "no tasks"
     parts = [f"{'dry run' if result.dry_run else 'cycle'} {result.generated_at}: {counts}"]
+    fetched = result.fetched
+    if fetched is not None and not fetched.ok:
+        parts.append(f"fetch of {fetched.remote} {fetched.branch} FAILED (read {fetched.base_ref} as it was)")
     started = [d.slug for d in result.dispatched if not d.error]
     if started:
         parts.append("dispatched " + ", ".join(started))
@@ -209,7 +216,8 @@ def _manager(
     loop: LoopOption = None,
     as_json: JsonFlag = False,
 ) -> None:
-    """The heartbeat cycle, for cron: reconcile, classify, dispatch, write snapshot.json.
+    """The heartbeat cycle, for cron: fetch (with [heartbeat] fetch), reconcile, classify,
+    dispatch, record the cycle (snapshot.json).
 
     Exit 0 when the cycle ran or another cycle held the lock; non-zero only for real failures.
     """

@@ -3,12 +3,19 @@
 One cycle, idempotent:
 
 1. take this host's cycle lock without waiting (another cycle holds it: report its pid, do nothing);
-2. read the task files at the base ref and ``observe`` them against the registry (entries,
-   the last cycle record and dead workers read once, every task classified once);
+2. with ``[heartbeat] fetch``, fetch the base ref's branch (``fetch``; a failure is a warning);
+   read the task files at the base ref and ``observe`` them against the registry (entries,
+   each host's last cycle record and this host's dead workers read once, every task
+   classified once);
 3. reconcile (``reconcile``) from that observation: dead and stalled workers, retries,
    completions, orphans; observe again only when reconciling wrote something;
-4. dispatch the observation's dispatchable tasks up to the free capacity (``launch``);
-5. write the cycle record (``snapshot.json``) for readers that must not recompute.
+4. dispatch the observation's dispatchable tasks up to the free capacity: what is free on all
+   hosts together and, under ``max_parallel_per_host``, on this one (``launch``);
+5. write this host's cycle record (``snapshot.json``) for readers that must not recompute.
+
+Several hosts may run cycles on one registry, each from its own clone: each names itself
+by its host identity (``process.host_identity``), probes and kills only its own workers,
+and judges the others' by their heartbeats.
 
 A cycle never writes a tracked file: task files are read at a ref, worktrees are
 ignored through ``info/exclude``, and prompts and logs live with the registry and
@@ -19,7 +26,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import socket
 import time
 from collections.abc import Callable, Iterator, Mapping
 from collections.abc import Set as AbstractSet
@@ -27,7 +33,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from .. import git, state
+from .. import git, process, state
 from ..config import Config
 from ..errors import ConfigError, TaskfilesError
 from ..plan import cache
@@ -36,7 +42,8 @@ from ..plan.taskfile import Task
 from ..registry import CycleRecord, Registry, open_registry
 from ..registry.records import utc_now
 from ..status import Observation, Source, classify, observe
-from . import launch, reconcile
+from . import fetch, launch, reconcile
+from .fetch import Fetched
 from .hostfiles import HostFiles
 from .launch import Dispatched
 from .reconcile import Action
@@ -73,6 +80,8 @@ class CycleResult:
     warnings: tuple[str, ...] = ()
     skipped: tuple[str, ...] = ()  # task files at the base ref that could not be read
     dry_run: bool = False
+    fetched: Fetched | None = None  # the fetch of the base ref, when [heartbeat] fetch asks for one
+    host: str = ""  # the host identity the cycle ran as
 
     def to_dict(self) -> dict[str, Any]:
         """JSON form (``--json``)."""
@@ -84,6 +93,8 @@ class CycleResult:
             "ref": self.ref,
             "commit": self.commit,
             "dry_run": self.dry_run,
+            "host": self.host,
+            "fetch": self.fetched.to_dict() if self.fetched else None,
             "counts": dict(self.counts),
             "actions": [a.to_dict() for a in self.actions],
             "dispatched": [d.to_dict() for d in self.dispatched],
@@ -130,8 +141,9 @@ def run_cycle(
 
 def _cycle(config: Config, registry: Registry, options: CycleOptions, clock: Clock) -> CycleResult:
     started = time.perf_counter()
-    scene = Scene(config, registry, clock(), socket.gethostname(), options.dry_run)
+    scene = Scene(config, registry, clock(), process.host_identity(), options.dry_run)
     _check_command(config, options)
+    fetched = fetch.fetch_base(config, dry_run=options.dry_run)
     source = Source(load(config, config.base_ref), config.base_ref)
     if not options.dry_run:
         _ignore_registry(config)
@@ -153,13 +165,19 @@ def _cycle(config: Config, registry: Registry, options: CycleOptions, clock: Clo
         dispatched=tuple(launched),
         would_dispatch=tuple(t.slug for t in chosen) if options.dry_run else (),
         attention=tuple(seen.attention),
-        warnings=settled.warnings,
+        warnings=(*_warning(fetched), *settled.warnings),
         skipped=seen.skipped,
         dry_run=options.dry_run,
+        fetched=fetched,
+        host=scene.host,
     )
     if not options.dry_run:
         registry.write_cycle(record(result, seen, scene, options, settled.orphan_since))
     return result
+
+
+def _warning(fetched: Fetched | None) -> tuple[str, ...]:
+    return (fetched.warning,) if fetched and fetched.warning else ()
 
 
 def _check_command(config: Config, options: CycleOptions) -> None:
@@ -173,14 +191,14 @@ def _check_command(config: Config, options: CycleOptions) -> None:
 def _dispatch(
     scene: Scene, seen: Observation, options: CycleOptions
 ) -> tuple[list[Task], list[Dispatched], Observation]:
-    """Pick the dispatchable tasks that fit the free capacity and dispatch them; after a
-    launch, classify again (the claims changed the entries): the cycle's last word."""
-    free = seen.capacity.free
+    """Pick the dispatchable tasks that fit the capacity free for this host and dispatch them;
+    after a launch, classify again (the claims changed the entries): the cycle's last word."""
+    free = seen.capacity.free_on(scene.host)
     chosen: list[Task] = []
     if options.dispatch and free:
         owners = [scene.config.canonical_owner(owner) or owner for owner in options.owners]
         chosen = seen.dispatchable(owners)[:free]
-    launched = [] if options.dry_run else launch.dispatch(scene, seen.tasks, chosen)
+    launched = [] if options.dry_run else launch.dispatch(scene, seen.tasks, chosen, seen.capacity)
     if launched:
         seen = _again(scene, seen, options, started={d.slug for d in launched})
     return chosen, launched, seen
@@ -190,7 +208,7 @@ def _again(
     scene: Scene, seen: Observation, options: CycleOptions, started: AbstractSet[str] = frozenset()
 ) -> Observation:
     """Classify the entries as the cycle's own writes left them: the same tasks, the same
-    record, the same probe of dead workers (less the tasks it ``started`` since, whose
+    records, the same probe of dead workers (less the tasks it ``started`` since, whose
     workers are new); only the entries are read again."""
     return classify(
         scene.config,
@@ -200,6 +218,7 @@ def _again(
         now=scene.now,
         max_parallel=options.max_parallel,
         dead=seen.inputs.dead_workers - started,
+        hosts=tuple(view.record for view in seen.hosts),
     )
 
 

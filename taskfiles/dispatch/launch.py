@@ -1,12 +1,14 @@
 """Dispatch: hand ready tasks to detached worker wrappers, one worktree and branch per task.
 
 For each task, highest priority first and up to the free capacity: claim it with a
-new lease, create or reuse ``.worktrees/<slug>`` on branch ``task/<slug>`` from the
-base commit, write the prompt file with this host's files, start ``task worker run``
-in a new session (it survives the cycle), then record its pid, start time and
-worktree. The wrapper waits on its stdin until that record is written, so the
-registry never misses the pid of a worker that ends quickly. A dispatch that fails
-after the claim fails the attempt with the class ``dispatch_failed``.
+new lease (once the registry, read again, still leaves this host a slot: other
+dispatch hosts claim from their own readings), create or reuse
+``.worktrees/<slug>`` on branch ``task/<slug>`` from the base commit, write the prompt
+file with this host's files, start ``task worker run`` in a new session (it survives
+the cycle), then record its pid, start time and worktree. The wrapper waits on its
+stdin until that record is written, so the registry never misses the pid of a worker
+that ends quickly. A dispatch that fails after the claim fails the attempt with the
+class ``dispatch_failed``.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from ..errors import ConflictError, GitError, TaskfilesError
 from ..plan.source import TaskSet
 from ..plan.taskfile import Task
 from ..registry import RegistryEntry
+from ..status import Capacity
 from . import prompt
 from .scene import Scene, dispatcher_worker
 from .worker import GO
@@ -47,14 +50,29 @@ class Dispatched:
         return {k: v for k, v in vars(self).items() if v is not None}
 
 
-def dispatch(scene: Scene, tasks: TaskSet, chosen: Sequence[Task]) -> list[Dispatched]:
-    """Dispatch each of ``chosen``; a task claimed by someone else meanwhile is skipped."""
+def dispatch(scene: Scene, tasks: TaskSet, chosen: Sequence[Task], capacity: Capacity) -> list[Dispatched]:
+    """Dispatch each of ``chosen`` while the registry leaves this host a slot under
+    ``capacity``'s limits (``max_parallel``, ``max_parallel_per_host``); a task claimed by
+    someone else meanwhile is skipped."""
     done = []
     for task in chosen:
+        if room(scene, capacity) < 1:
+            break
         result = dispatch_one(scene, tasks, task)
         if result is not None:
             done.append(result)
     return done
+
+
+def room(scene: Scene, capacity: Capacity) -> int:
+    """How many workers this host may start now, counted on the registry as it is now.
+
+    The cycle chose from its observation, but another host's cycle may have claimed
+    since (cron starts every host's at the same minute): reading again just before each
+    claim leaves only the moment between that read and the claim for two hosts to race.
+    """
+    live = scene.registry.entries().values()
+    return Capacity.of(live, capacity.max_parallel, capacity.max_parallel_per_host).free_on(scene.host)
 
 
 def dispatch_one(scene: Scene, tasks: TaskSet, task: Task) -> Dispatched | None:
@@ -139,7 +157,11 @@ def _spawn(
 ) -> subprocess.Popen[bytes]:
     """Start the wrapper detached: a new session, no terminal, output to a file under the registry."""
     out_path = scene.host_files.worker_output(task.slug, entry.attempt)
-    env = {**git.env_for_worktree(), "TASKFILES_REGISTRY": str(scene.config.registry_dir)}
+    env = {
+        **git.env_for_worktree(),
+        "TASKFILES_REGISTRY": str(scene.config.registry_dir),
+        process.HOST_ENV: scene.host,  # the wrapper and its agent write as the host that recorded the pid
+    }
     with open(out_path, "ab") as out:
         return subprocess.Popen(
             wrapper_command(scene, task, entry, prompt_file),

@@ -186,6 +186,7 @@ def agent_env(job: Job) -> dict[str, str]:
         TASKFILES_REGISTRY=str(job.registry_dir),
         TASKFILES_REPO=str(job.repo),
         TASKFILES_ACTOR=os.environ.get("TASKFILES_ACTOR") or "agent",
+        TASKFILES_HOST=process.host_identity(),  # the agent's writes name the host its worker runs on
     )
     return env
 
