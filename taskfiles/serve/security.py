@@ -20,7 +20,6 @@ import hmac
 import ipaddress
 import os
 import secrets
-import socket
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from http.cookies import SimpleCookie
@@ -30,6 +29,7 @@ from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..errors import UsageError
+from ..process import host_identity
 from ..registry import Actor
 
 COOKIE = "taskfiles_token"
@@ -125,7 +125,7 @@ class Policy:
             if self.token and self.authenticated(headers)
             else f"web:{address}"
         )
-        return Actor(who, socket.gethostname(), os.getpid())
+        return Actor(who, host_identity(), os.getpid())
 
 
 def _same(a: str, b: str) -> bool:
