@@ -33,7 +33,7 @@ from taskfiles.registry.records import format_time
 from taskfiles.serve import create_app
 from taskfiles.status import Capacity, Source, classify, dead_workers, observe, planning_source
 
-from .conftest import ManualClock, commit_all, git, wait_until, write_task
+from .conftest import ManualClock, StoreFactory, commit_all, git, wait_until, write_task
 from .harness import Site, env_of
 
 SLEEPER = [sys.executable, "-c", "import time; time.sleep(60)"]
@@ -436,3 +436,18 @@ def _two_hosts_on_postgres(site: Site, monkeypatch: pytest.MonkeyPatch) -> None:
     assert page.count('<tr data-host="') == 2 and '<tr data-host="a"' in page
     assert '<td class="host">a</td>' in page
     assert [h["host"] for h in client.get("/api/status").json()["hosts"]] == ["b", "a"]
+
+
+def test_read_cycles_gives_each_hosts_last_newest_first_and_read_cycle_the_first(
+    store_factory: StoreFactory, clock: ManualClock
+) -> None:
+    """The contract every store keeps; a store with one record (JSON) keeps the last host's."""
+    hosts = {host: store_factory(clock=clock, actor=Actor("heartbeat", host, 1)) for host in "ab"}
+    assert hosts["a"].read_cycles() == ()
+    for host, seconds_ago in (("a", 30), ("b", 20), ("a", 10)):
+        hosts[host].write_cycle(cycle_at(host, clock, seconds_ago))
+    cycles = store_factory(clock=clock).read_cycles()
+    assert cycles[0] == store_factory().read_cycle() == cycle_at("a", clock, 10)
+    assert [c.generated_at for c in cycles] == sorted((c.generated_at for c in cycles), reverse=True)
+    assert len({c.host for c in cycles}) == len(cycles)  # one a host: a's later cycle replaced its first
+    assert cycles[1:] in ((), (cycle_at("b", clock, 20),))
