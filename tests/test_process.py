@@ -87,3 +87,18 @@ def test_pid_start_time_reads_a_command_name_with_spaces_and_parens(tmp_path: Pa
     (tmp_path / "99").mkdir()
     (tmp_path / "99" / "stat").write_text(f"99 (odd) name (x)) {fields}\n")
     assert process.pid_start_time(99, proc=tmp_path) == 22
+
+
+def test_probe_judges_a_pid_only_on_the_host_that_recorded_it() -> None:
+    child = subprocess.Popen(SLEEPER)
+    start = process.pid_start_time(child.pid)
+    try:
+        assert process.probe("a", child.pid, start, here="a") is True
+        assert process.probe("b", child.pid, start, here="a") is None  # b's pid numbers are not ours
+        assert process.probe(None, child.pid, start, here="a") is None  # no host recorded: not ours either
+        assert process.probe("a", None, None, here="a") is None
+    finally:
+        child.kill()
+        child.wait()
+    assert process.probe("a", child.pid, start, here="a") is False
+    assert process.probe(process.host_identity(), child.pid, start) is False  # here: this host's identity
