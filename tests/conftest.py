@@ -15,8 +15,10 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import pytest
 from hypothesis import strategies as st
 
-from taskfiles.config import REGISTRY_ENV
+from taskfiles.config import REGISTRY_ENV, REGISTRY_URL_ENV
 from taskfiles.registry import Actor, Clock, Registry
+
+from .pgserver import REQUIRE_ENV, PgServer, Unavailable, postgres_required
 
 if TYPE_CHECKING:
     from .harness import Site
@@ -34,7 +36,7 @@ GIT_IDENTITY = {
 @pytest.fixture(autouse=True)
 def _isolated_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """No test sees the developer's registry override or actor name; git works without config."""
-    for name in ("TASKFILES_REGISTRY", "TASKFILES_ACTOR", "TASKFILES_REPO"):
+    for name in (REGISTRY_ENV, REGISTRY_URL_ENV, "TASKFILES_ACTOR", "TASKFILES_REPO"):
         monkeypatch.delenv(name, raising=False)
     for name, value in GIT_IDENTITY.items():
         monkeypatch.setenv(name, value)
@@ -178,7 +180,46 @@ class StoreFactory:
         return self.environment(name)
 
 
-@pytest.fixture(params=["json"])
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[PgServer]:
+    """This pytest process's own PostgreSQL cluster (tests/pgserver.py), started on first
+    use and deleted at the end of the session. Without the server binaries (or psycopg)
+    the tests that need it skip, saying why; with TASKFILES_REQUIRE_POSTGRES=1 (CI) they fail."""
+    try:
+        server = PgServer.start()
+    except Unavailable as exc:
+        missing = str(exc)
+    else:
+        yield server
+        server.stop()
+        return
+    if postgres_required():
+        pytest.fail(f"{missing} ({REQUIRE_ENV}=1 requires PostgreSQL)", pytrace=False)
+    pytest.skip(f"no PostgreSQL server: {missing} (with {REQUIRE_ENV}=1 this is a failure)")
+
+
+@pytest.fixture
+def pg_databases(pg_server: PgServer) -> Iterator[Callable[[], str]]:
+    """Makes fresh migrated databases on ``pg_server`` (each call: a new one, its URL);
+    every one is dropped after the test, connections still open to it included."""
+    made: list[str] = []
+
+    def new_database() -> str:
+        made.append(pg_server.create_database())
+        return pg_server.url(made[-1])
+
+    yield new_database
+    for name in made:
+        pg_server.drop_database(name)
+
+
+@pytest.fixture
+def pg_url(pg_databases: Callable[[], str]) -> str:
+    """The URL of a fresh database with the registry's schema, dropped after the test."""
+    return pg_databases()
+
+
+@pytest.fixture(params=["json", "postgres"])
 def store_factory(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[StoreFactory]:
     """Every registry store, one at a time: the contract suite (test_registry*.py,
     test_hostfiles.py) runs each of its tests once per param, with test ids ``[json]`` etc.
@@ -200,8 +241,39 @@ def store_factory(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[St
             return JsonRegistry(tmp_path / name, clock=clock, actor=actor)
 
         yield StoreFactory(kind, open_json, lambda name: {REGISTRY_ENV: str(tmp_path / name)})
+    elif kind == "postgres":
+        new_database: Callable[[], str] = request.getfixturevalue("pg_databases")  # skips without a server
+        pg_registry = _pg_registry_class()
+        urls: dict[str, str] = {}  # store name -> its database, made on first use
+
+        def url_of(name: str) -> str:
+            if name not in urls:
+                urls[name] = new_database()
+            return urls[name]
+
+        def open_pg(name: str, clock: Clock | None, actor: Actor | None) -> Registry:
+            return pg_registry(url_of(name), clock=clock, actor=actor)
+
+        def env_pg(name: str) -> dict[str, str]:
+            # REGISTRY_ENV names a folder nothing writes: a child that ignored the URL would
+            # open an empty JSON store there and fail the test instead of passing on files.
+            return {REGISTRY_URL_ENV: url_of(name), REGISTRY_ENV: str(tmp_path / f"unused-{name}")}
+
+        yield StoreFactory(kind, open_pg, env_pg)
     else:
         raise AssertionError(f"store_factory has no branch for the store {kind!r}")
+
+
+def _pg_registry_class() -> Callable[..., Registry]:
+    """``PgRegistry``, or a failure that says the store does not import (yet)."""
+    try:
+        from taskfiles.registry.pgstore import PgRegistry
+    except ImportError as exc:
+        problem = f"{type(exc).__name__}: {exc}"
+    else:
+        store: Callable[..., Registry] = PgRegistry
+        return store
+    pytest.fail(f"the PostgreSQL store (registry/pgstore.py) does not import: {problem}", pytrace=False)
 
 
 # -- generated sequences of registry operations (two-writer property tests) -----------------------
