@@ -152,6 +152,7 @@ class PgRegistry(Registry):
         events appended, and one notification (ids only) sent on commit."""
         from psycopg.types.json import Jsonb
 
+        apply(snap, changes, 0)  # the invariants first: a refused plan takes no number
         seq = int(_one(conn, "SELECT nextval('taskfiles_txn')"))
         applied = apply(snap, changes, seq)
         for slug, row in applied.rows.items():
@@ -455,19 +456,23 @@ class PgRegistry(Registry):
         of the events, logs and cycle records after each wake-up or every ``WATCH_POLL``
         seconds, so nothing is missed when notifications are not delivered (PgBouncer in
         transaction mode, a dropped connection)."""
-        seen: _Seen | None = None
-        for _ in self._wakeups(WATCH_POLL, stop):
-            try:
-                seen = seen or _Seen(self)
-                yield from seen.changes(self)
-            except RegistryError:  # the server is away: the next wake-up tries again
-                stop.wait(1.0)
+        seen = _Seen(self)  # from this call on, as the JSON store's feed
+
+        def feed() -> Iterator[RegistryChange]:
+            for _ in self._wakeups(WATCH_POLL, stop):
+                try:
+                    yield from seen.changes(self)
+                except RegistryError:  # the server is away: the next wake-up tries again
+                    stop.wait(1.0)
+
+        return feed()
 
     # -- retention, cycles, repair -----------------------------------------------------------
 
     def gc(self, older_than_days: float = 30.0) -> GcReport:
-        """Remove released entries (and their logs) and events older than the cutoff, and the
-        logs of slugs that have had no entry since before it."""
+        """Remove released entries (and their logs) older than the cutoff and the logs of slugs
+        that have had no entry since before it; move older events into
+        ``taskfiles_events_archive`` (the live table stays small)."""
         if older_than_days < 0:
             raise UsageError(f"older_than_days must not be negative, not {older_than_days}")
         cutoff = format_time(self.clock() - timedelta(days=older_than_days))
@@ -492,11 +497,17 @@ class PgRegistry(Registry):
                 "RETURNING l.slug, octet_length(l.record::text)",
                 (stale, cutoff),
             ).fetchall()
-            events = conn.execute("DELETE FROM taskfiles_events WHERE time < %s", (cutoff,)).rowcount
+            events = conn.execute(
+                "WITH old AS (DELETE FROM taskfiles_events WHERE time < %s RETURNING *) "
+                "INSERT INTO taskfiles_events_archive SELECT * FROM old",
+                (cutoff,),
+            ).rowcount
             return sorted({f"logs/{slug}" for slug, _ in logs}), sum(int(n) for _, n in logs), int(events)
 
         removed, size, events = self._run(body)
-        return GcReport(tuple(stale), tuple(removed), size, events, None)
+        return GcReport(
+            tuple(stale), tuple(removed), size, events, f"{self.location} taskfiles_events_archive"
+        )
 
     def write_cycle(self, record: CycleRecord) -> None:
         """Keep ``record`` as its host's last cycle (one row a host)."""
@@ -643,37 +654,43 @@ class _Locked(Mapping[str, RegistryEntry]):
         self.leases = _Leases(self)
 
     def load(self, slug: str) -> None:
-        """Lock ``slug`` and read its entry and lease high (once per transaction)."""
+        """Lock ``slug`` and read its entry and lease high (once per transaction).
+
+        The entry is read by a statement of its own once the lock is held: under READ
+        COMMITTED a statement that waited for a lock sees the locked row's new version but
+        other tables as they were when it began, so a joined read would be stale.
+        """
         if slug in self.read:
             return
         mode = "SHARE" if self.share else "UPDATE"
-        query = (
-            "SELECT l.high, e.row FROM taskfiles_leases l LEFT JOIN taskfiles_entries e ON e.slug = l.slug "
-            f"WHERE l.slug = %s FOR {mode} OF l"
-        )
+        query = f"SELECT high FROM taskfiles_leases WHERE slug = %s FOR {mode}"
         row = self.conn.execute(query, (slug,)).fetchone()
         if row is None and not self.share:
             self.conn.execute(
                 "INSERT INTO taskfiles_leases (slug) VALUES (%s) ON CONFLICT DO NOTHING", (slug,)
             )
             row = self.conn.execute(query, (slug,)).fetchone()
-        self._keep(slug, row)
-
-    def _keep(self, slug: str, row: tuple[Any, ...] | None) -> None:
         self.high[slug] = int(row[0]) if row else 0
-        self.read[slug] = self.store._entry(slug, row[1]) if row and row[1] is not None else None
+        self._read_entries([slug])
+
+    def _read_entries(self, slugs: list[str]) -> None:
+        found = dict(
+            self.conn.execute(
+                "SELECT slug, row FROM taskfiles_entries WHERE slug = ANY(%s)", (slugs,)
+            ).fetchall()
+        )
+        for slug in slugs:
+            row = found.get(slug)
+            self.read[slug] = self.store._entry(slug, row) if row is not None else None
 
     def lock_free(self, slugs: list[str]) -> list[str]:
         """Lock the candidates no other transaction holds, in the order given; return them."""
         found = self.conn.execute(
-            "SELECT l.slug, l.high, e.row FROM taskfiles_leases l "
-            "LEFT JOIN taskfiles_entries e ON e.slug = l.slug "
-            "WHERE l.slug = ANY(%s) FOR UPDATE OF l SKIP LOCKED",
-            (slugs,),
+            "SELECT slug, high FROM taskfiles_leases WHERE slug = ANY(%s) FOR UPDATE SKIP LOCKED", (slugs,)
         ).fetchall()
-        for slug, high, row in found:
-            self._keep(slug, (high, row))
-        locked = {slug for slug, _, _ in found}
+        self.high.update({slug: int(high) for slug, high in found})
+        locked = {slug for slug, _ in found}
+        self._read_entries(sorted(locked))
         return [slug for slug in slugs if slug in locked]
 
     def __getitem__(self, slug: str) -> RegistryEntry:

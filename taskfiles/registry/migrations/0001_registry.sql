@@ -37,6 +37,9 @@ CREATE TABLE taskfiles_events (
 CREATE INDEX taskfiles_events_slug ON taskfiles_events (slug, id);
 CREATE INDEX taskfiles_events_time ON taskfiles_events (time);
 
+-- Events older than `task gc`'s cutoff, moved here so the live table stays small.
+CREATE TABLE taskfiles_events_archive (LIKE taskfiles_events INCLUDING DEFAULTS);
+
 CREATE TABLE taskfiles_logs (
     id bigserial PRIMARY KEY,
     slug text NOT NULL,
