@@ -200,6 +200,24 @@ def test_a_cycle_reads_the_registry_again_before_each_claim(
     assert launch.room(scene, seen.capacity) == 0
 
 
+def test_launches_that_fail_after_their_claim_stop_at_the_free_count(
+    site: Site, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every candidate may be passed to launch (a task claimed meanwhile is passed over), but a
+    broken launch must not fail one attempt of each of them in one cycle."""
+    site.configure(max_parallel=1)
+    for slug in "xyz":
+        site.task(slug)
+        (site.root / ".worktrees" / slug).mkdir(parents=True)  # in the way: every launch fails
+    monkeypatch.setenv(HOST_ENV, "a")
+    config, registry = site.config, site.registry()
+    seen = observe(config, registry, now=site.clock(), source=planning_source(config))
+    scene = Scene(config, registry, site.clock(), "a")
+    launched = launch.dispatch(scene, seen.tasks, seen.dispatchable(), seen.capacity)
+    assert [(d.slug, "is not a git worktree" in (d.error or "")) for d in launched] == [("x", True)]
+    assert {slug for slug, e in registry.entries().items() if e.failure_class == "dispatch_failed"} == {"x"}
+
+
 def test_each_cycle_dispatches_what_is_free_on_all_hosts_and_on_its_own(
     site: Site, monkeypatch: pytest.MonkeyPatch
 ) -> None:

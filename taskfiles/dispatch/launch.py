@@ -53,10 +53,15 @@ class Dispatched:
 def dispatch(scene: Scene, tasks: TaskSet, chosen: Sequence[Task], capacity: Capacity) -> list[Dispatched]:
     """Dispatch each of ``chosen`` while the registry leaves this host a slot under
     ``capacity``'s limits (``max_parallel``, ``max_parallel_per_host``); a task claimed by
-    someone else meanwhile is skipped."""
-    done = []
+    someone else meanwhile is skipped.
+
+    At most as many claims as ``capacity`` (the cycle's observation) had free for this host:
+    a dispatch that fails after its claim frees its slot again, and without this bound a
+    broken launch (a full disk, a git error) would fail one attempt of every candidate.
+    """
+    done: list[Dispatched] = []
     for task in chosen:
-        if room(scene, capacity) < 1:
+        if len(done) >= capacity.free_on(scene.host) or room(scene, capacity) < 1:
             break
         result = dispatch_one(scene, tasks, task)
         if result is not None:
