@@ -195,10 +195,15 @@ def _dispatch(
     after a launch, classify again (the claims changed the entries): the cycle's last word."""
     free = seen.capacity.free_on(scene.host)
     chosen: list[Task] = []
+    launched: list[Dispatched] = []
     if options.dispatch and free:
         owners = [scene.config.canonical_owner(owner) or owner for owner in options.owners]
-        chosen = seen.dispatchable(owners)[:free]
-    launched = [] if options.dry_run else launch.dispatch(scene, seen.tasks, chosen, seen.capacity)
+        candidates = seen.dispatchable(owners)
+        chosen = candidates[:free]
+        if not options.dry_run:
+            # Every candidate in order, not only the first ``free``: a task another host
+            # claimed meanwhile is passed over, and the next one takes its slot.
+            launched = launch.dispatch(scene, seen.tasks, candidates, seen.capacity)
     if launched:
         seen = _again(scene, seen, options, started={d.slug for d in launched})
     return chosen, launched, seen
