@@ -36,7 +36,7 @@ GIT_IDENTITY = {
 @pytest.fixture(autouse=True)
 def _isolated_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """No test sees the developer's registry override or actor name; git works without config."""
-    for name in (REGISTRY_ENV, REGISTRY_URL_ENV, "TASKFILES_ACTOR", "TASKFILES_REPO"):
+    for name in (REGISTRY_ENV, REGISTRY_URL_ENV, "TASKFILES_ACTOR", "TASKFILES_REPO", "TASKFILES_HOST"):
         monkeypatch.delenv(name, raising=False)
     for name, value in GIT_IDENTITY.items():
         monkeypatch.setenv(name, value)

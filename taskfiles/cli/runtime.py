@@ -7,7 +7,6 @@ out of frontmatter and into the registry.
 from __future__ import annotations
 
 import os
-import socket
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -52,7 +51,8 @@ def worker_id() -> str:
     """$TASKFILES_WORKER, else actor@host ($TASKFILES_ACTOR or the login name)."""
     from ..registry import Actor
 
-    return os.environ.get("TASKFILES_WORKER") or f"{Actor.current().who}@{socket.gethostname()}"
+    actor = Actor.current()
+    return os.environ.get("TASKFILES_WORKER") or f"{actor.who}@{actor.host}"
 
 
 def _registry(ctx: typer.Context) -> Registry:
