@@ -132,7 +132,7 @@ class PgRegistry(Registry):
 
         def body(conn: psycopg.Connection[tuple[Any, ...]]) -> T:
             rows = _Locked(conn, self)
-            snap = Snapshot(rows, rows.leases, self.clock(), self.actor, _last_seq(conn))
+            snap = Snapshot(rows, rows.leases, self.clock(), self.actor)  # seq: only readers show it
             plan = fn(snap)
             if plan.changes:
                 self._write(conn, rows, snap, plan.changes)
@@ -155,56 +155,48 @@ class PgRegistry(Registry):
         apply(snap, changes, 0)  # the invariants first: a refused plan takes no number
         seq = int(_one(conn, "SELECT nextval('taskfiles_txn')"))
         applied = apply(snap, changes, seq)
-        for slug, row in applied.rows.items():
-            was = rows.read.get(slug)
-            if row is None:
-                if was is not None:
+        fenced: list[tuple[str, psycopg.Cursor[tuple[Any, ...]]]] = []
+        with conn.pipeline():  # one round trip for every write of the plan
+            for slug, row in applied.rows.items():
+                was = rows.read.get(slug)
+                if row is None:
+                    if was is not None:
+                        conn.execute(
+                            "DELETE FROM taskfiles_entries WHERE slug = %s AND lease = %s", (slug, was.lease)
+                        )
+                    continue
+                values = (row["state"], row["lease"], row.get("host"), Jsonb(row), slug)
+                if was is None:
                     conn.execute(
-                        "DELETE FROM taskfiles_entries WHERE slug = %s AND lease = %s", (slug, was.lease)
+                        "INSERT INTO taskfiles_entries (state, lease, host, row, slug) "
+                        "VALUES (%s, %s, %s, %s, %s)",
+                        values,
                     )
-                continue
-            values = (row["state"], row["lease"], row.get("host"), Jsonb(row), slug)
-            if was is None:
-                conn.execute(
-                    "INSERT INTO taskfiles_entries (state, lease, host, row, slug) "
-                    "VALUES (%s, %s, %s, %s, %s)",
-                    values,
-                )
-            else:
-                done = conn.execute(
-                    "UPDATE taskfiles_entries SET state = %s, lease = %s, host = %s, row = %s, "
-                    "updated_at = now() WHERE slug = %s AND lease = %s",
-                    (*values, was.lease),
-                )
-                if done.rowcount != 1:  # the fence: the row is locked, so this is a bug, never a race
-                    raise RegistryError(f"'{slug}' changed under its lock; nothing was written")
-        for slug, high in applied.leases.items():
-            if high > rows.high.get(slug, 0):
-                conn.execute(
-                    "UPDATE taskfiles_leases SET high = greatest(high, %s) WHERE slug = %s", (high, slug)
-                )
-        last = 0
-        for event in applied.events:
-            last = int(
-                _one(
-                    conn,
-                    "INSERT INTO taskfiles_events "
-                    "(seq, time, type, slug, lease, actor, details, change, removed) "
-                    "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING id",
-                    (
-                        seq,
-                        event.time,
-                        event.type,
-                        event.slug,
-                        event.lease,
-                        Jsonb(event.actor.to_dict()),
-                        Jsonb(dict(event.details)),
-                        Jsonb(dict(event.change)) if event.change is not None else None,
-                        event.removed,
-                    ),
-                )
-            )
-        _notify(conn, {"seq": seq, "event": last, "slugs": sorted(applied.rows)})
+                else:
+                    update = conn.execute(
+                        "UPDATE taskfiles_entries SET state = %s, lease = %s, host = %s, row = %s, "
+                        "updated_at = now() WHERE slug = %s AND lease = %s",
+                        (*values, was.lease),
+                    )
+                    fenced.append((slug, update))
+            for slug, high in applied.leases.items():
+                if high > rows.high.get(slug, 0):
+                    conn.execute(
+                        "UPDATE taskfiles_leases SET high = greatest(high, %s) WHERE slug = %s", (high, slug)
+                    )
+            if applied.events:
+                with conn.cursor() as cur:
+                    cur.executemany(
+                        "INSERT INTO taskfiles_events "
+                        "(seq, time, type, slug, lease, actor, details, change, removed) "
+                        "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
+                        [_event_row(seq, event) for event in applied.events],
+                    )
+                # Live views learn of events; a silent write (a plain heartbeat) has none to tell.
+                _notify(conn, {"seq": seq, "slugs": sorted({e.slug for e in applied.events if e.slug})})
+        for slug, update in fenced:
+            if update.rowcount != 1:  # the fence: the row is locked, so this is a bug, never a race
+                raise RegistryError(f"'{slug}' changed under its lock; nothing was written")
 
     def claim_first(
         self,
@@ -229,7 +221,7 @@ class PgRegistry(Registry):
             )
             rows = _Locked(conn, self)
             free = rows.lock_free(wanted)
-            snap = Snapshot(rows, rows.leases, self.clock(), self.actor, _last_seq(conn))
+            snap = Snapshot(rows, rows.leases, self.clock(), self.actor)
             plan: Plan[RegistryEntry | None] = lifecycle.claim_first(
                 snap, free, worker=worker, owner=owner, max_attempts=max_attempts, task_blobs=task_blobs
             )
@@ -603,20 +595,7 @@ class PgRegistry(Registry):
                     "INSERT INTO taskfiles_events "
                     "(seq, time, type, slug, lease, actor, details, change, removed) "
                     "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
-                    [
-                        (
-                            e.seq,
-                            e.time,
-                            e.type,
-                            e.slug,
-                            e.lease,
-                            Jsonb(e.actor.to_dict()),
-                            Jsonb(dict(e.details)),
-                            Jsonb(dict(e.change)) if e.change is not None else None,
-                            e.removed,
-                        )
-                        for e in dump.events
-                    ],
+                    [_event_row(e.seq, e) for e in dump.events],
                 )
                 cur.executemany(
                     "INSERT INTO taskfiles_logs (slug, attempt, record) VALUES (%s, %s, %s)",
@@ -664,14 +643,17 @@ class _Locked(Mapping[str, RegistryEntry]):
             return
         mode = "SHARE" if self.share else "UPDATE"
         query = f"SELECT high FROM taskfiles_leases WHERE slug = %s FOR {mode}"
-        row = self.conn.execute(query, (slug,)).fetchone()
-        if row is None and not self.share:
-            self.conn.execute(
-                "INSERT INTO taskfiles_leases (slug) VALUES (%s) ON CONFLICT DO NOTHING", (slug,)
-            )
-            row = self.conn.execute(query, (slug,)).fetchone()
+        with self.conn.pipeline():  # one round trip; the read runs once the lock is held
+            if not self.share:
+                self.conn.execute(
+                    "INSERT INTO taskfiles_leases (slug) VALUES (%s) ON CONFLICT DO NOTHING", (slug,)
+                )
+            lock = self.conn.execute(query, (slug,))
+            read = self.conn.execute("SELECT row FROM taskfiles_entries WHERE slug = %s", (slug,))
+        row = lock.fetchone()
         self.high[slug] = int(row[0]) if row else 0
-        self._read_entries([slug])
+        found = read.fetchone()
+        self.read[slug] = self.store._entry(slug, found[0]) if found is not None else None
 
     def _read_entries(self, slugs: list[str]) -> None:
         found = dict(
@@ -822,6 +804,22 @@ class _Seen:
             scopes.add("cycle")
             self.cycle = newest
         yield RegistryChange(frozenset(scopes), frozenset(slugs), tuple(e.event for e in events))
+
+
+def _event_row(seq: int, event: Event) -> tuple[Any, ...]:
+    from psycopg.types.json import Jsonb
+
+    return (
+        seq,
+        event.time,
+        event.type,
+        event.slug,
+        event.lease,
+        Jsonb(event.actor.to_dict()),
+        Jsonb(dict(event.details)),
+        Jsonb(dict(event.change)) if event.change is not None else None,
+        event.removed,
+    )
 
 
 def _one(conn: psycopg.Connection[tuple[Any, ...]], query: str, args: Sequence[Any] = ()) -> Any:
