@@ -1,10 +1,11 @@
-"""A throwaway PostgreSQL cluster for the tests: one per pytest process, real server, real disk.
+"""A throwaway PostgreSQL cluster for the tests: one per pytest process, a real server.
 
-``PgServer.start()`` runs ``initdb`` and ``pg_ctl start`` in a fresh temp folder, on a
-free port of 127.0.0.1 and a socket folder of its own (so xdist workers never meet),
-with trust authentication; ``stop()`` stops it (``pg_ctl stop -m fast``) and deletes the
-folder. PostgreSQL refuses to run as root, and the tests run as root in CI: then every
-server binary runs as the ``postgres`` user through ``runuser``, in a folder it owns.
+``PgServer.start()`` runs ``initdb`` and ``pg_ctl start`` in a fresh folder (in /dev/shm
+when it has room: ``cluster_parent``), on a free port of 127.0.0.1 and a socket folder
+of its own (so xdist workers never meet), with trust authentication; ``stop()`` stops
+it (``pg_ctl stop -m fast``) and deletes the folder. PostgreSQL refuses to run as root,
+and the tests run as root in CI: then every server binary runs as the ``postgres`` user
+through ``runuser``, in a folder it owns.
 A killed pytest runs no teardown: a small reaper process, which outlives it, stops and
 deletes the cluster then.
 
