@@ -303,7 +303,7 @@ def observe(
     """
     warnings = [source.note] if source.note else []
     try:
-        entries = registry.entries()
+        entries = registry.unreleased()  # a released entry is history: classified as none
         cycles: Sequence[CycleRecord] = registry.read_cycles()
         registry_error = None
     except TaskfilesError as error:

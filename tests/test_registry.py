@@ -980,3 +980,19 @@ def test_watch_reports_entries_cycle_and_logs_with_the_events_and_stops(reg: Reg
     assert drain(feed, timeout=15) is not None  # it ends once stopped
     seen = [e.type for c in changes for e in c.events]
     assert seen.count("task.claimed") == 1  # each event once, in order
+
+
+def test_unreleased_is_every_entry_but_the_released_ones(reg: Registry) -> None:
+    """What the classification reads: a store may skip released entries unread."""
+    for slug in ("a", "b", "c", "d"):
+        reg.claim(slug, worker="w")
+    reg.release("b")
+    reg.note("b", "a note on a released entry")  # its line changes; still released
+    lease = reg.get("c").lease
+    reg.finish("c", lease, 1)
+    reg.release("d")
+    reg.retry("c")
+    want = {slug: entry for slug, entry in reg.entries().items() if entry.state != "released"}
+    assert reg.unreleased() == want and set(want) == {"a", "c"}
+    reopened = reg.claim("d", worker="w2")  # released, then claimed again
+    assert reg.unreleased()["d"] == reopened

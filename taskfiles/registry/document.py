@@ -110,6 +110,17 @@ class Rows(Mapping[str, _Row]):
             row = self._cache[line] = _parse_line(slug, line)
         return row
 
+    def released(self, slug: str) -> bool:
+        """Whether ``slug``'s entry is released, read from its line without parsing it when the
+        file is in the checksummed layout (the writer renders ``"state":"released"`` as is)."""
+        if slug in self.changes:
+            row = self.changes[slug]
+            return row is not None and row.get("state") == "released"
+        line = self.line(slug)
+        if line is not None:
+            return b',"state":"released",' in line
+        return self[slug].get("state") == "released"
+
     def __contains__(self, slug: object) -> bool:
         if not isinstance(slug, str):
             return False

@@ -175,6 +175,12 @@ class Registry(ABC):
         snap = self.snapshot()
         return {slug: snap.entries[slug] for slug in snap.entries}
 
+    def unreleased(self) -> dict[str, RegistryEntry]:
+        """Every entry but the released ones: what the classification looks at (a released
+        entry is history; a task with one is classified as if it had none). A store may
+        answer without reading the released ones."""
+        return {slug: entry for slug, entry in self.entries().items() if entry.state != "released"}
+
     def find(self, slug: str) -> RegistryEntry | None:
         """The entry for ``slug``, or None."""
         return self.snapshot().entries.get(slug)

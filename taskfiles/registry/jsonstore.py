@@ -208,6 +208,12 @@ class JsonRegistry(Registry):
         """Every entry and lease as last written."""
         return self._snapshot(self._current().doc)
 
+    def unreleased(self) -> dict[str, RegistryEntry]:
+        """Every entry but the released ones; a released entry's line is passed over unread."""
+        rows = self._current().doc.rows
+        entries = _LazyEntries(rows, self)
+        return {slug: entries[slug] for slug in rows if not rows.released(slug)}
+
     # -- writing -----------------------------------------------------------------------------
 
     @contextlib.contextmanager

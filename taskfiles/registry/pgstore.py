@@ -252,6 +252,16 @@ class PgRegistry(Registry):
         snap: Snapshot = self._run(body)
         return snap
 
+    def unreleased(self) -> dict[str, RegistryEntry]:
+        """Every entry but the released ones, without reading those."""
+
+        def body(conn: psycopg.Connection[tuple[Any, ...]]) -> dict[str, RegistryEntry]:
+            found = conn.execute("SELECT slug, row::text FROM taskfiles_entries WHERE state <> 'released'")
+            return {slug: self._entry(slug, orjson.loads(row)) for slug, row in found}
+
+        entries: dict[str, RegistryEntry] = self._run(body)
+        return entries
+
     def find(self, slug: str) -> RegistryEntry | None:
         """The entry for ``slug``, or None (one row read, not the whole registry)."""
         check_slug(slug)
