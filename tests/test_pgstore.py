@@ -201,3 +201,28 @@ def test_a_write_on_one_host_reaches_a_watcher_on_another(pg_url: str) -> None:
         assert "a" in changes[-1].slugs
     finally:
         stop.set()
+
+
+def test_an_event_committed_after_a_later_one_still_reaches_the_followers(pg_url: str) -> None:
+    """Ids are taken at insert, commits come in any order: a reader that kept only the
+    highest id it saw would skip the slower transaction's event for good."""
+    follower = PgRegistry(pg_url).follow_events(poll=0.05)
+    stop = threading.Event()
+    feed = PgRegistry(pg_url).watch(stop)
+    writer = PgRegistry(pg_url, actor=TEST_ACTOR)
+    with psycopg.connect(pg_url) as slow:
+        slow.execute(
+            "INSERT INTO taskfiles_events (seq, time, type, slug, lease, actor) "
+            "VALUES (1, '2025-03-01T12:00:00.000000Z', 'task.note', 'slow', 1, '{}')"
+        )  # id 1, not committed yet
+        writer.claim("fast", worker="w")  # id 2, committed first
+        assert [e.slug for e in take(follower, 1)] == ["fast"]
+        seen = [e.slug for c in take(feed, 1) for e in c.events]
+        while "fast" not in seen:
+            seen += [e.slug for c in take(feed, 1) for e in c.events]
+        slow.commit()
+    assert [e.slug for e in take(follower, 1)] == ["slow"]
+    while "slow" not in seen:
+        seen += [e.slug for c in take(feed, 1) for e in c.events]
+    stop.set()
+    assert seen.count("fast") == seen.count("slow") == 1

@@ -54,6 +54,9 @@ T = TypeVar("T")
 CHANNEL = "taskfiles"
 RETRIES = 30  # deadlocks and serialization failures re-run the (pure) mutation
 WATCH_POLL = 0.25  # seconds: how long a missed notification can go unseen
+GAP_WAIT = 30.0  # seconds an id skipped over is waited for (a slow commit; else a rollback)
+MAX_GAPS = 10_000  # ids skipped over at once beyond which none are waited for
+LOOKBACK = 1_000  # ids a log follower reads again for lines committed late
 
 
 class PgRegistry(Registry):
@@ -320,18 +323,37 @@ class PgRegistry(Registry):
     ) -> Iterator[Event]:
         """Events as they are recorded (those from ``since`` first; None: only new ones): a
         notification wakes the reader at once, and it reads every ``poll`` seconds anyway."""
-        last = 0 if since is not None else self._last_event_id()
+        position = self._event_position(since)
+        wanted = check_slug(slug) if slug is not None else None
 
         def follow() -> Iterator[Event]:
-            nonlocal last
-            first = since
             for _ in self._wakeups(poll):
-                for found in self._events_after(last, slug, first):
-                    last = found.id
-                    yield found.event
-                first = None
+                # Every slug's events are read, so the ids in between are known (see _Position).
+                found = self._events_after(position.floor(), None, None)
+                fresh = position.admit([f.id for f in found])
+                for item in found:
+                    if item.id in fresh and (wanted is None or item.event.slug == wanted):
+                        yield item.event
 
         return follow()
+
+    def _event_position(self, since: datetime | None) -> _Position:
+        """Where a follower starts: before the first event from ``since`` (None: after the
+        last one), with the ids missing in the last ``LOOKBACK`` below it as gaps."""
+
+        def body(conn: psycopg.Connection[tuple[Any, ...]]) -> tuple[int, list[int]]:
+            top = int(_one(conn, "SELECT coalesce(max(id), 0) FROM taskfiles_events"))
+            if since is not None:
+                stamp = format_time(since if since.tzinfo else since.replace(tzinfo=UTC))
+                first = _one(conn, "SELECT min(id) FROM taskfiles_events WHERE time >= %s", (stamp,))
+                top = int(first) - 1 if first is not None else top
+            recent = conn.execute(
+                "SELECT id FROM taskfiles_events WHERE id > %s AND id <= %s", (top - LOOKBACK, top)
+            ).fetchall()
+            return top, [int(row[0]) for row in recent]
+
+        top, recent = self._run(body)
+        return _Position.at(top, recent)
 
     def _wakeups(self, poll: float, stop: threading.Event | None = None) -> Iterator[None]:
         """Yield at once, then whenever a commit notifies ``taskfiles`` or ``poll`` seconds
@@ -439,13 +461,20 @@ class PgRegistry(Registry):
             return entry is None or entry.attempt != number or not entry.is_live
 
         def follow() -> Iterator[LogRecord]:
+            seen: set[int] = set()
             last = 0
             for _ in self._wakeups(poll):
                 finished = over()  # checked before reading: nothing is missed
-                for n, record in self._log_records(slug, int(number), last):
-                    last = n
+                # Ids are taken at insert and committed in any order: look back over the
+                # last LOOKBACK ids for a line whose transaction committed late.
+                for n, record in self._log_records(slug, int(number), max(last - LOOKBACK, 0)):
+                    if n in seen:
+                        continue
+                    seen.add(n)
+                    last = max(last, n)
                     if record is not None and runlog.matches(record, level, source):
                         yield record
+                seen = {n for n in seen if n > last - LOOKBACK}
                 if finished:
                     return
 
@@ -769,47 +798,79 @@ def _event(row: tuple[Any, ...]) -> _IdEvent:
     return _IdEvent(int(ident), event)
 
 
+class _Position:
+    """How far a reader of an id-ordered table got. An id is taken when a row is inserted,
+    but transactions commit in any order: an id below the highest one read may still
+    appear (its transaction was slower). Those ids are kept as gaps and read again until
+    they appear, or for ``GAP_WAIT`` seconds (an insert that was rolled back never does)."""
+
+    def __init__(self, last: int) -> None:
+        self.last = last
+        self.gaps: dict[int, float] = {}  # id -> when it was first found missing
+
+    @classmethod
+    def at(cls, last: int, present: Sequence[int]) -> _Position:
+        """After ``last``, waiting for the ids of the ``LOOKBACK`` below it that are not
+        ``present`` (transactions still running when the reader started)."""
+        position, now, known = cls(last), time.monotonic(), set(present)
+        lowest = max(last - LOOKBACK, 0) + 1
+        position.gaps = {ident: now for ident in range(lowest, last + 1) if ident not in known}
+        return position
+
+    def floor(self) -> int:
+        """Read the ids above this one."""
+        return min(self.gaps) - 1 if self.gaps else self.last
+
+    def admit(self, ids: Sequence[int]) -> set[int]:
+        """The ids among ``ids`` not admitted before; remember the ones skipped over."""
+        now = time.monotonic()
+        fresh = set()
+        for ident in sorted(ids):
+            if ident > self.last:
+                if ident - self.last <= MAX_GAPS:
+                    self.gaps.update(dict.fromkeys(range(self.last + 1, ident), now))
+                self.last = ident
+                fresh.add(ident)
+            elif self.gaps.pop(ident, None) is not None:
+                fresh.add(ident)
+        self.gaps = {ident: t for ident, t in self.gaps.items() if now - t < GAP_WAIT}
+        return fresh
+
+
 class _Seen:
-    """Where the live feed is: the last event, log line and cycle record it reported."""
+    """Where the live feed is: the events and log lines it reported, and the newest cycle."""
 
     def __init__(self, store: PgRegistry) -> None:
-        self.event = store._last_event_id()
-        row = store._run(
-            lambda conn: conn.execute(
-                "SELECT (SELECT coalesce(max(id), 0) FROM taskfiles_logs), "
-                "(SELECT coalesce(max(generated_at), '') FROM taskfiles_cycles)"
-            ).fetchone()
-        )
-        self.log, self.cycle = int(row[0]), str(row[1])
+        def body(conn: psycopg.Connection[tuple[Any, ...]]) -> tuple[_Position, str]:
+            top = int(_one(conn, "SELECT coalesce(max(id), 0) FROM taskfiles_logs"))
+            recent = conn.execute("SELECT id FROM taskfiles_logs WHERE id > %s", (top - LOOKBACK,))
+            newest = str(_one(conn, "SELECT coalesce(max(generated_at), '') FROM taskfiles_cycles"))
+            return _Position.at(top, [int(row[0]) for row in recent]), newest
+
+        self.events = store._event_position(None)
+        self.logs, self.cycle = store._run(body)
 
     def changes(self, store: PgRegistry) -> Iterator[RegistryChange]:
         """One batch: what was recorded since the last one (possibly nothing)."""
-        events = store._events_after(self.event, None, None)
+        found = store._events_after(self.events.floor(), None, None)
+        fresh = self.events.admit([f.id for f in found])
+        events = [f for f in found if f.id in fresh]
 
-        def body(conn: psycopg.Connection[tuple[Any, ...]]) -> tuple[list[str], int, str]:
-            logs = conn.execute(
-                "SELECT coalesce(array_agg(DISTINCT slug), '{}'::text[]), coalesce(max(id), 0) "
-                "FROM taskfiles_logs WHERE id > %s",
-                (self.log,),
-            ).fetchone()
-            assert logs is not None
-            return (
-                list(logs[0]),
-                int(logs[1]),
-                str(_one(conn, "SELECT coalesce(max(generated_at), '') FROM taskfiles_cycles")),
-            )
+        def body(conn: psycopg.Connection[tuple[Any, ...]]) -> tuple[list[tuple[int, str]], str]:
+            lines = conn.execute("SELECT id, slug FROM taskfiles_logs WHERE id > %s", (self.logs.floor(),))
+            newest = str(_one(conn, "SELECT coalesce(max(generated_at), '') FROM taskfiles_cycles"))
+            return [(int(n), str(slug)) for n, slug in lines], newest
 
-        log_slugs, top_log, newest = store._run(body)
+        lines, newest = store._run(body)
+        logged = self.logs.admit([n for n, _ in lines])
         scopes: set[str] = set()
         slugs: set[str] = set()
         if events:
             scopes.add("registry")
-            self.event = events[-1].id
             slugs.update(e.event.slug for e in events if e.event.slug)
-        if top_log > self.log:
+        if logged:
             scopes.add("logs")
-            slugs.update(log_slugs)
-            self.log = top_log
+            slugs.update(slug for n, slug in lines if n in logged)
         if newest != self.cycle:
             scopes.add("cycle")
             self.cycle = newest
