@@ -8,6 +8,7 @@ configuration works.
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -192,18 +193,11 @@ def _registry_url(raw: dict[str, Any], where: str) -> str | None:
 
 
 def redacted(url: str) -> str:
-    """``url`` with any password replaced by ``***`` (for messages: a password is never printed)."""
-    from urllib.parse import urlsplit, urlunsplit
-
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return "<unparsable URL>"
-    if parts.password is None:
-        return url
-    host = parts.hostname or ""
-    netloc = f"{parts.username or ''}:***@{host}" + (f":{parts.port}" if parts.port else "")
-    return urlunsplit(parts._replace(netloc=netloc))
+    """``url`` with any password replaced by ``***`` (for messages: a password is never
+    printed): in the user part (``user:pw@``, every host of a multi-host URL) and in a
+    ``password=`` parameter."""
+    masked = re.sub(r"(://[^/@?#]*?:)[^/@?#]*@", r"\1***@", url)
+    return re.sub(r"((?:^|[?&])password=)[^&]*", r"\1***", masked)
 
 
 def _registry_dir(root: Path, repo: git.RepoPaths | None, raw: dict[str, Any]) -> Path:

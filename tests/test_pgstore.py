@@ -20,7 +20,10 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from taskfiles.config import redacted
 from taskfiles.registry import RegistryChange
+from taskfiles.registry.copy import copy
+from taskfiles.registry.jsonstore import JsonRegistry
 from taskfiles.registry.pgstore import PgRegistry
 
 from .conftest import TEST_ACTOR, commit_all, take, write_task
@@ -226,3 +229,66 @@ def test_an_event_committed_after_a_later_one_still_reaches_the_followers(pg_url
         seen += [e.slug for c in take(feed, 1) for e in c.events]
     stop.set()
     assert seen.count("fast") == seen.count("slow") == 1
+
+
+# -- what a review found -----------------------------------------------------------------------
+
+
+def test_claim_first_passes_over_a_candidate_another_transaction_holds(pg_url: str) -> None:
+    reg = PgRegistry(pg_url, actor=TEST_ACTOR)
+    for slug in ("t1", "t2", "t3"):
+        reg.claim(slug, worker="w")
+        reg.release(slug)
+    with psycopg.connect(pg_url) as holder:  # another host, mid-claim of t1
+        holder.execute("SELECT high FROM taskfiles_leases WHERE slug = 't1' FOR UPDATE")
+        taken = PgRegistry(pg_url).claim_first(["t1", "t2", "t3"], worker="w2")
+        assert taken is not None and taken.slug == "t2"
+        again = PgRegistry(pg_url).claim_first(["t1", "t2", "t3"], worker="w3")
+        assert again is not None and again.slug == "t3"  # t2 is live now; t3 was never locked
+    assert reg.get("t1").state == "released"
+
+
+def test_a_connection_dropped_while_idle_is_opened_again(pg_url: str) -> None:
+    reg = PgRegistry(pg_url, actor=TEST_ACTOR)
+    lease = reg.claim("a", worker="w").lease
+    with psycopg.connect(pg_url, autocommit=True) as admin:
+        admin.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+    assert reg.heartbeat("a", lease).heartbeats == 1  # a server restart does not stop a worker
+
+
+def test_a_copy_from_a_database_keeps_the_events_gc_archived(pg_url: str, tmp_path: Path) -> None:
+    reg = PgRegistry(pg_url, actor=TEST_ACTOR)
+    reg.claim("a", worker="w")
+    reg.release("a")
+    reg.claim("b", worker="w")
+    report = reg.gc(older_than_days=0)
+    assert report.entries_removed == ("a",) and report.events_archived == 3
+    copied = JsonRegistry(tmp_path / "folder")
+    copy(reg, copied)
+    assert [e.type for e in copied.events().events] == [e.type for e in reg.dump().events]
+    assert [e.type for e in reg.dump().events] == [
+        "task.claimed",
+        "task.released",
+        "task.claimed",
+        "task.pruned",
+    ]
+    assert copied.claim("a", worker="w").lease == 2  # the pruned entry's lease came along
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("postgresql://u:s3cret@db/x", "postgresql://u:***@db/x"),
+        ("postgresql://u:s3cret@h1:5432,h2:5433/x", "postgresql://u:***@h1:5432,h2:5433/x"),
+        (
+            "postgresql://u@db/x?sslmode=require&password=s3cret",
+            "postgresql://u@db/x?sslmode=require&password=***",
+        ),
+        ("postgresql://u@[::1]:5432/x", "postgresql://u@[::1]:5432/x"),
+    ],
+)
+def test_a_password_is_masked_wherever_the_url_carries_it(url: str, shown: str) -> None:
+    assert redacted(url) == shown

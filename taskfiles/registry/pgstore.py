@@ -82,7 +82,8 @@ class PgRegistry(Registry):
         if self._conn is not None and not self._conn.closed:
             return self._conn
         try:
-            conn = psycopg.connect(self.url, autocommit=True)
+            # No prepared statements: they do not survive PgBouncer in transaction mode.
+            conn = psycopg.connect(self.url, autocommit=True, prepare_threshold=None)
         except psycopg.OperationalError as exc:
             raise self._unreachable(exc) from None
         try:
@@ -111,11 +112,16 @@ class PgRegistry(Registry):
         import psycopg
         from psycopg import errors
 
+        reconnected = False
         for attempt in itertools.count():
+            fresh = self._conn is None or self._conn.closed
             conn = self._connect()
+            committing = False
             try:
                 with conn.transaction():
-                    return body(conn)
+                    result = body(conn)
+                    committing = True  # leaving the block sends COMMIT
+                return result
             except (errors.SerializationFailure, errors.DeadlockDetected, errors.UniqueViolation):
                 if attempt >= RETRIES:
                     raise RegistryError(
@@ -125,7 +131,14 @@ class PgRegistry(Registry):
                 time.sleep(random.uniform(0, 0.002 * min(attempt + 1, 10)))
             except psycopg.OperationalError as exc:
                 self.close()
-                raise self._unreachable(exc) from None
+                if committing:
+                    raise RegistryError(
+                        f"the connection to {self.location} dropped while committing: the write may "
+                        "or may not have been recorded; look before repeating it (task show)"
+                    ) from None
+                if fresh or reconnected:
+                    raise self._unreachable(exc) from None
+                reconnected = True  # a connection that went stale while idle: the server rolled back
         raise AssertionError("unreachable")
 
     # -- transactions ------------------------------------------------------------------------
@@ -217,20 +230,26 @@ class PgRegistry(Registry):
         if not wanted:
             return None
 
-        def body(conn: psycopg.Connection[tuple[Any, ...]]) -> RegistryEntry | None:
-            conn.execute(
+        # Every candidate needs a lease row to lock: made (and committed) first, on its own,
+        # so racing claimers never wait on each other's new rows.
+        self._run(
+            lambda conn: conn.execute(
                 "INSERT INTO taskfiles_leases (slug) SELECT unnest(%s::text[]) ON CONFLICT DO NOTHING",
                 (wanted,),
             )
+        )
+
+        def body(conn: psycopg.Connection[tuple[Any, ...]]) -> RegistryEntry | None:
             rows = _Locked(conn, self)
-            free = rows.lock_free(wanted)
             snap = Snapshot(rows, rows.leases, self.clock(), self.actor)
-            plan: Plan[RegistryEntry | None] = lifecycle.claim_first(
-                snap, free, worker=worker, owner=owner, max_attempts=max_attempts, task_blobs=task_blobs
-            )
-            if plan.changes:
-                self._write(conn, rows, snap, plan.changes)
-            return plan.result
+            while (slug := rows.lock_next(wanted)) is not None:  # one at a time, in order
+                plan: Plan[RegistryEntry | None] = lifecycle.claim_first(
+                    snap, [slug], worker=worker, owner=owner, max_attempts=max_attempts, task_blobs=task_blobs
+                )
+                if plan.changes:
+                    self._write(conn, rows, snap, plan.changes)
+                    return plan.result
+            return None
 
         result: RegistryEntry | None = self._run(body)
         return result
@@ -293,7 +312,8 @@ class PgRegistry(Registry):
 
     def events(self, slug: str | None = None, since: datetime | None = None) -> EventPage:
         """Recorded events for ``slug`` (None: all) from ``since`` on, oldest first."""
-        return EventPage(tuple(found.event for found in self._events_after(0, slug, since)))
+        found = sorted(self._events_after(0, slug, since), key=lambda f: (f.event.seq, f.id))
+        return EventPage(tuple(f.event for f in found))  # in transaction order
 
     def _events_after(self, after: int, slug: str | None, since: datetime | None) -> list[_IdEvent]:
         query = (
@@ -507,38 +527,44 @@ class PgRegistry(Registry):
         if older_than_days < 0:
             raise UsageError(f"older_than_days must not be negative, not {older_than_days}")
         cutoff = format_time(self.clock() - timedelta(days=older_than_days))
-        stale = sorted(
-            slug
-            for slug, entry in self.entries().items()
-            if entry.state == "released" and (entry.updated_at or "") < cutoff
-        )
         reason = {"reason": f"released before {cutoff}"}
 
-        def prune(s: Snapshot) -> Plan[None]:
-            gone = [slug for slug in stale if slug in s.entries and s.entries[slug].state == "released"]
-            return Plan(tuple(Change(slug, None, "task.pruned", reason) for slug in gone), None)
-
-        if stale:
-            self.transact(prune)
-
-        def body(conn: psycopg.Connection[tuple[Any, ...]]) -> tuple[list[str], int, int]:
+        def body(conn: psycopg.Connection[tuple[Any, ...]]) -> GcReport:
+            candidates = conn.execute(
+                "SELECT slug FROM taskfiles_entries WHERE state = 'released' AND row->>'updated_at' < %s "
+                "ORDER BY slug",
+                (cutoff,),
+            ).fetchall()
+            rows = _Locked(conn, self)
+            snap = Snapshot(rows, rows.leases, self.clock(), self.actor)
+            gone = []
+            for (slug,) in candidates:  # locked, and read again: claimed since is kept
+                entry = rows.get(slug)
+                if entry is not None and entry.state == "released" and (entry.updated_at or "") < cutoff:
+                    gone.append(slug)
+            if gone:
+                self._write(conn, rows, snap, [Change(slug, None, "task.pruned", reason) for slug in gone])
             logs = conn.execute(
                 "DELETE FROM taskfiles_logs l WHERE l.slug = ANY(%s) OR (l.record->>'time' < %s "
                 "AND NOT EXISTS (SELECT 1 FROM taskfiles_entries e WHERE e.slug = l.slug)) "
                 "RETURNING l.slug, octet_length(l.record::text)",
-                (stale, cutoff),
+                (gone, cutoff),
             ).fetchall()
             events = conn.execute(
                 "WITH old AS (DELETE FROM taskfiles_events WHERE time < %s RETURNING *) "
                 "INSERT INTO taskfiles_events_archive SELECT * FROM old",
                 (cutoff,),
             ).rowcount
-            return sorted({f"logs/{slug}" for slug, _ in logs}), sum(int(n) for _, n in logs), int(events)
+            return GcReport(
+                tuple(gone),
+                tuple(sorted({f"logs/{slug}" for slug, _ in logs})),
+                sum(int(n) for _, n in logs),
+                int(events),
+                f"{self.location} taskfiles_events_archive",
+            )
 
-        removed, size, events = self._run(body)
-        return GcReport(
-            tuple(stale), tuple(removed), size, events, f"{self.location} taskfiles_events_archive"
-        )
+        report: GcReport = self._run(body)
+        return report
 
     def write_cycle(self, record: CycleRecord) -> None:
         """Keep ``record`` as its host's last cycle (one row a host)."""
@@ -581,9 +607,10 @@ class PgRegistry(Registry):
             conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
             rows = conn.execute("SELECT slug, row FROM taskfiles_entries ORDER BY slug").fetchall()
             leases = conn.execute("SELECT slug, high FROM taskfiles_leases WHERE high > 0").fetchall()
-            events = conn.execute(
+            events = conn.execute(  # archived history too, in transaction order
                 "SELECT id, seq, time, type, slug, lease, actor, details, change, removed "
-                "FROM taskfiles_events ORDER BY id"
+                "FROM (SELECT * FROM taskfiles_events_archive UNION ALL SELECT * FROM taskfiles_events) e "
+                "ORDER BY seq, id"
             ).fetchall()
             logs: dict[tuple[str, int], list[LogRecord]] = {}
             for slug, attempt, record in conn.execute(
@@ -704,15 +731,24 @@ class _Locked(Mapping[str, RegistryEntry]):
             row = found.get(slug)
             self.read[slug] = self.store._entry(slug, row) if row is not None else None
 
-    def lock_free(self, slugs: list[str]) -> list[str]:
-        """Lock the candidates no other transaction holds, in the order given; return them."""
-        found = self.conn.execute(
-            "SELECT slug, high FROM taskfiles_leases WHERE slug = ANY(%s) FOR UPDATE SKIP LOCKED", (slugs,)
-        ).fetchall()
-        self.high.update({slug: int(high) for slug, high in found})
-        locked = {slug for slug, _ in found}
-        self._read_entries(sorted(locked))
-        return [slug for slug in slugs if slug in locked]
+    def lock_next(self, slugs: list[str]) -> str | None:
+        """Lock the first of ``slugs`` (in their order) not looked at yet, not held by another
+        transaction and not visibly live; None when there is none. Its entry is read by a
+        statement of its own once the lock is held (the lifecycle decides on it)."""
+        row = self.conn.execute(
+            "SELECT l.slug, l.high FROM taskfiles_leases l "
+            "LEFT JOIN taskfiles_entries e ON e.slug = l.slug "
+            "WHERE l.slug = ANY(%s) AND NOT l.slug = ANY(%s) "
+            "AND coalesce(e.state, 'released') NOT IN ('claimed', 'running') "
+            "ORDER BY array_position(%s, l.slug) LIMIT 1 FOR UPDATE OF l SKIP LOCKED",
+            (slugs, list(self.read), slugs),
+        ).fetchone()
+        if row is None:
+            return None
+        slug = str(row[0])
+        self.high[slug] = int(row[1])
+        self._read_entries([slug])
+        return slug
 
     def __getitem__(self, slug: str) -> RegistryEntry:
         self.load(check_slug(slug))
