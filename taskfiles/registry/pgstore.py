@@ -12,9 +12,9 @@ at a slug, that slug's lease row is locked (``SELECT ... FOR UPDATE``) and its
 entry read, so transactions on different tasks run side by side and two on one
 task wait for each other. Writes carry the lease they read in their WHERE
 clause; a deadlock or serialization failure re-runs the transaction (the
-mutation is pure). ``claim_first`` (``next --claim``) picks its task with one
-``FOR UPDATE SKIP LOCKED`` statement, so racing claimers on several hosts each
-get a different task without waiting for one another.
+mutation is pure). ``claim_first`` (``next --claim``) locks its candidates one at
+a time, in order, with ``FOR UPDATE SKIP LOCKED``, so racing claimers on several
+hosts each get a different task without waiting for one another.
 
 Each commit sends ``NOTIFY taskfiles`` with ids only; ``watch`` listens on a
 connection of its own and polls as well (behind PgBouncer in transaction mode
