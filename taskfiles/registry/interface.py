@@ -20,6 +20,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, TypeVar
 
+from ..errors import NotFoundError
+from ..slugs import check_slug
 from . import lifecycle
 from .records import Actor, CycleRecord, Dump, Event, LogRecord, RegistryEntry, format_time, utc_now
 from .runlog import LogPage, check_level, check_source
@@ -105,6 +107,32 @@ class Registry(ABC):
     @abstractmethod
     def _append_log(self, slug: str, lease: int | None, records: Sequence[LogRecord]) -> int:
         """Append ``records`` to the current attempt's log, fenced by ``lease``; return the attempt."""
+
+    @abstractmethod
+    def _logged_attempts(self, slug: str) -> list[int]:
+        """The attempt numbers of ``slug`` that have log lines, in order."""
+
+    def _log_attempt(self, slug: str, attempt: int | None) -> int:
+        """The attempt a log reader means: ``attempt`` if it has a log or is the entry's,
+        else the entry's current one, else the last with a log; NotFoundError otherwise."""
+        check_slug(slug)
+        known = self._logged_attempts(slug)
+        entry = self.find(slug)
+        if attempt is not None:
+            if attempt not in known and not (entry and entry.attempt == attempt):
+                listed = ", ".join(map(str, known)) or "none"
+                raise NotFoundError(
+                    f"attempt {attempt} of '{slug}' has no log (attempts with logs: {listed})"
+                )
+            return attempt
+        if entry is None and not known:
+            raise NotFoundError(f"'{slug}' has no registry entry and no logs")
+        return entry.attempt if entry else known[-1]
+
+    def _attempt_over(self, slug: str, attempt: int) -> bool:
+        """Whether ``attempt`` of ``slug`` can log no more (a log follower stops then)."""
+        entry = self.find(slug)
+        return entry is None or entry.attempt != attempt or not entry.is_live
 
     @abstractmethod
     def logs(

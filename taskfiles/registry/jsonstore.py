@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from .. import atomic, folders
-from ..errors import NotFoundError, RegistryError, TaskfilesError, UsageError
+from ..errors import RegistryError, TaskfilesError, UsageError
 from ..slugs import check_slug
 from . import eventlog, journal, jsonl, lifecycle, runlog
 from .document import Codec, Document, DocumentError, Rows
@@ -383,29 +383,15 @@ class JsonRegistry(Registry):
             atomic.append(path, runlog.encode(records))
             return entry.attempt
 
-    def _log_attempt(self, slug: str, attempt: int | None) -> int | None:
-        check_slug(slug)
-        known = runlog.attempts(self.root, slug)
-        entry = self.find(slug)
-        if attempt is not None:
-            if attempt not in known and not (entry and entry.attempt == attempt):
-                listed = ", ".join(map(str, known)) or "none"
-                raise NotFoundError(
-                    f"attempt {attempt} of '{slug}' has no log (attempts with logs: {listed})"
-                )
-            return attempt
-        if entry is None and not known:
-            raise NotFoundError(f"'{slug}' has no registry entry and no logs")
-        return entry.attempt if entry else known[-1]
+    def _logged_attempts(self, slug: str) -> list[int]:
+        return runlog.attempts(self.root, check_slug(slug))
 
     def logs(
         self, slug: str, *, attempt: int | None = None, level: str | None = None, source: str | None = None
     ) -> LogPage:
         """One attempt's log lines (None: the current attempt) passing the filters."""
-        _check_filters(level, source)
+        runlog.check_filters(level, source)
         number = self._log_attempt(slug, attempt)
-        if number is None:
-            return LogPage(slug, None, ())
         try:
             records, warnings = runlog.read(runlog.log_path(self.root, slug, number), level, source)
         except OSError as exc:
@@ -422,15 +408,12 @@ class JsonRegistry(Registry):
         poll: float = 0.25,
     ) -> Iterator[LogRecord]:
         """The attempt's lines so far, then new ones; ends once the attempt is over."""
-        _check_filters(level, source)
+        runlog.check_filters(level, source)
         number = self._log_attempt(slug, attempt)
-        if number is None:
-            return iter(())
         path = runlog.log_path(self.root, slug, number)
 
         def over() -> bool:
-            entry = self.find(slug)
-            return entry is None or entry.attempt != number or not entry.is_live
+            return self._attempt_over(slug, number)
 
         lines = jsonl.follow(path, from_start=True, poll=poll, done=over)
         records = (runlog.decode(obj)[0] for _, obj in lines)
@@ -685,13 +668,6 @@ def _wanted(event: Event, slug: str | None, since: datetime | None) -> bool:
         return parse_time(event.time) >= since
     except ValueError:
         return False
-
-
-def _check_filters(level: str | None, source: str | None) -> None:
-    if level is not None:
-        runlog.check_level(level)
-    if source is not None:
-        runlog.check_source(source)
 
 
 def _released_before(rows: Mapping[str, dict[str, Any]], cutoff: datetime) -> list[str]:

@@ -415,27 +415,16 @@ class PgRegistry(Registry):
         attempt: int = self._run(body)
         return attempt
 
-    def _log_attempt(self, slug: str, attempt: int | None) -> int | None:
-        check_slug(slug)
-        known = self._run(
-            lambda conn: [
-                int(row[0])
-                for row in conn.execute(
-                    "SELECT DISTINCT attempt FROM taskfiles_logs WHERE slug = %s ORDER BY attempt", (slug,)
-                ).fetchall()
-            ]
-        )
-        entry = self.find(slug)
-        if attempt is not None:
-            if attempt not in known and not (entry and entry.attempt == attempt):
-                listed = ", ".join(map(str, known)) or "none"
-                raise NotFoundError(
-                    f"attempt {attempt} of '{slug}' has no log (attempts with logs: {listed})"
-                )
-            return attempt
-        if entry is None and not known:
-            raise NotFoundError(f"'{slug}' has no registry entry and no logs")
-        return entry.attempt if entry else int(known[-1])
+    def _logged_attempts(self, slug: str) -> list[int]:
+        def body(conn: psycopg.Connection[tuple[Any, ...]]) -> list[int]:
+            found = conn.execute(
+                "SELECT DISTINCT attempt FROM taskfiles_logs WHERE slug = %s ORDER BY attempt",
+                (check_slug(slug),),
+            )
+            return [int(row[0]) for row in found]
+
+        attempts: list[int] = self._run(body)
+        return attempts
 
     def _log_records(self, slug: str, attempt: int, after: int) -> list[tuple[int, LogRecord | None]]:
         def body(conn: psycopg.Connection[tuple[Any, ...]]) -> list[tuple[int, LogRecord | None]]:
@@ -453,10 +442,8 @@ class PgRegistry(Registry):
         self, slug: str, *, attempt: int | None = None, level: str | None = None, source: str | None = None
     ) -> LogPage:
         """One attempt's log lines (None: the current attempt) passing the filters."""
-        _check_filters(level, source)
+        runlog.check_filters(level, source)
         number = self._log_attempt(slug, attempt)
-        if number is None:
-            return LogPage(slug, None, ())
         found = self._log_records(slug, number, 0)
         kept = tuple(r for _, r in found if r is not None and runlog.matches(r, level, source))
         return LogPage(slug, number, kept)
@@ -471,14 +458,11 @@ class PgRegistry(Registry):
         poll: float = 0.25,
     ) -> Iterator[LogRecord]:
         """The attempt's lines so far, then new ones; ends once the attempt is over."""
-        _check_filters(level, source)
+        runlog.check_filters(level, source)
         number = self._log_attempt(slug, attempt)
-        if number is None:
-            return iter(())
 
         def over() -> bool:
-            entry = self.find(slug)
-            return entry is None or entry.attempt != number or not entry.is_live
+            return self._attempt_over(slug, number)
 
         def follow() -> Iterator[LogRecord]:
             seen: set[int] = set()
@@ -487,7 +471,7 @@ class PgRegistry(Registry):
                 finished = over()  # checked before reading: nothing is missed
                 # Ids are taken at insert and committed in any order: look back over the
                 # last LOOKBACK ids for a line whose transaction committed late.
-                for n, record in self._log_records(slug, int(number), max(last - LOOKBACK, 0)):
+                for n, record in self._log_records(slug, number, max(last - LOOKBACK, 0)):
                     if n in seen:
                         continue
                     seen.add(n)
@@ -945,10 +929,3 @@ def _notify(conn: psycopg.Connection[tuple[Any, ...]], payload: Mapping[str, Any
     if len(text) > 7000:  # NOTIFY payloads are capped at 8,000 bytes: ids only, and fewer of them
         text = json.dumps({k: v for k, v in payload.items() if k != "slugs"})
     conn.execute("SELECT pg_notify(%s, %s)", (CHANNEL, text))
-
-
-def _check_filters(level: str | None, source: str | None) -> None:
-    if level is not None:
-        runlog.check_level(level)
-    if source is not None:
-        runlog.check_source(source)

@@ -50,6 +50,14 @@ def check_source(source: str) -> str:
     return source
 
 
+def check_filters(level: str | None, source: str | None) -> None:
+    """UsageError when ``level`` or ``source`` (None: any) cannot select log lines."""
+    if level is not None:
+        check_level(level)
+    if source is not None:
+        check_source(source)
+
+
 def encode(records: Iterable[LogRecord]) -> bytes:
     """The log lines for ``records``."""
     return b"".join(json.dumps(r.to_dict(), separators=(",", ":")).encode() + b"\n" for r in records)
