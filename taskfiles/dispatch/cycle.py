@@ -218,7 +218,7 @@ def _again(
     return classify(
         scene.config,
         seen.source,
-        scene.registry.entries(),
+        scene.registry.unreleased(),  # as observe() reads them
         seen.record,
         now=scene.now,
         max_parallel=options.max_parallel,

@@ -76,7 +76,7 @@ def room(scene: Scene, capacity: Capacity) -> int:
     since (cron starts every host's at the same minute): reading again just before each
     claim leaves only the moment between that read and the claim for two hosts to race.
     """
-    live = scene.registry.entries().values()
+    live = scene.registry.unreleased().values()  # only live ones count; released are history
     return Capacity.of(live, capacity.max_parallel, capacity.max_parallel_per_host).free_on(scene.host)
 
 
