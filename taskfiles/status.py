@@ -86,14 +86,8 @@ class CycleView:
 
     def host_dict(self) -> dict[str, Any]:
         """JSON form in ``hosts``: host, generated_at, age_seconds, stale, duration_ms."""
-        record = self.record
-        return {
-            "host": record.host,
-            "generated_at": record.generated_at,
-            "age_seconds": self.age_seconds,
-            "stale": self.stale,
-            "duration_ms": record.duration_ms,
-        }
+        full = self.to_dict()
+        return {key: full[key] for key in ("host", "generated_at", "age_seconds", "stale", "duration_ms")}
 
 
 # The ``cycle`` of a JSON status before any heartbeat cycle ran: the same keys, and stale.
