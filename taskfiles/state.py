@@ -245,7 +245,8 @@ def _live(task: Task, entry: RegistryEntry, inputs: Inputs) -> Classification:
         signals.append(
             Signal("stalled", f"no heartbeat for {int(quiet)} s", _after(last, inputs.limits.stall_after))
         )
-    detail = f"blocked: {entry.blocker}" if entry.blocker else entry.progress or ""
+    said = [entry.progress or "", f"note: {entry.note}" if entry.note else ""]  # a note never hides progress
+    detail = f"blocked: {entry.blocker}" if entry.blocker else "; ".join(part for part in said if part)
     return Classification(task.slug, "active", entry.state, task, entry, tuple(signals), detail=detail)
 
 

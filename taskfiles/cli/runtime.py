@@ -7,7 +7,9 @@ out of frontmatter and into the registry.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -68,6 +70,27 @@ def _show_entry(entry: RegistryEntry, as_json: bool, text: str) -> None:
         echo(text)
 
 
+def _fact(
+    ctx: typer.Context,
+    slug: str,
+    lease: int | None,
+    fact: Callable[[Registry], RegistryEntry | None],
+    as_json: bool,
+    text: Callable[[RegistryEntry], str],
+) -> None:
+    """Record a runtime fact on any known task and say so: with the entry it updated, or,
+    for a task without one, that it was recorded as an event alone."""
+    from ..facts import record
+
+    entry = record(config(ctx), _registry(ctx), slug, lease, fact)
+    if entry is not None:
+        _show_entry(entry, as_json, text(entry))
+    elif as_json:
+        emit_json({"slug": slug, "entry": None, "event_only": True})
+    else:
+        echo(f"{slug}: recorded as an event (the task has no registry entry; 'task events {slug}' shows it)")
+
+
 def register(app: typer.Typer) -> None:
     """Add this module's commands (and the ``registry`` group) to ``app``."""
     for command in (
@@ -83,6 +106,7 @@ def register(app: typer.Typer) -> None:
         artifact,
         stop,
         retry,
+        review,
         park,
         unpark,
         log,
@@ -198,9 +222,9 @@ def note(
     lease: OptionalLease = None,
     as_json: JsonFlag = False,
 ) -> None:
-    """Record a note on the task's runtime record (it becomes its progress line)."""
-    entry = _registry(ctx).note(slug, text, lease=lease)
-    _show_entry(entry, as_json, f"{slug}: noted")
+    """Record a note on any known task (the entry's last note; an event alone when the task
+    has no registry entry). It never replaces the progress message."""
+    _fact(ctx, slug, lease, lambda r: r.note(slug, text, lease=lease), as_json, lambda e: f"{slug}: noted")
 
 
 def progress(
@@ -211,9 +235,15 @@ def progress(
     lease: OptionalLease = None,
     as_json: JsonFlag = False,
 ) -> None:
-    """Record how far along the work is."""
-    entry = _registry(ctx).progress(slug, percent, message, lease=lease)
-    _show_entry(entry, as_json, f"{slug}: {entry.progress_percent}%")
+    """Record how far along the work is (on any known task; see 'task note')."""
+    _fact(
+        ctx,
+        slug,
+        lease,
+        lambda r: r.progress(slug, percent, message, lease=lease),
+        as_json,
+        lambda e: f"{slug}: {e.progress_percent}%",
+    )
 
 
 def blocker(
@@ -224,11 +254,18 @@ def blocker(
     lease: OptionalLease = None,
     as_json: JsonFlag = False,
 ) -> None:
-    """Record (or with --clear, clear) what blocks the work."""
+    """Record (or with --clear, clear) what blocks the work (on any known task; see 'task note')."""
     if not clear and not text:
         raise typer.BadParameter("give the blocker's text, or --clear")
-    entry = _registry(ctx).blocker(slug, None if clear else text, lease=lease)
-    _show_entry(entry, as_json, f"{slug}: blocker {'cleared' if clear else 'recorded'}")
+    said = "cleared" if clear else "recorded"
+    _fact(
+        ctx,
+        slug,
+        lease,
+        lambda r: r.blocker(slug, None if clear else text, lease=lease),
+        as_json,
+        lambda e: f"{slug}: blocker {said}",
+    )
 
 
 def evidence(
@@ -242,9 +279,16 @@ def evidence(
     lease: OptionalLease = None,
     as_json: JsonFlag = False,
 ) -> None:
-    """Record a command run as evidence (tests, builds) and its exit code."""
-    entry = _registry(ctx).evidence(slug, command, _exit_code(exit_code), summary, lease=lease)
-    _show_entry(entry, as_json, f"{slug}: evidence recorded ({len(entry.evidence)} in all)")
+    """Record a command run as evidence (tests, builds) and its exit code (on any known task)."""
+    code = _exit_code(exit_code)
+    _fact(
+        ctx,
+        slug,
+        lease,
+        lambda r: r.evidence(slug, command, code, summary, lease=lease),
+        as_json,
+        lambda e: f"{slug}: evidence recorded ({len(e.evidence)} in all)",
+    )
 
 
 def artifact(
@@ -254,9 +298,15 @@ def artifact(
     lease: OptionalLease = None,
     as_json: JsonFlag = False,
 ) -> None:
-    """Record a path or URL the work produced."""
-    entry = _registry(ctx).artifact(slug, ref, lease=lease)
-    _show_entry(entry, as_json, f"{slug}: artifact recorded")
+    """Record a path or URL the work produced (on any known task)."""
+    _fact(
+        ctx,
+        slug,
+        lease,
+        lambda r: r.artifact(slug, ref, lease=lease),
+        as_json,
+        lambda e: f"{slug}: artifact recorded",
+    )
 
 
 def stop(
@@ -275,11 +325,76 @@ def retry(
     slug: SlugArg,
     reason: Annotated[str | None, typer.Option(help="Why.")] = None,
     fresh: Annotated[bool, typer.Option("--fresh", help="Start over from the base ref.")] = False,
+    instructions: Annotated[
+        str | None,
+        typer.Option(help="What the next attempt should do differently (its prompt shows them)."),
+    ] = None,
+    instructions_file: Annotated[
+        str | None,
+        typer.Option("--instructions-file", help="Read the instructions from this file ('-': stdin)."),
+    ] = None,
     as_json: JsonFlag = False,
 ) -> None:
-    """Operator: make a failed, parked, stopped or exited task claimable now."""
-    entry = _registry(ctx).retry(slug, reason=reason, fresh=fresh)
-    _show_entry(entry, as_json, f"{slug}: will be retried{' from scratch' if fresh else ''}")
+    """Operator: make a failed, parked, stopped or exited task claimable now.
+
+    The next attempt keeps the branch and worktree (unless --fresh); with instructions,
+    its prompt shows them under their own heading, with who gave them and when.
+    """
+    given = _text_option(instructions, instructions_file, "--instructions")
+    entry = _registry(ctx).retry(slug, reason=reason, fresh=fresh, instructions=given)
+    with_them = " with instructions" if given else ""
+    _show_entry(entry, as_json, f"{slug}: will be retried{' from scratch' if fresh else ''}{with_them}")
+
+
+def review(
+    ctx: typer.Context,
+    slug: SlugArg,
+    request_changes: Annotated[
+        str | None,
+        typer.Option("--request-changes", help="What to change: the next attempt's prompt shows it."),
+    ] = None,
+    request_changes_file: Annotated[
+        str | None,
+        typer.Option("--request-changes-file", help="Read what to change from this file ('-': stdin)."),
+    ] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Reviewer: send a task in review (its worker exited 0) back with the changes to make.
+
+    It is claimable now; the next attempt keeps the branch and worktree and gets the
+    changes in its prompt. Refused (exit 4) for a task in any other state.
+    """
+    given = _text_option(request_changes, request_changes_file, "--request-changes")
+    if given is None:
+        raise UsageError(
+            f"say what to change: task review {slug} --request-changes TEXT (or --request-changes-file F)"
+        )
+    entry = _registry(ctx).request_changes(slug, instructions=given)
+    _show_entry(entry, as_json, f"{slug}: changes requested; the next attempt gets them")
+
+
+def _text_option(text: str | None, path: str | None, option: str) -> str | None:
+    """The text of ``option`` or of ``option``-file (``-``: stdin); UsageError for both, for a
+    file that cannot be read, and for empty text."""
+    if text is not None and path is not None:
+        raise UsageError(f"give {option} or {option}-file, not both")
+    if path is not None:
+        text = _read_text(path, f"{option}-file")
+    if text is not None and not text.strip():
+        raise UsageError(f"{option} is empty; say what the next attempt should do differently")
+    return text
+
+
+def _read_text(path: str, option: str) -> str:
+    import sys
+
+    try:
+        if path == "-":
+            return sys.stdin.read()
+        return Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        why = exc.strerror if isinstance(exc, OSError) else "it is not UTF-8 text"
+        raise UsageError(f"{option} {path}: cannot read it ({why}); give a readable UTF-8 file") from None
 
 
 def park(
@@ -314,15 +429,30 @@ def log(
     message: Annotated[str, typer.Argument(help="The line to log.")],
     level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
     source: Annotated[str, typer.Option(help="Who speaks, e.g. agent, tests.")] = "agent",
+    field: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--field",
+            metavar="NAME=VALUE",
+            help="A structured fact on the line, e.g. --field tool=pytest --field passed=41 (repeatable; "
+            "NAME a short identifier, VALUE one line of at most 1000 characters; at most 20 fields).",
+        ),
+    ] = None,
     lease: OptionalLease = None,
 ) -> None:
     """Append a line to the current attempt's log."""
-    attempt = _registry(ctx).log(slug, message, lease=lease, level=level, source=source)
+    from ..registry.runlog import parse_fields
+
+    fields = parse_fields(field or [])
+    attempt = _registry(ctx).log(slug, message, lease=lease, level=level, source=source, fields=fields)
     echo(f"{slug}: logged to attempt {attempt}")
 
 
 def _log_line(record: LogRecord) -> str:
-    return f"{record.time} {record.level:<7} {record.source:<8} {record.message}"
+    from ..registry.runlog import format_fields
+
+    line = f"{record.time} {record.level:<7} {record.source:<8} {record.message}"
+    return f"{line} {format_fields(record.fields)}" if record.fields else line
 
 
 def logs(
@@ -402,16 +532,21 @@ def gc(
     as_json: JsonFlag = False,
 ) -> None:
     """Remove released entries, their logs, prompts and worker output, and archive events,
-    older than the cutoff."""
+    older than the cutoff; and attempt logs older than [logs] retention_days (not a live one)."""
     from ..dispatch.hostfiles import HostFiles
     from ..dispatch.hostfiles import gc as collect
 
-    report = collect(_registry(ctx), HostFiles.of(config(ctx)), older_than)
+    cfg = config(ctx)
+    report = collect(
+        _registry(ctx), HostFiles.of(cfg), older_than, log_retention_days=cfg.logs.retention_days
+    )
     if as_json:
         emit_json(_asdict(report))
         return
+    expired = sum(1 for name in report.logs_removed if name.endswith(".log"))
     echo(
-        f"removed {len(report.entries_removed)} released entries, {len(report.logs_removed)} task folders "
+        f"removed {len(report.entries_removed)} released entries, "
+        f"{len(report.logs_removed) - expired} task folders and {expired} attempt logs "
         f"({report.log_bytes_removed} bytes); "
         + (
             f"archived {report.events_archived} events to {report.archive}"

@@ -28,7 +28,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from .journal import Transaction, patch
+from .journal import Transaction, changes_entry, patch
 from .records import STATES
 from .transaction import Applied
 
@@ -166,8 +166,8 @@ class Document:
             seq, stamp = txn.seq, txn.time or stamp
             for change in txn.changes:
                 slug = change.get("slug")
-                if not isinstance(slug, str):
-                    continue  # registry-wide events (repair) change no entry
+                if not isinstance(slug, str) or not changes_entry(change):
+                    continue  # registry-wide events (repair) and event-only changes change no entry
                 if change.get("removed"):
                     rows[slug] = None
                 else:

@@ -20,11 +20,22 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, TypeVar
 
-from ..errors import NotFoundError
+from ..errors import NotFoundError, UsageError
 from ..slugs import check_slug
 from . import lifecycle
 from .records import Actor, CycleRecord, Dump, Event, LogRecord, RegistryEntry, format_time, utc_now
-from .runlog import LogPage, check_level, check_source
+from .rollup import Rollup
+from .runlog import (
+    LogLine,
+    LogPage,
+    LogStats,
+    LogTail,
+    check_fields,
+    check_filters,
+    check_level,
+    check_source,
+    matches,
+)
 from .transaction import Change, Mutation, Snapshot
 
 if TYPE_CHECKING:
@@ -58,11 +69,22 @@ class GcReport:
     """What ``gc`` removed."""
 
     entries_removed: tuple[str, ...]  # released entries older than the cutoff
-    logs_removed: tuple[str, ...]  # per-task folders (logs/, prompts/, workers/) removed
+    # Per-task folders (logs/, prompts/, workers/) and attempt logs past the log retention
+    # (logs/<slug>/<attempt>.log) removed; log_bytes_removed counts every byte of them.
+    logs_removed: tuple[str, ...]
     log_bytes_removed: int
     events_archived: int
     archive: str | None  # where the archived events went
     warnings: tuple[str, ...] = ()
+    rolled_up: int = 0  # runs, retries and removed entries' costs folded into the rollup first
+
+
+def keeps_log(entry: RegistryEntry | None, attempt: int) -> bool:
+    """Whether gc's log retention keeps ``attempt``'s log however old its last line: it is
+    the current attempt of a live entry (a quiet worker may log again any moment). Any
+    other attempt log, the current one of a failed or parked entry included, goes once
+    its last line is older than the retention."""
+    return entry is not None and entry.is_live and entry.attempt == attempt
 
 
 class Registry(ABC):
@@ -135,10 +157,44 @@ class Registry(ABC):
         return entry is None or entry.attempt != attempt or not entry.is_live
 
     @abstractmethod
+    def _read_log(self, slug: str, attempt: int, after: int) -> tuple[list[LogLine], int, list[str]]:
+        """The lines of one attempt's log after position ``after`` (unfiltered), the position
+        of its last line, and warnings for lines that could not be read."""
+
+    @abstractmethod
+    def log_stats(self, slug: str, *, attempt: int | None = None) -> LogStats:
+        """What one attempt's log (None: the latest) holds: lines by level and by source,
+        first and last time, size. The stats and sources endpoints both read this."""
+
     def logs(
         self, slug: str, *, attempt: int | None = None, level: str | None = None, source: str | None = None
     ) -> LogPage:
         """One attempt's log (None: the latest), at ``level`` or above, from ``source``."""
+        check_filters(level, source)
+        number = self._log_attempt(slug, attempt)
+        lines, last, warnings = self._read_log(slug, number, 0)
+        kept = tuple(line.record for line in lines if matches(line.record, level, source))
+        return LogPage(slug, number, kept, tuple(warnings), last)
+
+    def log_tail(
+        self,
+        slug: str,
+        *,
+        attempt: int | None = None,
+        after: int = 0,
+        level: str | None = None,
+        source: str | None = None,
+    ) -> LogTail:
+        """The lines of one attempt's log (None: the latest) after position ``after`` that
+        pass the filters, and whether the attempt is over (the live stream's one read)."""
+        check_filters(level, source)
+        if after < 0:
+            raise UsageError(f"a log position is 0 or more, not {after}")
+        number = self._log_attempt(slug, attempt)
+        over = self._attempt_over(slug, number)  # checked before reading: no last line is missed
+        lines, last, warnings = self._read_log(slug, number, after)
+        kept = tuple(line for line in lines if matches(line.record, level, source))
+        return LogTail(slug, number, kept, max(last, after), over, tuple(warnings))
 
     @abstractmethod
     def follow_logs(
@@ -161,8 +217,16 @@ class Registry(ABC):
         """
 
     @abstractmethod
-    def gc(self, older_than_days: float = 30.0) -> GcReport:
-        """Remove released entries and their logs, and archive events, older than the cutoff."""
+    def gc(self, older_than_days: float = 30.0, *, log_retention_days: float = 0.0) -> GcReport:
+        """Remove released entries and their logs, and archive events, older than the cutoff;
+        with ``log_retention_days`` (0: keep logs), also every attempt log whose last line is
+        older than that, whatever its entry, except the current attempt of a live entry;
+        first fold what metrics read of them into the rollup (``rollups``)."""
+
+    @abstractmethod
+    def rollups(self) -> Rollup:
+        """What gc folded before it archived events and removed entries (see ``rollup``):
+        run metrics read it with the live events, so gc never shortens their history."""
 
     @abstractmethod
     def write_cycle(self, record: CycleRecord) -> None:
@@ -266,11 +330,20 @@ class Registry(ABC):
         pid_start_time: int | None = None,
         worktree: str | None = None,
         branch: str | None = None,
+        agent: str | None = None,
     ) -> RegistryEntry:
-        """Record that the worker holding ``lease`` started (see ``process.pid_start_time``)."""
+        """Record that the worker holding ``lease`` started (see ``process.pid_start_time``);
+        ``agent`` names the agent profile it runs, in the event."""
         return self.transact(
             lambda s: lifecycle.start(
-                s, slug, lease, pid=pid, pid_start_time=pid_start_time, worktree=worktree, branch=branch
+                s,
+                slug,
+                lease,
+                pid=pid,
+                pid_start_time=pid_start_time,
+                worktree=worktree,
+                branch=branch,
+                agent=agent,
             )
         )
 
@@ -312,9 +385,10 @@ class Registry(ABC):
         lease: int | None = None,
         level: str = "info",
         source: str = "worker",
+        fields: Mapping[str, str] | None = None,
     ) -> int:
         """Append one line to the current attempt's log; return the attempt number."""
-        return self.log_many(slug, [message], lease=lease, level=level, source=source)
+        return self.log_many(slug, [message], lease=lease, level=level, source=source, fields=fields)
 
     def log_many(
         self,
@@ -324,32 +398,38 @@ class Registry(ABC):
         lease: int | None = None,
         level: str = "info",
         source: str = "worker",
+        fields: Mapping[str, str] | None = None,
     ) -> int:
-        """Append several lines in one write (the worker's tee); return the attempt number.
+        """Append several lines in one write (the worker's tee), each with ``fields``
+        (``runlog.check_fields`` says what they may be); return the attempt number.
 
         Log lines are not events: a log is its own stream, and one event per line
         would drown the state changes in ``events.jsonl``.
         """
         check_level(level)
         check_source(source)
+        extra = check_fields(fields or {})
         stamp = format_time(self.clock())
         who = self.actor.who
-        records = [LogRecord(stamp, level, source, m, lease, who) for m in messages]
+        records = [LogRecord(stamp, level, source, m, lease, who, extra) for m in messages]
         return self._append_log(slug, lease, records)
 
     # -- runtime facts ------------------------------------------------------------------------
+    # Each updates the entry when the task has one (fenced by ``lease`` when given) and
+    # returns it; a task without an entry takes the fact as an event alone (None returned).
+    # A lease given for a slug with no entry is NotFoundError, as for any fenced write.
 
-    def note(self, slug: str, text: str, *, lease: int | None = None) -> RegistryEntry:
-        """Record a note (it becomes the entry's ``progress``)."""
+    def note(self, slug: str, text: str, *, lease: int | None = None) -> RegistryEntry | None:
+        """Record a note (the entry's ``note``: the last one)."""
         return self.transact(lambda s: lifecycle.note(s, slug, text, lease=lease))
 
     def progress(
         self, slug: str, percent: int, message: str | None = None, *, lease: int | None = None
-    ) -> RegistryEntry:
+    ) -> RegistryEntry | None:
         """Record how far along the work is, 0-100."""
         return self.transact(lambda s: lifecycle.progress(s, slug, percent, message, lease=lease))
 
-    def blocker(self, slug: str, text: str | None, *, lease: int | None = None) -> RegistryEntry:
+    def blocker(self, slug: str, text: str | None, *, lease: int | None = None) -> RegistryEntry | None:
         """Record what blocks the work; ``None`` clears it."""
         return self.transact(lambda s: lifecycle.blocker(s, slug, text, lease=lease))
 
@@ -361,11 +441,11 @@ class Registry(ABC):
         summary: str | None = None,
         *,
         lease: int | None = None,
-    ) -> RegistryEntry:
+    ) -> RegistryEntry | None:
         """Record a command run as evidence and how it ended."""
         return self.transact(lambda s: lifecycle.evidence(s, slug, command, exit_code, summary, lease=lease))
 
-    def artifact(self, slug: str, ref: str, *, lease: int | None = None) -> RegistryEntry:
+    def artifact(self, slug: str, ref: str, *, lease: int | None = None) -> RegistryEntry | None:
         """Record a path or URL the work produced."""
         return self.transact(lambda s: lifecycle.artifact(s, slug, ref, lease=lease))
 
@@ -375,9 +455,18 @@ class Registry(ABC):
         """Stop a live attempt; the worker learns it from its next (refused) write."""
         return self.transact(lambda s: lifecycle.stop(s, slug, reason=reason))
 
-    def retry(self, slug: str, *, reason: str | None = None, fresh: bool = False) -> RegistryEntry:
-        """Make a failed, parked, stopped or exited task claimable now."""
-        return self.transact(lambda s: lifecycle.retry(s, slug, reason=reason, fresh=fresh))
+    def retry(
+        self, slug: str, *, reason: str | None = None, fresh: bool = False, instructions: str | None = None
+    ) -> RegistryEntry:
+        """Make a failed, parked, stopped or exited task claimable now; ``instructions`` are
+        for the next attempt."""
+        return self.transact(
+            lambda s: lifecycle.retry(s, slug, reason=reason, fresh=fresh, instructions=instructions)
+        )
+
+    def request_changes(self, slug: str, *, instructions: str) -> RegistryEntry:
+        """Send a task in review (exited) back, claimable now, with instructions for the next attempt."""
+        return self.transact(lambda s: lifecycle.request_changes(s, slug, instructions=instructions))
 
     def schedule_retry(
         self, slug: str, *, at: datetime, reason: str | None = None, lease: int | None = None

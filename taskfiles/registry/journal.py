@@ -12,7 +12,9 @@ lists ``drop`` items from the front and ``append`` new ones), so a line costs wh
 the change costs, never the size of the registry or of the entry's history. A
 change with a ``type`` is an event; one without is a silent write (a heartbeat
 without news) that the journal keeps so the entry can be rebuilt, and that event
-readers skip. ``removed`` drops the entry (its lease history stays).
+readers skip. ``removed`` drops the entry (its lease history stays). A change that
+sets nothing (an event recorded for a task without an entry, ``transaction.EventOnly``)
+changes no entry and makes none: replay passes over it, and event readers read it.
 
 A line counts only once it ends with its newline. A writer that fails (a full
 disk, an unwritable file) cuts the file back to where it began, and the next
@@ -82,6 +84,12 @@ def _list_shift(old: Any, new: Any) -> tuple[int, list[Any]] | None:
         if kept <= len(new) and new[:kept] == old[drop:]:
             return drop, new[kept:]
     return None
+
+
+def changes_entry(change: Mapping[str, Any]) -> bool:
+    """Whether a journal change touches its entry: it removes it or carries a diff. One
+    without (an event-only change) must not make an empty entry on replay."""
+    return bool(change.get("removed")) or any(key in change for key in _DIFF_KEYS)
 
 
 def patch(row: Mapping[str, Any] | None, change: Mapping[str, Any]) -> Row:

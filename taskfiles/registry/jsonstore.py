@@ -4,6 +4,7 @@
     registry/registry.json.bak  the previous good registry.json (a hard link)
     registry/registry.lock      the lock every write takes (never the data file)
     registry/events.jsonl       the audit trail (see ``eventlog``)
+    registry/rollups.json       what gc folded for metrics before archiving (see ``rollup``)
     registry/logs/<slug>/<attempt>.log   attempt logs (see ``runlog``)
 
 Every change goes through ``_commit``: under an exclusive flock on the lock file,
@@ -33,13 +34,13 @@ from typing import Any, TypeVar
 from .. import atomic, folders
 from ..errors import RegistryError, TaskfilesError, UsageError
 from ..slugs import check_slug
-from . import eventlog, journal, jsonl, lifecycle, runlog
+from . import eventlog, journal, jsonl, lifecycle, rollup, runlog
 from .document import Codec, Document, DocumentError, Rows
-from .interface import Clock, EventPage, GcReport, Registry, RegistryChange
+from .interface import Clock, EventPage, GcReport, Registry, RegistryChange, keeps_log
 from .records import Actor, CycleRecord, Dump, Event, LogRecord, RegistryEntry, format_time, parse_time
 from .repair import RepairReport, rebuild
-from .runlog import LogPage
-from .transaction import Change, Mutation, Snapshot, apply
+from .runlog import LogLine, LogStats
+from .transaction import Change, EventOnly, Mutation, Snapshot, apply
 
 T = TypeVar("T")
 # A snapshot is written once the journal after it outgrows half the snapshot (at least
@@ -58,6 +59,7 @@ class JsonRegistry(Registry):
         self.backup = self.root / "registry.json.bak"
         self.lock = self.root / "registry.lock"
         self.events_path = self.root / "events.jsonl"
+        self.rollups_path = self.root / "rollups.json"
         self._codec = Codec()
         self._known: _Known | None = None  # what this process last read (see ``_current``)
         self._mutex = threading.Lock()  # one process may use the store from several threads
@@ -248,7 +250,7 @@ class JsonRegistry(Registry):
                 self._commit(known, snap, plan.changes)
             return plan.result
 
-    def _commit(self, known: _Known, snap: Snapshot, changes: Sequence[Change]) -> _Known:
+    def _commit(self, known: _Known, snap: Snapshot, changes: Sequence[Change | EventOnly]) -> _Known:
         """The one place a transaction is written (lock held): its line in the journal."""
         seq = known.doc.seq + 1
         applied = apply(snap, changes, seq)
@@ -386,17 +388,19 @@ class JsonRegistry(Registry):
     def _logged_attempts(self, slug: str) -> list[int]:
         return runlog.attempts(self.root, check_slug(slug))
 
-    def logs(
-        self, slug: str, *, attempt: int | None = None, level: str | None = None, source: str | None = None
-    ) -> LogPage:
-        """One attempt's log lines (None: the current attempt) passing the filters."""
-        runlog.check_filters(level, source)
-        number = self._log_attempt(slug, attempt)
+    def _read_log(self, slug: str, attempt: int, after: int) -> tuple[list[LogLine], int, list[str]]:
         try:
-            records, warnings = runlog.read(runlog.log_path(self.root, slug, number), level, source)
+            return runlog.read_after(runlog.log_path(self.root, slug, attempt), after)
         except OSError as exc:
             raise RegistryError(f"cannot read the log of '{slug}': {exc.strerror}") from None
-        return LogPage(slug, number, tuple(records), tuple(warnings))
+
+    def log_stats(self, slug: str, *, attempt: int | None = None) -> LogStats:
+        """One attempt's stats from its file; ``bytes`` is the file's size."""
+        number = self._log_attempt(slug, attempt)
+        lines, _, _ = self._read_log(slug, number, 0)
+        path = runlog.log_path(self.root, slug, number)
+        size = path.stat().st_size if path.is_file() else 0
+        return runlog.stats(slug, number, (line.record for line in lines), size)
 
     def follow_logs(
         self,
@@ -421,32 +425,108 @@ class JsonRegistry(Registry):
 
     # -- retention and repair ----------------------------------------------------------------
 
-    def gc(self, older_than_days: float = 30.0) -> GcReport:
-        """Remove released entries (and their logs) and archive events older than the cutoff;
-        the removed folders are listed in ``logs_removed``. Journal lines the snapshot covers
+    def gc(self, older_than_days: float = 30.0, *, log_retention_days: float = 0.0) -> GcReport:
+        """Remove released entries (and their logs) and archive events older than the cutoff,
+        and attempt logs past ``log_retention_days`` (see ``Registry.gc``); the removed
+        folders and files are listed in ``logs_removed``. Journal lines the snapshot covers
         and that record no event (plain heartbeats) are dropped."""
         if older_than_days < 0:
             raise UsageError(f"older_than_days must not be negative, not {older_than_days}")
+        if log_retention_days < 0:
+            raise UsageError(f"log_retention_days must not be negative, not {log_retention_days}")
         with self._writing():
             known = self._current()
             snap = self._snapshot(known.doc)
             cutoff = snap.now - timedelta(days=older_than_days)
             stale = _released_before(known.doc.rows, cutoff)
             reason = {"reason": f"released before {format_time(cutoff)}"}
+            folded = self._fold(snap, stale, cutoff)  # before anything it folds goes away
             if stale:
                 known = self._commit(known, snap, [Change(s, None, "task.pruned", reason) for s in stale])
             self._compact()  # the snapshot covers every line: the journal may be rewritten
             removed, size = folders.prune(
                 self.root, ("logs",), set(stale), set(known.doc.rows) - set(stale), cutoff
             )
+            if log_retention_days:
+                expired, freed = self._expire_logs(
+                    self._snapshot(known.doc).entries, snap.now - timedelta(days=log_retention_days)
+                )
+                removed, size = [*removed, *expired], size + freed
             count, target, warnings = eventlog.archive(self.root, self.events_path, cutoff, snap.now)
             with self._mutex:
                 self._known = None  # the journal was rewritten: read it again
             self._current()
             self._compact()  # the snapshot names the rewritten journal's length
         return GcReport(
-            tuple(stale), tuple(removed), size, count, str(target) if target else None, tuple(warnings)
+            tuple(stale),
+            tuple(removed),
+            size,
+            count,
+            str(target) if target else None,
+            tuple(warnings),
+            rolled_up=folded,
         )
+
+    def _expire_logs(self, entries: Mapping[str, RegistryEntry], cutoff: datetime) -> tuple[list[str], int]:
+        """Remove the attempt logs whose last line is older than ``cutoff`` (lock held: no line
+        is appended meanwhile), but what ``keeps_log`` keeps; return them and their bytes. A
+        log without a readable line is as old as its file."""
+        removed, size, stamp = [], 0, format_time(cutoff)
+        folder = self.root / "logs"
+        for slug in sorted(p.name for p in folder.iterdir() if p.is_dir()) if folder.is_dir() else ():
+            for attempt in runlog.attempts(self.root, slug):
+                path = runlog.log_path(self.root, slug, attempt)
+                if keeps_log(entries.get(slug), attempt) or not _older(path, stamp, cutoff):
+                    continue
+                size += path.stat().st_size
+                path.unlink()
+                removed.append(path.relative_to(self.root).as_posix())
+            with contextlib.suppress(OSError):  # a folder with logs left (or gone) stays as it is
+                (folder / slug).rmdir()
+        return removed, size
+
+    def _fold(self, snap: Snapshot, stale: Sequence[str], cutoff: datetime) -> int:
+        """Write the rollup with the runs and retries of the events older than ``cutoff`` and
+        the costs of the entries in ``stale`` (lock held); return how many records are new.
+
+        Written before the journal is cut: a crash after it leaves those records in both
+        places, and their keys make them one. The first fold also reads the archives of
+        a gc that ran before rollups existed.
+        """
+        have, first = self.rollups(), not self.rollups_path.exists()
+        if first:  # the archives and the live journal, each line once
+            events = eventlog.events_in(eventlog.history_lines(self.root, self.events_path)[0])
+        else:
+            events = list(self.events().events)
+        stamp = format_time(snap.now)
+        gone = [snap.entries[slug] for slug in stale]
+        removed = tuple(rollup.Removed(e.slug, e.lease, stamp, e.total_cost_usd) for e in gone)
+        old = rollup.fold(e for e in events if _before(e, cutoff))
+        merged = have.merged(old).merged(rollup.Rollup(removed=removed))
+        if first or len(merged) > len(have):
+            self._write_rollups(merged)
+        return len(merged) - len(have)
+
+    def _write_rollups(self, rolled: rollup.Rollup) -> None:
+        data = json.dumps(rolled.to_dict(), ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+        atomic.atomic_write(self.rollups_path, data)
+
+    def rollups(self) -> rollup.Rollup:
+        """``rollups.json`` (empty before the first gc); RegistryError when it cannot be read."""
+        raw = self._read(self.rollups_path)
+        if raw is None:
+            return rollup.Rollup()
+        try:
+            data = json.loads(raw)
+            if not isinstance(data, dict):
+                raise ValueError("not a JSON object")
+            return rollup.Rollup.from_dict(data)
+        except ValueError as exc:
+            raise RegistryError(
+                f"{self.rollups_path} cannot be read ({exc}); it holds the run history gc "
+                "folded for 'task metrics': restore it from a backup, or move it aside to start "
+                "that history over"
+            ) from None
 
     def write_cycle(self, record: CycleRecord) -> None:
         """Replace ``snapshot.json``; readers see the old or the new file, never half of one."""
@@ -484,23 +564,31 @@ class JsonRegistry(Registry):
             tuple(eventlog.events_in(lines)),
             logs,
             snap.seq,
+            self.rollups().to_dict(),
         )
 
     def load(self, dump: Dump) -> None:
         """Write ``dump`` into this empty folder: the journal (each transaction's events on
         one line), a snapshot covering it, and the logs."""
         with self._writing():
-            held = [p.name for p in (self.data, self.events_path, self.root / "logs") if p.exists()]
+            held = [
+                p.name
+                for p in (self.data, self.events_path, self.root / "logs", self.rollups_path)
+                if p.exists()
+            ]
             if held:
                 raise RegistryError(
                     f"{self.root} already holds a registry ({', '.join(held)}); copy into an empty folder"
                 )
+            carried = _carried(dump)  # refused before anything is written
             data = b"".join(_transaction_lines(dump.events))
             atomic.atomic_write(self.events_path, data)
             seq = max([dump.seq, *(e.seq for e in dump.events)])
             rows = {slug: dict(row) for slug, row in dump.entries.items()}
             doc = Document(seq, format_time(self.clock()), dict(dump.leases), Rows(rows), journal=len(data))
             atomic.atomic_write(self.data, Codec().render(doc))
+            if len(carried):
+                self._write_rollups(carried)
             for (slug, attempt), records in dump.logs.items():
                 path = runlog.log_path(self.root, check_slug(slug), attempt)
                 path.parent.mkdir(parents=True, exist_ok=True)
@@ -668,6 +756,29 @@ def _wanted(event: Event, slug: str | None, since: datetime | None) -> bool:
         return parse_time(event.time) >= since
     except ValueError:
         return False
+
+
+def _carried(dump: Dump) -> rollup.Rollup:
+    """The dump's rollup, read (RegistryError when it is not one) before anything is written."""
+    try:
+        return rollup.Rollup.from_dict(dump.rollup)
+    except ValueError as exc:
+        raise RegistryError(f"the registry copied holds a malformed rollup: {exc}") from None
+
+
+def _before(event: Event, cutoff: datetime) -> bool:
+    try:
+        return parse_time(event.time) < cutoff
+    except ValueError:
+        return False  # an unreadable time: archive keeps its line in place, so no fold either
+
+
+def _older(path: Path, stamp: str, cutoff: datetime) -> bool:
+    """Whether the log at ``path`` last logged before ``stamp`` (``cutoff`` formatted)."""
+    last = runlog.last_time(path)
+    if last is not None:
+        return last < stamp  # registry times are one format: they sort as text
+    return datetime.fromtimestamp(path.stat().st_mtime, UTC) < cutoff
 
 
 def _released_before(rows: Mapping[str, dict[str, Any]], cutoff: datetime) -> list[str]:

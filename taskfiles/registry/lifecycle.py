@@ -8,6 +8,7 @@ Every store runs these same functions inside its own transaction, so the rules
     claimed | running --stop--> stopped
     failed --schedule_retry--> retry_wait (at a later time: backoff)
     failed | parked | stopped | exited | retry_wait --retry--> retry_wait (due now)
+    exited --request_changes--> retry_wait (due now)
     any but released/parked --park--> parked --unpark--> retry_wait (due now)
     any --release--> released
     any but claimed/running --prune--> (removed; the lease history stays)
@@ -15,7 +16,8 @@ Every store runs these same functions inside its own transaction, so the rules
 A lease is issued only by claim, as one more than any lease the slug ever had;
 leaving claimed/running retires it. Runtime facts (note, progress, blocker,
 evidence, artifact) change no state; given a lease they are fenced like a
-heartbeat, without one they are an operator's remark.
+heartbeat, without one they are an operator's remark. A task with no entry takes
+them too, as events alone (``EventOnly``): nothing makes an entry but a claim.
 """
 
 from __future__ import annotations
@@ -27,10 +29,11 @@ from typing import Any
 
 from ..errors import ConflictError, StaleLeaseError, UsageError
 from ..slugs import check_slug
-from .records import LIVE_STATES, Evidence, RegistryEntry, format_time, parse_time
-from .transaction import Change, Plan, Snapshot
+from .records import LIVE_STATES, Evidence, Instructions, RegistryEntry, format_time, parse_time
+from .transaction import Change, EventOnly, Plan, Snapshot
 
 MAX_LISTED = 100  # evidence/artifacts kept on an entry; the event log keeps every one
+MAX_INSTRUCTIONS = 16_000  # characters: what a prompt can carry without drowning the task itself
 
 
 def _one(entry: RegistryEntry, event: str | None, **details: Any) -> Plan[RegistryEntry]:
@@ -69,10 +72,6 @@ def _same_lease(s: Snapshot, slug: str, lease: int) -> None:
         raise StaleLeaseError(f"lease {lease} for '{slug}' was superseded by lease {current}")
     if lease > current:
         raise UsageError(f"lease {lease} for '{slug}' was never issued; the current lease is {current}")
-
-
-def _holder(s: Snapshot, slug: str, lease: int | None) -> RegistryEntry:
-    return s.get(slug) if lease is None else fenced(s, slug, lease)
 
 
 def claim_refusal(entry: RegistryEntry | None, now: datetime) -> str | None:
@@ -118,7 +117,8 @@ def claim(
     if refusal:
         raise ConflictError(refusal)
     new = _claimed(s, slug, entry, worker, owner, max_attempts, task_blob)
-    return _one(new, "task.claimed", worker=worker, owner=new.owner, attempt=new.attempt)
+    given = new.instructions.to_dict() if new.instructions else None
+    return _one(new, "task.claimed", worker=worker, owner=new.owner, attempt=new.attempt, instructions=given)
 
 
 def claim_first(
@@ -152,11 +152,15 @@ def _claimed(
         raise UsageError(f"max_attempts must be at least 1, not {max_attempts}")
     base = prev if prev is not None and prev.state == "retry_wait" else None
     carried = RegistryEntry(slug, "claimed", 0, total_cost_usd=prev.total_cost_usd if prev else 0.0)
+    attempt = prev.attempt + 1 if prev else 1
+    given = base.instructions if base else None
     return replace(
         _reset_attempt(base or carried),
         state="claimed",
         lease=s.last_lease(slug) + 1,
-        attempt=prev.attempt + 1 if prev else 1,
+        attempt=attempt,
+        # Instructions given for this attempt come with it; older ones are history now.
+        instructions=given if given is not None and given.attempt == attempt else None,
         max_attempts=max_attempts or (prev.max_attempts if prev else 3),
         owner=owner or (prev.owner if prev else None),
         worker=worker,
@@ -193,8 +197,10 @@ def start(
     pid_start_time: int | None = None,
     worktree: str | None = None,
     branch: str | None = None,
+    agent: str | None = None,
 ) -> Plan[RegistryEntry]:
-    """Record that the worker holding ``lease`` started."""
+    """Record that the worker holding ``lease`` started (``agent``: the profile it runs, for the
+    event)."""
     entry = fenced(s, slug, lease)
     if entry.state != "claimed":
         raise ConflictError(f"'{slug}' was already started at {entry.started_at}; a lease runs one worker")
@@ -210,7 +216,7 @@ def start(
         branch=branch or entry.branch,
         fresh=False,
     )
-    return _one(new, "task.started", pid=pid, worktree=new.worktree, branch=new.branch)
+    return _one(new, "task.started", pid=pid, worktree=new.worktree, branch=new.branch, agent=agent)
 
 
 def heartbeat(
@@ -286,9 +292,16 @@ def fail(s: Snapshot, slug: str, lease: int, *, failure_class: str, error: str) 
 
 
 def _run(entry: RegistryEntry) -> dict[str, Any]:
-    """What an attempt's end event says of the run, so metrics need no entry: when it
-    started (or was claimed) and what it cost."""
-    return {"started_at": entry.started_at or entry.claimed_at, "cost_usd": entry.cost_usd}
+    """What an attempt's end event says of the run, so metrics need no entry (and keep it
+    once gc has removed the entry): when it started (or was claimed), what it cost, which
+    attempt it was, and whose it was (owner and worker, for metrics grouped by them)."""
+    return {
+        "started_at": entry.started_at or entry.claimed_at,
+        "cost_usd": entry.cost_usd,
+        "attempt": entry.attempt,
+        "owner": entry.owner,
+        "worker": entry.worker,
+    }
 
 
 def _failed(entry: RegistryEntry, error: str, failure_class: str) -> RegistryEntry:
@@ -314,28 +327,58 @@ def release(s: Snapshot, slug: str, *, reason: str | None = None) -> Plan[Regist
 # -- runtime facts -----------------------------------------------------------------------------
 
 
-def note(s: Snapshot, slug: str, text: str, *, lease: int | None = None) -> Plan[RegistryEntry]:
-    """Record a note; it becomes the entry's ``progress`` text."""
-    entry = _holder(s, slug, lease)
-    return _one(replace(entry, progress=text, updated_at=s.stamp), "task.note", text=text)
+def _fact(
+    s: Snapshot,
+    slug: str,
+    lease: int | None,
+    event: str,
+    edit: Callable[[RegistryEntry], RegistryEntry],
+    **details: Any,
+) -> Plan[RegistryEntry | None]:
+    """Record a runtime fact: on the entry (``edit``) when there is one, fenced by ``lease``
+    when given; as an event alone when the task has no entry and no lease was given (an
+    entry needs a lease, and only a claim issues one). Whether the slug names a task is
+    the caller's to check: the registry does not read task files."""
+    kept = {k: v for k, v in details.items() if v is not None}
+    entry = fenced(s, slug, lease) if lease is not None else s.entries.get(check_slug(slug))
+    if entry is None:
+        return Plan((EventOnly(slug, event, kept),), None)
+    new = replace(edit(entry), updated_at=s.stamp)
+    return Plan((Change(slug, new, event, kept),), new)
+
+
+def note(s: Snapshot, slug: str, text: str, *, lease: int | None = None) -> Plan[RegistryEntry | None]:
+    """Record a note; it becomes the entry's ``note`` (the last one; ``progress`` stays the
+    worker's own message)."""
+    return _fact(s, slug, lease, "task.note", lambda e: replace(e, note=text), text=text)
 
 
 def progress(
     s: Snapshot, slug: str, percent: int, message: str | None = None, *, lease: int | None = None
-) -> Plan[RegistryEntry]:
+) -> Plan[RegistryEntry | None]:
     """Record how far along the work is (0-100), with an optional message."""
     if isinstance(percent, bool) or not isinstance(percent, int) or not 0 <= percent <= 100:
         raise UsageError(f"progress must be a whole percentage from 0 to 100, not {percent!r}")
-    entry = _holder(s, slug, lease)
-    new = replace(entry, progress_percent=percent, progress=message or entry.progress, updated_at=s.stamp)
-    return _one(new, "task.progress", percent=percent, message=message)
+
+    def edit(entry: RegistryEntry) -> RegistryEntry:
+        return replace(entry, progress_percent=percent, progress=message or entry.progress)
+
+    return _fact(s, slug, lease, "task.progress", edit, percent=percent, message=message)
 
 
-def blocker(s: Snapshot, slug: str, text: str | None, *, lease: int | None = None) -> Plan[RegistryEntry]:
+def blocker(
+    s: Snapshot, slug: str, text: str | None, *, lease: int | None = None
+) -> Plan[RegistryEntry | None]:
     """Record what blocks the work, or clear it with ``text=None``."""
-    entry = _holder(s, slug, lease)
-    new = replace(entry, blocker=text or None, updated_at=s.stamp)
-    return _one(new, "task.blocker", text=text or None, cleared=True if not text else None)
+    return _fact(
+        s,
+        slug,
+        lease,
+        "task.blocker",
+        lambda e: replace(e, blocker=text or None),
+        text=text or None,
+        cleared=True if not text else None,
+    )
 
 
 def evidence(
@@ -346,20 +389,24 @@ def evidence(
     summary: str | None = None,
     *,
     lease: int | None = None,
-) -> Plan[RegistryEntry]:
+) -> Plan[RegistryEntry | None]:
     """Record a command run as evidence, its exit code and a summary."""
-    entry = _holder(s, slug, lease)
     item = Evidence(command, exit_code, summary, s.stamp, s.actor.who)
-    new = replace(entry, evidence=(*entry.evidence, item)[-MAX_LISTED:], updated_at=s.stamp)
-    return _one(new, "task.evidence", command=command, exit_code=exit_code, summary=summary)
+
+    def edit(entry: RegistryEntry) -> RegistryEntry:
+        return replace(entry, evidence=(*entry.evidence, item)[-MAX_LISTED:])
+
+    return _fact(s, slug, lease, "task.evidence", edit, command=command, exit_code=exit_code, summary=summary)
 
 
-def artifact(s: Snapshot, slug: str, ref: str, *, lease: int | None = None) -> Plan[RegistryEntry]:
+def artifact(s: Snapshot, slug: str, ref: str, *, lease: int | None = None) -> Plan[RegistryEntry | None]:
     """Record a path or URL the work produced (each one once)."""
-    entry = _holder(s, slug, lease)
-    kept = tuple(a for a in entry.artifacts if a != ref)
-    new = replace(entry, artifacts=(*kept, ref)[-MAX_LISTED:], updated_at=s.stamp)
-    return _one(new, "task.artifact", ref=ref)
+
+    def edit(entry: RegistryEntry) -> RegistryEntry:
+        kept = tuple(a for a in entry.artifacts if a != ref)
+        return replace(entry, artifacts=(*kept, ref)[-MAX_LISTED:])
+
+    return _fact(s, slug, lease, "task.artifact", edit, ref=ref)
 
 
 # -- operator actions and the reconciler -------------------------------------------------------
@@ -378,14 +425,71 @@ def stop(s: Snapshot, slug: str, *, reason: str | None = None) -> Plan[RegistryE
 RETRYABLE = frozenset({"failed", "parked", "stopped", "exited", "retry_wait"})
 
 
-def retry(s: Snapshot, slug: str, *, reason: str | None = None, fresh: bool = False) -> Plan[RegistryEntry]:
-    """Make a finished attempt claimable now; ``fresh`` starts over from the base ref."""
+def retry(
+    s: Snapshot,
+    slug: str,
+    *,
+    reason: str | None = None,
+    fresh: bool = False,
+    instructions: str | None = None,
+) -> Plan[RegistryEntry]:
+    """Make a finished attempt claimable now; ``fresh`` starts over from the base ref.
+
+    ``instructions`` are for the next attempt (its prompt shows them); without them,
+    instructions given earlier for that attempt stay.
+    """
     entry = s.get(slug)
     if entry.state not in RETRYABLE:
         hint = f"run 'task stop {slug}' first" if entry.is_live else f"claim it with 'task claim {slug}'"
         raise ConflictError(f"'{slug}' is {entry.state} and cannot be retried; {hint}")
+    given = _instructions(s, entry, instructions, "retry") if instructions is not None else None
     new = _due(entry, s.stamp, s.stamp, fresh=fresh)
-    return _one(new, "task.retry_scheduled", reason=reason, fresh=fresh, at=s.stamp, manual=True)
+    if given is not None:
+        new = replace(new, instructions=given)
+    return _one(
+        new,
+        "task.retry_scheduled",
+        reason=reason,
+        fresh=fresh,
+        at=s.stamp,
+        manual=True,
+        instructions=given.text if given else None,
+    )
+
+
+def request_changes(s: Snapshot, slug: str, *, instructions: str) -> Plan[RegistryEntry]:
+    """Send a task in review (its worker exited 0) back with what to change: claimable now,
+    keeping its branch and worktree, with ``instructions`` for the next attempt."""
+    entry = s.get(slug)
+    if entry.state != "exited":
+        raise ConflictError(_not_in_review(entry))
+    given = _instructions(s, entry, instructions, "changes_requested")
+    new = replace(_due(entry, s.stamp, s.stamp), instructions=given)
+    return _one(new, "task.changes_requested", instructions=given.text, at=s.stamp)
+
+
+def _instructions(s: Snapshot, entry: RegistryEntry, text: str, kind: str) -> Instructions:
+    """``text`` as instructions for the attempt after ``entry``'s; UsageError when empty or too long."""
+    if not text.strip():
+        raise UsageError("the instructions are empty; say what the next attempt should do differently")
+    if len(text) > MAX_INSTRUCTIONS:
+        raise UsageError(
+            f"the instructions are {len(text)} characters, over the limit of {MAX_INSTRUCTIONS}; "
+            "shorten them, or put the detail in the task file's body"
+        )
+    return Instructions(text.strip(), s.actor.who, s.stamp, entry.attempt + 1, kind)
+
+
+def _not_in_review(entry: RegistryEntry) -> str:
+    """Why changes cannot be requested on ``entry``, and what to run instead."""
+    slug, state = entry.slug, entry.state
+    head = f"'{slug}' is {state}, not in review (its worker has not exited 0)"
+    retry = f"'task retry {slug} --instructions TEXT'"
+    if entry.is_live:
+        return f"{head}; wait for attempt {entry.attempt} to end, or run 'task stop {slug}' and then {retry}"
+    if state in RETRYABLE:
+        return f"{head}; run {retry} to give the next attempt instructions"
+    return f"{head}: its claim is over and a new claim starts afresh; see 'task status {slug}'"
 
 
 def schedule_retry(

@@ -3,8 +3,9 @@
 Tables (see ``migrations/``): ``taskfiles_entries`` (one small row a task: the hot
 table), ``taskfiles_leases`` (the highest lease per slug, never lowered; its row is
 also the slug's lock), ``taskfiles_events`` (append-only, increasing ``id``),
-``taskfiles_logs`` (attempt logs, so any host's page shows any host's worker) and
-``taskfiles_cycles`` (each host's last cycle record).
+``taskfiles_logs`` (attempt logs, so any host's page shows any host's worker),
+``taskfiles_cycles`` (each host's last cycle record) and ``taskfiles_rollups`` (what gc
+folded for run metrics before it archived events and removed entries).
 
 Every operation is one transaction running the same pure lifecycle function as
 the JSON store. The snapshot it sees is lazy: the first time the mutation looks
@@ -38,12 +39,12 @@ import orjson
 from ..config import redacted
 from ..errors import NotFoundError, RegistryError, UsageError
 from ..slugs import check_slug
-from . import lifecycle, pgschema, runlog
-from .interface import EventPage, GcReport, Registry, RegistryChange
+from . import lifecycle, pgschema, rollup, runlog
+from .interface import EventPage, GcReport, Registry, RegistryChange, keeps_log
 from .records import Actor, CycleRecord, Dump, Event, LogRecord, RegistryEntry, format_time
 from .repair import RepairReport
-from .runlog import LogPage
-from .transaction import Change, Mutation, Plan, Snapshot, apply
+from .runlog import LogLine, LogStats
+from .transaction import Change, EventOnly, Mutation, Plan, Snapshot, apply
 
 if TYPE_CHECKING:
     import psycopg
@@ -56,7 +57,9 @@ RETRIES = 30  # deadlocks and serialization failures re-run the (pure) mutation
 WATCH_POLL = 0.25  # seconds: how long a missed notification can go unseen
 GAP_WAIT = 30.0  # seconds an id skipped over is waited for (a slow commit; else a rollback)
 MAX_GAPS = 10_000  # ids skipped over at once beyond which none are waited for
-LOOKBACK = 1_000  # ids a log follower reads again for lines committed late
+LOOKBACK = 1_000  # ids a reader of events or of the log feed reads again for rows committed late
+# What a log line takes in the database, as gc and log_stats count it: its JSON text.
+_LOG_BYTES = "octet_length(record::text) + coalesce(octet_length(fields::text), 0)"
 
 
 class PgRegistry(Registry):
@@ -162,7 +165,7 @@ class PgRegistry(Registry):
         conn: psycopg.Connection[tuple[Any, ...]],
         rows: _Locked,
         snap: Snapshot,
-        changes: Sequence[Change],
+        changes: Sequence[Change | EventOnly],
     ) -> None:
         """Write a plan: each entry fenced by the lease it was read with, leases raised,
         events appended, and one notification (ids only) sent on commit."""
@@ -398,16 +401,25 @@ class PgRegistry(Registry):
 
     def _append_log(self, slug: str, lease: int | None, records: Sequence[LogRecord]) -> int:
         check_slug(slug)
-        from psycopg.types.json import Jsonb
 
         def body(conn: psycopg.Connection[tuple[Any, ...]]) -> int:
             rows = _Locked(conn, self, share=True)
             snap = Snapshot(rows, rows.leases, self.clock(), self.actor)
             entry = snap.get(slug) if lease is None else lifecycle.fenced(snap, slug, lease)
+            # The next positions after the highest committed: a writer racing for the same
+            # ones fails on the unique index and runs again (see 0002_log_fields.sql).
+            top = int(
+                _one(
+                    conn,
+                    "SELECT coalesce(max(position), 0) FROM taskfiles_logs WHERE slug = %s AND attempt = %s",
+                    (slug, entry.attempt),
+                )
+            )
             with conn.cursor() as cur:
                 cur.executemany(
-                    "INSERT INTO taskfiles_logs (slug, attempt, record) VALUES (%s, %s, %s)",
-                    [(slug, entry.attempt, Jsonb(r.to_dict())) for r in records],
+                    "INSERT INTO taskfiles_logs (slug, attempt, position, record, fields) "
+                    "VALUES (%s, %s, %s, %s, %s)",
+                    [(slug, entry.attempt, top + n, *_log_columns(r)) for n, r in enumerate(records, 1)],
                 )
             _notify(conn, {"logs": slug})
             return entry.attempt
@@ -426,27 +438,51 @@ class PgRegistry(Registry):
         attempts: list[int] = self._run(body)
         return attempts
 
-    def _log_records(self, slug: str, attempt: int, after: int) -> list[tuple[int, LogRecord | None]]:
-        def body(conn: psycopg.Connection[tuple[Any, ...]]) -> list[tuple[int, LogRecord | None]]:
-            found = conn.execute(
-                "SELECT id, record FROM taskfiles_logs "
-                "WHERE slug = %s AND attempt = %s AND id > %s ORDER BY id",
-                (slug, attempt, after),
+    def _read_log(self, slug: str, attempt: int, after: int) -> tuple[list[LogLine], int, list[str]]:
+        def body(conn: psycopg.Connection[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+            return conn.execute(
+                "SELECT position, record, fields FROM taskfiles_logs "
+                "WHERE slug = %s AND attempt = %s AND position > %s ORDER BY position",
+                (check_slug(slug), attempt, after),
             ).fetchall()
-            return [(int(n), runlog.decode(record)[0]) for n, record in found]
 
-        records: list[tuple[int, LogRecord | None]] = self._run(body)
-        return records
+        lines, warnings, last = [], [], after
+        for position, record, fields in self._run(body):
+            decoded, problem = runlog.decode(_log_object(record, fields))
+            last = int(position)
+            if decoded is None:
+                where = f"{self.location} log of '{slug}' attempt {attempt} line {position}"
+                warnings.append(f"{where}: {problem}; line skipped")
+            else:
+                lines.append(LogLine(last, decoded))
+        return lines, last, warnings
 
-    def logs(
-        self, slug: str, *, attempt: int | None = None, level: str | None = None, source: str | None = None
-    ) -> LogPage:
-        """One attempt's log lines (None: the current attempt) passing the filters."""
-        runlog.check_filters(level, source)
+    def log_stats(self, slug: str, *, attempt: int | None = None) -> LogStats:
+        """One attempt's stats, counted by the database (GROUP BY level, source); ``bytes``
+        is the rows' JSON text."""
         number = self._log_attempt(slug, attempt)
-        found = self._log_records(slug, number, 0)
-        kept = tuple(r for _, r in found if r is not None and runlog.matches(r, level, source))
-        return LogPage(slug, number, kept)
+
+        def body(conn: psycopg.Connection[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+            return conn.execute(
+                "SELECT record->>'level', record->>'source', count(*), min(record->>'time'), "
+                f"max(record->>'time'), sum({_LOG_BYTES}) "
+                "FROM taskfiles_logs WHERE slug = %s AND attempt = %s GROUP BY 1, 2",
+                (slug, number),
+            ).fetchall()
+
+        levels: dict[str, int] = {}
+        sources: dict[str, int] = {}
+        firsts, lasts, size = [], [], 0
+        for level, source, count, first, last, octets in self._run(body):
+            levels[level] = levels.get(level, 0) + int(count)
+            sources[source] = sources.get(source, 0) + int(count)
+            firsts.append(first)
+            lasts.append(last)
+            size += int(octets)
+        total = sum(levels.values())
+        return LogStats(
+            slug, number, total, levels, sources, min(firsts, default=None), max(lasts, default=None), size
+        )
 
     def follow_logs(
         self,
@@ -465,20 +501,13 @@ class PgRegistry(Registry):
             return self._attempt_over(slug, number)
 
         def follow() -> Iterator[LogRecord]:
-            seen: set[int] = set()
             last = 0
             for _ in self._wakeups(poll):
                 finished = over()  # checked before reading: nothing is missed
-                # Ids are taken at insert and committed in any order: look back over the
-                # last LOOKBACK ids for a line whose transaction committed late.
-                for n, record in self._log_records(slug, number, max(last - LOOKBACK, 0)):
-                    if n in seen:
-                        continue
-                    seen.add(n)
-                    last = max(last, n)
-                    if record is not None and runlog.matches(record, level, source):
-                        yield record
-                seen = {n for n in seen if n > last - LOOKBACK}
+                # Positions become visible in order (see 0002_log_fields.sql): after the
+                # last one read, nothing is skipped.
+                lines, last, _ = self._read_log(slug, number, last)
+                yield from (line.record for line in lines if runlog.matches(line.record, level, source))
                 if finished:
                     return
 
@@ -504,13 +533,17 @@ class PgRegistry(Registry):
 
     # -- retention, cycles, repair -----------------------------------------------------------
 
-    def gc(self, older_than_days: float = 30.0) -> GcReport:
+    def gc(self, older_than_days: float = 30.0, *, log_retention_days: float = 0.0) -> GcReport:
         """Remove released entries (and their logs) older than the cutoff and the logs of slugs
-        that have had no entry since before it; move older events into
-        ``taskfiles_events_archive`` (the live table stays small)."""
+        that have had no entry since before it, and attempt logs past ``log_retention_days``
+        (see ``Registry.gc``); move older events into ``taskfiles_events_archive`` (the live
+        table stays small)."""
         if older_than_days < 0:
             raise UsageError(f"older_than_days must not be negative, not {older_than_days}")
+        if log_retention_days < 0:
+            raise UsageError(f"log_retention_days must not be negative, not {log_retention_days}")
         cutoff = format_time(self.clock() - timedelta(days=older_than_days))
+        retention = format_time(self.clock() - timedelta(days=log_retention_days))
         reason = {"reason": f"released before {cutoff}"}
 
         def body(conn: psycopg.Connection[tuple[Any, ...]]) -> GcReport:
@@ -526,14 +559,16 @@ class PgRegistry(Registry):
                 entry = rows.get(slug)
                 if entry is not None and entry.state == "released" and (entry.updated_at or "") < cutoff:
                     gone.append(slug)
+            folded = self._fold(conn, [rows[slug] for slug in gone], cutoff)  # in this transaction
             if gone:
                 self._write(conn, rows, snap, [Change(slug, None, "task.pruned", reason) for slug in gone])
             logs = conn.execute(
                 "DELETE FROM taskfiles_logs l WHERE l.slug = ANY(%s) OR (l.record->>'time' < %s "
                 "AND NOT EXISTS (SELECT 1 FROM taskfiles_entries e WHERE e.slug = l.slug)) "
-                "RETURNING l.slug, octet_length(l.record::text)",
+                f"RETURNING l.slug, {_LOG_BYTES}",
                 (gone, cutoff),
             ).fetchall()
+            expired = self._expire_logs(conn, retention) if log_retention_days else []
             events = conn.execute(
                 "WITH old AS (DELETE FROM taskfiles_events WHERE time < %s RETURNING *) "
                 "INSERT INTO taskfiles_events_archive SELECT * FROM old",
@@ -541,14 +576,73 @@ class PgRegistry(Registry):
             ).rowcount
             return GcReport(
                 tuple(gone),
-                tuple(sorted({f"logs/{slug}" for slug, _ in logs})),
-                sum(int(n) for _, n in logs),
+                tuple(sorted({f"logs/{slug}" for slug, _ in logs} | {name for name, _ in expired})),
+                sum(int(n) for _, n in [*logs, *expired]),
                 int(events),
                 f"{self.location} taskfiles_events_archive",
+                rolled_up=folded,
             )
 
         report: GcReport = self._run(body)
         return report
+
+    def _expire_logs(self, conn: psycopg.Connection[tuple[Any, ...]], cutoff: str) -> list[tuple[str, int]]:
+        """Delete the attempt logs whose last line is older than ``cutoff``, but what
+        ``keeps_log`` keeps; return each as ``logs/<slug>/<attempt>.log`` with its bytes. A
+        line logged meanwhile (no lock keeps writers out) is not deleted: the log goes on."""
+        old = conn.execute(
+            "SELECT l.slug, l.attempt, max(e.row::text) FROM taskfiles_logs l "
+            "LEFT JOIN taskfiles_entries e ON e.slug = l.slug "
+            "GROUP BY l.slug, l.attempt HAVING max(l.record->>'time') < %s",
+            (cutoff,),
+        ).fetchall()
+        doomed = [
+            (slug, int(attempt))
+            for slug, attempt, row in old
+            if not keeps_log(self._entry(slug, orjson.loads(row)) if row else None, int(attempt))
+        ]
+        if not doomed:
+            return []
+        removed = conn.execute(
+            "DELETE FROM taskfiles_logs WHERE (slug, attempt) IN "
+            f"(SELECT * FROM unnest(%s::text[], %s::int[])) RETURNING slug, attempt, {_LOG_BYTES}",
+            ([slug for slug, _ in doomed], [attempt for _, attempt in doomed]),
+        ).fetchall()
+        size: dict[str, int] = {}
+        for slug, attempt, octets in removed:
+            name = f"logs/{slug}/{attempt}.log"
+            size[name] = size.get(name, 0) + int(octets)
+        return sorted(size.items())
+
+    def _fold(
+        self, conn: psycopg.Connection[tuple[Any, ...]], gone: Sequence[RegistryEntry], cutoff: str
+    ) -> int:
+        """Add to the rollup the runs and retries of the events older than ``cutoff`` and the
+        costs of the ``gone`` entries; return how many rows are new. The first fold also
+        reads the events a gc archived before rollups existed."""
+        first = not _one(conn, "SELECT EXISTS (SELECT 1 FROM taskfiles_rollups)")
+        tables = ("taskfiles_events_archive", "taskfiles_events") if first else ("taskfiles_events",)
+        events = [
+            _event(row).event
+            for table in tables
+            for row in conn.execute(
+                "SELECT id, seq, time, type, slug, lease, actor, details, change, removed "
+                f"FROM {table} WHERE time < %s AND type = ANY(%s) ORDER BY seq, id",
+                (cutoff, list(rollup.FOLDED)),
+            )
+        ]
+        stamp = format_time(self.clock())
+        removed = tuple(rollup.Removed(e.slug, e.lease, stamp, e.total_cost_usd) for e in gone)
+        return _insert_rollups(conn, rollup.fold(events).merged(rollup.Rollup(removed=removed)))
+
+    def rollups(self) -> rollup.Rollup:
+        """The rows of ``taskfiles_rollups``, oldest first."""
+
+        def body(conn: psycopg.Connection[tuple[Any, ...]]) -> rollup.Rollup:
+            return _read_rollups(conn)
+
+        found: rollup.Rollup = self._run(body)
+        return found
 
     def write_cycle(self, record: CycleRecord) -> None:
         """Keep ``record`` as its host's last cycle (one row a host)."""
@@ -597,10 +691,10 @@ class PgRegistry(Registry):
                 "ORDER BY seq, id"
             ).fetchall()
             logs: dict[tuple[str, int], list[LogRecord]] = {}
-            for slug, attempt, record in conn.execute(
-                "SELECT slug, attempt, record FROM taskfiles_logs ORDER BY id"
+            for slug, attempt, record, fields in conn.execute(
+                "SELECT slug, attempt, record, fields FROM taskfiles_logs ORDER BY slug, attempt, position"
             ):
-                decoded = runlog.decode(record)[0]
+                decoded = runlog.decode(_log_object(record, fields))[0]
                 if decoded is not None:
                     logs.setdefault((slug, int(attempt)), []).append(decoded)
             return Dump(
@@ -609,6 +703,7 @@ class PgRegistry(Registry):
                 tuple(_event(row).event for row in events),
                 {key: tuple(records) for key, records in logs.items()},
                 _last_seq(conn),
+                _read_rollups(conn).to_dict(),
             )
 
         dumped: Dump = self._run(body)
@@ -622,7 +717,8 @@ class PgRegistry(Registry):
             held = _one(
                 conn,
                 "SELECT (SELECT count(*) FROM taskfiles_entries) + (SELECT count(*) FROM taskfiles_leases) "
-                "+ (SELECT count(*) FROM taskfiles_events) + (SELECT count(*) FROM taskfiles_logs)",
+                "+ (SELECT count(*) FROM taskfiles_events) + (SELECT count(*) FROM taskfiles_logs) "
+                "+ (SELECT count(*) FROM taskfiles_rollups)",
             )
             if int(held):
                 raise RegistryError(f"{self.location} already holds a registry; copy into an empty database")
@@ -648,13 +744,18 @@ class PgRegistry(Registry):
                     [_event_row(e.seq, e) for e in dump.events],
                 )
                 cur.executemany(
-                    "INSERT INTO taskfiles_logs (slug, attempt, record) VALUES (%s, %s, %s)",
+                    "INSERT INTO taskfiles_logs (slug, attempt, position, record, fields) "
+                    "VALUES (%s, %s, %s, %s, %s)",
                     [
-                        (slug, attempt, Jsonb(record.to_dict()))
+                        (slug, attempt, position, *_log_columns(record))
                         for (slug, attempt), records in dump.logs.items()
-                        for record in records
+                        for position, record in enumerate(records, 1)
                     ],
                 )
+            try:
+                _insert_rollups(conn, rollup.Rollup.from_dict(dump.rollup))
+            except ValueError as exc:
+                raise RegistryError(f"the registry copied holds a malformed rollup: {exc}") from None
             top = max([dump.seq, *(e.seq for e in dump.events)])
             if top > 0:
                 conn.execute("SELECT setval('taskfiles_txn', %s, true)", (top,))
@@ -911,6 +1012,44 @@ def _event_row(seq: int, event: Event) -> tuple[Any, ...]:
         Jsonb(dict(event.change)) if event.change is not None else None,
         event.removed,
     )
+
+
+def _insert_rollups(conn: psycopg.Connection[tuple[Any, ...]], rolled: rollup.Rollup) -> int:
+    """Add ``rolled``'s records (those already there stay as they are); how many were new."""
+    rows = [(r.key, kind, r.time, json.dumps(r.to_dict())) for kind, r in rolled.records()]
+    if not rows:
+        return 0
+    keys, kinds, times, records = (list(column) for column in zip(*rows, strict=True))
+    return int(
+        conn.execute(
+            "INSERT INTO taskfiles_rollups (key, kind, time, record) "
+            "SELECT k, kd, t, r::jsonb FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[]) "
+            "AS u(k, kd, t, r) ON CONFLICT (key) DO NOTHING",
+            (keys, kinds, times, records),
+        ).rowcount
+    )
+
+
+def _read_rollups(conn: psycopg.Connection[tuple[Any, ...]]) -> rollup.Rollup:
+    rows = conn.execute("SELECT kind, record FROM taskfiles_rollups ORDER BY time, key").fetchall()
+    try:
+        return rollup.Rollup.from_records((str(kind), record) for kind, record in rows)
+    except ValueError as exc:
+        raise RegistryError(f"taskfiles_rollups holds a row that cannot be read: {exc}") from None
+
+
+def _log_columns(record: LogRecord) -> tuple[Any, Any]:
+    """The ``record`` and ``fields`` columns of a log line (fields NULL when it has none)."""
+    from psycopg.types.json import Jsonb
+
+    data = record.to_dict()
+    fields = data.pop("fields", None)
+    return Jsonb(data), Jsonb(fields) if fields else None
+
+
+def _log_object(record: Mapping[str, Any], fields: Mapping[str, Any] | None) -> Mapping[str, Any]:
+    """A log line's JSON form from its two columns."""
+    return {**record, "fields": fields} if fields else record
 
 
 def _one(conn: psycopg.Connection[tuple[Any, ...]], query: str, args: Sequence[Any] = ()) -> Any:

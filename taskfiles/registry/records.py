@@ -113,6 +113,33 @@ class Evidence:
         )
 
 
+@dataclass(frozen=True)
+class Instructions:
+    """What a reviewer or operator asked of an attempt (``task retry --instructions``,
+    ``task review --request-changes``): the text, who gave it, when, and which attempt
+    it is for. A claim of that attempt carries it into the attempt; the claim of any
+    later attempt drops it (the event log keeps it for the account of earlier attempts)."""
+
+    text: str
+    who: str
+    time: str
+    attempt: int  # the attempt they are for: the one after the attempt they were given on
+    kind: str = "retry"  # "retry" or "changes_requested"
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON form."""
+        return dict(vars(self))
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Instructions:
+        """Read the JSON form; KeyError/ValueError name what is wrong."""
+        item = cls(data["text"], data["who"], data["time"], data["attempt"], data.get("kind", "retry"))
+        texts = (item.text, item.who, item.time, item.kind)
+        if not all(isinstance(v, str) for v in texts) or type(item.attempt) is not int:
+            raise ValueError("field 'instructions' must hold text, who, time, kind (text) and attempt (int)")
+        return item
+
+
 _INT = frozenset(
     {"lease", "attempt", "max_attempts", "pid", "pid_start_time", "heartbeats", "exit_code"}
     | {"progress_percent", "consecutive_failures", "failure_streak"}
@@ -150,13 +177,15 @@ class RegistryEntry:
     branch: str | None = None
     task_blob: str | None = None  # the task file's blob id at dispatch
     fresh: bool = False  # the next attempt starts over from the base ref
-    progress: str | None = None  # the worker's last note
+    progress: str | None = None  # the worker's last progress message (heartbeat --note, progress)
+    note: str | None = None  # the last note (task note): kept apart, so it never hides progress
     progress_percent: int | None = None
     blocker: str | None = None
     cost_usd: float = 0.0  # this attempt
     total_cost_usd: float = 0.0  # every attempt of this task
     parked_reason: str | None = None
     stop_reason: str | None = None
+    instructions: Instructions | None = None  # for the next attempt, or the current one (see Instructions)
     artifacts: tuple[str, ...] = ()
     evidence: tuple[Evidence, ...] = field(default=())
 
@@ -164,6 +193,13 @@ class RegistryEntry:
     def is_live(self) -> bool:
         """True while a worker holds the lease (claimed or running)."""
         return self.state in LIVE_STATES
+
+    @property
+    def attempt_label(self) -> str:
+        """``attempt 6 · 1/5 failures``: which run this is, and the failures in a row against
+        ``max_attempts``, the limit they are held to. Runs are not bounded (a manual retry or
+        an unpark starts the count over), so "6/5" would read as past a limit that is not one."""
+        return f"attempt {self.attempt} · {self.consecutive_failures}/{self.max_attempts} failures"
 
     def to_dict(self, *, sparse: bool = True) -> dict[str, Any]:
         """The JSON form; ``sparse`` leaves out fields that hold their default."""
@@ -177,6 +213,8 @@ class RegistryEntry:
             data["artifacts"] = list(self.artifacts)
         if "evidence" in data:
             data["evidence"] = [item.to_dict() for item in self.evidence]
+        if self.instructions is not None:
+            data["instructions"] = self.instructions.to_dict()
         return data
 
     @classmethod
@@ -220,6 +258,8 @@ def _checked(data: Mapping[str, Any]) -> dict[str, Any]:
         values["artifacts"] = tuple(values["artifacts"] or ())
     if "evidence" in values:
         values["evidence"] = tuple(Evidence.from_dict(item) for item in values["evidence"] or ())
+    if values.get("instructions") is not None:
+        values["instructions"] = Instructions.from_dict(values["instructions"])
     return values
 
 
@@ -232,6 +272,8 @@ def _kinds(name: str) -> tuple[type, ...]:
         return (bool,)
     if name in ("artifacts", "evidence"):
         return (list, tuple)
+    if name == "instructions":
+        return (dict,)
     return (str,)
 
 
@@ -288,7 +330,8 @@ class Event:
 
 @dataclass(frozen=True)
 class LogRecord:
-    """One line of an attempt's log."""
+    """One line of an attempt's log, with its structured ``fields`` (name -> text; see
+    ``runlog.check_fields`` for what a name and a value may be)."""
 
     time: str
     level: str
@@ -296,10 +339,15 @@ class LogRecord:
     message: str
     lease: int | None = None
     who: str | None = None
+    fields: Mapping[str, str] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        """The JSON form."""
-        return {k: v for k, v in vars(self).items() if v is not None}
+        """The JSON form; ``fields`` only when there are some, so lines without any read
+        as they did before fields existed."""
+        data = {k: v for k, v in vars(self).items() if v is not None and k != "fields"}
+        if self.fields:
+            data["fields"] = dict(self.fields)
+        return data
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> LogRecord:
@@ -309,7 +357,10 @@ class LogRecord:
             raise ValueError("not a log line: time and level must be strings")
         if not (isinstance(source, str) and isinstance(message, str)):
             raise ValueError("not a log line: source and message must be strings")
-        return cls(time, level, source, message, data.get("lease"), data.get("who"))
+        found = data.get("fields") or {}
+        if not isinstance(found, Mapping) or not all(isinstance(v, str) for v in found.values()):
+            raise ValueError("not a log line: fields must be an object of strings")
+        return cls(time, level, source, message, data.get("lease"), data.get("who"), dict(found))
 
 
 CYCLE_RECORD_VERSION = 1
@@ -421,6 +472,7 @@ class Dump:
     events: tuple[Event, ...]  # oldest first, archived ones included
     logs: Mapping[tuple[str, int], tuple[LogRecord, ...]] = field(default_factory=dict)  # (slug, attempt)
     seq: int = 0  # the last transaction number
+    rollup: Mapping[str, Any] = field(default_factory=dict)  # what gc folded (rollup.Rollup's JSON form)
 
     @property
     def log_lines(self) -> int:

@@ -113,8 +113,8 @@ def _replay_transaction(
 ) -> None:
     for change in line["changes"]:
         slug = change.get("slug") if isinstance(change, dict) else None
-        if not isinstance(slug, str):
-            continue
+        if not isinstance(slug, str) or not journal.changes_entry(change):
+            continue  # registry-wide events, and events recorded for a task without an entry
         lease = change.get("lease")
         if isinstance(lease, int):
             leases[slug] = max(leases.get(slug, 0), lease)

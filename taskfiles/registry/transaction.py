@@ -4,6 +4,11 @@ A mutation is a pure function of a ``Snapshot`` returning a ``Plan``. The store
 runs it under its lock and writes what ``apply`` makes of the plan; ``apply``
 checks the invariants every store must keep (above all: a slug's lease never
 goes back), so a buggy mutation cannot write a bad entry.
+
+A plan holds two kinds of change: a ``Change`` sets (or removes) one entry and may
+record an event; an ``EventOnly`` records an event for a slug and holds no entry at
+all, so it cannot create, change or remove one (a runtime fact about a task that was
+never claimed: an entry needs a lease, and only a claim issues one).
 """
 
 from __future__ import annotations
@@ -60,10 +65,19 @@ class Change:
 
 
 @dataclass(frozen=True)
+class EventOnly:
+    """An event recorded for ``slug`` that leaves its entry (or its having none) as it is."""
+
+    slug: str
+    event: str
+    details: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class Plan(Generic[T]):
     """What a mutation decided: the changes to write and the value to return."""
 
-    changes: tuple[Change, ...]
+    changes: tuple[Change | EventOnly, ...]
     result: T
 
 
@@ -80,7 +94,7 @@ class Applied:
     events: tuple[Event, ...]
 
 
-def apply(s: Snapshot, changes: Sequence[Change], seq: int) -> Applied:
+def apply(s: Snapshot, changes: Sequence[Change | EventOnly], seq: int) -> Applied:
     """Check every change against the snapshot and turn the plan into rows, journal
     changes (each only what changed in its entry) and events."""
     current: dict[str, RegistryEntry | None] = {}
@@ -89,6 +103,11 @@ def apply(s: Snapshot, changes: Sequence[Change], seq: int) -> Applied:
     written: list[dict[str, Any]] = []
     events: list[Event] = []
     for change in changes:
+        if isinstance(change, EventOnly):
+            line = _event_only(change)
+            written.append(line)
+            events.append(_event(s, change, line, seq))
+            continue
         slug = change.slug
         old = current[slug] if slug in current else s.entries.get(slug)
         high = leases.get(slug, s.last_lease(slug))
@@ -119,7 +138,22 @@ def _line(change: Change, old: RegistryEntry | None, row: dict[str, Any] | None)
     return line
 
 
-def _event(s: Snapshot, change: Change, line: dict[str, Any], seq: int) -> Event:
+def _event_only(change: EventOnly) -> dict[str, Any]:
+    """The journal change of an ``EventOnly``: a type and details, no lease (no claim holds
+    it) and nothing set, so no replay makes an entry of it (``journal.changes_entry``)."""
+    check_slug(change.slug)
+    if not isinstance(change.event, str) or not change.event.startswith("task."):
+        raise RegistryError(
+            f"refusing to record event {change.event!r} for {change.slug!r}: "
+            "an event type starts with 'task.'; this is a bug in the caller"
+        )
+    line: dict[str, Any] = {"slug": change.slug, "type": change.event, "lease": None}
+    if change.details:
+        line["details"] = dict(change.details)
+    return line
+
+
+def _event(s: Snapshot, change: Change | EventOnly, line: dict[str, Any], seq: int) -> Event:
     return Event(
         time=s.stamp,
         type=str(change.event),
@@ -129,7 +163,7 @@ def _event(s: Snapshot, change: Change, line: dict[str, Any], seq: int) -> Event
         details=dict(change.details),
         seq=seq,
         change={k: line[k] for k in ("set", "unset", "drop", "append") if k in line} or None,
-        removed=change.entry is None,
+        removed=isinstance(change, Change) and change.entry is None,
     )
 
 

@@ -1,0 +1,34 @@
+"""Runtime facts (note, progress, blocker, evidence, artifact) on any known task.
+
+A fact about a task that was never claimed, or whose entry gc removed, is still worth
+keeping: the registry records it as an event alone (``transaction.EventOnly``), since
+an entry needs a lease and only a claim issues one. The registry does not read task
+files, so whether a slug names a task at all is asked here, of the plan: a task file
+with that slug in the working tree or at the base ref.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TypeVar
+
+from .config import Config
+from .plan import query
+from .registry import Registry, RegistryEntry
+
+T = TypeVar("T", bound="RegistryEntry | None")
+
+
+def record(
+    config: Config, registry: Registry, slug: str, lease: int | None, fact: Callable[[Registry], T]
+) -> T:
+    """Run ``fact`` (one of the registry's fact writes) for ``slug``.
+
+    A task with an entry needs no task file (an orphaned entry still takes remarks), and a
+    write with a lease is fenced by the registry (a lease for a slug with no entry is
+    NotFoundError there). A write with neither is accepted only for a known task;
+    NotFoundError with the closest slug otherwise.
+    """
+    if lease is None and registry.find(slug) is None:
+        query.locate(config, slug)
+    return fact(registry)
