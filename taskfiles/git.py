@@ -320,6 +320,114 @@ def _file_history(root: Path, commit: str, path: str, limit: int | None) -> list
     return found
 
 
+@dataclass(frozen=True)
+class FileChange:
+    """What one commit did to a file: its status (``A`` added, ``M`` modified, ``D`` deleted,
+    ``R`` renamed, ``C`` copied, ...), the path before (a rename's or copy's source) and after,
+    and the blob it left (None: deleted)."""
+
+    status: str
+    path: str
+    old_path: str | None = None
+    blob: str | None = None
+
+
+@dataclass(frozen=True)
+class LogEntry:
+    """One commit of a ``git log`` walk and the file changes it listed."""
+
+    commit: str
+    author: str
+    date: str  # the author date, ISO 8601 with its offset
+    subject: str
+    files: tuple[FileChange, ...]
+
+
+_LOG_FORMAT = "--format=%x1e%H%x1f%an%x1f%aI%x1f%s"
+
+
+def file_log(root: Path, path: str, *, limit: int) -> list[LogEntry]:
+    """The commits of HEAD's history that changed ``path``, newest first, following renames
+    (``git log --follow``), at most ``limit`` of them; each with the blob it left."""
+    with open_repo(root) as repo:
+        out = _run(
+            repo,
+            "log",
+            "--follow",
+            "-M",
+            "--raw",
+            "--no-abbrev",
+            "-z",
+            _LOG_FORMAT,
+            "-n",
+            str(limit),
+            "HEAD",
+            "--",
+            f":(top,literal){path}",
+        )
+    return _parse_log(out, raw=True)
+
+
+def folder_log(root: Path, folder: str, since: str | None = None) -> list[LogEntry]:
+    """Every commit of HEAD's history (after ``since``, when given: ``since..HEAD``) that
+    added, renamed, copied or deleted a file under ``folder``, oldest first, with those
+    changes (renames detected): one ``git log`` for the whole folder."""
+    span = f"{since}..HEAD" if since else "HEAD"
+    with open_repo(root) as repo:
+        out = _run(
+            repo,
+            "log",
+            "--reverse",
+            "--name-status",
+            "-M",
+            "--diff-filter=ACDR",
+            "-z",
+            _LOG_FORMAT,
+            span,
+            "--",
+            f":(top,literal){folder}",
+        )
+    return _parse_log(out, raw=False)
+
+
+def _parse_log(out: str, *, raw: bool) -> list[LogEntry]:
+    """Read ``git log -z`` output in ``_LOG_FORMAT`` with ``--raw`` or ``--name-status``."""
+    entries = []
+    for record in out.split("\x1e")[1:]:
+        head, _, rest = record.partition("\0")
+        commit, author, date, subject = [*head.split("\x1f"), "", "", ""][:4]
+        tokens = [t.lstrip("\n") for t in rest.split("\0")]
+        files: list[FileChange] = []
+        at = 0
+        while at < len(tokens):
+            token = tokens[at]
+            if not token:
+                at += 1
+                continue
+            meta = token.split()
+            status = meta[-1] if raw else token
+            blob = meta[3] if raw and len(meta) >= 4 else None
+            two = status[:1] in ("R", "C")
+            paths = tokens[at + 1 : at + (3 if two else 2)]
+            at += 3 if two else 2
+            if len(paths) < (2 if two else 1):
+                break  # a truncated record: nothing more to read in it
+            gone = blob is None or set(blob) == {"0"}
+            files.append(FileChange(status[:1], paths[-1], paths[0] if two else None, None if gone else blob))
+        entries.append(LogEntry(commit, author, date, subject, tuple(files)))
+    return entries
+
+
+def is_ancestor(root: Path, ancestor: str, commit: str) -> bool:
+    """Whether ``ancestor`` is in ``commit``'s history (False too when either is unknown)."""
+    with open_repo(root) as repo:
+        try:
+            _run(repo, "merge-base", "--is-ancestor", ancestor, commit)
+        except GitError:
+            return False
+    return True
+
+
 # What ``git rev-parse --local-env-vars`` lists: variables that point git at one repository.
 # A worker in another worktree must not inherit them; identity and config variables may stay.
 LOCAL_ENV_VARS = frozenset(

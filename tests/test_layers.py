@@ -22,9 +22,15 @@ MAY_IMPORT = {
     "status": {"floor", "plan", "registry", "state"},
     "claims": {"floor", "plan", "registry", "state", "status"},
     "migration": {"floor", "plan", "registry", "state"},
+    "facts": {"floor", "plan", "registry"},
+    "history": {"floor", "plan", "registry"},
     "dispatch": {"floor", "plan", "registry", "state", "status"},
-    "serve": {"floor", "plan", "registry", "state", "status"},
-    "cli": {"floor", "plan", "registry", "state", "status", "claims", "migration", "dispatch", "serve"},
+    "metrics": {"floor", "plan", "registry", "state"},
+    "serve": {"floor", "plan", "registry", "state", "status", "metrics", "history"},
+    "cli": {
+        *("floor", "plan", "registry", "state", "status", "claims", "migration", "dispatch", "serve"),
+        *("metrics", "facts", "history"),
+    },
     "__init__": {"floor", "plan", "registry", "state", "status"},  # the public API (loaded lazily)
     "__main__": {"cli"},
 }

@@ -13,7 +13,7 @@ from typing import Annotated
 
 import typer
 
-from . import dispatch, planning, runtime, serve
+from . import dispatch, edits, history, metrics, planning, runtime, serve
 from .app import new_app, set_repo
 
 app = new_app(
@@ -35,9 +35,12 @@ def _root(
 
 
 planning.register(app)
+edits.register(app)
 runtime.register(app)
+history.register(app)
 dispatch.register(app)
 serve.register(app)
+metrics.register(app)
 
 
 def main() -> None:

@@ -95,38 +95,77 @@ Many = list[str] | None  # a repeatable filter: a task passes when it has any of
 def list_tasks(
     ctx: typer.Context,
     status: Annotated[
-        Many, typer.Option(help=f"One of {', '.join(STATUSES)}; repeat for any of several.")
+        Many,
+        typer.Option(
+            help=f"One of {', '.join(STATUSES)}; repeat, or separate with commas, for any of several."
+        ),
     ] = None,
-    owner: Annotated[Many, typer.Option(help="Owner (aliases collapse); repeatable.")] = None,
-    milestone: Annotated[Many, typer.Option(help="Milestone; repeatable.")] = None,
-    priority: Annotated[Many, typer.Option(help="Priority, e.g. p1; repeatable.")] = None,
-    label: Annotated[Many, typer.Option(help="Tasks carrying this label; repeat for any of several.")] = None,
-    workstream: Annotated[Many, typer.Option(help="Subfolder of tasks/; repeatable.")] = None,
+    owner: Annotated[
+        Many, typer.Option(help="Owner (aliases collapse); repeatable or comma-separated.")
+    ] = None,
+    milestone: Annotated[Many, typer.Option(help="Milestone; repeatable or comma-separated.")] = None,
+    priority: Annotated[Many, typer.Option(help="Priority, e.g. p1; repeatable or comma-separated.")] = None,
+    label: Annotated[
+        Many,
+        typer.Option(help="Tasks carrying this label; repeatable or comma-separated, for any of several."),
+    ] = None,
+    workstream: Annotated[
+        Many, typer.Option(help="Subfolder of tasks/; repeatable or comma-separated.")
+    ] = None,
     search: Annotated[str | None, typer.Option(help="Case-insensitive text in title or body.")] = None,
+    created_after: Annotated[
+        str | None,
+        typer.Option(
+            help="Only files first committed at or after this ISO date or date-time "
+            "(a date is its midnight; no offset is UTC), e.g. 2026-01-31."
+        ),
+    ] = None,
+    created_before: Annotated[
+        str | None,
+        typer.Option(help="Only files first committed before this ISO date or date-time."),
+    ] = None,
     ref: RefOption = None,
     as_json: JsonFlag = False,
 ) -> None:
     """List tasks, in path order, narrowed by the filters given.
 
-    A filter given several times keeps the tasks matching any of its values; different
-    filters must all match. An unknown status, priority or (with owners configured)
-    owner is an error (exit 2).
+    A filter given several times (or with comma-separated values) keeps the tasks matching
+    any of its values; different filters must all match. An unknown status, priority or
+    (with owners configured) owner, or a creation date that is not an ISO date, is an
+    error (exit 2). --json gives each task's "created": when its file was first committed
+    in HEAD's history, following renames (null: not committed yet).
     """
+    from ..plan.created import created_dates
+
     filters = query.Filters(
-        status=tuple(status or ()),
-        owner=tuple(owner or ()),
-        milestone=tuple(milestone or ()),
-        priority=tuple(priority or ()),
-        label=tuple(label or ()),
-        workstream=tuple(workstream or ()),
+        status=query.values(status),
+        owner=query.values(owner),
+        milestone=query.values(milestone),
+        priority=query.values(priority),
+        label=query.values(label),
+        workstream=query.values(workstream),
         search=search,
+        created_after=query.moment(created_after, "--created-after"),
+        created_before=query.moment(created_before, "--created-before"),
     )
-    tasks = query.select(_load(ctx, ref).tasks, filters, config(ctx))
+    cfg = config(ctx)
+    # The creation dates cost one cached read; only the JSON form and the date filters use them.
+    created = created_dates(cfg) if as_json or filters.by_created else {}
+    tasks = query.select(_load(ctx, ref).tasks, filters, cfg, created)
     entries = _entries(ctx) if tasks else {}
     if as_json:
         now = datetime.now(UTC)
         with gc_paused():
-            emit_json([{**t.to_dict(), "runtime": _runtime(entries.get(t.slug), now)} for t in tasks])
+            emit_json(
+                [
+                    {
+                        **t.to_dict(),
+                        "created": created.get(t.path),
+                        "runtime": _runtime(entries.get(t.slug), now),
+                    }
+                    for t in tasks
+                ]
+            )
         return
     rows = [
         (t.priority, t.status, _state(entries.get(t.slug)), t.slug, t.owner or "-", t.title) for t in tasks
@@ -194,13 +233,15 @@ def _runtime_lines(entry: RegistryEntry | None, view: Mapping[str, Any] | None) 
     age = view["heartbeat_age_seconds"]
     beat = f"last heartbeat {entry.heartbeat_at} ({age:.0f} s ago)" if age is not None else "no heartbeat yet"
     lines = [
-        f"runtime:   {entry.state}, lease {entry.lease}, attempt {entry.attempt}/{entry.max_attempts}, "
+        f"runtime:   {entry.state}, lease {entry.lease}, {entry.attempt_label}, "
         f"worker {entry.worker or '-'}",
         f"           {beat}",
     ]
     if entry.progress or entry.progress_percent is not None:
         percent = f"{entry.progress_percent}% " if entry.progress_percent is not None else ""
         lines.append(f"           progress: {percent}{entry.progress or ''}".rstrip())
+    if entry.note:
+        lines.append(f"           note: {entry.note}")
     if entry.blocker:
         lines.append(f"           blocker: {entry.blocker}")
     if entry.last_error:

@@ -2,12 +2,15 @@
 
 ``/api/status`` is ``task status --json`` (one document, cached per change);
 ``/api/tasks`` the rows with their planning fields; ``/api/tasks/{slug}`` one
-task with its file, entry, links and events; ``/api/tasks/{slug}/logs`` one
-attempt's log; ``/api/events`` the live stream. Errors are ``{"error": message}``.
+task with its file, entry, links, events and history (its timeline);
+``/api/tasks/{slug}/logs`` one attempt's log, ``.../logs/stats`` and ``.../logs/sources`` what it holds, and
+``.../logs/stream`` its lines as they are written (SSE); ``/api/metrics`` is ``task
+metrics --json``; ``/api/events`` the live stream. Errors are ``{"error": message}``.
 """
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,7 +18,9 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
+from .. import metrics
 from ..errors import NotFoundError, TaskfilesError, UsageError
+from ..registry import LogStats, LogTail
 from ..state import BUCKETS, Classification
 from . import actions, live, overview, taskview
 from .board import Board, to_json
@@ -102,6 +107,80 @@ class Api:
             {"slug": slug, "attempt": page.attempt, "records": records, "warnings": list(page.warnings)}
         )
 
+    def log_stats(self, request: Request) -> Response:
+        """``GET /api/tasks/{slug}/logs/stats?attempt=``: lines by level and by source, total,
+        first and last time, bytes (``LogStats.to_dict``)."""
+        try:
+            stats = self._stats(request)
+        except TaskfilesError as exc:
+            return error(exc)
+        return JSONResponse(stats.to_dict())
+
+    def log_sources(self, request: Request) -> Response:
+        """``GET /api/tasks/{slug}/logs/sources?attempt=``: the sources in the log, by name,
+        with how many lines each (the stats' ``sources``)."""
+        try:
+            stats = self._stats(request)
+        except TaskfilesError as exc:
+            return error(exc)
+        sources = [{"source": name, "count": count} for name, count in stats.to_dict()["sources"].items()]
+        return JSONResponse({"slug": stats.slug, "attempt": stats.attempt, "sources": sources})
+
+    def _stats(self, request: Request) -> LogStats:
+        slug = request.path_params["slug"]
+        _check(slug)
+        wanted = taskview.LogFilter.from_query(request.query_params)
+        return self.board.registry().log_stats(slug, attempt=wanted.attempt)
+
+    async def log_stream(self, request: Request) -> Response:
+        """``GET /api/tasks/{slug}/logs/stream?attempt=&level=&source=&after=``: the attempt's
+        log lines as server-sent events, filtered here: ``log`` (id ``<attempt>:<position>``;
+        after the ``Last-Event-ID`` when given, else after ``after``), keep-alives, and
+        ``end`` once it is over."""
+        slug = request.path_params["slug"]
+        registry = self.board.registry()
+        try:
+            _check(slug)
+            wanted = taskview.LogFilter.from_query(request.query_params)
+            attempt, after = live.resume_after(
+                request.headers.get("last-event-id"), wanted.attempt, request.query_params.get("after")
+            )
+            first = await run_in_threadpool(
+                registry.log_tail,
+                slug,
+                attempt=attempt,
+                after=after,
+                level=wanted.level,
+                source=wanted.source,
+            )
+        except TaskfilesError as exc:
+            return error(exc)
+
+        def read(position: int) -> Awaitable[LogTail]:
+            return run_in_threadpool(
+                registry.log_tail,
+                slug,
+                attempt=first.attempt,
+                after=position,
+                level=wanted.level,
+                source=wanted.source,
+            )
+
+        headers = {"cache-control": "no-store", "x-accel-buffering": "no"}
+        body = live.log_stream(self.hub, first, read)
+        return StreamingResponse(body, media_type="text/event-stream", headers=headers)
+
+    def metrics(self, request: Request) -> Response:
+        """``GET /api/metrics?window=&by=``: the document ``task metrics --json`` prints (400
+        naming the allowed values for a bad window or grouping)."""
+        params = request.query_params
+        try:
+            window = metrics.window_named(params.get("window") or metrics.DEFAULT_WINDOW)
+            found = self.board.metrics(window, metrics.grouping_named(params.get("by")))
+        except TaskfilesError as exc:
+            return error(exc)
+        return JSONResponse(found.to_dict())
+
     async def action(self, request: Request) -> Response:
         """``POST /api/tasks/{slug}/actions/{action}``: the entry after the action."""
         slug, action = request.path_params["slug"], request.path_params["action"]
@@ -118,8 +197,9 @@ class Api:
         registry = self.board.registry(self.policy.actor(client, request.headers))
         reason, fresh = str(body.get("reason") or ""), bool(body.get("fresh"))
         try:
+            instructions = actions.text_field(body, "instructions")
             entry = await run_in_threadpool(
-                actions.perform, registry, slug, action, reason=reason, fresh=fresh
+                actions.perform, registry, slug, action, reason=reason, fresh=fresh, instructions=instructions
             )
         except TaskfilesError as exc:
             return error(exc)
@@ -178,5 +258,7 @@ def _task_document(view: taskview.TaskView) -> dict[str, Any]:
         "attempts": list(logs.attempts),
         "events": [event.to_dict() for event in view.events],
         "events_total": view.events_total,
+        # The timeline of ``task history --json``'s items: file commits and events, oldest first.
+        "history": [item.to_dict() for item in view.history.items] if view.history else [],
         "errors": list(view.errors),
     }

@@ -15,6 +15,7 @@ from typing import Any
 from markupsafe import Markup
 
 from ..errors import NotFoundError, TaskfilesError, UsageError
+from ..history import History, timeline
 from ..plan import graph
 from ..plan.taskfile import DURABLE_KEYS, Task
 from ..registry import Registry
@@ -25,7 +26,7 @@ from ..state import Classification
 from .board import Reading
 from .markdown import render
 
-ACTIONS = ("retry", "stop", "park", "unpark", "release")
+ACTIONS = ("retry", "request_changes", "stop", "park", "unpark", "release")
 LOG_TAIL = 500
 EVENT_LIMIT = 200
 
@@ -62,6 +63,7 @@ class Logs:
     sources: tuple[str, ...] = ()
     warnings: tuple[str, ...] = ()
     error: str | None = None
+    last: int = 0  # the position read up to: the page's live stream goes on after it
 
 
 @dataclass(frozen=True)
@@ -81,6 +83,7 @@ class TaskView:
     events: tuple[Event, ...]
     events_total: int = 0
     errors: tuple[str, ...] = field(default=())
+    history: History | None = None  # the timeline: file commits and registry events
 
 
 def valid_slug(slug: str) -> bool:
@@ -100,7 +103,8 @@ def build(reading: Reading, registry: Registry, slug: str, logs: LogFilter) -> T
     if row is None and entry is None:
         raise NotFoundError(f"no task or registry entry named {slug!r}")
     task = row.task if row else None
-    events, total = _events(registry, slug, errors)
+    every = _events(registry, slug, errors)
+    events, total = tuple(every[::-1][:EVENT_LIMIT]), len(every)
     return TaskView(
         slug=slug,
         row=row,
@@ -115,6 +119,7 @@ def build(reading: Reading, registry: Registry, slug: str, logs: LogFilter) -> T
         events=events,
         events_total=total,
         errors=tuple(errors),
+        history=_history(reading, slug, task, every, errors),
     )
 
 
@@ -128,14 +133,26 @@ def _entry(
         return row.entry if row else None
 
 
-def _events(registry: Registry, slug: str, errors: list[str]) -> tuple[tuple[Event, ...], int]:
+def _events(registry: Registry, slug: str, errors: list[str]) -> tuple[Event, ...]:
     try:
-        page = registry.events(slug)
+        return registry.events(slug).events
     except TaskfilesError as error:
         errors.append(f"events: {error}")
-        return (), 0
-    newest = page.events[::-1]
-    return tuple(newest[:EVENT_LIMIT]), len(newest)
+        return ()
+
+
+def _history(
+    reading: Reading, slug: str, task: Task | None, events: tuple[Event, ...], errors: list[str]
+) -> History | None:
+    """The task's timeline (``history.timeline``: the file's commits and ``events``); what
+    cannot be read of it is said with the page's other errors."""
+    try:
+        return timeline(reading.config, slug, events, path=task.path if task else None)
+    except NotFoundError:  # no file and no event: an entry alone has no history to show
+        return None
+    except TaskfilesError as error:
+        errors.append(f"history: {error}")
+        return None
 
 
 def _frontmatter(task: Task) -> tuple[tuple[str, Any], ...]:
@@ -154,6 +171,8 @@ def actions_for(entry: RegistryEntry | None) -> tuple[str, ...]:
         return ("stop", "park", "release")
     if entry.state == "parked":
         return ("unpark", "retry", "release")
+    if entry.state == "exited":  # in review: the reviewer can send it back with what to change
+        return ("request_changes", "retry", "park", "release")
     return ("retry", "park", "release")
 
 
@@ -167,4 +186,6 @@ def _logs(registry: Registry, slug: str, entry: RegistryEntry | None, wanted: Lo
         return Logs(wanted.attempt, attempts, error=str(error))
     kept = [r for r in page.records if matches(r, wanted.level, wanted.source)]
     sources = tuple(sorted({r.source for r in page.records}))
-    return Logs(page.attempt, attempts, tuple(kept[-LOG_TAIL:]), len(kept), sources, page.warnings)
+    return Logs(
+        page.attempt, attempts, tuple(kept[-LOG_TAIL:]), len(kept), sources, page.warnings, last=page.last
+    )

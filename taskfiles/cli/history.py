@@ -1,0 +1,40 @@
+"""``task history SLUG``: a task's file commits and registry events, as one timeline."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from .app import JsonFlag, config, echo, emit_json, warn
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``history`` to ``app``."""
+    app.command("history")(history)
+
+
+def history(
+    ctx: typer.Context,
+    slug: Annotated[str, typer.Argument(help="The task's slug.")],
+    as_json: JsonFlag = False,
+) -> None:
+    """Show a task's history, oldest first: its file's commits (created, edited keys, readied,
+    completed, cancelled, renamed; uncommitted changes last) and its registry events
+    (claims, starts, exits, retries, notes, ...), each with who and when.
+
+    A slug whose file is gone still shows its registry events; one known nowhere is exit 3.
+    """
+    from ..history import history as timeline
+    from ..registry import open_registry
+
+    cfg = config(ctx)
+    found = timeline(cfg, open_registry(cfg), slug)
+    if as_json:
+        emit_json(found.to_dict())
+        return
+    for warning in found.warnings:
+        warn(warning)
+    echo(f"{slug}: {found.path or '(no task file)'}")
+    for item in found.items:
+        echo(f"{item.time} {item.source:<8} {item.kind:<16} {item.summary}")

@@ -1,0 +1,108 @@
+"""When each task file was created: the author date of the commit that added it.
+
+Renames are followed: a file moved to another workstream keeps the date it was first
+added under its old name. A file added again after it was deleted counts from the new
+add. An uncommitted file has no date.
+
+One ``git log`` over the whole tasks folder answers for every file at once (never one
+call per task). The answer is cached in ``.git/taskfiles/created.json`` (per worktree,
+as HEAD is), keyed by the HEAD commit it was computed at: while HEAD stays, the cache
+is the answer; when HEAD moves forward, only ``OLD..HEAD`` is read and applied; after a
+rewrite (HEAD no longer descends from the cached commit) it is computed afresh. The
+cache holds derived data only: deleting it is always safe.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+
+from .. import git
+from ..config import Config
+from ..errors import NotFoundError
+
+CACHE = "created.json"
+VERSION = 1
+
+
+def created_dates(config: Config) -> Mapping[str, str]:
+    """Repository-relative path -> ISO date-time its file was first committed (with renames
+    followed), for every file under the tasks folder at HEAD. Empty outside git or before
+    the first commit."""
+    repo = config.repo
+    if repo is None:
+        return {}
+    head = git.peek_ref(repo, "HEAD")
+    if head is None:
+        if _unborn(repo):  # no commit yet: nothing was ever committed (and no gitpython import)
+            return {}
+        try:
+            head = git.resolve_commit(config.root, "HEAD")
+        except NotFoundError:
+            return {}
+    folder = config.relpath(config.tasks_dir)
+    path = repo.git_dir / "taskfiles" / CACHE
+    cached = _read(path, folder)
+    if cached is not None and cached[0] == head:
+        return cached[1]
+    dates = _computed(config.root, folder, head, cached)
+    _write(path, {"version": VERSION, "folder": folder, "head": head, "created": dates})
+    return dates
+
+
+def _unborn(repo: git.RepoPaths) -> bool:
+    """Whether HEAD names a branch that has no commit yet (``peek_ref`` found no ref file
+    and no packed ref for it, so git has nothing either)."""
+    try:
+        return (repo.git_dir / "HEAD").read_text(encoding="utf-8").startswith("ref:")
+    except OSError:
+        return False
+
+
+def _computed(
+    root: Path, folder: str, head: str, cached: tuple[str, dict[str, str]] | None
+) -> dict[str, str]:
+    if cached is not None and git.is_ancestor(root, cached[0], head):
+        return apply(dict(cached[1]), git.folder_log(root, folder, cached[0]))
+    return apply({}, git.folder_log(root, folder))
+
+
+def apply(dates: dict[str, str], log: Iterable[git.LogEntry]) -> dict[str, str]:
+    """``dates`` moved forward through ``log`` (oldest first): adds and copies start a date,
+    renames carry theirs over, deletes end it."""
+    for entry in log:
+        for change in entry.files:
+            if change.status in ("A", "C"):
+                dates[change.path] = entry.date
+            elif change.status == "R" and change.old_path is not None:
+                dates[change.path] = dates.pop(change.old_path, entry.date)
+            elif change.status == "D":
+                dates.pop(change.path, None)
+    return dates
+
+
+def _read(path: Path, folder: str) -> tuple[str, dict[str, str]] | None:
+    """The cached (head, dates) for ``folder``; None when there is none or it is not usable."""
+    try:
+        data = json.loads(path.read_bytes())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(data, dict) or data.get("version") != VERSION or data.get("folder") != folder:
+        return None
+    head, dates = data.get("head"), data.get("created")
+    if not isinstance(head, str) or not isinstance(dates, dict):
+        return None
+    return head, dates
+
+
+def _write(path: Path, data: Mapping[str, object]) -> None:
+    """Replace the cache file; a failure (no room, no rights) only costs the next run a walk."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp.write_text(json.dumps(data, separators=(",", ":")), encoding="utf-8")
+        os.replace(tmp, path)  # no fsync: derived data; a torn file reads as no cache
+    except OSError:
+        tmp.unlink(missing_ok=True)
