@@ -11,7 +11,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from ..errors import ConflictError, NotFoundError, TaskfilesError, UsageError
-from . import actions, depgraph, overview, taskview
+from . import actions, dagview, overview, taskview
 from .board import Board, Reading
 from .render import Renderer
 from .security import Policy, login_cookie, same_origin
@@ -133,22 +133,14 @@ class Pages:
         return RedirectResponse(f"/tasks/{slug}?done={action}", status_code=303)
 
     def graph(self, request: Request) -> Response:
-        """``/graph?milestone=&workstream=``: the dependency tree of one scope."""
+        """``/graph``: the open tasks' dependencies, drawn and listed, narrowed by the overview's filters."""
         reading = self.board.read()
-        milestone = request.query_params.get("milestone", "")[:200]
-        workstream = request.query_params.get("workstream", "")[:200]
-        tree = None
-        if milestone or workstream:
-            tree = reading.memo(
-                f"tree:{milestone}\0{workstream}",
-                lambda: depgraph.build(
-                    reading.tasks, reading.by_slug, milestone=milestone, workstream=workstream
-                ),
-            )
-        choices = reading.memo("choices", lambda: overview.choices(reading))
-        context = self._base(
-            request, reading, "graph", tree=tree, milestone=milestone, workstream=workstream, choices=choices
+        filters = overview.Filters.from_query(request.query_params)
+        view = reading.memo(
+            "graph:" + filters.query(), lambda: dagview.build(reading, filters, self.board.config)
         )
+        choices = reading.memo("choices", lambda: overview.choices(reading))
+        context = self._base(request, reading, "graph", view=view, filters=filters, choices=choices)
         return self.renderer.page(request, "graph.html", context)
 
     async def login(self, request: Request) -> Response:
