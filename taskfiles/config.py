@@ -11,7 +11,7 @@ import os
 import re
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -91,6 +91,41 @@ class Config:
     def worker(self) -> WorkerSettings:
         """``[worker]``: what the worker wrapper runs and the limits it enforces."""
         return WorkerSettings.from_raw(self.raw.get("worker", {}), self._where("worker"))
+
+    @cached_property
+    def agents(self) -> Mapping[str, WorkerSettings]:
+        """``[agents.NAME]``: named agent profiles, each ``[worker]`` with its own command
+        (and, when given, its own ``deadline_seconds`` and ``cost_cap_usd``)."""
+        return agent_profiles(self.raw.get("agents", {}), self.worker, self._where("agents"))
+
+    def worker_for(self, agent: str | None) -> WorkerSettings:
+        """The settings an attempt runs with when its task names ``agent`` (None or
+        ``default``: ``[worker]``); ConfigError for a profile that is not configured."""
+        if agent is None or agent == DEFAULT_AGENT:
+            return self.worker
+        profile = self.agents.get(agent)
+        if profile is None:
+            raise ConfigError(self.unknown_agent(agent))
+        return profile
+
+    def unknown_agent(self, agent: str) -> str:
+        """The message for a task naming an agent profile that is not configured."""
+        import difflib  # only on a miss
+
+        known = sorted(self.agents)
+        close = difflib.get_close_matches(agent, known, n=1)
+        hint = f"did you mean '{close[0]}'? " if close else ""
+        listed = ", ".join(known) if known else "none yet"
+        return (
+            f"agent {agent!r} is not a configured agent profile; {hint}profiles are [agents.NAME] "
+            f"tables in {self.source or 'taskfiles.toml'} (configured: {listed}; "
+            f"'{DEFAULT_AGENT}' is [worker] command)"
+        )
+
+    @cached_property
+    def logs(self) -> LogSettings:
+        """``[logs]``: how long attempt logs are kept."""
+        return LogSettings.from_raw(self.raw.get("logs", {}), self._where("logs"))
 
     @cached_property
     def heartbeat(self) -> HeartbeatSettings:
@@ -234,6 +269,9 @@ def _aliases(value: object, owners: list[str], where: str) -> dict[str, str]:
 # -- dispatch settings ([worker], [heartbeat]) and [limits] ---------------------------------------
 
 PLACEHOLDERS = ("{slug}", "{task_file}", "{worktree}", "{branch}", "{prompt_file}")
+DEFAULT_AGENT = "default"  # the agent name that means [worker] command
+PROFILE_KEYS = ("command", "deadline_seconds", "cost_cap_usd")
+_AGENT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 DEFAULT_NON_RETRYABLE = ("command_not_found", "cost_cap")
 
 
@@ -274,6 +312,35 @@ class WorkerSettings:
         if exit_code in self.exit_codes:
             return self.exit_codes[exit_code]
         return f"signal_{-exit_code}" if exit_code < 0 else f"exit_{exit_code}"
+
+
+def agent_profiles(raw: object, worker: WorkerSettings, where: str) -> dict[str, WorkerSettings]:
+    """Read ``[agents]``: each ``[agents.NAME]`` is ``worker`` with its own ``command``
+    (required, checked like ``[worker] command``) and optional ``deadline_seconds`` and
+    ``cost_cap_usd`` (0: none, as in ``[worker]``)."""
+    profiles: dict[str, WorkerSettings] = {}
+    for name, value in _table(raw, where).items():
+        here = f"{where[:-1]}.{name}]" if where.endswith("]") else f"{where}.{name}"
+        if not _AGENT_NAME.fullmatch(name) or name == DEFAULT_AGENT:
+            raise ConfigError(
+                f"{where}: {name!r} cannot name an agent profile; use letters, digits, '.', '_' or '-' "
+                f"(not '{DEFAULT_AGENT}', which means [worker] command), e.g. [agents.claude]"
+            )
+        section = _table(value, here)
+        unknown = sorted(set(section) - set(PROFILE_KEYS))
+        if unknown:
+            keys = ", ".join(PROFILE_KEYS)
+            raise ConfigError(f"{here} has unknown key {unknown[0]!r}; a profile takes {keys}")
+        if not section.get("command"):
+            example = '["my-agent", "--prompt-file", "{prompt_file}"]'
+            raise ConfigError(f"{here} command is missing or empty; e.g. command = {example}")
+        profiles[name] = replace(
+            worker,
+            command=_command(section["command"], here),
+            deadline_seconds=_optional_seconds(section, "deadline_seconds", worker.deadline_seconds, here),
+            cost_cap_usd=_optional_seconds(section, "cost_cap_usd", worker.cost_cap_usd, here),
+        )
+    return profiles
 
 
 @dataclass(frozen=True)
@@ -321,6 +388,21 @@ class HeartbeatSettings:
                 section, "fetch_timeout_seconds", cls.fetch_timeout_seconds, where, positive=True
             ),
         )
+
+
+@dataclass(frozen=True)
+class LogSettings:
+    """``[logs]``: ``task gc`` removes an attempt's log once its last line is older than
+    ``retention_days`` (0: logs are kept until their entry goes); the log of a live
+    attempt stays however old (``registry.interface.keeps_log``)."""
+
+    retention_days: float = 30.0
+
+    @classmethod
+    def from_raw(cls, raw: object, where: str) -> LogSettings:
+        """Read ``[logs]``; ConfigError names the bad key."""
+        section = _table(raw, where)
+        return cls(retention_days=_seconds(section, "retention_days", cls.retention_days, where))
 
 
 @dataclass(frozen=True)

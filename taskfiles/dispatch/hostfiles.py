@@ -23,7 +23,7 @@ import hashlib
 import os
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -122,19 +122,19 @@ class HostFiles:
         return folders.prune(self.root, PER_TASK_FOLDERS, slugs, keep, cutoff)
 
 
-def gc(registry: Registry, host: HostFiles, older_than_days: float = 30.0) -> GcReport:
-    """The registry's gc, then this host's prompts and worker output of the same tasks."""
-    report = registry.gc(older_than_days)
+def gc(
+    registry: Registry, host: HostFiles, older_than_days: float = 30.0, *, log_retention_days: float = 0.0
+) -> GcReport:
+    """The registry's gc (attempt logs past ``log_retention_days`` too, 0: none), then this
+    host's prompts and worker output of the same tasks."""
+    report = registry.gc(older_than_days, log_retention_days=log_retention_days)
     cutoff = registry.clock() - timedelta(days=older_than_days)
     keep = set(registry.entries())
     removed, size = host.prune(set(report.entries_removed), keep, cutoff)
-    return GcReport(
-        report.entries_removed,
-        tuple(sorted((*report.logs_removed, *removed))),
-        report.log_bytes_removed + size,
-        report.events_archived,
-        report.archive,
-        report.warnings,
+    return replace(
+        report,
+        logs_removed=tuple(sorted((*report.logs_removed, *removed))),
+        log_bytes_removed=report.log_bytes_removed + size,
     )
 
 

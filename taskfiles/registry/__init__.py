@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 from .interface import Clock, EventPage, GcReport, Registry, RegistryChange
 from .records import LIVE_STATES, STATES, Actor, CycleRecord, Event, Evidence, LogRecord, RegistryEntry
-from .runlog import LogPage
+from .runlog import LogLine, LogPage, LogStats, LogTail
 from .transaction import Change, Plan, Snapshot
 
 if TYPE_CHECKING:
@@ -33,8 +33,11 @@ __all__ = [
     "EventPage",
     "Evidence",
     "GcReport",
+    "LogLine",
     "LogPage",
     "LogRecord",
+    "LogStats",
+    "LogTail",
     "Plan",
     "Registry",
     "RegistryChange",
