@@ -9,6 +9,12 @@ changed (``tasks``, ``registry``, ``cycle``, ``ref``, ``logs``) and which slugs;
 pages refetch the part they show. The events recorded meanwhile go out as
 ``registry`` messages for API clients. A client too slow to keep up gets one
 ``resync`` instead of a backlog.
+
+A log stream (``/api/tasks/{slug}/logs/stream``) is one client following one
+attempt's log: the same watcher wakes it when that task's logs or entry change
+(``Hub.wake``), it reads the lines after the last one it sent, filtered by the
+registry (``Registry.log_tail``), and ends with ``end`` once the attempt is over.
+It also reads every ``LOG_POLL_S`` on its own, so a missed wake-up costs that long.
 """
 
 from __future__ import annotations
@@ -18,20 +24,23 @@ import contextlib
 import json
 import secrets
 import threading
-from collections.abc import AsyncIterator, Iterable, Mapping
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
 from watchfiles import Change, awatch
 
 from ..config import Config
-from ..registry import Event
+from ..errors import UsageError
+from ..registry import Event, LogTail
 from .board import Board
 
 RETRY_MS = 1000  # how soon a browser reconnects after the server went away
 KEEPALIVE_S = 15.0
 QUEUE_SIZE = 64
 IGNORED_SUFFIXES = (".tmp", ".lock", ".bak", ".swp", ".swx", "~")
+LOG_POLL_S = 2.0  # a log stream reads this often even when nothing woke it
 
 
 def message(event: str, data: Mapping[str, Any], event_id: str | None = None) -> bytes:
@@ -47,6 +56,8 @@ class Hub:
         self.queue_size = queue_size
         self.instance = secrets.token_hex(4)  # tells a reconnecting page the server restarted
         self._queues: set[asyncio.Queue[bytes | None]] = set()
+        self._wakers: dict[str, set[asyncio.Event]] = {}  # slug -> its log streams' wake-ups
+        self.closed = False
 
     @property
     def clients(self) -> int:
@@ -73,12 +84,41 @@ class Hub:
             else:
                 queue.put_nowait(data)
 
+    def waker(self, slug: str) -> asyncio.Event:
+        """A new log stream's wake-up, set when ``slug``'s logs or entry may have changed."""
+        event = asyncio.Event()
+        self._wakers.setdefault(slug, set()).add(event)
+        return event
+
+    def forget(self, slug: str, event: asyncio.Event) -> None:
+        """Drop a log stream's wake-up (the client went away)."""
+        waiting = self._wakers.get(slug, set())
+        waiting.discard(event)
+        if not waiting:
+            self._wakers.pop(slug, None)
+
+    @property
+    def log_streams(self) -> int:
+        """How many log streams are open."""
+        return sum(len(events) for events in self._wakers.values())
+
+    def wake(self, slugs: Iterable[str]) -> None:
+        """Wake the log streams of ``slugs`` (none named: every one, as for a change the
+        watcher could not place)."""
+        named = set(slugs)
+        for slug, events in self._wakers.items():
+            if not named or slug in named:
+                for event in events:
+                    event.set()
+
     def close(self) -> None:
         """End every stream (server shutdown)."""
+        self.closed = True
         for queue in self._queues:
             while not queue.empty():
                 queue.get_nowait()
             queue.put_nowait(None)
+        self.wake(())
 
 
 async def stream(hub: Hub, generation: int, keepalive: float = KEEPALIVE_S) -> AsyncIterator[bytes]:
@@ -98,6 +138,72 @@ async def stream(hub: Hub, generation: int, keepalive: float = KEEPALIVE_S) -> A
             yield item
     finally:
         hub.unsubscribe(queue)
+
+
+def resume_after(last_event_id: str | None, attempt: int | None, after: str | None) -> tuple[int | None, int]:
+    """Where a log stream starts: the attempt (None: the latest) and the position after
+    which to send lines.
+
+    ``Last-Event-ID`` (``<attempt>:<position>``, what a reconnecting EventSource sends) wins
+    when it names the ``attempt`` asked for, or when none was; else the ``after`` parameter
+    (a page that has the lines up to it), else the start. UsageError for either when it is
+    not of its form."""
+    if last_event_id:
+        number, colon, position = last_event_id.strip().partition(":")
+        if not (colon and number.isdigit() and position.isdigit()):
+            raise UsageError(
+                f"Last-Event-ID {last_event_id[:40]!r} is not <attempt>:<position>, e.g. 2:17 "
+                "(the id of the last log event received)"
+            )
+        if attempt is None or attempt == int(number):
+            return int(number), int(position)
+    if after:
+        if not after.isdigit():
+            raise UsageError(f"after {after[:40]!r} is not a log position (a whole number, 0 or more)")
+        return attempt, int(after)
+    return attempt, 0
+
+
+def log_message(tail: LogTail, position: int, record: Mapping[str, Any]) -> bytes:
+    """One log line as an SSE ``log`` message with the id ``<attempt>:<position>``."""
+    return message(
+        "log", {"attempt": tail.attempt, "position": position, **record}, f"{tail.attempt}:{position}"
+    )
+
+
+async def log_stream(
+    hub: Hub,
+    first: LogTail,
+    read: Callable[[int], Awaitable[LogTail]],
+    keepalive: float = KEEPALIVE_S,
+    poll: float = LOG_POLL_S,
+) -> AsyncIterator[bytes]:
+    """One client's log stream: ``first``'s lines, then the lines ``read(after)`` finds
+    after the last position read whenever the hub wakes it (or ``poll`` passes), with
+    keep-alives; ``end`` once the attempt is over, nothing more when the server stops."""
+    waker = hub.waker(first.slug)
+    try:
+        yield f"retry: {RETRY_MS}\n\n".encode()
+        tail, quiet_since = first, time.monotonic()
+        while True:
+            for line in tail.lines:
+                yield log_message(tail, line.position, line.record.to_dict())
+                quiet_since = time.monotonic()
+            if tail.over:
+                yield message("end", {"slug": tail.slug, "attempt": tail.attempt, "last": tail.last})
+                return
+            if not tail.lines:  # caught up: wait for news
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(waker.wait(), poll)
+                if hub.closed:
+                    return
+                if time.monotonic() - quiet_since >= keepalive:
+                    yield b": keepalive\n\n"
+                    quiet_since = time.monotonic()
+            waker.clear()  # before the read: a change during it wakes the next wait
+            tail = await read(tail.last)
+    finally:
+        hub.forget(first.slug, waker)
 
 
 class Watcher:
@@ -205,3 +311,5 @@ class Watcher:
             self.hub.publish(message("registry", data))
         change = {"generation": generation, "scopes": sorted(scopes), "slugs": sorted(slugs)}
         self.hub.publish(message("change", change, f"{self.hub.instance}-{generation}"))
+        if scopes & {"logs", "registry"}:  # a new line, or the attempt ending
+            self.hub.wake(slugs)

@@ -1,6 +1,8 @@
 // Live updates for the taskfiles status page. No framework, no build step.
 // One EventSource per page; on a relevant "change" the page refetches its live
 // part (the same URL with X-Fragment: live) and swaps it in. Ages tick locally.
+// A task page also follows its log: a second EventSource on the log stream, filtered
+// by the server as the page is, appends each new line (as text, never as HTML).
 (function () {
   "use strict";
   var body = document.body;
@@ -11,6 +13,8 @@
   var again = false;
   var source = null;
   var seen = null; // the server instance last greeted: a new one means a restart
+  var logSource = null; // the log stream, while the attempt shown can still log
+  var logKey = null; // which log it follows: attempt, level and source
 
   function setConn(state, text) {
     if (!conn) return;
@@ -19,13 +23,9 @@
   }
 
   function relevant(change) {
+    // Log lines come from the log stream (followLog): a change of logs alone is no news.
     var scopes = change.scopes || [];
-    var slugs = change.slugs || [];
-    var other = scopes.filter(function (s) { return s !== "logs"; });
-    // A log change without slugs: a new logs/ folder whose contents the watcher may have missed.
-    var someLog = scopes.indexOf("logs") !== -1 && slugs.length === 0;
-    if (page === "task") return other.length > 0 || someLog || slugs.indexOf(slug) !== -1;
-    return other.length > 0;
+    return scopes.some(function (s) { return s !== "logs"; });
   }
 
   function logAtBottom() {
@@ -48,9 +48,11 @@
       return response.text();
     }).then(function (html) {
       if (html === null) return;
+      var streamed = document.getElementById("log");
       live.innerHTML = html; // server-rendered, escaped; inserted scripts never run
-      var log = document.getElementById("log");
+      var log = keepStreamed(streamed, document.getElementById("log"));
       if (log && stick) log.scrollTop = log.scrollHeight;
+      followLog();
       tick();
       body.setAttribute("data-refreshed", String(Date.now()));
     }).catch(function () { /* the next change or reconnect retries */ })
@@ -80,6 +82,93 @@
         window.setTimeout(connect, 3000);
       }
     };
+  }
+
+  function logKeyOf(log) {
+    if (!log) return null;
+    return [log.getAttribute("data-attempt"), log.getAttribute("data-level"), log.getAttribute("data-source")].join("|");
+  }
+
+  // The fragment's log was read when it was rendered; the streamed one may have more lines.
+  function keepStreamed(streamed, fresh) {
+    if (!streamed || !fresh || logKeyOf(streamed) !== logKeyOf(fresh)) return fresh;
+    if (Number(streamed.getAttribute("data-last")) <= Number(fresh.getAttribute("data-last"))) return fresh;
+    fresh.parentNode.replaceChild(streamed, fresh);
+    shown(streamed);
+    return streamed;
+  }
+
+  function shown(log) {
+    if (!log.children.length) return;
+    log.hidden = false;
+    var empty = document.getElementById("log-empty");
+    if (empty) empty.parentNode.removeChild(empty);
+  }
+
+  function span(cls, text) {
+    var node = document.createElement("span");
+    node.className = cls;
+    node.textContent = text;
+    return node;
+  }
+
+  function shortTime(stamp) { // as the server's |time filter: 2025-03-01 12:00:00Z
+    return typeof stamp === "string" && stamp.length >= 19 ? stamp.slice(0, 10) + " " + stamp.slice(11, 19) + "Z" : String(stamp);
+  }
+
+  function appendLine(data) {
+    var log = document.getElementById("log");
+    if (!log || String(data.attempt) !== log.getAttribute("data-attempt")) return;
+    if (data.position <= Number(log.getAttribute("data-last"))) return; // already shown
+    var stick = logAtBottom();
+    var line = document.createElement("div");
+    line.className = "line lv-" + String(data.level).replace(/[^a-z]/g, "");
+    line.appendChild(span("t", shortTime(data.time)));
+    line.appendChild(document.createTextNode(" "));
+    line.appendChild(span("lv", data.level));
+    line.appendChild(document.createTextNode(" "));
+    line.appendChild(span("src", data.source));
+    line.appendChild(document.createTextNode(" "));
+    line.appendChild(span("msg", data.message));
+    var fields = data.fields || {};
+    Object.keys(fields).forEach(function (name) {
+      var field = span("field", "=" + fields[name]);
+      var key = document.createElement("b");
+      key.textContent = name;
+      field.insertBefore(key, field.firstChild);
+      line.appendChild(document.createTextNode(" "));
+      line.appendChild(field);
+    });
+    log.appendChild(line);
+    log.setAttribute("data-last", String(data.position));
+    shown(log);
+    if (stick) log.scrollTop = log.scrollHeight;
+  }
+
+  // Follow the log the page shows, from the last line it has; once the attempt ends
+  // ("end"), or the page shows another log, that stream is closed.
+  function followLog() {
+    var log = document.getElementById("log");
+    var key = logKeyOf(log);
+    if (key === logKey) return;
+    if (logSource) logSource.close();
+    logSource = null;
+    logKey = key;
+    if (!log || !window.EventSource) return;
+    var query = new URLSearchParams({
+      attempt: log.getAttribute("data-attempt"),
+      level: log.getAttribute("data-level"),
+      source: log.getAttribute("data-source"),
+      after: log.getAttribute("data-last")
+    });
+    var stream = new EventSource("/api/tasks/" + encodeURIComponent(slug) + "/logs/stream?" + query.toString());
+    stream.addEventListener("log", function (e) { appendLine(JSON.parse(e.data)); });
+    stream.addEventListener("end", function () {
+      stream.close(); // else EventSource reconnects; the key stays, so it is not reopened
+      if (logSource === stream) logSource = null;
+      body.setAttribute("data-log-ended", "1");
+    });
+    logSource = stream;
   }
 
   function human(seconds) {
@@ -115,6 +204,7 @@
   var log = document.getElementById("log");
   if (log) log.scrollTop = log.scrollHeight;
   connect();
+  if (page === "task") followLog();
   window.setInterval(tick, 1000);
   // Stall signals and the cycle warning change with time alone: refresh now and then.
   window.setInterval(function () { if (!document.hidden) refresh(); }, 30000);
