@@ -14,8 +14,11 @@ at the base ref changes after the claim, for hand claims too.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from . import git
 from .config import Config
@@ -27,6 +30,11 @@ from .registry import Registry, RegistryEntry
 from .registry.records import utc_now
 from .state import Classification
 from .status import Observation, classify, observe, planning_source
+
+if TYPE_CHECKING:
+    # Imported where used: they load YAML, which 'task next' never needs.
+    from .plan.batch import Batch
+    from .plan.edits import Selection
 
 
 def claim(
@@ -145,3 +153,69 @@ def queue(config: Config, registry: Registry | None, ref: str | None = None) -> 
     if registry is None:
         return classify(config, source, {}, None, now=utc_now())
     return observe(config, registry, now=registry.clock(), source=source, tolerant=False)
+
+
+@dataclass(frozen=True)
+class Cancellation:
+    """What ``task cancel`` did (with ``dry_run``: would do): the file edits, and the
+    runtime claims it ended."""
+
+    batch: Batch
+    stopped: tuple[RegistryEntry, ...]  # live attempts stopped (as they were before)
+    released: tuple[RegistryEntry, ...]  # entries released, the stopped ones included (as before)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON form: ``changed``, ``unchanged`` (``Batch.to_dict``), ``stopped`` and
+        ``released`` (each ``[{slug, lease, state}]``, the state the entry was in)."""
+        ended = [{"slug": e.slug, "lease": e.lease, "state": e.state} for e in self.released]
+        stopped = {entry.slug for entry in self.stopped}
+        return {
+            **self.batch.to_dict(),
+            "stopped": [item for item in ended if item["slug"] in stopped],
+            "released": ended,
+        }
+
+
+def cancel(
+    config: Config,
+    registry: Registry | None,
+    selection: Selection,
+    *,
+    reason: str | None = None,
+    dry_run: bool = False,
+) -> Cancellation:
+    """Cancel the selected tasks: ``status: cancelled`` in each file, and an end to each
+    one's runtime claim: a live attempt is stopped (its worker's next write is refused,
+    exit 5) and the entry released, each event recording ``reason`` and the actor.
+
+    The file edits are all computed and checked first (``plan.edits.plan_cancel``; a completed
+    task is refused); then the registry records a ``task.cancelled`` event (with ``reason``)
+    for each task the command cancels, entry or not, and the claims end; then the files are
+    written, so a registry that cannot be written stops the command before any file
+    changes. The reason lives in the registry's events only: a task file keeps the durable
+    status, no more. ``registry`` None: nothing ever ran here (and nothing is recorded). A
+    dry run reads the registry and writes nothing.
+    """
+    from .plan.edits import plan_cancel
+
+    batch = plan_cancel(config, selection)
+    unreleased = registry.unreleased() if registry is not None else {}
+    ending = tuple(unreleased[edit.slug] for edit in batch.edits if edit.slug in unreleased)
+    if not dry_run:
+        if registry is not None:
+            for edit in batch.changed:
+                registry.cancelled(edit.slug, reason=reason)
+            why = f"task cancelled: {reason}" if reason else "task cancelled"
+            for entry in ending:
+                _end_claim(registry, entry, why)
+        batch.write(config.root)
+    return Cancellation(batch, tuple(entry for entry in ending if entry.is_live), ending)
+
+
+def _end_claim(registry: Registry, entry: RegistryEntry, reason: str) -> None:
+    """Stop a live attempt, then release the entry (a lease, once retired, is never reused)."""
+    if entry.is_live:
+        # ConflictError: the attempt ended since it was read; there is only the entry to release.
+        with contextlib.suppress(ConflictError):
+            registry.stop(entry.slug, reason=reason)
+    registry.release(entry.slug, reason=reason)

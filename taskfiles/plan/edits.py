@@ -10,22 +10,37 @@ import getpass
 import os
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
-from .. import atomic
 from ..config import Config
-from ..errors import ConflictError, TaskFileError, UsageError
+from ..errors import ConflictError, NotFoundError, UsageError
 from ..slugs import slugify
-from . import frontmatter
-from .query import find
-from .source import load
+from . import graph
+from .batch import Batch, edit_file, write_atomic
+from .query import Filters, find, select
+from .source import TaskSet, load
 from .taskfile import Task, render_new
-from .validate import pr_problem, title_problem
+from .validate import _Suggester, pr_problem, title_problem
 
 _WORKSTREAM = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 ACTOR_ENV = "TASKFILES_ACTOR"
+__all__ = [
+    "Changes",
+    "Edit",
+    "Selection",
+    "actor_name",
+    "assign",
+    "assignments",
+    "complete",
+    "mark_ready",
+    "new_task",
+    "plan_cancel",
+    "select_tasks",
+    "set_fields",
+    "write_atomic",
+]
 
 
 @dataclass(frozen=True)
@@ -185,20 +200,218 @@ def complete(config: Config, slug: str, *, by: str | None = None, pr: str | None
 
 
 def _edit(config: Config, task: Task, updates: Mapping[str, object]) -> Edit:
-    path = config.root / task.path
-    data = path.read_bytes()
-    text = data.decode("utf-8")
-    try:
-        new = frontmatter.set_keys(text, updates)
-    except TaskFileError as error:
-        raise TaskFileError(f"{task.path}: {error}") from error
-    if new == text:
-        return Edit(task.slug, task.path, False, ())
-    write_atomic(path, new.encode("utf-8"))
-    return Edit(task.slug, task.path, True, tuple(updates))
+    batch = Batch((edit_file(config, task, updates),))
+    batch.write(config.root)
+    edit = batch.edits[0]
+    return Edit(task.slug, task.path, edit.changed, edit.keys)
 
 
-def write_atomic(path: Path, data: bytes) -> None:
-    """Replace a task file in one step (see ``atomic.atomic_write``), keeping its permission bits."""
-    mode = path.stat().st_mode & 0o7777 if path.exists() else 0o644
-    atomic.atomic_write(path, data, mode=mode)
+# -- task set, assign and cancel: many tasks, all or nothing ------------------------------------
+
+SETTABLE = ("priority", "owner", "milestone", "title")
+REMOVABLE = frozenset({"owner", "milestone"})  # 'key=' removes these; the others must have a value
+
+
+@dataclass(frozen=True)
+class Selection:
+    """Which tasks a command edits: the named slugs, or every task passing ``filters``
+    (the same filters as ``task list``, ``query.select``)."""
+
+    slugs: tuple[str, ...] = ()
+    filters: Filters | None = None
+
+
+@dataclass(frozen=True)
+class Changes:
+    """What ``task set`` changes on each selected task."""
+
+    values: Mapping[str, str | None] = field(default_factory=dict)  # a SETTABLE key -> value; None removes
+    add_labels: tuple[str, ...] = ()
+    remove_labels: tuple[str, ...] = ()
+    add_deps: tuple[str, ...] = ()
+    remove_deps: tuple[str, ...] = ()
+
+
+def assignments(pairs: Iterable[str]) -> dict[str, str | None]:
+    """``key=value`` arguments as values for ``Changes``: ``key=`` is None (remove the key).
+
+    UsageError for an argument without '=' and for a key given twice; which keys may be
+    set, and to what, ``set_fields`` checks.
+    """
+    values: dict[str, str | None] = {}
+    for pair in pairs:
+        key, equals, value = pair.partition("=")
+        if not equals:
+            raise UsageError(f"{pair!r} is not key=value; write e.g. priority=p1 (settable: {_settable()})")
+        if key in values:
+            raise UsageError(f"{key} is given twice ({key}={values[key] or ''} and {pair}); give it once")
+        values[key] = value if value else None
+    return values
+
+
+def set_fields(config: Config, selection: Selection, changes: Changes, *, dry_run: bool = False) -> Batch:
+    """Apply ``changes`` to every selected task, all or nothing; write unless ``dry_run``.
+
+    Checked before any file is read for editing: the values (a configured priority, a
+    configured owner or alias, written canonical; a title of 1..200 characters; no empty
+    milestone or label), and the new dependencies: NotFoundError (with the closest slug)
+    for an unknown one, UsageError for a task depending on itself, ConflictError naming the
+    cycle for one that would close a dependency cycle. A label or dependency already there
+    (or not there, to remove) changes nothing; a task left as it was is ``unchanged``.
+    """
+    values = _checked_values(config, changes.values)
+    _check_lists(changes)
+    tasks = load(config)
+    targets = select_tasks(config, tasks, selection)
+    _check_new_deps(tasks, targets, changes.add_deps)
+    plans = {task.slug: _updates(task, values, changes) for task in targets}
+    _check_cycles(tasks, plans)
+    batch = Batch(tuple(edit_file(config, task, plans[task.slug]) for task in targets))
+    if not dry_run:
+        batch.write(config.root)
+    return batch
+
+
+def assign(config: Config, selection: Selection, owner: str, *, dry_run: bool = False) -> Batch:
+    """Set the owner of every selected task (an alias is written as its canonical owner)."""
+    return set_fields(config, selection, Changes({"owner": owner}), dry_run=dry_run)
+
+
+def plan_cancel(config: Config, selection: Selection) -> Batch:
+    """The edits (not written) that set ``status: cancelled`` on every selected task.
+
+    ConflictError for a completed task: what was done stays done. An already cancelled
+    task is unchanged. Whoever runs it also ends the task's runtime claim
+    (``claims.cancel``), which is not the plan's business.
+    """
+    targets = select_tasks(config, load(config), selection)
+    done = [task for task in targets if task.status == "completed"]
+    if done:
+        more = f" (and {len(done) - 1} more)" if len(done) > 1 else ""
+        raise ConflictError(
+            f"{done[0].path}: task is completed{more}; a completed task cannot be cancelled "
+            "(leave it out, e.g. select with --status not_started --status ready)"
+        )
+    return Batch(tuple(edit_file(config, task, _cancel_updates(task)) for task in targets))
+
+
+def _cancel_updates(task: Task) -> dict[str, object]:
+    if task.status == "cancelled" and not task.legacy.get("status"):
+        return {}
+    return {"status": "cancelled"}
+
+
+def select_tasks(config: Config, tasks: TaskSet, selection: Selection) -> list[Task]:
+    """The tasks ``selection`` names, in the order given (slugs) or path order (filters).
+
+    UsageError when it names none or both ways; NotFoundError for an unknown slug.
+    """
+    if selection.slugs and selection.filters is not None:
+        raise UsageError("give task slugs or a selection (--milestone, --status, ...), not both")
+    if selection.slugs:
+        return [find(tasks, slug) for slug in dict.fromkeys(selection.slugs)]
+    if selection.filters is not None:
+        return select(tasks.tasks, selection.filters, config)
+    raise UsageError(
+        "name the tasks to edit: give their slugs, or select them with "
+        "--milestone, --status, --owner, --label or --workstream"
+    )
+
+
+def _settable() -> str:
+    return ", ".join(SETTABLE)
+
+
+def _checked_values(config: Config, values: Mapping[str, str | None]) -> dict[str, str | None]:
+    """The values to write: each key settable, each value allowed (owners canonical)."""
+    checked: dict[str, str | None] = {}
+    for key, value in values.items():
+        if key not in SETTABLE:
+            raise UsageError(
+                f"cannot set {key!r}; the keys 'task set' sets are {_settable()} (labels and "
+                "dependencies: --add-label, --remove-label, --add-dep, --remove-dep; status: "
+                "'task ready', 'task complete', 'task cancel')"
+            )
+        if value is None and key not in REMOVABLE:
+            raise UsageError(f"{key}= is empty; give {key} a value (only owner= and milestone= remove a key)")
+        checked[key] = None if value is None else _checked_value(config, key, value)
+    return checked
+
+
+def _checked_value(config: Config, key: str, value: str) -> str:
+    if key == "priority":
+        _check_fields(config, value, None, ())
+        return value
+    if key == "owner":
+        return config.owner_named(value)
+    if key == "title":
+        return _title(value)
+    _check_names(value, ())
+    return value
+
+
+def _check_lists(changes: Changes) -> None:
+    for option, added, removed in (
+        ("label", changes.add_labels, changes.remove_labels),
+        ("dep", changes.add_deps, changes.remove_deps),
+    ):
+        for item in (*added, *removed):
+            if not item.strip():
+                raise UsageError(f"--add-{option}/--remove-{option} {item!r} is empty; name one")
+        both = sorted(set(added) & set(removed))
+        if both:
+            raise UsageError(f"{both[0]!r} is given to both --add-{option} and --remove-{option}; pick one")
+    lists = (changes.add_labels, changes.remove_labels, changes.add_deps, changes.remove_deps)
+    if not changes.values and not any(lists):
+        raise UsageError(
+            f"nothing to set; give key=value ({_settable()}) or --add-label, --remove-label, "
+            "--add-dep, --remove-dep"
+        )
+
+
+def _check_new_deps(tasks: TaskSet, targets: Sequence[Task], add_deps: Sequence[str]) -> None:
+    for dep in add_deps:
+        if dep in tasks.by_slug:
+            continue
+        if any(path.rsplit("/", 1)[-1] == f"{dep}.md" for path in tasks.skipped):
+            find(tasks, dep)  # says which file cannot be read
+        close = _Suggester(tasks.by_slug).closest(dep)
+        hint = f"did you mean '{close}'?" if close else "'task list' shows the slugs"
+        raise NotFoundError(f"--add-dep {dep!r} is not a task; {hint}")
+    for task in targets:
+        if task.slug in add_deps:
+            raise UsageError(f"--add-dep {task.slug!r}: a task cannot depend on itself ({task.path})")
+
+
+def _updates(task: Task, values: Mapping[str, str | None], changes: Changes) -> dict[str, object]:
+    """The keys whose value changes on ``task``: what is already so is not written again."""
+    updates: dict[str, object] = {key: value for key, value in values.items() if getattr(task, key) != value}
+    for key, added, removed in (
+        ("labels", changes.add_labels, changes.remove_labels),
+        ("depends_on", changes.add_deps, changes.remove_deps),
+    ):
+        old: tuple[str, ...] = getattr(task, key)
+        new = tuple(item for item in old if item not in removed)
+        new += tuple(item for item in dict.fromkeys(added) if item not in old)
+        if new != old:
+            updates[key] = new
+    return updates
+
+
+def _check_cycles(tasks: TaskSet, plans: Mapping[str, Mapping[str, object]]) -> None:
+    """ConflictError when the new dependencies close a cycle that was not there before."""
+    new_deps = {
+        slug: deps for slug, plan in plans.items() if isinstance(deps := plan.get("depends_on"), tuple)
+    }
+    if not new_deps:
+        return
+    before = {frozenset(cycle.group) for cycle in graph.cycles(tasks.tasks)}
+    after = [replace(task, depends_on=new_deps.get(task.slug, task.depends_on)) for task in tasks.tasks]
+    for cycle in graph.cycles(after):
+        if frozenset(cycle.group) in before:
+            continue
+        edited = next((slug for slug in cycle.path if slug in new_deps), cycle.path[0])
+        raise ConflictError(
+            f"the new dependencies would make a dependency cycle: {cycle.text(edited)}; "
+            "a task cannot wait for a task that waits for it"
+        )

@@ -29,6 +29,7 @@ __all__ = [
     "load_header",
     "load_yaml",
     "render_scalar",  # re-exported: it lives in scalars.py
+    "render_value",
     "set_keys",
     "split",
 ]
@@ -220,9 +221,12 @@ def _quoted_end(text: str, start: int) -> int | None:
 def set_keys(text: str, updates: Mapping[str, object]) -> str:
     """Set (or, with None, remove) top-level keys, changing only their own lines.
 
-    A key that is absent is added just before the closing delimiter. Raises
-    TaskFileError when the file has no frontmatter, or when the result would not
-    read back as exactly the old keys with ``updates`` applied.
+    A key that is absent is added just before the closing delimiter. A list value
+    (tuple or list of strings) replacing a list keeps the lines of the items that stay:
+    items dropped lose their own line (or their place in a one-line ``[a, b]``), items
+    added after the others get a line (or a place) of their own. Raises TaskFileError
+    when the file has no frontmatter, or when the result would not read back as exactly
+    the old keys with ``updates`` applied.
     """
     if not updates:
         return text
@@ -230,6 +234,7 @@ def set_keys(text: str, updates: Mapping[str, object]) -> str:
         split_ = split(text)
     except SplitError as exc:
         raise TaskFileError(f"line {exc.line}: {exc}") from exc
+    old = _mapping(text, "the frontmatter is not valid YAML ({}); fix it before editing")
     lines = list(split_.lines)
     close = split_.close
     ending = _line_ending(lines[close], lines)
@@ -237,16 +242,113 @@ def set_keys(text: str, updates: Mapping[str, object]) -> str:
         start = _find_key(lines, close, key)
         if start is None:
             if value is not None:
-                lines.insert(close, f"{_render_key(key)}: {render_scalar(value)}{ending}")
+                lines.insert(close, f"{_render_key(key)}: {render_value(value)}{ending}")
                 close += 1
             continue
         end = _span(lines, close, start)
-        new = [] if value is None else [_replace_value(lines[start], value, end - start > 1)]
+        new = _new_lines(lines[start:end], old.get(key), value)
         lines[start:end] = new
         close += len(new) - (end - start)
     result = split_.bom + "".join(lines)
-    _check_edit(text, result, updates)
+    _check_edit(old, result, updates)
     return result
+
+
+def render_value(value: object, quote: str = "") -> str:
+    """``render_scalar``, and a list of scalars as a one-line flow list ``[a, "b c"]``."""
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(render_scalar(item) for item in value) + "]"
+    return render_scalar(value, quote)
+
+
+def _new_lines(old_lines: list[str], old: object, value: object) -> list[str]:
+    """What replaces a key's lines: none (removed), its list edited in place, or one line."""
+    if value is None:
+        return []
+    if isinstance(value, list | tuple):
+        edited = _list_edit(old_lines, old, list(value))
+        if edited is not None:
+            return edited
+    return [_replace_value(old_lines[0], value, len(old_lines) > 1)]
+
+
+def _list_edit(old_lines: list[str], old: object, new: list[object]) -> list[str] | None:
+    """A list's lines with dropped items taken out and new ones added at its end, or None
+    when the edit is not that (a reorder, an emptied list) or the list is laid out some
+    other way: then the whole value is written again as one flow list."""
+    if not isinstance(old, list) or not old or not new:
+        return None
+    kept = [item for item in old if item in new]
+    if kept != new[: len(kept)]:
+        return None
+    dropped = [item not in new for item in old]
+    added = new[len(kept) :]
+    if len(old_lines) == 1:
+        return _flow_edit(old_lines[0], dropped, added)
+    return _block_edit(old_lines, dropped, added)
+
+
+def _flow_edit(line: str, dropped: list[bool], added: list[object]) -> list[str] | None:
+    """``key: [a, b]  # c`` with items dropped and added; the other items keep their text."""
+    key, gap, value, tail = _cut(line)
+    tokens = _flow_items(value)
+    if tokens is None or len(tokens) != len(dropped):
+        return None
+    items = [token for token, drop in zip(tokens, dropped, strict=True) if not drop]
+    items += [render_scalar(item) for item in added]
+    return [f"{key}{gap}[{', '.join(items)}]{tail}"]
+
+
+def _flow_items(value: str) -> list[str] | None:
+    """The item texts of a one-line flow list of scalars, or None for anything else."""
+    if not (value.startswith("[") and value.endswith("]")):
+        return None
+    inner = value[1:-1]
+    items: list[str] = []
+    token_start = index = 0
+    while index < len(inner):
+        char = inner[index]
+        if char in "'\"" and not inner[token_start:index].strip():
+            end = _quoted_end(inner, index)
+            if end is None:
+                return None
+            index = end
+            continue
+        if char in "[]{}":
+            return None  # nested collections are not a task file's lists
+        if char == ",":
+            items.append(inner[token_start:index].strip())
+            token_start = index + 1
+        index += 1
+    last = inner[token_start:].strip()
+    if last:
+        items.append(last)
+    return items if all(items) else None
+
+
+def _block_edit(old_lines: list[str], dropped: list[bool], added: list[object]) -> list[str] | None:
+    """``key:`` and one ``- item`` line per item (comments and blank lines between them kept),
+    the dropped items' lines taken out and a line per added item after the last one."""
+    result = [old_lines[0]]
+    dash: str | None = None
+    items = 0
+    for line in old_lines[1:]:
+        stripped = line.strip()
+        if not stripped or stripped.startswith("#"):
+            result.append(line)
+            continue
+        prefix = line[: len(line) - len(line.lstrip(" "))] + "- "
+        if not line.startswith(prefix) or (dash is not None and prefix != dash) or items >= len(dropped):
+            return None  # an item over several lines, or uneven indents: not one line per item
+        dash = prefix
+        if not dropped[items]:
+            result.append(line)
+        items += 1
+    if dash is None or items != len(dropped):
+        return None
+    last = old_lines[-1]
+    ending = last[len(last.rstrip("\r\n")) :]
+    return result + [f"{dash}{render_scalar(item)}{ending}" for item in added]
 
 
 def _render_key(key: str) -> str:
@@ -259,7 +361,7 @@ def _render_key(key: str) -> str:
 def _replace_value(line: str, value: object, multi_line: bool) -> str:
     key, gap, old, tail = _cut(line)
     quote = old[0] if old[:1] in ("'", '"') and not multi_line else ""
-    return f"{key}{gap or ' '}{render_scalar(value, quote)}{tail}"
+    return f"{key}{gap or ' '}{render_value(value, quote)}{tail}"
 
 
 def _line_ending(line: str, lines: list[str]) -> str:
@@ -268,17 +370,21 @@ def _line_ending(line: str, lines: list[str]) -> str:
     return own or lines[0][len(lines[0].rstrip("\r\n")) :] or "\n"
 
 
-def _check_edit(before: str, after: str, updates: Mapping[str, object]) -> None:
+def _check_edit(old: Mapping[str, Any], after: str, updates: Mapping[str, object]) -> None:
     """Refuse an edit whose YAML does not read back as intended (never write a guess)."""
-    old = _mapping(before, "the frontmatter is not valid YAML ({}); fix it before editing")
     new = _mapping(after, "editing the frontmatter would break its YAML ({}); edit the file by hand")
     expected = {k: v for k, v in old.items() if k not in updates}
-    expected.update({k: v for k, v in updates.items() if v is not None})
+    expected.update({k: _plain(v) for k, v in updates.items() if v is not None})
     if new != expected:
         raise TaskFileError(
             "this frontmatter is too unusual to edit safely by line "
             f"(keys {', '.join(updates)}); edit the file by hand"
         )
+
+
+def _plain(value: object) -> object:
+    """A value as YAML reads it back: a tuple is a list."""
+    return list(value) if isinstance(value, tuple) else value
 
 
 def _mapping(text: str, template: str) -> dict[str, Any]:

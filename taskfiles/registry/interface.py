@@ -451,6 +451,10 @@ class Registry(ABC):
 
     # -- operators and the reconciler -------------------------------------------------------
 
+    def cancelled(self, slug: str, *, reason: str | None = None) -> RegistryEntry | None:
+        """Record a ``task.cancelled`` event (its entry, if any, as it is; None without one)."""
+        return self.transact(lambda s: lifecycle.cancelled(s, slug, reason=reason))
+
     def stop(self, slug: str, *, reason: str | None = None) -> RegistryEntry:
         """Stop a live attempt; the worker learns it from its next (refused) write."""
         return self.transact(lambda s: lifecycle.stop(s, slug, reason=reason))

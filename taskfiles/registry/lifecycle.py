@@ -412,6 +412,13 @@ def artifact(s: Snapshot, slug: str, ref: str, *, lease: int | None = None) -> P
 # -- operator actions and the reconciler -------------------------------------------------------
 
 
+def cancelled(s: Snapshot, slug: str, *, reason: str | None = None) -> Plan[RegistryEntry | None]:
+    """Record that the task was cancelled in its file (``task cancel``): an event alone,
+    with or without an entry (ending a claim is ``stop`` and ``release``, each its own event)."""
+    details = {"reason": reason} if reason else {}
+    return Plan((EventOnly(check_slug(slug), "task.cancelled", details),), s.entries.get(slug))
+
+
 def stop(s: Snapshot, slug: str, *, reason: str | None = None) -> Plan[RegistryEntry]:
     """Stop a live attempt: its lease is retired, so the worker's next write tells it to stop."""
     entry = s.get(slug)
