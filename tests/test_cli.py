@@ -256,7 +256,8 @@ def test_list_and_show_carry_the_runtime_view(repo: Path) -> None:
     assert shown["runtime"] == {**runtime, "heartbeat_age_seconds": age}
     assert shown["entry"]["progress"] == "halfway" and shown["entry"]["lease"] == 1
     text = run(repo, "show", "a")
-    assert "runtime:   running, lease 1, attempt 1/3, worker w1" in text and "progress: halfway" in text
+    assert "runtime:   running, lease 1, attempt 1 · 0/3 failures, worker w1" in text
+    assert "progress: halfway" in text
     assert json.loads(run(repo, "show", "b", "--json"))["entry"] is None
     assert "runtime:   - (no registry entry" in run(repo, "show", "b")
 

@@ -63,6 +63,6 @@ def _stale_line(seen: Observation) -> str:
 def _row(c: Classification) -> tuple[str, ...]:
     entry = c.entry
     lease = str(entry.lease) if entry else "-"
-    attempt = f"{entry.attempt}/{entry.max_attempts}" if entry else "-"
+    attempt = entry.attempt_label if entry else "-"
     host = (entry.host if entry else None) or "-"
     return (c.bucket, c.state, c.slug, c.owner or "-", lease, attempt, host, c.detail)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cached_property
@@ -20,14 +20,14 @@ from typing import Any, TypeVar
 
 import orjson
 
+from .. import metrics
 from ..config import Config
 from ..errors import TaskfilesError
 from ..plan.source import TaskSet
 from ..registry import Registry, open_registry
-from ..registry.records import Actor, Event, utc_now
+from ..registry.records import Actor, utc_now
 from ..state import Classification
 from ..status import Observation, observe, planning_source
-from . import metrics
 
 Clock = Callable[[], datetime]
 T = TypeVar("T")
@@ -101,7 +101,7 @@ class Board:
         self._generation = 0
         self._reading: Reading | None = None
         self._computing = threading.Lock()
-        self._metrics: dict[int, tuple[float, metrics.Metrics]] = {}
+        self._metrics: dict[tuple[str, str | None], tuple[float, metrics.Metrics]] = {}
 
     @property
     def generation(self) -> int:
@@ -160,26 +160,21 @@ class Board:
         """A fresh registry handle: stores keep caches, so one per request or thread."""
         return open_registry(self.config, clock=self.clock, actor=actor)
 
-    def metrics(self, window_days: int) -> metrics.Metrics:
-        """Run metrics over the last ``window_days``, at most ``METRICS_TTL_S`` old.
+    def metrics(self, window: str, by: str | None = None) -> metrics.Metrics:
+        """Run metrics over ``window`` (grouped ``by``), at most ``METRICS_TTL_S`` old;
+        TaskfilesError when the registry cannot be read.
 
         Not per change: they read the whole event log, and workers write the registry
         every few seconds; a window of days does not need the latest second.
         """
-        cached = self._metrics.get(window_days)
+        key = (window, by)
+        cached = self._metrics.get(key)
         if cached and time.monotonic() - cached[0] < METRICS_TTL_S:
             return cached[1]
-        reading = self.read()
-        result = metrics.compute(self._events(), reading.seen.rows, self.clock(), window_days)
-        self._metrics[window_days] = (time.monotonic(), result)
+        tasks = self.read().tasks.tasks
+        result = metrics.measure(self.registry(), tasks, self.clock(), window, by)
+        self._metrics[key] = (time.monotonic(), result)
         return result
-
-    def _events(self) -> Sequence[Event] | str:
-        """Every recorded event, or why they cannot be read."""
-        try:
-            return self.registry().events().events
-        except TaskfilesError as error:
-            return str(error)
 
 
 def to_json(value: Any) -> bytes:

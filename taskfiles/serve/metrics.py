@@ -1,138 +1,90 @@
-"""Run metrics over a recent window, from the event log and the task files.
+"""The overview's metrics card: ``taskfiles.metrics`` as the page shows it, with two small
+bar charts (tasks completed and cost, a bar a day) drawn as inline SVG on the server.
 
-A run is an attempt that ended: ``task.exited`` (any exit code) or ``task.failed``
-(worker gone, stalled). Each such event carries the entry as it left it, so its
-start time, finish time and reported cost come with it. Throughput counts tasks
-whose durable ``completed_at`` falls in the window: the completion record is
-what landed, whatever the registry says.
+No script draws them (the page's policy allows none inline) and no library is fetched:
+each bar is a ``<rect>`` with a ``<title>`` saying its day and number, every label
+escaped, the colours set by the stylesheet through class names.
 """
 
 from __future__ import annotations
 
-from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
-from typing import Any
 
-from ..registry.records import Event, parse_time
-from ..state import Classification
+from markupsafe import Markup
 
-RUN_ENDS = frozenset({"task.exited", "task.failed"})
+from ..metrics import Day, Metrics
+
+HEIGHT = 60  # the tallest bar, in SVG units
+BAR = 8  # a bar's width
+GAP = 2  # between bars
+LABELS = 14  # room below the bars for the first and last day
 
 
 @dataclass(frozen=True)
-class Metrics:
-    """What the overview's metrics card shows."""
+class Card:
+    """What the metrics section shows: the metrics (None when the registry cannot be read,
+    ``error`` says why) and the two charts."""
 
-    window_days: int
-    runs: int = 0
-    succeeded: int = 0
-    avg_run_seconds: float | None = None
-    retries: int = 0
-    cost_window_usd: float = 0.0  # reported by the runs that ended in the window
-    cost_total_usd: float = 0.0  # every attempt of every task still in the registry
-    completed: int = 0
-    per_day: tuple[tuple[str, int], ...] = ()  # (YYYY-MM-DD, tasks completed), oldest first
-    error: str | None = None  # the event log could not be read
+    metrics: Metrics | None
+    error: str | None = None
 
     @property
-    def success_rate(self) -> float | None:
-        """Share of runs that exited 0, or None without runs."""
-        return self.succeeded / self.runs if self.runs else None
+    def completed_chart(self) -> Markup:
+        """Tasks completed a day over the window."""
+        return self._chart(
+            "completed", "tasks completed a day", lambda d: d.completed, lambda n: f"{n:g} completed"
+        )
 
     @property
-    def per_day_avg(self) -> float:
-        """Tasks completed per day over the window."""
-        return self.completed / self.window_days if self.window_days else 0.0
+    def cost_chart(self) -> Markup:
+        """What the runs that ended each day cost."""
+        return self._chart("cost", "cost a day (USD)", lambda d: d.cost_usd, lambda n: f"${n:.2f}")
 
-    def to_dict(self) -> dict[str, Any]:
-        """JSON form (rates as fractions, durations in seconds, costs in USD)."""
-        return {
-            "window_days": self.window_days,
-            "runs": self.runs,
-            "succeeded": self.succeeded,
-            "success_rate": self.success_rate,
-            "avg_run_seconds": self.avg_run_seconds,
-            "retries": self.retries,
-            "cost_window_usd": round(self.cost_window_usd, 4),
-            "cost_total_usd": round(self.cost_total_usd, 4),
-            "completed": self.completed,
-            "completed_per_day": round(self.per_day_avg, 2),
-            "per_day": [{"day": day, "completed": n} for day, n in self.per_day],
-            "error": self.error,
-        }
+    def _chart(
+        self, name: str, label: str, value: Callable[[Day], float], text: Callable[[float], str]
+    ) -> Markup:
+        days = self.metrics.per_day if self.metrics else ()
+        return bar_chart(name, label, [(d.day, value(d)) for d in days], text)
 
 
-def compute(
-    events: Sequence[Event] | str, classes: Iterable[Classification], now: datetime, window_days: int
-) -> Metrics:
-    """Metrics for the ``window_days`` before ``now``; ``events`` may be the reason they are unreadable."""
-    cutoff = now - timedelta(days=window_days)
-    rows = list(classes)
-    total_cost = sum(c.entry.total_cost_usd for c in rows if c.entry is not None)
-    days = _days(now, window_days)
-    done = Counter(_day(c) for c in rows if c.task is not None and c.task.status == "completed")
-    per_day = tuple((day, done.get(day, 0)) for day in days)
-    base = Metrics(
-        window_days,
-        cost_total_usd=total_cost,
-        completed=sum(n for _, n in per_day),
-        per_day=per_day,
+def bar_chart(
+    name: str, label: str, points: Sequence[tuple[str, float]], text: Callable[[float], str]
+) -> Markup:
+    """An inline SVG bar chart of ``points`` (day, value), one ``rect.bar`` each, scaled to the
+    largest value; each bar's ``<title>`` is "day: text(value)"."""
+    top = max((v for _, v in points), default=0.0)
+    width = max(len(points) * (BAR + GAP), 2 * BAR)
+    bars = []
+    for index, (day, amount) in enumerate(points):
+        tall = round(HEIGHT * amount / top, 1) if top > 0 else 0.0
+        x = index * (BAR + GAP)
+        bars.append(
+            Markup(
+                '<g class="day" data-day="{day}" data-value="{value}"><title>{title}</title>'
+                '<rect class="bar" x="{x}" y="{y}" width="{w}" height="{h}"></rect></g>'
+            ).format(
+                day=day,
+                value=f"{amount:g}",
+                title=f"{day}: {text(amount)}",
+                x=x,
+                y=HEIGHT - tall,
+                w=BAR,
+                h=tall,
+            )
+        )
+    axis = Markup("")
+    if points:
+        axis = Markup(
+            '<text class="axis" x="0" y="{y}">{first}</text>'
+            '<text class="axis" x="{right}" y="{y}" text-anchor="end">{last}</text>'
+        ).format(y=HEIGHT + LABELS - 3, first=points[0][0][5:], last=points[-1][0][5:], right=width)
+    total = text(sum(v for _, v in points))
+    return Markup(
+        '<figure class="chart chart-{name}"><figcaption>{label} <span class="muted">(total {total})</span>'
+        "</figcaption>"
+        '<svg xmlns="http://www.w3.org/2000/svg" role="img" aria-label="{label}" viewBox="0 0 {w} {h}" '
+        'width="{w}" height="{h}" preserveAspectRatio="none">{bars}{axis}</svg></figure>'
+    ).format(
+        name=name, label=label, total=total, w=width, h=HEIGHT + LABELS, bars=Markup("").join(bars), axis=axis
     )
-    if isinstance(events, str):
-        return _replace(base, error=events)
-    return _runs(base, [e for e in events if _after(e.time, cutoff)])
-
-
-def _runs(base: Metrics, events: list[Event]) -> Metrics:
-    ends = [e for e in events if e.type in RUN_ENDS]
-    ok = [e for e in ends if e.type == "task.exited" and (e.details or {}).get("exit_code") == 0]
-    durations = [d for d in (_duration(e) for e in ends) if d is not None]
-    cost = sum(float(_run(e).get("cost_usd") or 0.0) for e in ends)
-    return _replace(
-        base,
-        runs=len(ends),
-        succeeded=len(ok),
-        avg_run_seconds=round(sum(durations) / len(durations), 1) if durations else None,
-        retries=sum(1 for e in events if e.type == "task.retry_scheduled"),
-        cost_window_usd=cost,
-    )
-
-
-def _replace(metrics: Metrics, **changes: Any) -> Metrics:
-    from dataclasses import replace
-
-    return replace(metrics, **changes)
-
-
-def _after(stamp: str, cutoff: datetime) -> bool:
-    try:
-        return parse_time(stamp) >= cutoff
-    except ValueError:
-        return False
-
-
-def _run(event: Event) -> Mapping[str, Any]:
-    """The run an end event closes: its details (older events: the entry they carried)."""
-    return event.details if "started_at" in event.details else (event.entry or {})
-
-
-def _duration(event: Event) -> float | None:
-    run = _run(event)
-    start = run.get("started_at") or run.get("claimed_at")
-    end = run.get("finished_at") or event.time
-    try:
-        return (parse_time(end) - parse_time(start)).total_seconds() if start else None
-    except (TypeError, ValueError):
-        return None
-
-
-def _day(c: Classification) -> str:
-    """The completion day, YYYY-MM-DD (completed_at may be a date or a time)."""
-    return str(c.task.completed_at or "")[:10] if c.task else ""
-
-
-def _days(now: datetime, window_days: int) -> list[str]:
-    today = now.date()
-    return [(today - timedelta(days=n)).isoformat() for n in range(window_days - 1, -1, -1)]

@@ -10,13 +10,14 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
+from .. import metrics
 from ..errors import ConflictError, NotFoundError, TaskfilesError, UsageError
 from . import actions, dagview, overview, taskview
 from .board import Board, Reading
+from .metrics import Card
 from .render import Renderer
 from .security import Policy, login_cookie, same_origin
 
-WINDOWS = (1, 7, 30, 90)
 MAX_FORM_BYTES = 64 * 1024
 
 
@@ -74,10 +75,17 @@ class Pages:
             view=view,
             filters=filters,
             window=window,
-            windows=WINDOWS,
-            metrics=self.board.metrics(window),
+            windows=tuple(metrics.WINDOWS),
+            metrics=self._card(window),
         )
         return self.renderer.page(request, "overview.html", context)
+
+    def _card(self, window: str) -> Card:
+        """The metrics card; a registry that cannot be read is a banner in it, not an error page."""
+        try:
+            return Card(self.board.metrics(window))
+        except TaskfilesError as exc:
+            return Card(None, str(exc))
 
     def task(self, request: Request) -> Response:
         """``/tasks/{slug}``: the task file, its state, entry, logs and events."""
@@ -160,10 +168,10 @@ class Pages:
         return HTMLResponse(html, status_code=401 if error else 200)
 
 
-def _window(raw: str | None) -> int:
-    """The metrics window in days: one of WINDOWS, 7 by default."""
+def _window(raw: str | None) -> str:
+    """The metrics window (one of ``metrics.WINDOWS``; a bare number of days reads as such);
+    the default for a missing or unknown one: a link to the page should not fail over it."""
     try:
-        days = int(raw or 7)
-    except ValueError:
-        return 7
-    return days if days in WINDOWS else 7
+        return metrics.window_named(raw or metrics.DEFAULT_WINDOW)
+    except UsageError:
+        return metrics.DEFAULT_WINDOW
