@@ -23,7 +23,7 @@ from typer.testing import CliRunner, Result
 from taskfiles import config as config_module
 from taskfiles.cli import app
 from taskfiles.errors import ConflictError, StaleLeaseError
-from taskfiles.plan import edits
+from taskfiles.plan import edits, frontmatter
 from taskfiles.plan.taskfile import parse
 
 from .conftest import StoreFactory, commit_all, git, write_task
@@ -209,6 +209,52 @@ def test_a_file_changed_after_it_was_read_is_not_overwritten(plan: Path) -> None
     with pytest.raises(ConflictError, match="changed while it was being edited"):
         batch.write(plan)
     assert text(plan, "alpha").endswith("edited meanwhile\n")
+
+
+# (id, text before, the list's new value, text after)
+LIST_EDITS: list[tuple[str, str, tuple[str, ...], str]] = [
+    (
+        "flow: items kept keep their quotes, the comment stays",
+        "---\nlabels: ['a', \"b, c\", d]  # areas\n---\n",
+        ("a", "d", "e f"),
+        "---\nlabels: ['a', d, e f]  # areas\n---\n",
+    ),
+    ("flow with a trailing comma", "---\nlabels: [a, b,]\n---\n", ("b",), "---\nlabels: [b]\n---\n"),
+    (
+        "block: comments between items stay, a new item after the last",
+        "---\nlabels:\n- a\n# why b\n- b\n- c\ntitle: x\n---\n",
+        ("a", "c", "007"),
+        '---\nlabels:\n- a\n# why b\n- c\n- "007"\ntitle: x\n---\n',
+    ),
+    (
+        "emptied: one line, its comment kept",
+        "---\nlabels:  # c\n  - a\n---\n",
+        (),
+        "---\nlabels: []  # c\n---\n",
+    ),
+    ("null to a list", "---\nlabels:\ntitle: x\n---\n", ("a",), "---\nlabels: [a]\ntitle: x\n---\n"),
+    (
+        "a reorder is written whole",
+        "---\nlabels:\n  - a\n  - b\n---\n",
+        ("b", "a"),
+        "---\nlabels: [b, a]\n---\n",
+    ),
+    (
+        "a flow list over two lines is written whole",
+        "---\nlabels: [a,\n  b]\n---\n",
+        ("a",),
+        "---\nlabels: [a]\n---\n",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("before", "items", "after"), [c[1:] for c in LIST_EDITS], ids=[c[0] for c in LIST_EDITS]
+)
+def test_list_edits_keep_the_lines_of_the_items_that_stay(
+    before: str, items: tuple[str, ...], after: str
+) -> None:
+    assert frontmatter.set_keys(before, {"labels": items}) == after
 
 
 # -- task assign -------------------------------------------------------------------------------
