@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from ..config import Config
-from ..errors import Reported, TaskfilesError
+from ..errors import Reported, TaskfilesError, UsageError
 from .app import JsonFlag, TaskfilesCommand, config, echo, emit_json, error, load_repo_config, new_app, warn
 from .runtime import LeaseOption, SlugArg
 
@@ -63,6 +63,17 @@ PromptFileOption = Annotated[
 ]
 WorktreeOption = Annotated[
     Path | None, typer.Option(help="Where the agent works (default: the claim's worktree, else here).")
+]
+AgentOption = Annotated[
+    str | None,
+    typer.Option(
+        help="The agent profile to run ([agents.NAME]; 'default': [worker] command). With neither "
+        "--agent nor --budget-usd, the task file's agent and budget_usd are used."
+    ),
+]
+BudgetOption = Annotated[
+    float | None,
+    typer.Option("--budget-usd", help="This attempt's cost cap in USD (instead of cost_cap_usd)."),
 ]
 DispatchedFlag = Annotated[
     bool, typer.Option("--dispatched", hidden=True, help="Started by the heartbeat: wait for 'go'.")
@@ -164,11 +175,14 @@ def worker_run(
     task_file: TaskFileOption = None,
     prompt_file: PromptFileOption = None,
     worktree: WorktreeOption = None,
+    agent: AgentOption = None,
+    budget_usd: BudgetOption = None,
     dispatched: DispatchedFlag = False,
     as_json: JsonFlag = False,
 ) -> None:
-    """Run the configured agent for one attempt of a claimed task: heartbeat, tee its output
-    into the attempt's log, enforce the deadline and cost cap, record the exit with the lease.
+    """Run the configured agent (or the task's agent profile) for one attempt of a claimed task:
+    heartbeat, tee its output into the attempt's log, enforce the deadline and cost cap (the
+    task's budget_usd when it has one), record the exit with the lease.
 
     Refused (exit 4) while another wrapper runs for the same task or in the same worktree:
     one live worker per task and per worktree.
@@ -176,7 +190,10 @@ def worker_run(
     from ..dispatch import worker
     from ..registry import open_registry
 
+    if budget_usd is not None and not 0 < budget_usd < float("inf"):
+        raise UsageError(f"--budget-usd must be a positive number of dollars, not {budget_usd:g}")
     cfg = config(ctx)
+    given = agent is not None or budget_usd is not None
     result = worker.run(
         cfg,
         open_registry(cfg),
@@ -186,6 +203,7 @@ def worker_run(
         prompt_file=prompt_file,
         worktree=worktree.resolve() if worktree else None,
         dispatched=dispatched,
+        intent=worker.Intent(agent, budget_usd) if given else None,
     )
     if as_json:
         emit_json({**vars(result), "status": result.status})

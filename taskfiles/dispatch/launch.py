@@ -3,9 +3,11 @@
 For each task, highest priority first and up to the free capacity: claim it with a
 new lease (once the registry, read again, still leaves this host a slot: other
 dispatch hosts claim from their own readings), create or reuse
-``.worktrees/<slug>`` on branch ``task/<slug>`` from the base commit, write the prompt
-file with this host's files, start ``task worker run`` in a new session (it survives
-the cycle), then record its pid, start time and worktree. The wrapper waits on its
+``.worktrees/<slug>`` on branch ``task/<slug>`` from the base commit (an earlier
+attempt's worktree and branch are kept unless the task was retried fresh), write the
+prompt file with this host's files, start ``task worker run`` in a new session (it
+survives the cycle) with the agent profile and budget the task file names, then record
+its pid, start time, worktree and agent profile. The wrapper waits on its
 stdin until that record is written, so the registry never misses the pid of a worker
 that ends quickly. A dispatch that fails after the claim fails the attempt with the
 class ``dispatch_failed``.
@@ -29,7 +31,7 @@ from ..registry import RegistryEntry
 from ..status import Capacity
 from . import prompt
 from .scene import Scene, dispatcher_worker
-from .worker import GO
+from .worker import GO, Intent
 
 
 @dataclass(frozen=True)
@@ -103,12 +105,14 @@ def dispatch_one(scene: Scene, tasks: TaskSet, task: Task) -> Dispatched | None:
 
 def _launch(scene: Scene, tasks: TaskSet, task: Task, entry: RegistryEntry) -> Dispatched:
     hb = scene.config.heartbeat
+    intent = Intent.of(task)
+    intent.settings(scene.config)  # an agent profile that is not configured fails here, not in the wrapper
     worktree = scene.main_root / hb.worktrees_dir / task.slug
     branch = hb.branch_prefix + task.slug
     _prepare_worktree(scene, worktree, branch, tasks.commit or scene.config.base_ref, entry.fresh)
-    text = prompt.render(task, entry, worktree, branch)
+    text = prompt.for_attempt(scene.registry, task, entry, worktree, branch)
     prompt_file = scene.host_files.write_prompt(task.slug, entry.attempt, text)
-    child = _spawn(scene, task, entry, worktree, prompt_file)
+    child = _spawn(scene, task, entry, worktree, prompt_file, intent)
     try:
         scene.registry.start(
             task.slug,
@@ -117,6 +121,7 @@ def _launch(scene: Scene, tasks: TaskSet, task: Task, entry: RegistryEntry) -> D
             pid_start_time=process.pid_start_time(child.pid),
             worktree=str(worktree),
             branch=branch,
+            agent=intent.profile,
         )
     except BaseException:
         _abandon(child)
@@ -136,8 +141,11 @@ def _prepare_worktree(scene: Scene, worktree: Path, branch: str, base: str, fres
     git.add_worktree(scene.main_root, worktree, branch, base, fresh=fresh)
 
 
-def wrapper_command(scene: Scene, task: Task, entry: RegistryEntry, prompt_file: Path) -> list[str]:
-    """The argv that starts the worker wrapper for this attempt."""
+def wrapper_command(
+    scene: Scene, task: Task, entry: RegistryEntry, prompt_file: Path, intent: Intent
+) -> list[str]:
+    """The argv that starts the worker wrapper for this attempt (with the task's ``intent``,
+    as read at the base ref: the branch's copy of the task file is the agent's to edit)."""
     return [
         sys.executable,
         "-m",
@@ -153,12 +161,13 @@ def wrapper_command(scene: Scene, task: Task, entry: RegistryEntry, prompt_file:
         task.path,
         "--prompt-file",
         str(prompt_file),
+        *intent.options(),
         "--dispatched",
     ]
 
 
 def _spawn(
-    scene: Scene, task: Task, entry: RegistryEntry, worktree: Path, prompt_file: Path
+    scene: Scene, task: Task, entry: RegistryEntry, worktree: Path, prompt_file: Path, intent: Intent
 ) -> subprocess.Popen[bytes]:
     """Start the wrapper detached: a new session, no terminal, output to a file under the registry."""
     out_path = scene.host_files.worker_output(task.slug, entry.attempt)
@@ -169,7 +178,7 @@ def _spawn(
     }
     with open(out_path, "ab") as out:
         return subprocess.Popen(
-            wrapper_command(scene, task, entry, prompt_file),
+            wrapper_command(scene, task, entry, prompt_file, intent),
             cwd=worktree,
             env=env,
             stdin=subprocess.PIPE,

@@ -1,7 +1,15 @@
-"""The prompt file an agent gets: the task, where to work, how to report and how to finish.
+"""The prompt file an agent gets: the task, where to work, what it was asked, what happened
+before, how to report and how to finish.
 
 It is written with the host's files (``HostFiles.write_prompt``), never into the
 worktree: nothing the dispatcher writes may end up in a tracked path or a commit.
+
+Instructions from a reviewer or operator (``task retry --instructions``, ``task review
+--request-changes``) are shown under their own heading only in the attempt they were
+given for: the claim of that attempt carries them (``RegistryEntry.instructions``).
+Later attempts see them in the account of earlier attempts, next to the attempt
+they came before. The account is ``registry.attempts`` over the task's events, the
+same for the dispatcher and for a wrapper run by hand (``for_attempt``).
 """
 
 from __future__ import annotations
@@ -9,20 +17,45 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..plan.taskfile import Task
-from ..registry import RegistryEntry
+from ..registry import Registry, RegistryEntry
+from ..registry.attempts import Attempt, earlier
+from ..registry.records import Instructions
+
+EARLIER_SHOWN = 5  # attempts in the account; older ones are counted, not shown
+SHORT = 300  # characters of an error or a note in the account
+LONG = 1000  # characters of earlier instructions in the account
 
 
-def render(task: Task, entry: RegistryEntry, worktree: Path, branch: str) -> str:
-    """The prompt for one attempt of ``task``: the task file's content and the working rules."""
+def for_attempt(registry: Registry, task: Task, entry: RegistryEntry, worktree: Path, branch: str) -> str:
+    """The prompt of ``entry``'s attempt of ``task``, with the account of earlier attempts
+    read from the registry's events (a first attempt reads none)."""
+    if entry.attempt > 1:
+        shown, left_out = earlier(registry.events(task.slug).events, entry.attempt, EARLIER_SHOWN)
+    else:
+        shown, left_out = (), 0
+    return render(task, entry, worktree, branch, shown, left_out)
+
+
+def render(
+    task: Task,
+    entry: RegistryEntry,
+    worktree: Path,
+    branch: str,
+    before: tuple[Attempt, ...] = (),
+    left_out: int = 0,
+) -> str:
+    """The prompt for one attempt of ``task``: the instructions for it, the account of the
+    attempts ``before`` it (``left_out`` more not shown), the working rules and the task file."""
     slug = task.slug
     lines = [
         f"# {task.title}",
         "",
         f"Task `{slug}` ({task.path}), priority {task.priority}, attempt {entry.attempt} "
-        f"of at most {entry.max_attempts}.",
+        f"(the task is parked after {entry.max_attempts} failed attempts in a row).",
         f"Work in the git worktree `{worktree}` on branch `{branch}`: one task, one worktree, "
         "one branch, one pull request.",
-        *_previous(entry),
+        *_instructions(current(entry)),
+        *_account(slug, before, left_out),
         "",
         "## Reporting",
         "",
@@ -47,10 +80,86 @@ def render(task: Task, entry: RegistryEntry, worktree: Path, branch: str) -> str
     return "\n".join(lines)
 
 
-def _previous(entry: RegistryEntry) -> list[str]:
-    if entry.attempt <= 1 or not entry.last_error:
+def current(entry: RegistryEntry) -> Instructions | None:
+    """The instructions for ``entry``'s own attempt, if a reviewer or operator gave some."""
+    given = entry.instructions
+    return given if given is not None and given.attempt == entry.attempt else None
+
+
+def _instructions(given: Instructions | None) -> list[str]:
+    if given is None:
         return []
-    return [f"The previous attempt failed ({entry.failure_class}): {entry.last_error}"]
+    how = "requested these changes on review" if given.kind == "changes_requested" else "retried it with"
+    return [
+        "",
+        "## Instructions from the reviewer/operator",
+        "",
+        f"{given.who} {how} at {given.time}, for this attempt. Do what they ask; the task file "
+        "below still says what the task is.",
+        "",
+        *_quoted(given.text),
+    ]
+
+
+def _account(slug: str, before: tuple[Attempt, ...], left_out: int) -> list[str]:
+    if not before:
+        return []
+    total = len(before) + left_out
+    head = f"{total} earlier attempt{'s' if total != 1 else ''}"
+    more = f"; the last {len(before)} are below, {left_out} older left out" if left_out else ""
+    lines = ["", "## Earlier attempts", "", f"{head}{more}; how each went and ended (oldest first):", ""]
+    for attempt in before:
+        lines.extend(_attempt(attempt))
+    lines += [
+        "",
+        f"See it all yourself: `task history {slug}` (the task file's history and every runtime event), "
+        f"`task events {slug}`, `task show {slug} --json` (the registry entry) and "
+        f"`task logs {slug} --attempt N` (an attempt's log). The branch keeps earlier attempts' "
+        "commits unless the task was retried with --fresh: see `git log`.",
+    ]
+    return lines
+
+
+def _attempt(attempt: Attempt) -> list[str]:
+    ran = ", ".join(
+        part
+        for part in (
+            f"claimed {attempt.claimed_at}",
+            f"worker {attempt.worker}" if attempt.worker else "",
+            f"agent {attempt.agent}" if attempt.agent else "",
+        )
+        if part
+    )
+    lines = [f"- Attempt {attempt.number} ({ran}): {_ending(attempt)}."]
+    if attempt.error:
+        label = "Last error" if attempt.outcome == "failed" else f"Why it was {attempt.outcome}"
+        lines.append(f"  {label}: {_short(attempt.error, SHORT)}")
+    if attempt.progress or attempt.percent is not None:
+        percent = f"{attempt.percent}% " if attempt.percent is not None else ""
+        lines.append(f"  Last progress: {percent}{_short(attempt.progress or '', SHORT)}".rstrip())
+    if attempt.instructions is not None:
+        given = attempt.instructions
+        lines.append(f"  Instructions before it ({given.who}, {given.time}): {_short(given.text, LONG)}")
+    return lines
+
+
+def _ending(attempt: Attempt) -> str:
+    parts = [attempt.outcome]
+    if attempt.exit_code is not None:
+        parts.append(f"exit code {attempt.exit_code}")
+    if attempt.failure_class:
+        parts.append(f"failure class {attempt.failure_class}")
+    return ", ".join(parts)
+
+
+def _short(text: str, limit: int) -> str:
+    """``text`` on one line, cut to ``limit`` characters."""
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+
+
+def _quoted(text: str) -> list[str]:
+    return [f"> {line}".rstrip() for line in text.splitlines()]
 
 
 def _facts(task: Task) -> list[str]:

@@ -1,11 +1,13 @@
 """The worker wrapper (``task worker run SLUG --lease N``): runs one attempt of one task.
 
 It runs the configured agent command (an argument list with placeholders, never a
-shell string built from task text) in the task's worktree, with ``TASKFILES_*``
+shell string built from task text; the task's ``agent`` names a profile of
+``[agents]``) in the task's worktree, with ``TASKFILES_*``
 variables so the agent can call ``task heartbeat``, ``task log``, ``task progress``
 and ``task complete``. While the agent lives the wrapper heartbeats on a timer,
 tees the agent's output into the attempt's log, enforces the wall-clock deadline
-and the cost cap (per attempt), and stops at once when its lease is retired. It records the exit
+and the cost cap (per attempt: the task's ``budget_usd``, else ``cost_cap_usd``), and stops
+at once when its lease is retired. It records the exit
 with its lease. One wrapper per task and one per worktree at a time: a second one for
 the same task, or for another task in the same worktree, refuses to start.
 
@@ -16,6 +18,7 @@ and everything it started without killing itself.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import queue
 import signal
@@ -23,15 +26,16 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import IO
 
 from .. import git, process
-from ..config import Config, WorkerSettings
+from ..config import DEFAULT_AGENT, Config, WorkerSettings
 from ..errors import ConflictError, StaleLeaseError, TaskfilesError
 from ..plan import query, source
+from ..plan.taskfile import Task
 from ..registry import Registry, RegistryEntry
 from . import prompt
 from .hostfiles import HostFiles
@@ -39,6 +43,36 @@ from .hostfiles import HostFiles
 TICK = 0.2  # seconds between looks at the agent
 MAX_LINE = 8000  # characters of one output line kept in the log
 GO = b"go\n"  # the dispatcher's word that the start is recorded
+
+
+@dataclass(frozen=True)
+class Intent:
+    """What a task file asks of each of its attempts: which agent profile runs it
+    (``agent``; None: ``[worker] command``) and the cost cap (``budget_usd``; None:
+    the profile's ``cost_cap_usd``)."""
+
+    agent: str | None = None
+    budget_usd: float | None = None
+
+    @classmethod
+    def of(cls, task: Task) -> Intent:
+        """The intent ``task``'s frontmatter states."""
+        return cls(task.agent, task.budget_usd)
+
+    @property
+    def profile(self) -> str:
+        """The agent profile's name, as events and messages say it."""
+        return self.agent or DEFAULT_AGENT
+
+    def settings(self, config: Config) -> WorkerSettings:
+        """The settings the attempt runs with; ConfigError for an agent that is not configured."""
+        chosen = config.worker_for(self.agent)
+        return chosen if self.budget_usd is None else replace(chosen, cost_cap_usd=self.budget_usd)
+
+    def options(self) -> list[str]:
+        """The ``task worker run`` options that carry it to a wrapper."""
+        budget = ["--budget-usd", repr(self.budget_usd)] if self.budget_usd is not None else []
+        return ["--agent", self.profile, *budget]
 
 
 @dataclass(frozen=True)
@@ -54,6 +88,7 @@ class Job:
     prompt_file: Path
     registry_dir: Path
     repo: Path
+    budget_usd: float | None = None  # the task's own cap, which the cost cap message names
 
 
 @dataclass(frozen=True)
@@ -89,14 +124,18 @@ def run(
     prompt_file: str | None = None,
     worktree: Path | None = None,
     dispatched: bool = False,
+    intent: Intent | None = None,
     go: IO[bytes] | None = None,
 ) -> WorkerResult:
     """Run one attempt of ``slug`` under ``lease`` until the agent ends; record how it ended.
 
     ``dispatched``: started by the heartbeat, which records the start and then writes
     "go" to ``go`` (default: stdin); without it the wrapper records the start itself.
+    ``intent``: the agent profile and budget (the dispatcher passes what it read at the
+    base ref); None reads them from the task file in the working tree, as a hand run does.
     ConflictError, before anything is recorded, while another wrapper runs for ``slug``
-    or in the same worktree (by default the one the claim recorded, else the repository).
+    or in the same worktree (by default the one the claim recorded, else the repository);
+    ConfigError, before anything is recorded, for an agent profile that is not configured.
     """
     host = HostFiles.of(config)
     with host.worker_lock(slug):
@@ -104,9 +143,13 @@ def run(
             return WorkerResult(slug, lease, "not_started", detail="the dispatcher did not confirm the start")
         place = worktree or _recorded_worktree(registry, slug, dispatched) or config.root
         with host.worktree_lock(place, slug):
-            entry = _started(registry, slug, lease, dispatched, place)
-            job = _job(config, entry, lease, task_file, prompt_file)
-            return Supervisor(config.worker, registry, job).run()
+            # Read the task files only when something is missing: a dispatched wrapper has it all.
+            lookup = functools.cache(lambda: query.find(source.load(config), slug))
+            wanted = intent or Intent.of(lookup())
+            settings = wanted.settings(config)
+            entry = _started(registry, slug, lease, dispatched, place, wanted)
+            job = _job(config, registry, entry, lease, lookup, task_file, prompt_file, wanted)
+            return Supervisor(settings, registry, job).run()
 
 
 def _recorded_worktree(registry: Registry, slug: str, dispatched: bool) -> Path | None:
@@ -117,27 +160,42 @@ def _recorded_worktree(registry: Registry, slug: str, dispatched: bool) -> Path 
     return Path(recorded.worktree) if recorded and recorded.worktree else None
 
 
-def _started(registry: Registry, slug: str, lease: int, dispatched: bool, worktree: Path) -> RegistryEntry:
+def _started(
+    registry: Registry, slug: str, lease: int, dispatched: bool, worktree: Path, intent: Intent
+) -> RegistryEntry:
     if dispatched:  # the heartbeat recorded the start; this also checks the lease
         return registry.heartbeat(slug, lease)
     pid = os.getpid()
     return registry.start(
-        slug, lease, pid=pid, pid_start_time=process.pid_start_time(pid), worktree=str(worktree)
+        slug,
+        lease,
+        pid=pid,
+        pid_start_time=process.pid_start_time(pid),
+        worktree=str(worktree),
+        agent=intent.profile,
     )
 
 
 def _job(
-    config: Config, entry: RegistryEntry, lease: int, task_file: str | None, prompt_file: str | None
+    config: Config,
+    registry: Registry,
+    entry: RegistryEntry,
+    lease: int,
+    lookup: Callable[[], Task],
+    task_file: str | None,
+    prompt_file: str | None,
+    intent: Intent,
 ) -> Job:
     """The attempt's facts; by hand (no --task-file/--prompt-file) the task is looked up and
-    its prompt written with this host's files, as the heartbeat would have."""
+    its prompt written with this host's files, as the heartbeat would have (with the same
+    account of earlier attempts)."""
     worktree = Path(entry.worktree or config.root)
     branch = entry.branch or ""
     if task_file is None or prompt_file is None:
-        task = query.find(source.load(config), entry.slug)
+        task = lookup()
         task_file = task_file or task.path
         if prompt_file is None:
-            text = prompt.render(task, entry, worktree, branch)
+            text = prompt.for_attempt(registry, task, entry, worktree, branch)
             prompt_file = str(HostFiles.of(config).write_prompt(entry.slug, entry.attempt, text))
     repo = config.repo.main_root if config.repo else config.root
     return Job(
@@ -150,6 +208,7 @@ def _job(
         prompt_file=Path(prompt_file),
         registry_dir=config.registry_dir,
         repo=repo,
+        budget_usd=intent.budget_usd,
     )
 
 
@@ -299,13 +358,15 @@ class Supervisor:
         """Heartbeat; return why the cost cap stops the task, if it does.
 
         The cap is per attempt: it compares this attempt's reported cost, so a task
-        unparked or retried after hitting the cap gets a fresh budget.
+        unparked or retried after hitting the cap gets a fresh budget. The task's own
+        ``budget_usd`` is the cap when it has one (``Intent.settings``).
         """
         entry = self.registry.heartbeat(self.job.slug, self.job.lease)
         cap = self.settings.cost_cap_usd
-        if cap is not None and entry.cost_usd > cap:
-            return f"this attempt's reported cost ${entry.cost_usd:.2f} passed the cost cap ${cap:.2f}"
-        return None
+        if cap is None or entry.cost_usd <= cap:
+            return None
+        limit = "the task's budget_usd" if self.job.budget_usd is not None else "the cost cap"
+        return f"this attempt's reported cost ${entry.cost_usd:.2f} passed {limit} ${cap:.2f}"
 
     def _drain(self, readers: list[threading.Thread]) -> None:
         for reader in readers:  # an agent's leftover children may hold the pipes: do not wait forever

@@ -28,6 +28,8 @@ DURABLE_KEYS = (
     "milestone",
     "depends_on",
     "labels",
+    "agent",
+    "budget_usd",
     "completed_by",
     "completed_at",
     "pr",
@@ -113,6 +115,8 @@ class Task:
     milestone: str | None = None
     depends_on: tuple[str, ...] = ()
     labels: tuple[str, ...] = ()
+    agent: str | None = None  # the agent profile ([agents.NAME]) that runs it; None: [worker] command
+    budget_usd: float | None = None  # each attempt's cost cap, instead of [worker] cost_cap_usd
     completed_by: str | None = None
     completed_at: str | None = None
     pr: str | None = None
@@ -138,6 +142,8 @@ class Task:
             "milestone": self.milestone,
             "depends_on": list(self.depends_on),
             "labels": list(self.labels),
+            "agent": self.agent,
+            "budget_usd": self.budget_usd,
             "workstream": self.workstream,
             "path": self.path,
             "completed_by": self.completed_by,
@@ -328,6 +334,8 @@ def _build(
         milestone=check.text(meta, "milestone"),
         depends_on=check.str_list(meta, "depends_on"),
         labels=check.str_list(meta, "labels"),
+        agent=check.text(meta, "agent"),
+        budget_usd=_budget(check, meta),
         completed_by=check.text(meta, "completed_by"),
         completed_at=completed_at,
         pr=check.text(meta, "pr"),
@@ -368,6 +376,32 @@ def _priority(check: _Checker, meta: dict[str, Any], schema: Schema) -> str:
         message = f"priority '{_shown(priority)}' is not one of {', '.join(schema.priorities)}"
         check.add("priority", "bad_priority", message, fatal=True)
     return priority
+
+
+def _budget(check: _Checker, meta: dict[str, Any]) -> float | None:
+    """``budget_usd``: a positive number of dollars. Anything else is fatal: a task whose
+    budget cannot be read must not run without one."""
+    if "budget_usd" not in meta:
+        return None
+    value = meta["budget_usd"]
+    if isinstance(value, int | float) and not isinstance(value, bool) and 0 < value < float("inf"):
+        return float(value)
+    message = (
+        f"budget_usd must be a positive number of dollars, not {_value(value)}; write e.g. 'budget_usd: 5'"
+    )
+    check.add("budget_usd", "bad_budget", message, fatal=True)
+    return None
+
+
+def _value(value: object) -> str:
+    """A bad value inside a message."""
+    if value is None:
+        return "nothing"
+    if isinstance(value, str):
+        return f"'{_shown(value)}'"
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return f"{value:g}"
+    return _kind(value)
 
 
 def _report_runtime_keys(check: _Checker, legacy: dict[str, Any]) -> None:

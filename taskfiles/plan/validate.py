@@ -20,7 +20,7 @@ from functools import cached_property
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from ..config import Config
+from ..config import DEFAULT_AGENT, Config
 from . import graph
 from .source import TaskSet
 from .taskfile import Problem, Task
@@ -145,6 +145,7 @@ def _cross_file(config: Config, taskset: TaskSet, wanted: set[str] | None) -> It
             yield from _value_problems(task)
             yield from _dependency_problems(task, context)
             yield from _owner_problems(task, context)
+            yield from _agent_problems(task, config)
     yield from _cycle_problems(taskset, wanted)
 
 
@@ -220,6 +221,13 @@ def _owner_problems(task: Task, context: _Context) -> Iterator[Problem]:
         f"{hint}use one of them, or add '{owner.lower()}' to owner_aliases"
     )
     yield Problem(task.path, task.lines.get("owner", 1), message, "unknown_owner")
+
+
+def _agent_problems(task: Task, config: Config) -> Iterator[Problem]:
+    """A task naming an agent profile the configuration does not have: dispatch could not run it."""
+    if task.agent is None or task.agent == DEFAULT_AGENT or task.agent in config.agents:
+        return
+    yield Problem(task.path, task.lines.get("agent", 1), config.unknown_agent(task.agent), "unknown_agent")
 
 
 def _cycle_problems(taskset: TaskSet, wanted: set[str] | None) -> Iterator[Problem]:

@@ -133,8 +133,11 @@ class Pages:
             return HTMLResponse(refusal, status_code=403)
         registry = self.board.registry(self.policy.actor(client, request.headers))
         reason, fresh = form.get("reason", ""), form.get("fresh") == "1"
+        instructions = form.get("instructions", "")
         try:
-            await run_in_threadpool(actions.perform, registry, slug, action, reason=reason, fresh=fresh)
+            await run_in_threadpool(
+                actions.perform, registry, slug, action, reason=reason, fresh=fresh, instructions=instructions
+            )
         except TaskfilesError as exc:
             return await run_in_threadpool(self._task, request, slug, error=str(exc), status=status_of(exc))
         self.board.invalidate()  # the acting browser sees its own change at once
