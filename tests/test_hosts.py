@@ -448,7 +448,7 @@ def _two_hosts_on_postgres(site: Site, monkeypatch: pytest.MonkeyPatch) -> None:
     text = runner.invoke(app, ["-C", str(site.root), "status"]).stdout
     assert "dispatch hosts (2), each one's last cycle:\n  b: " in text and "\n  a: " in text
     row = next(line for line in text.splitlines() if line.startswith("active"))
-    assert row.split()[6] == "a"  # the HOST column: where x's worker runs
+    assert row.split()[7] == "a"  # the HOST column: where x's worker runs
     client = TestClient(create_app(site.config, watch=False, max_age=0), base_url="http://127.0.0.1:8005")
     page = client.get("/").text
     assert page.count('<tr data-host="') == 2 and '<tr data-host="a"' in page

@@ -182,7 +182,15 @@ def test_fail_records_a_failure_without_an_exit(reg: Registry) -> None:
     event = reg.events().events[-1]
     assert (event.type, event.details) == (
         "task.failed",
-        {"failure_class": "worker_gone", "error": "pid 123 is gone", "started_at": T0, "cost_usd": 0.0},
+        {
+            "failure_class": "worker_gone",
+            "error": "pid 123 is gone",
+            "started_at": T0,
+            "cost_usd": 0.0,
+            "attempt": 1,
+            "owner": "core",
+            "worker": "w1",
+        },
     )
 
 

@@ -518,7 +518,17 @@ def test_status_text_lists_attention_then_every_row(queue: Path) -> None:
     assert text.startswith("source: main   backlog 1  waiting 1  ready 1  active 1")
     assert "legacy_runtime_keys: runtime keys in frontmatter (claimed_by, status); run 'task migrate'" in text
     header = next(line for line in text.splitlines() if line.startswith("BUCKET"))
-    assert header.split() == ["BUCKET", "STATE", "SLUG", "OWNER", "LEASE", "ATTEMPT", "HOST", "DETAIL"]
+    assert header.split() == [
+        "BUCKET",
+        "STATE",
+        "SLUG",
+        "OWNER",
+        "LEASE",
+        "ATTEMPT",
+        "FAILURES",
+        "HOST",
+        "DETAIL",
+    ]
 
 
 # -- next --claim, raced by real processes -----------------------------------------------------

@@ -233,8 +233,7 @@ def _runtime_lines(entry: RegistryEntry | None, view: Mapping[str, Any] | None) 
     age = view["heartbeat_age_seconds"]
     beat = f"last heartbeat {entry.heartbeat_at} ({age:.0f} s ago)" if age is not None else "no heartbeat yet"
     lines = [
-        f"runtime:   {entry.state}, lease {entry.lease}, {entry.attempt_label}, "
-        f"worker {entry.worker or '-'}",
+        f"runtime:   {entry.state}, lease {entry.lease}, {entry.attempt_label}, worker {entry.worker or '-'}",
         f"           {beat}",
     ]
     if entry.progress or entry.progress_percent is not None:

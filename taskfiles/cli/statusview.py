@@ -27,7 +27,7 @@ def render_status(seen: Observation) -> str:
             ]
     body = table(
         [_row(c) for c in seen.rows],
-        ("BUCKET", "STATE", "SLUG", "OWNER", "LEASE", "ATTEMPT", "HOST", "DETAIL"),
+        ("BUCKET", "STATE", "SLUG", "OWNER", "LEASE", "ATTEMPT", "FAILURES", "HOST", "DETAIL"),
     )
     return "\n".join(lines) + ("\n\n" + body if body else "")
 
@@ -63,6 +63,9 @@ def _stale_line(seen: Observation) -> str:
 def _row(c: Classification) -> tuple[str, ...]:
     entry = c.entry
     lease = str(entry.lease) if entry else "-"
-    attempt = entry.attempt_label if entry else "-"
+    # Two cells, not "6/5": runs are unbounded (a manual retry starts the count over), while
+    # failures in a row are held to max_attempts.
+    attempt = str(entry.attempt) if entry else "-"
+    failures = f"{entry.consecutive_failures}/{entry.max_attempts}" if entry else "-"
     host = (entry.host if entry else None) or "-"
-    return (c.bucket, c.state, c.slug, c.owner or "-", lease, attempt, host, c.detail)
+    return (c.bucket, c.state, c.slug, c.owner or "-", lease, attempt, failures, host, c.detail)
