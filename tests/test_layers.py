@@ -24,7 +24,19 @@ MAY_IMPORT = {
     "migration": {"floor", "plan", "registry", "state"},
     "dispatch": {"floor", "plan", "registry", "state", "status"},
     "serve": {"floor", "plan", "registry", "state", "status"},
-    "cli": {"floor", "plan", "registry", "state", "status", "claims", "migration", "dispatch", "serve"},
+    "mcp": {"floor", "plan", "registry", "state", "status", "claims", "dispatch", "serve"},
+    "cli": {
+        "floor",
+        "plan",
+        "registry",
+        "state",
+        "status",
+        "claims",
+        "migration",
+        "dispatch",
+        "serve",
+        "mcp",
+    },
     "__init__": {"floor", "plan", "registry", "state", "status"},  # the public API (loaded lazily)
     "__main__": {"cli"},
 }

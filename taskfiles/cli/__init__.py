@@ -13,7 +13,7 @@ from typing import Annotated
 
 import typer
 
-from . import dispatch, planning, runtime, serve
+from . import dispatch, mcp, planning, runtime, serve
 from .app import new_app, set_repo
 
 app = new_app(
@@ -38,6 +38,7 @@ planning.register(app)
 runtime.register(app)
 dispatch.register(app)
 serve.register(app)
+mcp.register(app)
 
 
 def main() -> None:

@@ -12,8 +12,12 @@ from ..plan.taskfile import Task
 from ..registry import RegistryEntry
 
 
-def render(task: Task, entry: RegistryEntry, worktree: Path, branch: str) -> str:
-    """The prompt for one attempt of ``task``: the task file's content and the working rules."""
+def render(task: Task, entry: RegistryEntry, worktree: Path, branch: str, *, mcp: bool = False) -> str:
+    """The prompt for one attempt of ``task``: the task file's content and the working rules.
+
+    ``mcp``: the agent claimed it through ``task mcp``'s ``next`` and reports through its
+    tools; no wrapper heartbeats for it, and it ends the attempt with ``finish``.
+    """
     slug = task.slug
     lines = [
         f"# {task.title}",
@@ -26,16 +30,19 @@ def render(task: Task, entry: RegistryEntry, worktree: Path, branch: str) -> str
         "",
         "## Reporting",
         "",
-        f"- `task progress {slug} PERCENT 'what is done'` and `task log {slug} 'message'` "
-        "(the lease is in $TASKFILES_LEASE).",
-        f"- `task heartbeat {slug} --cost-usd X` to report spend; the wrapper heartbeats for you.",
+        *(_mcp_reporting(entry) if mcp else _cli_reporting(slug)),
         "",
         "## Finishing",
         "",
         f"- Commit your work on `{branch}`, then run `task complete {slug}` in this worktree and "
         "commit the task file with it: the completion lands when the branch is merged.",
         "- Never write runtime state (claims, progress, attempts) into the task file's frontmatter.",
-        "- Exit 0 when the work is committed; exit non-zero when it failed.",
+        (
+            f"- Call `finish` with lease {entry.lease} and exit_code 0 when the work is committed, "
+            "non-zero when it failed."
+            if mcp
+            else "- Exit 0 when the work is committed; exit non-zero when it failed."
+        ),
         "",
         f"## The task file ({task.path})",
         "",
@@ -45,6 +52,23 @@ def render(task: Task, entry: RegistryEntry, worktree: Path, branch: str) -> str
         "",
     ]
     return "\n".join(lines)
+
+
+def _cli_reporting(slug: str) -> list[str]:
+    return [
+        f"- `task progress {slug} PERCENT 'what is done'` and `task log {slug} 'message'` "
+        "(the lease is in $TASKFILES_LEASE).",
+        f"- `task heartbeat {slug} --cost-usd X` to report spend; the wrapper heartbeats for you.",
+    ]
+
+
+def _mcp_reporting(entry: RegistryEntry) -> list[str]:
+    return [
+        f"- Call `report` with lease {entry.lease} (progress, note, blocker, evidence, artifact, "
+        "cost_usd) at least every few minutes: each report is your heartbeat, and nothing else "
+        "heartbeats for you.",
+        "- A result starting 'stop working on this task' means your lease was superseded: stop.",
+    ]
 
 
 def _previous(entry: RegistryEntry) -> list[str]:
