@@ -248,13 +248,16 @@ def _claim(call: Call, a: ClaimArgs) -> Mapping[str, Any]:
 def _complete(call: Call, a: CompleteArgs) -> Mapping[str, Any]:
     entry = call.ws.registry().find(a.slug)
     ws = call.ws.of_task(entry.worktree if entry else None)
-    edit = edits.complete(ws.config, a.slug, by=a.by, pr=a.pr)
-    return {"slug": a.slug, "file": str(edit.path), "changed": edit.changed}
+    return _edited(ws, edits.complete(ws.config, a.slug, by=a.by, pr=a.pr))
 
 
 def _ready(call: Call, a: SlugArgs) -> Mapping[str, Any]:
-    edit = edits.mark_ready(call.ws.config, a.slug)
-    return {"slug": a.slug, "file": str(edit.path), "changed": edit.changed}
+    return _edited(call.ws, edits.mark_ready(call.ws.config, a.slug))
+
+
+def _edited(ws: Workspace, edit: edits.Edit) -> Mapping[str, Any]:
+    """What an edit changed, and where: the file's path in its worktree and on disk."""
+    return {"slug": edit.slug, "path": edit.path, "file": str(ws.root / edit.path), "changed": edit.changed}
 
 
 def _log(call: Call, a: LogArgs) -> Mapping[str, Any]:
