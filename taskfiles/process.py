@@ -28,9 +28,24 @@ import signal
 import socket
 from pathlib import Path
 
+from .errors import UsageError
+
 PROC = Path("/proc")
 HOST_ENV = "TASKFILES_HOST"
 _DEAD_STATES = frozenset({b"Z", b"X", b"x"})  # zombie, dead
+# What a process can report: an exit status 0..255, or -N when signal N killed it (as
+# Python's returncode says; signal numbers stay far below 255).
+EXIT_CODES = range(-255, 256)
+
+
+def exit_code(value: int, name: str = "--exit-code") -> int:
+    """``value`` when it is an exit code a process can have; UsageError naming ``name`` otherwise."""
+    if value not in EXIT_CODES:
+        raise UsageError(
+            f"{name} {value} is not an exit code; use 0..255 (0: success), "
+            "or -1..-255 for a process killed by that signal"
+        )
+    return value
 
 
 def host_identity() -> str:

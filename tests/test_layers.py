@@ -27,9 +27,21 @@ MAY_IMPORT = {
     "dispatch": {"floor", "plan", "registry", "state", "status"},
     "metrics": {"floor", "plan", "registry", "state"},
     "serve": {"floor", "plan", "registry", "state", "status", "metrics", "history"},
+    "mcp": {
+        "floor",
+        "plan",
+        "registry",
+        "state",
+        "status",
+        "claims",
+        "dispatch",
+        "serve",
+        "facts",
+        "history",
+    },
     "cli": {
         *("floor", "plan", "registry", "state", "status", "claims", "migration", "dispatch", "serve"),
-        *("metrics", "facts", "history"),
+        *("metrics", "facts", "history", "mcp"),
     },
     "__init__": {"floor", "plan", "registry", "state", "status"},  # the public API (loaded lazily)
     "__main__": {"cli"},

@@ -32,6 +32,7 @@ from taskfiles.registry import (
     RegistryEntry,
     Snapshot,
     journal,
+    lifecycle,
     open_registry,
 )
 
@@ -1008,3 +1009,41 @@ def test_unreleased_is_every_entry_but_the_released_ones(reg: Registry) -> None:
     assert reg.unreleased() == want and set(want) == {"a", "c"}
     reopened = reg.claim("d", worker="w2")  # released, then claimed again
     assert reg.unreleased()["d"] == reopened
+
+
+def test_a_chain_of_steps_is_one_transaction_each_step_seeing_the_last(reg: Registry) -> None:
+    """``lifecycle.chain`` (task mcp's report): the heartbeat and its facts as one write; a
+    refused step (here a bad percentage after a good note) writes none of them."""
+    lease = running(reg)
+    before = len(reg.events("fix-login").events)
+    entry = reg.transact(
+        lambda s: lifecycle.chain(
+            s,
+            [
+                lambda s: lifecycle.heartbeat(s, "fix-login", lease, cost_usd=0.5),
+                lambda s: lifecycle.progress(s, "fix-login", 40, "half", lease=lease),
+                lambda s: lifecycle.note(s, "fix-login", "a note", lease=lease),
+            ],
+        )
+    )
+    assert (entry.progress_percent, entry.progress, entry.note, entry.cost_usd) == (40, "half", "a note", 0.5)
+    assert reg.get("fix-login") == entry
+    kinds = [e.type for e in reg.events("fix-login").events[before:]]
+    assert kinds == ["task.heartbeat", "task.progress", "task.note"]
+    assert len({e.seq for e in reg.events("fix-login").events[before:]}) == 1  # one transaction
+    with pytest.raises(UsageError):
+        reg.transact(
+            lambda s: lifecycle.chain(
+                s,
+                [
+                    lambda s: lifecycle.note(s, "fix-login", "never written", lease=lease),
+                    lambda s: lifecycle.progress(s, "fix-login", 140, lease=lease),
+                ],
+            )
+        )
+    assert reg.get("fix-login").note == "a note"
+    assert len(reg.events("fix-login").events) == before + 3
+    with pytest.raises(StaleLeaseError):
+        reg.transact(
+            lambda s: lifecycle.chain(s, [lambda s: lifecycle.note(s, "fix-login", "x", lease=lease - 1)])
+        )

@@ -13,7 +13,7 @@ from typing import Annotated
 
 import typer
 
-from . import dispatch, edits, history, metrics, planning, runtime, serve
+from . import dispatch, edits, history, mcp, metrics, planning, runtime, serve
 from .app import new_app, set_repo
 
 app = new_app(
@@ -41,6 +41,7 @@ history.register(app)
 dispatch.register(app)
 serve.register(app)
 metrics.register(app)
+mcp.register(app)
 
 
 def main() -> None:

@@ -16,6 +16,7 @@ import typer
 
 from ..errors import UsageError
 from ..plan.cache import gc_paused
+from ..process import exit_code as exit_code_of
 from .app import JsonFlag, RefOption, config, echo, emit_json, new_app
 
 if TYPE_CHECKING:
@@ -34,19 +35,6 @@ OptionalLease = Annotated[
     ),
 ]
 SlugArg = Annotated[str, typer.Argument(help="The task's slug.")]
-# What a process can report: an exit status 0..255, or -N when signal N killed it (as
-# Python's returncode says; signal numbers stay far below 255).
-EXIT_CODES = range(-255, 256)
-
-
-def _exit_code(value: int) -> int:
-    """``value`` when it is an exit code a process can have; UsageError otherwise."""
-    if value not in EXIT_CODES:
-        raise UsageError(
-            f"--exit-code {value} is not an exit code; use 0..255 (0: success), "
-            "or -1..-255 for a process killed by that signal"
-        )
-    return value
 
 
 def worker_id() -> str:
@@ -200,7 +188,7 @@ def finish(
     as_json: JsonFlag = False,
 ) -> None:
     """Record the end of an attempt with its exit code."""
-    entry = _registry(ctx).finish(slug, lease, _exit_code(exit_code), error=error)
+    entry = _registry(ctx).finish(slug, lease, exit_code_of(exit_code), error=error)
     _show_entry(entry, as_json, f"{slug}: {entry.state} (exit {exit_code})")
 
 
@@ -280,7 +268,7 @@ def evidence(
     as_json: JsonFlag = False,
 ) -> None:
     """Record a command run as evidence (tests, builds) and its exit code (on any known task)."""
-    code = _exit_code(exit_code)
+    code = exit_code_of(exit_code)
     _fact(
         ctx,
         slug,

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from .. import git, process
+from ..config import Config
 from ..errors import ConflictError, GitError, TaskfilesError
 from ..plan.source import TaskSet
 from ..plan.taskfile import Task
@@ -104,12 +105,11 @@ def dispatch_one(scene: Scene, tasks: TaskSet, task: Task) -> Dispatched | None:
 
 
 def _launch(scene: Scene, tasks: TaskSet, task: Task, entry: RegistryEntry) -> Dispatched:
-    hb = scene.config.heartbeat
     intent = Intent.of(task)
     intent.settings(scene.config)  # an agent profile that is not configured fails here, not in the wrapper
-    worktree = scene.main_root / hb.worktrees_dir / task.slug
-    branch = hb.branch_prefix + task.slug
-    _prepare_worktree(scene, worktree, branch, tasks.commit or scene.config.base_ref, entry.fresh)
+    worktree, branch = prepare_worktree(
+        scene.config, task.slug, tasks.commit or scene.config.base_ref, entry.fresh
+    )
     text = prompt.for_attempt(scene.registry, task, entry, worktree, branch)
     prompt_file = scene.host_files.write_prompt(task.slug, entry.attempt, text)
     child = _spawn(scene, task, entry, worktree, prompt_file, intent)
@@ -132,13 +132,22 @@ def _launch(scene: Scene, tasks: TaskSet, task: Task, entry: RegistryEntry) -> D
     )
 
 
-def _prepare_worktree(scene: Scene, worktree: Path, branch: str, base: str, fresh: bool) -> None:
-    repo = scene.config.repo
+def prepare_worktree(config: Config, slug: str, base: str, fresh: bool) -> tuple[Path, str]:
+    """Create or reuse ``.worktrees/<slug>`` in the main worktree on branch ``task/<slug>``
+    from ``base`` (``fresh``: start the branch over from it); return the worktree and branch.
+
+    The one way a task gets its worktree: the cycle's dispatch and ``task mcp``'s ``next``.
+    """
+    repo = config.repo
     if repo is None:
-        raise GitError(f"{scene.config.root} is not a git repository; worktrees need one")
+        raise GitError(f"{config.root} is not a git repository; worktrees need one")
+    settings = config.heartbeat
+    worktree = repo.main_root / settings.worktrees_dir / slug
+    branch = settings.branch_prefix + slug
     # Ignored through info/exclude: the cycle must never write a tracked file such as .gitignore.
-    git.ensure_excluded(repo.common_dir, f"/{scene.config.heartbeat.worktrees_dir}/")
-    git.add_worktree(scene.main_root, worktree, branch, base, fresh=fresh)
+    git.ensure_excluded(repo.common_dir, f"/{settings.worktrees_dir}/")
+    git.add_worktree(repo.main_root, worktree, branch, base, fresh=fresh)
+    return worktree, branch
 
 
 def wrapper_command(

@@ -26,14 +26,16 @@ SHORT = 300  # characters of an error or a note in the account
 LONG = 1000  # characters of earlier instructions in the account
 
 
-def for_attempt(registry: Registry, task: Task, entry: RegistryEntry, worktree: Path, branch: str) -> str:
+def for_attempt(
+    registry: Registry, task: Task, entry: RegistryEntry, worktree: Path, branch: str, *, mcp: bool = False
+) -> str:
     """The prompt of ``entry``'s attempt of ``task``, with the account of earlier attempts
-    read from the registry's events (a first attempt reads none)."""
+    read from the registry's events (a first attempt reads none); ``mcp`` as for ``render``."""
     if entry.attempt > 1:
         shown, left_out = earlier(registry.events(task.slug).events, entry.attempt, EARLIER_SHOWN)
     else:
         shown, left_out = (), 0
-    return render(task, entry, worktree, branch, shown, left_out)
+    return render(task, entry, worktree, branch, shown, left_out, mcp=mcp)
 
 
 def render(
@@ -43,9 +45,15 @@ def render(
     branch: str,
     before: tuple[Attempt, ...] = (),
     left_out: int = 0,
+    *,
+    mcp: bool = False,
 ) -> str:
     """The prompt for one attempt of ``task``: the instructions for it, the account of the
-    attempts ``before`` it (``left_out`` more not shown), the working rules and the task file."""
+    attempts ``before`` it (``left_out`` more not shown), the working rules and the task file.
+
+    ``mcp``: the agent claimed it through ``task mcp``'s ``next`` and reports through its
+    tools; no wrapper heartbeats for it, and it ends the attempt with ``finish``.
+    """
     slug = task.slug
     lines = [
         f"# {task.title}",
@@ -59,16 +67,19 @@ def render(
         "",
         "## Reporting",
         "",
-        f"- `task progress {slug} PERCENT 'what is done'` and `task log {slug} 'message'` "
-        "(the lease is in $TASKFILES_LEASE).",
-        f"- `task heartbeat {slug} --cost-usd X` to report spend; the wrapper heartbeats for you.",
+        *(_mcp_reporting(entry) if mcp else _cli_reporting(slug)),
         "",
         "## Finishing",
         "",
         f"- Commit your work on `{branch}`, then run `task complete {slug}` in this worktree and "
         "commit the task file with it: the completion lands when the branch is merged.",
         "- Never write runtime state (claims, progress, attempts) into the task file's frontmatter.",
-        "- Exit 0 when the work is committed; exit non-zero when it failed.",
+        (
+            f"- Call `finish` with lease {entry.lease} and exit_code 0 when the work is committed, "
+            "non-zero when it failed."
+            if mcp
+            else "- Exit 0 when the work is committed; exit non-zero when it failed."
+        ),
         "",
         f"## The task file ({task.path})",
         "",
@@ -78,6 +89,23 @@ def render(
         "",
     ]
     return "\n".join(lines)
+
+
+def _cli_reporting(slug: str) -> list[str]:
+    return [
+        f"- `task progress {slug} PERCENT 'what is done'` and `task log {slug} 'message'` "
+        "(the lease is in $TASKFILES_LEASE).",
+        f"- `task heartbeat {slug} --cost-usd X` to report spend; the wrapper heartbeats for you.",
+    ]
+
+
+def _mcp_reporting(entry: RegistryEntry) -> list[str]:
+    return [
+        f"- Call `report` with lease {entry.lease} (progress, note, blocker, evidence, artifact, "
+        "cost_usd) at least every few minutes: each report is your heartbeat, and nothing else "
+        "heartbeats for you.",
+        "- A result starting 'stop working on this task' means your lease was superseded: stop.",
+    ]
 
 
 def current(entry: RegistryEntry) -> Instructions | None:

@@ -409,6 +409,20 @@ def artifact(s: Snapshot, slug: str, ref: str, *, lease: int | None = None) -> P
     return _fact(s, slug, lease, "task.artifact", edit, ref=ref)
 
 
+def chain(s: Snapshot, steps: Sequence[Callable[[Snapshot], Plan[Any]]]) -> Plan[Any]:
+    """Several mutations as one transaction (``task mcp``'s ``report``: a heartbeat and its
+    facts): each step sees the entries the steps before it left, a refusal in any step
+    writes nothing, and the result is the last step's."""
+    changes: list[Change | EventOnly] = []
+    result: Any = None
+    for step in steps:
+        plan = step(s)
+        changes.extend(plan.changes)
+        result = plan.result
+        s = s.after(plan.changes)
+    return Plan(tuple(changes), result)
+
+
 # -- operator actions and the reconciler -------------------------------------------------------
 
 

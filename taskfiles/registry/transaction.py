@@ -13,8 +13,8 @@ never claimed: an entry needs a lease, and only a claim issues one).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, Generic, TypeVar
 
@@ -48,10 +48,48 @@ class Snapshot:
             raise NotFoundError(f"'{slug}' has no registry entry; it was never claimed (or gc removed it)")
         return entry
 
+    def after(self, changes: Sequence[Change | EventOnly]) -> Snapshot:
+        """This snapshot as ``changes`` would leave it (for a mutation made of several steps).
+
+        The entries stay a view over these ones: a store whose snapshot reads (and locks)
+        entries as they are asked for reads no more than the steps ask for."""
+        written = {c.slug: c.entry for c in changes if isinstance(c, Change)}
+        if not written:
+            return self
+        leases = dict(self.leases)
+        for slug, entry in written.items():
+            if entry is not None:
+                leases[slug] = max(leases.get(slug, 0), entry.lease)
+        return replace(self, entries=_Written(self.entries, written), leases=leases)
+
     def last_lease(self, slug: str) -> int:
         """The highest lease ever issued for ``slug`` (0: never claimed)."""
         entry = self.entries.get(slug)
         return max(self.leases.get(slug, 0), entry.lease if entry else 0)
+
+
+class _Written(Mapping[str, RegistryEntry]):
+    """Entries with some written over (None: removed), looked up without copying the rest."""
+
+    def __init__(
+        self, base: Mapping[str, RegistryEntry], written: Mapping[str, RegistryEntry | None]
+    ) -> None:
+        self._base, self._written = base, written
+
+    def __getitem__(self, slug: str) -> RegistryEntry:
+        if slug in self._written:
+            entry = self._written[slug]
+            if entry is None:
+                raise KeyError(slug)
+            return entry
+        return self._base[slug]
+
+    def __iter__(self) -> Iterator[str]:
+        yield from (slug for slug in self._base if slug not in self._written)
+        yield from (slug for slug, entry in self._written.items() if entry is not None)
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
 
 
 @dataclass(frozen=True)
