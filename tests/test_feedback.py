@@ -267,7 +267,9 @@ def test_cli_retry_refuses_both_sources_empty_text_and_unreadable_files(queue: P
     both = failed(queue, "retry", "b", "--instructions", "x", "--instructions-file", str(notes), code=2)
     assert "--instructions or --instructions-file, not both" in both
     assert "is empty" in failed(queue, "retry", "b", "--instructions", "  ", code=2)
-    assert "is empty" in failed(queue, "retry", "b", "--instructions-file", "-", stdin="\n", code=2)
+    assert "--instructions-file - is empty" in failed(
+        queue, "retry", "b", "--instructions-file", "-", stdin="\n", code=2
+    )
     missing = failed(queue, "retry", "b", "--instructions-file", str(tmp_path / "nope.md"), code=2)
     assert "nope.md: cannot read it" in missing
     assert registry_of(queue).get("b") == before
@@ -352,7 +354,10 @@ def test_a_retried_failure_shows_its_error_and_progress_and_old_instructions_mov
     site.cycle()
     assert site.wait("b", "failed").attempt == 2
     second = prompt_of(site, "b", 2)
-    assert "alice retried it with at" in second and "> Use the other API.\n> Keep the tests." in second
+    assert (
+        "alice retried it with these instructions at" in second
+        and "> Use the other API.\n> Keep the tests." in second
+    )
     assert "- Attempt 1 (" in second and "): stopped." in second
     assert "  Why it was stopped: wrong approach" in second and "  Last progress: 40% halfway there" in second
 
@@ -421,6 +426,36 @@ def test_api_retry_and_request_changes_take_instructions(served: Config) -> None
     assert (events[-1].type, events[-1].actor.who) == ("task.changes_requested", "web:ops@127.0.0.1")
 
 
+def test_api_action_bodies_that_do_not_say_what_they_mean_are_400_and_change_nothing(served: Config) -> None:
+    """A body that does not parse, is not an object, or has a ``fresh`` that is not a yes or
+    no ("false" once read as yes, starting the branch over) is refused before the registry
+    is touched; so is a body past the cap, while 16,000 characters of any text still fit."""
+    reg = open_registry(served)
+    ended(reg, "beta", 1)
+    before = reg.get("beta")
+    app_ = create_app(served, watch=False, max_age=0, token="s3cret-token", token_name="ops")
+    bearer = {"authorization": "Bearer s3cret-token", "content-type": "application/json"}
+    url = "/api/tasks/beta/actions/retry"
+    with LiveServer(app_) as server, httpx2.Client(base_url=server.url, headers=bearer) as http:
+        bad = {
+            '{"instructions": "x"': "the body is not JSON",
+            "[1, 2]": "the body is a JSON list",
+            '{"fresh": "yes"}': "fresh must be true or false, not 'yes'",
+            '{"fresh": 1}': "fresh must be true or false, not '1'",
+            '{"reason": {"a": 1}}': "reason must be text, not dict",
+            json.dumps({"instructions": "x" * 1_000_000}): "the body is over",
+        }
+        for body, said in bad.items():
+            answer = http.post(url, content=body)
+            assert answer.status_code == 400 and said in answer.json()["error"], (body[:40], answer.text)
+        assert open_registry(served).get("beta") == before
+        kept = http.post(url, content='{"fresh": "false", "instructions": "Keep the branch."}')
+        assert kept.status_code == 200, kept.text
+        assert kept.json()["entry"]["fresh"] is not True
+        wide = http.post(url, content=json.dumps({"instructions": "\u00e9" * MAX_INSTRUCTIONS}))
+        assert wide.status_code == 200, wide.text
+
+
 def test_page_forms_request_changes_and_retry_with_instructions(served: Config) -> None:
     reg = open_registry(served)
     ended(reg, "alpha", 0)
@@ -445,6 +480,10 @@ def test_page_forms_request_changes_and_retry_with_instructions(served: Config) 
             assert refused.status_code == 409 and "not in review" in refused.text
             forged = http.post("/tasks/alpha/retry", data={"csrf": "forged", "instructions": "x"})
             assert forged.status_code == 403
+            wide = http.post(
+                "/tasks/alpha/retry", data={"csrf": token, "instructions": "é" * MAX_INSTRUCTIONS}
+            )
+            assert wide.status_code == 303, wide.text  # 96 KB percent-encoded: the form takes it
             retried = http.post("/tasks/alpha/retry", data={"csrf": token, "instructions": "From the page."})
             assert retried.status_code == 303
     given = open_registry(served).get("alpha").instructions

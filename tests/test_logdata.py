@@ -91,6 +91,7 @@ def test_a_bad_field_is_refused_naming_it(tmp_path: Path, repo: Path, given: lis
     assert result.exit_code == 2, result.stdout
     assert result.stderr.startswith("error: ") and named in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
+    assert len(result.stderr) < 400  # a long name or value is cut, not echoed whole
     assert not (tmp_path / "registry" / "logs").exists()  # nothing was written
 
 

@@ -369,7 +369,8 @@ def _text_option(text: str | None, path: str | None, option: str) -> str | None:
     if path is not None:
         text = _read_text(path, f"{option}-file")
     if text is not None and not text.strip():
-        raise UsageError(f"{option} is empty; say what the next attempt should do differently")
+        given = f"{option}-file {path}" if path is not None else option
+        raise UsageError(f"{given} is empty; say what the next attempt should do differently")
     return text
 
 

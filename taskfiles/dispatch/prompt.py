@@ -117,7 +117,11 @@ def current(entry: RegistryEntry) -> Instructions | None:
 def _instructions(given: Instructions | None) -> list[str]:
     if given is None:
         return []
-    how = "requested these changes on review" if given.kind == "changes_requested" else "retried it with"
+    how = (
+        "requested these changes on review"
+        if given.kind == "changes_requested"
+        else "retried it with these instructions"
+    )
     return [
         "",
         "## Instructions from the reviewer/operator",

@@ -135,11 +135,11 @@ def check_fields(fields: Mapping[Any, Any]) -> dict[str, str]:
     for name, value in fields.items():
         if not isinstance(name, str) or not FIELD_NAME.fullmatch(name):
             raise UsageError(
-                f"log field name {name!r} is not a short identifier: start with a letter or '_', then "
+                f"log field name {_cut(name)!r} is not a short identifier: start with a letter or '_', then "
                 "letters, digits, '_', '.' or '-', at most 64 in all, e.g. tool or tests.passed"
             )
         if not isinstance(value, str) or "\n" in value or "\r" in value:
-            raise UsageError(f"log field {name!r} must be one line of text, not {value!r}")
+            raise UsageError(f"log field {name!r} must be one line of text, not {_cut(value)!r}")
         if len(value) > MAX_FIELD_VALUE:
             raise UsageError(
                 f"log field {name!r} is {len(value)} characters long; keep it to {MAX_FIELD_VALUE} "
@@ -154,15 +154,20 @@ def parse_fields(items: Sequence[str]) -> dict[str, str]:
     for item in items:
         name, equals, value = item.partition("=")
         if not equals:
-            raise UsageError(f"--field {item!r} is not NAME=VALUE; write e.g. --field tool=pytest")
+            raise UsageError(f"--field {_cut(item)!r} is not NAME=VALUE; write e.g. --field tool=pytest")
         if name in found:
-            raise UsageError(f"--field {name!r} is given twice; give each field once")
+            raise UsageError(f"--field {_cut(name)!r} is given twice; give each field once")
         try:
             check_fields({name: value})
         except UsageError as exc:
-            raise UsageError(f"--field {item!r}: {exc}") from None
+            raise UsageError(f"--field {_cut(item)!r}: {exc}") from None
         found[name] = value
     return check_fields(found)
+
+
+def _cut(value: Any, limit: int = 60) -> Any:
+    """``value`` cut to ``limit`` characters for an error message (a 1 MB value is not echoed)."""
+    return value[: limit - 1] + "…" if isinstance(value, str) and len(value) > limit else value
 
 
 def format_fields(fields: Mapping[str, str]) -> str:

@@ -26,6 +26,20 @@ def text_field(fields: Mapping[str, Any], name: str) -> str:
     return value
 
 
+_TRUE, _FALSE = ("1", "on", "true"), ("", "0", "off", "false")
+
+
+def flag_field(fields: Mapping[str, Any], name: str) -> bool:
+    """A yes/no field: a JSON boolean, or a form's ``1``/``on``/``true`` (``0``/``off``/``false``
+    or absent: no); UsageError for anything else, so ``"false"`` never reads as yes."""
+    value = fields.get(name)
+    if value is None or isinstance(value, bool):
+        return bool(value)
+    if isinstance(value, str) and value.strip().lower() in _TRUE + _FALSE:
+        return value.strip().lower() in _TRUE
+    raise UsageError(f"{name} must be true or false, not {str(value)[:40]!r}")
+
+
 def perform(
     registry: Registry,
     slug: str,

@@ -14,6 +14,7 @@ from collections.abc import Awaitable
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
@@ -24,7 +25,7 @@ from ..registry import LogStats, LogTail
 from ..state import BUCKETS, Classification
 from . import actions, live, overview, taskview
 from .board import Board, to_json
-from .pages import form_fields, status_of
+from .pages import body_bytes, form_fields, status_of
 from .security import Policy
 
 
@@ -195,8 +196,8 @@ class Api:
         if refusal:
             return JSONResponse({"error": refusal}, status_code=403)
         registry = self.board.registry(self.policy.actor(client, request.headers))
-        reason, fresh = str(body.get("reason") or ""), bool(body.get("fresh"))
         try:
+            reason, fresh = actions.text_field(body, "reason"), actions.flag_field(body, "fresh")
             instructions = actions.text_field(body, "instructions")
             entry = await run_in_threadpool(
                 actions.perform, registry, slug, action, reason=reason, fresh=fresh, instructions=instructions
@@ -223,14 +224,27 @@ def _check(slug: str) -> None:
 
 
 async def _body(request: Request) -> dict[str, Any]:
-    """A JSON object or form body (empty when there is none)."""
-    if request.headers.get("content-type", "").startswith("application/json"):
-        try:
-            data = await request.json()
-        except ValueError:
-            return {}
-        return data if isinstance(data, dict) else {}
-    return await form_fields(request)
+    """A JSON object or form body (empty when there is none), at most ``MAX_FORM_BYTES``.
+
+    A JSON body that does not parse, or is not an object, is a UsageError: acting on it
+    as if it were empty would retry without the instructions or the ``fresh`` it meant.
+    """
+    if not request.headers.get("content-type", "").startswith("application/json"):
+        return await form_fields(request)
+    raw = await body_bytes(request)
+    if not raw.strip():
+        return {}
+    try:
+        data = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise UsageError(
+            f'the body is not JSON ({exc}); send an object such as {{"reason": "..."}}'
+        ) from None
+    if not isinstance(data, dict):
+        raise UsageError(
+            f'the body is a JSON {type(data).__name__}, not an object such as {{"reason": "..."}}'
+        )
+    return data
 
 
 def _row(c: Classification) -> dict[str, Any]:

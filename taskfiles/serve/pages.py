@@ -18,16 +18,24 @@ from .metrics import Card
 from .render import Renderer
 from .security import Policy, login_cookie, same_origin
 
-MAX_FORM_BYTES = 64 * 1024
+# Instructions may be 16,000 characters; percent-encoded (a form) or \u-escaped (JSON),
+# one character can take 12 bytes, and the longest must still fit.
+MAX_FORM_BYTES = 256 * 1024
+
+
+async def body_bytes(request: Request) -> bytes:
+    """The request's body, at most ``MAX_FORM_BYTES`` (UsageError past it, read no further)."""
+    data = bytearray()
+    async for chunk in request.stream():
+        data += chunk
+        if len(data) > MAX_FORM_BYTES:
+            raise UsageError(f"the body is over {MAX_FORM_BYTES} bytes")
+    return bytes(data)
 
 
 async def form_fields(request: Request) -> dict[str, str]:
     """An urlencoded form body (the page's forms are no more), at most ``MAX_FORM_BYTES``."""
-    data = b""
-    async for chunk in request.stream():
-        data += chunk
-        if len(data) > MAX_FORM_BYTES:
-            raise UsageError(f"the form is over {MAX_FORM_BYTES} bytes")
+    data = await body_bytes(request)
     return dict(parse_qsl(data.decode("utf-8", "replace"), keep_blank_values=True))
 
 
@@ -132,9 +140,9 @@ class Pages:
         if refusal:
             return HTMLResponse(refusal, status_code=403)
         registry = self.board.registry(self.policy.actor(client, request.headers))
-        reason, fresh = form.get("reason", ""), form.get("fresh") == "1"
-        instructions = form.get("instructions", "")
         try:
+            reason, fresh = actions.text_field(form, "reason"), actions.flag_field(form, "fresh")
+            instructions = actions.text_field(form, "instructions")
             await run_in_threadpool(
                 actions.perform, registry, slug, action, reason=reason, fresh=fresh, instructions=instructions
             )
