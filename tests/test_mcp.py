@@ -274,6 +274,29 @@ def test_a_stale_lease_says_stop_working_and_writes_nothing(project: Path, mode:
         ("finish", {"slug": "fix-login", "lease": 1, "exit_code": 300}, "exit_code 300 is not an exit code"),
         ("status", {"owner": " "}, "the owner is empty"),
         ("nope", {}, "no tool named 'nope'"),
+        # JSON types as the schema gives them, never coerced: false is not exit code 0
+        (
+            "finish",
+            {"slug": "fix-login", "lease": 1, "exit_code": False},
+            "exit_code: Input should be a valid integer",
+        ),
+        (
+            "finish",
+            {"slug": "fix-login", "lease": True, "exit_code": 0},
+            "lease: Input should be a valid integer",
+        ),
+        (
+            "report",
+            {"slug": "fix-login", "lease": 1, "progress": "50"},
+            "progress: Input should be a valid integer",
+        ),
+        ("create", {"title": "T", "ready": "no"}, "ready: Input should be a valid boolean"),
+        ("tasks", {"limit": 1.5}, "limit: Input should be a valid integer"),
+        (
+            "report",
+            {"slug": "fix-login", "lease": 1, "evidence": {"command": "make", "exit_code": "0"}},
+            "evidence.exit_code: Input should be a valid integer",
+        ),
     ],
 )
 def test_errors_are_tool_results_with_the_cli_messages(
@@ -597,6 +620,52 @@ def test_without_the_sdk_task_mcp_says_which_extra_to_install(project: Path) -> 
     )
     assert done.returncode == 2, done.stderr
     assert "pip install 'taskfiles[mcp]'" in done.stderr and done.stderr.startswith("error: ")
+
+
+def test_with_the_sdk_1x_task_mcp_names_it_and_the_extra(project: Path, tmp_path: Path) -> None:
+    """The 1.x SDK (which many tools pin) has ``mcp.server.lowlevel`` but not the 2.x modules the
+    server imports: one error naming the version found, not a traceback."""
+    old = tmp_path / "sdk1"
+    (old / "mcp/server").mkdir(parents=True)
+    (old / "mcp/__init__.py").write_text("", encoding="utf-8")
+    (old / "mcp/server/__init__.py").write_text("", encoding="utf-8")
+    (old / "mcp/server/lowlevel.py").write_text("class Server: ...\n", encoding="utf-8")
+    (old / "mcp-1.9.4.dist-info").mkdir()
+    (old / "mcp-1.9.4.dist-info/METADATA").write_text("Name: mcp\nVersion: 1.9.4\n", encoding="utf-8")
+    done = subprocess.run(
+        [sys.executable, "-m", "taskfiles", "mcp"],
+        cwd=project,
+        capture_output=True,
+        text=True,
+        env=child_env(PYTHONPATH=str(old)),
+        stdin=subprocess.DEVNULL,
+        check=False,
+    )
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.startswith("error: task mcp needs the MCP Python SDK 2.x (mcp 1.9.4 is installed)")
+    assert "pip install 'taskfiles[mcp]'" in done.stderr and "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize(
+    ("options", "named"),
+    [
+        (["--port", "9000"], "--port needs --http"),
+        (["--host", "0.0.0.0", "--allow-remote"], "--host and --allow-remote need"),
+    ],
+)
+def test_http_options_without_http_are_refused(project: Path, options: list[str], named: str) -> None:
+    """Over stdio they would be ignored, and the server would wait on stdin for a client."""
+    done = subprocess.run(
+        [sys.executable, "-m", "taskfiles", "mcp", *options],
+        cwd=project,
+        capture_output=True,
+        text=True,
+        env=child_env(),
+        stdin=subprocess.DEVNULL,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 2 and done.stderr.startswith(f"error: {named}"), done.stderr
 
 
 def test_help_names_the_transports_and_the_extra(project: Path) -> None:

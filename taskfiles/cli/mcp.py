@@ -5,7 +5,9 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
+from click.core import ParameterSource
 
+from ..errors import UsageError
 from .app import config
 
 
@@ -51,6 +53,7 @@ def mcp(
     """
     from ..mcp import require_sdk
 
+    _http_options_need_http(ctx, http)
     require_sdk()
     from ..mcp.server import TaskServer
     from ..mcp.tools import chosen
@@ -67,3 +70,16 @@ def mcp(
         typer.echo(f"serving {config(ctx).root} over MCP at {url} (Ctrl-C to stop)", err=True)
 
     serve(server, Listen(host, port, token, "token", allow_remote), on_started=started)
+
+
+def _http_options_need_http(ctx: typer.Context, http: bool) -> None:
+    """UsageError for --host, --port or --allow-remote without --http: over stdio they would be
+    ignored, and the server would wait on stdin while the user waits for a port."""
+    given = [
+        f"--{name.replace('_', '-')}"
+        for name in ("host", "port", "allow_remote")
+        if ctx.get_parameter_source(name) is ParameterSource.COMMANDLINE
+    ]
+    if given and not http:
+        verb = "needs" if len(given) == 1 else "need"
+        raise UsageError(f"{' and '.join(given)} {verb} --http; over stdio there is no address to listen on")

@@ -26,9 +26,27 @@ from ..errors import ConfigError
 EXTRA_HINT = "install the MCP extra: pip install 'taskfiles[mcp]'"
 
 
+SDK_MODULES = ("mcp", "mcp_types")
+
+
 def require_sdk() -> None:
-    """ConfigError naming the extra when the ``mcp`` SDK (2.x) is not installed."""
+    """ConfigError naming the extra when the ``mcp`` SDK 2.x is not what is installed: absent,
+    or the 1.x many other tools pin, which has ``mcp.server.lowlevel`` but not the rest. The
+    server's own imports are the test, so every SDK module it uses is checked."""
     try:
-        from mcp.server.lowlevel import Server  # noqa: F401
-    except ImportError:
-        raise ConfigError(f"task mcp needs the MCP Python SDK 2.x: {EXTRA_HINT}") from None
+        from . import http, server  # noqa: F401
+    except ImportError as exc:
+        if (exc.name or "").split(".")[0] not in SDK_MODULES:
+            raise  # one of ours or a core dependency: a bug, not a missing extra
+        found = _installed("mcp")
+        have = f" (mcp {found} is installed)" if found else ""
+        raise ConfigError(f"task mcp needs the MCP Python SDK 2.x{have}: {EXTRA_HINT}") from None
+
+
+def _installed(distribution: str) -> str | None:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(distribution)
+    except PackageNotFoundError:
+        return None

@@ -29,9 +29,11 @@ A = TypeVar("A", bound="Args")
 
 
 class Args(BaseModel):
-    """Arguments of a tool: unknown keys are refused, so a misspelt one is not silently lost."""
+    """Arguments of a tool: unknown keys are refused, so a misspelt one is not silently lost,
+    and each value must have its schema's JSON type: no coercion, which would read
+    ``exit_code: false`` as 0 (success), ``lease: true`` as lease 1 and ``ready: "no"`` as no."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
 
 Slug = Annotated[str, Field(description="The task's slug (its file stem).")]
