@@ -369,6 +369,17 @@ def test_task_gc_uses_the_setting_and_reports_the_bytes(tmp_path: Path, repo: Pa
     assert bad.exit_code != 0 and "[logs] retention_days must be 0 or more" in bad.stderr
 
 
+@pytest.mark.parametrize("days", ["nan", "inf", "-1", "100000000000"])
+def test_gc_refuses_an_age_it_cannot_count_back(tmp_path: Path, repo: Path, days: str) -> None:
+    """Exit 2 naming the range, never a traceback (a cutoff before year 1 overflowed)."""
+    folder = tmp_path / "registry"
+    running(JsonRegistry(folder), "alpha")
+    result = invoke(repo, "gc", "--older-than", days, env={REGISTRY_ENV: str(folder)})
+    assert result.exit_code == 2, result.stderr
+    assert "--older-than must be a number of days from 0 to 36500" in result.stderr
+    assert JsonRegistry(folder).get("alpha").state == "running"
+
+
 def test_the_default_retention_is_thirty_days(repo: Path) -> None:
     assert load_config(repo).logs.retention_days == 30.0
 
