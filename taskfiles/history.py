@@ -12,7 +12,9 @@ Two sources, merged oldest first:
   notes, ...), with its actor and lease.
 
 The git walk stops at ``LIMIT`` commits (a task edited thousands of times): the items
-then begin at the oldest commit read, and ``truncated`` says so.
+then begin at the oldest commit read, and ``truncated`` says so. In a shallow clone the
+oldest commit there has no parent, so git shows it adding every file: it is a baseline,
+not the task's creation, and a warning says the history is cut there.
 """
 
 from __future__ import annotations
@@ -118,11 +120,16 @@ def timeline(
             if not events:
                 raise
     said = list(warnings)
-    items, truncated = _git_items(config, path) if path is not None else ([], False)
+    items, truncated, shallow = _git_items(config, path) if path is not None else ([], False, False)
     if path is None:
         said.append(f"no task file has the slug {slug!r} any more; only its registry events are shown")
     if truncated:
         said.append(f"the file has more than {LIMIT} commits; only the latest {LIMIT} are shown")
+    if shallow:
+        said.append(
+            "this is a shallow clone: commits before its oldest one are not here, so the task's "
+            "creation and earlier edits are not shown; 'git fetch --unshallow' brings them"
+        )
     items += [_event_item(event) for event in events]
     ordered = sorted(enumerate(items), key=lambda pair: (_moment(pair[1].time), pair[0]))
     return History(slug, path, tuple(item for _, item in ordered), truncated, tuple(said))
@@ -131,15 +138,18 @@ def timeline(
 # -- git ------------------------------------------------------------------------------------------
 
 
-def _git_items(config: Config, path: str) -> tuple[list[Item], bool]:
+def _git_items(config: Config, path: str) -> tuple[list[Item], bool, bool]:
+    """The file's commits as items, whether the walk hit ``LIMIT``, and whether it reached a
+    shallow clone's boundary (then the oldest commit is only the version to compare with)."""
     if config.repo is None:
-        return [], False
+        return [], False, False
     try:
         log = git.file_log(config.root, path, limit=LIMIT + 1)
     except (GitError, NotFoundError):  # no commit yet: only the working tree has it
         log = []
     truncated = len(log) > LIMIT
     oldest_first = log[::-1]
+    shallow = not truncated and bool(log) and oldest_first[0].commit in _shallow_commits(config)
     blobs = {f.blob for entry in log for f in entry.files if f.blob}
     contents = git.read_blobs(config.root, blobs) if blobs else {}
     versions = {blob: _version(data) for blob, data in contents.items()}
@@ -149,13 +159,25 @@ def _git_items(config: Config, path: str) -> tuple[list[Item], bool]:
     for index, entry in enumerate(oldest_first):
         change = entry.files[0] if entry.files else None
         after = versions.get(change.blob) if change and change.blob else None
-        if not (truncated and index == 0):  # the commit past the cap is only a baseline
+        if not ((truncated or shallow) and index == 0):  # past the cap, or the clone: a baseline
             items.append(_commit_item(entry, change, before if known else None, after, first=not known))
         before, known = after, True
     last = oldest_first[-1].files if oldest_first else ()
     head_blob = last[0].blob if last else None  # None: HEAD does not have the file
     items += _uncommitted(config, path, contents.get(head_blob) if head_blob else None)
-    return items, truncated
+    return items, truncated, shallow
+
+
+def _shallow_commits(config: Config) -> frozenset[str]:
+    """The commits a shallow clone's history stops at (``$GIT_COMMON_DIR/shallow``): git
+    shows each as adding every file, whatever it changed. Empty for a full clone."""
+    if config.repo is None:
+        return frozenset()
+    try:
+        text = (config.repo.common_dir / "shallow").read_text(encoding="ascii")
+    except (OSError, UnicodeDecodeError):
+        return frozenset()
+    return frozenset(text.split())
 
 
 def _commit_item(

@@ -329,7 +329,7 @@ def _top_tasks(runs: Sequence[Run]) -> tuple[TaskCost, ...]:
 
 
 def _per_day(runs: Sequence[Run], done: Sequence[Task], now: datetime, days: int | None) -> tuple[Day, ...]:
-    completed = Counter(str(t.completed_at)[:10] for t in done)
+    completed = Counter(utc_day(str(t.completed_at)) for t in done)
     ended = Counter(r.time[:10] for r in runs)
     cost: defaultdict[str, float] = defaultdict(float)
     for run in runs:
@@ -341,6 +341,17 @@ def _per_day(runs: Sequence[Run], done: Sequence[Task], now: datetime, days: int
         days = (today - first).days + 1
     span = [(today - timedelta(days=n)).isoformat() for n in range(days - 1, -1, -1)]
     return tuple(Day(d, completed.get(d, 0), ended.get(d, 0), cost.get(d, 0.0)) for d in span)
+
+
+def utc_day(stamp: str) -> str:
+    """The UTC day (YYYY-MM-DD) of a ``completed_at``: a time with an offset is moved to
+    UTC first (``2026-03-01T23:30:00-05:00`` is the 2nd); a date, or a time without an
+    offset, is its own day."""
+    try:
+        moment = datetime.fromisoformat(stamp.strip().replace("Z", "+00:00"))
+    except ValueError:
+        return stamp[:10]
+    return (moment.astimezone(UTC) if moment.tzinfo else moment).date().isoformat()
 
 
 def _is_day(text: str) -> bool:

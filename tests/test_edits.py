@@ -139,6 +139,18 @@ def test_set_by_selection_uses_the_list_filters(plan: Path) -> None:
     assert result.exit_code == 0 and "no task matches the selection" in result.stderr
 
 
+def test_a_selection_takes_comma_separated_values_as_task_list_does(plan: Path) -> None:
+    out = run(plan, "set", "--status", "ready,not_started", "priority=p3")
+    assert out.splitlines() == ["tasks/alpha.md: priority", "tasks/beta.md: priority"]
+    out = run(plan, "assign", "--milestone", "m0, m1", "--status", "ready", "web")
+    assert out.splitlines() == ["tasks/alpha.md: owner"]
+
+
+def test_a_title_is_one_line_for_new_too(plan: Path) -> None:
+    result = invoke(plan, "new", "first\rsecond")
+    assert result.exit_code == 2 and "a title is one line" in result.stderr
+
+
 def test_dry_run_prints_the_diff_that_git_applies_and_writes_nothing(plan: Path) -> None:
     before = task_files(plan)
     result = invoke(plan, "set", "alpha", "beta", "priority=p2", "--add-label", "new", "--dry-run")
@@ -183,6 +195,9 @@ ERRORS: list[tuple[list[str], int, str]] = [
     (["assign", "core"], 2, "name the tasks to edit"),
     (["cancel", "alpha", "gamma"], 4, "tasks/api/gamma.md: task is completed"),
     (["cancel"], 2, "name the tasks to edit"),
+    (["cancel", "alpha", "--reason", " "], 2, "--reason is empty"),
+    (["set", "alpha", "title=two\nlines"], 2, "has a line break or control character"),
+    (["set", "--status", "ready,doing", "priority=p0"], 2, "--status 'doing' is not one of"),
 ]
 
 

@@ -422,6 +422,30 @@ def test_created_dates_are_computed_afresh_after_history_is_rewritten(repo: Path
     assert created.created_dates(load_config(repo))["tasks/a.md"].startswith("2025-03-01T15:00:00")
 
 
+@pytest.fixture
+def shallow(story: Path, tmp_path: Path) -> Path:
+    """A clone of ``story`` two commits deep: its oldest commit has no parent there."""
+    clone = tmp_path / "shallow"
+    git(tmp_path, "clone", "-q", "--depth", "2", f"file://{story}", str(clone))
+    return clone
+
+
+def test_a_shallow_clone_does_not_show_its_boundary_as_the_creation(shallow: Path) -> None:
+    found = timeline(load_config(shallow), "fix-login", ())
+    assert kinds(found) == [("git", "completed")]  # "say more" is the baseline, not a creation
+    assert found.items[0].to_dict()["status_from"] == "ready"
+    assert any("shallow clone" in warning for warning in found.warnings)
+    git(shallow, "fetch", "-q", "--unshallow")
+    deep = timeline(load_config(shallow), "fix-login", ())
+    assert kinds(deep)[0] == ("git", "created") and not deep.warnings
+
+
+def test_created_dates_are_computed_afresh_when_a_shallow_clone_is_deepened(shallow: Path) -> None:
+    assert listed(shallow)["fix-login"]["created"].startswith("2025-03-01T13:00:00")  # the boundary
+    git(shallow, "fetch", "-q", "--unshallow")  # HEAD stays; the history behind it grows
+    assert listed(shallow)["fix-login"]["created"].startswith("2025-03-01T08:00:00")
+
+
 @pytest.mark.parametrize("value", ["yesterday", "2025-13-01", "1/2/2025"])
 def test_a_creation_date_that_is_not_iso_is_a_usage_error(queue: Path, value: str) -> None:
     done = task(queue, {}, "list", "--created-after", value)

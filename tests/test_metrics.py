@@ -140,6 +140,21 @@ def test_bad_window_or_grouping_is_refused(window: str, by: str | None, message:
 # -- gc folds what it takes away ---------------------------------------------------------------
 
 
+@pytest.mark.parametrize(
+    ("stamp", "day"),
+    [
+        ("2025-03-01", "2025-03-01"),
+        ("2025-03-01T23:30:00Z", "2025-03-01"),
+        ("2025-03-01T23:30:00-05:00", "2025-03-02"),  # 04:30 UTC the next day
+        ("2025-03-02T01:00:00+02:00", "2025-03-01"),
+        ("2025-03-01 10:00:00", "2025-03-01"),  # no offset: its own day
+        ("sometime", "sometime"[:10]),
+    ],
+)
+def test_a_completion_counts_on_its_utc_day(stamp: str, day: str) -> None:
+    assert metrics.utc_day(stamp) == day
+
+
 def test_gc_keeps_windows_and_total_cost(store_factory: StoreFactory, repo: Path) -> None:
     clock = ManualClock()
     clock.now = datetime.now(UTC)  # the CLI's gc and metrics read the real clock

@@ -133,7 +133,8 @@ def cancel(
         Many, typer.Argument(metavar="[SLUG]...", help="Tasks to cancel (unless selected).")
     ] = None,
     reason: Annotated[
-        str | None, typer.Option(help="Why; recorded in the registry's events, not in the file.")
+        str | None,
+        typer.Option(help="Why (not empty); recorded in the registry's events, not in the file."),
     ] = None,
     milestone: MilestoneFilter = None,
     status: StatusFilter = None,
@@ -150,8 +151,13 @@ def cancel(
     Prints one line per file and one per claim ended.
     """
     from ..claims import cancel as cancel_tasks
+    from ..errors import UsageError
     from ..registry import existing_registry
 
+    if reason is not None and not reason.strip():
+        raise UsageError(
+            "--reason is empty; say why, e.g. --reason 'duplicate of other-task', or leave it out"
+        )
     cfg = config(ctx)
     chosen = _selection(slugs or [], milestone, status, owner, label, workstream)
     done = cancel_tasks(cfg, existing_registry(cfg), chosen, reason=reason, dry_run=dry_run)
@@ -169,14 +175,15 @@ def _selection(
     slugs: list[str], milestone: Many, status: Many, owner: Many, label: Many, workstream: Many
 ) -> Selection:
     from ..plan.edits import Selection
-    from ..plan.query import Filters
+    from ..plan.query import Filters, values
 
+    # 'task list's filters: repeated or comma-separated values both mean "any of".
     filters = Filters(
-        status=tuple(status or ()),
-        owner=tuple(owner or ()),
-        milestone=tuple(milestone or ()),
-        label=tuple(label or ()),
-        workstream=tuple(workstream or ()),
+        status=values(status),
+        owner=values(owner),
+        milestone=values(milestone),
+        label=values(label),
+        workstream=values(workstream),
     )
     chosen = filters if filters != Filters() else None
     return Selection(tuple(slugs), chosen)

@@ -8,8 +8,10 @@ One ``git log`` over the whole tasks folder answers for every file at once (neve
 call per task). The answer is cached in ``.git/taskfiles/created.json`` (per worktree,
 as HEAD is), keyed by the HEAD commit it was computed at: while HEAD stays, the cache
 is the answer; when HEAD moves forward, only ``OLD..HEAD`` is read and applied; after a
-rewrite (HEAD no longer descends from the cached commit) it is computed afresh. The
-cache holds derived data only: deleting it is always safe.
+rewrite (HEAD no longer descends from the cached commit) it is computed afresh. A shallow
+clone's history starts at its boundary commits, which git shows adding every file: the
+cache also records that boundary, so deepening the clone (``git fetch --unshallow``)
+computes the dates afresh. The cache holds derived data only: deleting it is always safe.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from ..config import Config
 from ..errors import NotFoundError
 
 CACHE = "created.json"
-VERSION = 1
+VERSION = 2  # 2: the shallow boundary is part of the key
 
 
 def created_dates(config: Config) -> Mapping[str, str]:
@@ -44,12 +46,22 @@ def created_dates(config: Config) -> Mapping[str, str]:
             return {}
     folder = config.relpath(config.tasks_dir)
     path = repo.git_dir / "taskfiles" / CACHE
-    cached = _read(path, folder)
+    shallow = _shallow(repo)
+    cached = _read(path, folder, shallow)
     if cached is not None and cached[0] == head:
         return cached[1]
     dates = _computed(config.root, folder, head, cached)
-    _write(path, {"version": VERSION, "folder": folder, "head": head, "created": dates})
+    _write(path, {"version": VERSION, "folder": folder, "shallow": shallow, "head": head, "created": dates})
     return dates
+
+
+def _shallow(repo: git.RepoPaths) -> list[str]:
+    """A shallow clone's boundary commits (sorted; empty for a full clone): dates computed
+    within one boundary are wrong within another."""
+    try:
+        return sorted((repo.common_dir / "shallow").read_text(encoding="ascii").split())
+    except (OSError, UnicodeDecodeError):
+        return []
 
 
 def _unborn(repo: git.RepoPaths) -> bool:
@@ -83,13 +95,16 @@ def apply(dates: dict[str, str], log: Iterable[git.LogEntry]) -> dict[str, str]:
     return dates
 
 
-def _read(path: Path, folder: str) -> tuple[str, dict[str, str]] | None:
-    """The cached (head, dates) for ``folder``; None when there is none or it is not usable."""
+def _read(path: Path, folder: str, shallow: list[str]) -> tuple[str, dict[str, str]] | None:
+    """The cached (head, dates) for ``folder`` and the clone's ``shallow`` boundary; None when
+    there is none or it is not usable."""
     try:
         data = json.loads(path.read_bytes())
     except (OSError, ValueError):
         return None
     if not isinstance(data, dict) or data.get("version") != VERSION or data.get("folder") != folder:
+        return None
+    if data.get("shallow") != shallow:
         return None
     head, dates = data.get("head"), data.get("created")
     if not isinstance(head, str) or not isinstance(dates, dict):

@@ -105,6 +105,12 @@ def _title(title: str) -> str:
     too_long = title_problem(title)
     if too_long:
         raise UsageError(too_long)
+    if any(char < " " or "\x7f" <= char < "\xa0" or char in "\u2028\u2029" for char in title):
+        # A line break or control character would split the title over lines of 'task list'.
+        raise UsageError(
+            f"the title {title!r} has a line break or control character; a title is one line "
+            "(put the detail in the body)"
+        )
     return title
 
 
