@@ -236,6 +236,31 @@ def test_create_writes_a_task_file_in_the_workspace(project: Path) -> None:
     run(main)
 
 
+def test_next_claims_what_the_dispatcher_would_the_task_files_at_the_base_ref(project: Path) -> None:
+    """A ready task created in this worktree is not claimable until it is on the base ref: its
+    worktree is made from the base ref, so the task file the prompt names must be there."""
+
+    async def main() -> None:
+        async with connect(project) as client:
+            await call(client, "finish", await _claimed_and_started(client))  # fix-login: in review
+            await call(client, "create", {"title": "Rate limit", "ready": True})
+            assert (await call(client, "tasks", {"slugs": ["rate-limit"]}))["count"] == 1  # list: the tree
+            ready = json.loads((await client.read_resource("task://ready")).contents[0].text)  # type: ignore[union-attr]
+            assert [t["slug"] for t in ready["tasks"]] == []
+            assert await call(client, "next") is None
+            commit_all(project, "add rate-limit")
+            taken = await call(client, "next")
+            assert taken["slug"] == "rate-limit"
+            assert (Path(taken["worktree"]) / "tasks/rate-limit.md").is_file()
+
+    run(main)
+
+
+async def _claimed_and_started(client: Client) -> dict[str, Any]:
+    taken = await call(client, "next")
+    return {"slug": taken["slug"], "lease": taken["lease"], "exit_code": 0}
+
+
 # -- errors ---------------------------------------------------------------------------------
 
 

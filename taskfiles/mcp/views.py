@@ -1,9 +1,9 @@
 """The JSON each tool and its mirrored resource return: one form for both.
 
-Every reading is ``claims.queue``'s observation: the workspace's task files against
-the registry, the same one ``task next --claim`` claims from, so ``tasks``, ``task``
-and ``task://ready`` never disagree with what ``next`` will take. ``status`` is
-``task status``'s reading (the base ref, what the dispatcher sees).
+``tasks`` and ``task`` read ``claims.queue``'s observation of the workspace's task files
+(``task list``'s reading: a task created in this worktree shows at once);
+``task://ready`` reads what ``next`` claims from, the base ref (``work.claim_ref``,
+what the dispatcher hands out); ``status`` is ``task status``'s reading.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from ..plan import graph, query
 from ..registry import Event
 from ..state import BUCKETS, Classification
 from ..status import observe, planning_source, runtime_view
+from .work import claim_ref
 from .workspace import Workspace
 
 RECENT_ATTEMPTS = 5
@@ -137,7 +138,7 @@ def status_view(ws: Workspace, owner: str | None = None) -> dict[str, Any]:
 
 def ready_view(ws: Workspace) -> dict[str, Any]:
     """``task://ready``: the tasks ``next`` would claim, in the order it claims them."""
-    seen = claims.queue(ws.config, ws.registry())
+    seen = claims.queue(ws.config, ws.registry(), claim_ref(ws.config))
     order = seen.dispatchable()
     return {
         "count": len(order),

@@ -17,11 +17,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from .. import claims, process
+from .. import claims, git, process
+from ..config import Config
 from ..dispatch import prompt
 from ..dispatch.hostfiles import HostFiles
 from ..dispatch.launch import prepare_worktree
-from ..errors import ConflictError, TaskfilesError, UsageError
+from ..errors import ConflictError, NotFoundError, TaskfilesError, UsageError
 from ..plan import query, source
 from ..registry import Actor, RegistryEntry, lifecycle
 from ..registry.transaction import Plan, Snapshot
@@ -45,11 +46,12 @@ def take_next(ws: Workspace, *, worker: str, owner: str | None = None) -> dict[s
     heartbeat retries it, as it does a failed dispatch) and is raised.
     """
     config, registry = ws.config, ws.registry()
-    entry = claims.claim_next(config, registry, worker=worker, owner=owner)
+    ref = claim_ref(config)
+    entry = claims.claim_next(config, registry, worker=worker, owner=owner, ref=ref)
     if entry is None:
         return None
     try:
-        return _prepare(ws, entry)
+        return _prepare(ws, entry, ref)
     except (TaskfilesError, OSError) as exc:
         error = str(exc) if isinstance(exc, TaskfilesError) else f"{exc.strerror or exc} ({exc.filename})"
         with contextlib.suppress(ConflictError):
@@ -57,10 +59,23 @@ def take_next(ws: Workspace, *, worker: str, owner: str | None = None) -> dict[s
         raise
 
 
-def _prepare(ws: Workspace, entry: RegistryEntry) -> dict[str, Any]:
+def claim_ref(config: Config) -> str | None:
+    """Where ``next`` reads the task files: the base ref, as the dispatcher does (the task's
+    worktree is made from it, so the task file the prompt names is there), else the
+    working tree while the base ref does not exist yet (a new repository)."""
+    if config.repo is None:
+        return None
+    try:
+        git.resolve_commit(config.root, config.base_ref)
+    except NotFoundError:
+        return None
+    return config.base_ref
+
+
+def _prepare(ws: Workspace, entry: RegistryEntry, ref: str | None) -> dict[str, Any]:
     config = ws.config
-    task = query.find(source.load(config), entry.slug)  # the reading the claim was made from
-    worktree, branch = prepare_worktree(config, task.slug, config.base_ref, entry.fresh)
+    task = query.find(source.load(config, ref), entry.slug)  # the reading the claim was made from
+    worktree, branch = prepare_worktree(config, task.slug, ref or "HEAD", entry.fresh)
     text = prompt.for_attempt(ws.registry(), task, entry, worktree, branch, mcp=True)
     prompt_file = HostFiles.of(config).write_prompt(task.slug, entry.attempt, text)
     ws.registry().start(task.slug, entry.lease, worktree=str(worktree), branch=branch)
