@@ -7,6 +7,7 @@ configuration works.
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import tomllib
@@ -390,6 +391,9 @@ class HeartbeatSettings:
         )
 
 
+MAX_DAYS = 36_500  # a century: the longest age in days a setting or `task gc` takes
+
+
 @dataclass(frozen=True)
 class LogSettings:
     """``[logs]``: ``task gc`` removes an attempt's log once its last line is older than
@@ -402,7 +406,10 @@ class LogSettings:
     def from_raw(cls, raw: object, where: str) -> LogSettings:
         """Read ``[logs]``; ConfigError names the bad key."""
         section = _table(raw, where)
-        return cls(retention_days=_seconds(section, "retention_days", cls.retention_days, where))
+        days = _seconds(section, "retention_days", cls.retention_days, where)
+        if days > MAX_DAYS:
+            raise ConfigError(f"{where} retention_days must be at most {MAX_DAYS} (a century), not {days:g}")
+        return cls(retention_days=days)
 
 
 @dataclass(frozen=True)
@@ -439,7 +446,7 @@ class Limits:
 
 def _limit(section: Mapping[str, Any], key: str, default: float, where: str) -> float:
     value = section.get(key, default)
-    if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value < math.inf:
         raise ConfigError(
             f"{where} {key} must be a number of seconds, 0 or more, not {value!r}; e.g. {key} = {default:g}"
         )
@@ -456,6 +463,8 @@ def _number(section: Mapping[str, Any], key: str, default: float, where: str) ->
     value = section.get(key, default)
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise ConfigError(f"{where} {key} must be a number, not {value!r}")
+    if not math.isfinite(value):  # TOML has inf and nan; no limit or count means either
+        raise ConfigError(f"{where} {key} must be a finite number, not {value!r}")
     return float(value)
 
 

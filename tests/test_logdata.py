@@ -367,6 +367,9 @@ def test_task_gc_uses_the_setting_and_reports_the_bytes(tmp_path: Path, repo: Pa
     (repo / "taskfiles.toml").write_text("[logs]\nretention_days = -3\n")
     bad = invoke(repo, "gc", env=env)
     assert bad.exit_code != 0 and "[logs] retention_days must be 0 or more" in bad.stderr
+    (repo / "taskfiles.toml").write_text("[logs]\nretention_days = 100000000000\n")
+    huge = invoke(repo, "gc", env=env)
+    assert huge.exit_code == 2 and "[logs] retention_days must be at most 36500" in huge.stderr
 
 
 @pytest.mark.parametrize("days", ["nan", "inf", "-1", "100000000000"])

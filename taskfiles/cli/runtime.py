@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from ..config import MAX_DAYS
 from ..errors import UsageError
 from ..plan.cache import gc_paused
 from ..process import exit_code as exit_code_of
@@ -515,9 +516,6 @@ def _since(text: str | None) -> datetime | None:
         raise typer.BadParameter(f"{text!r} is not an ISO time; use e.g. 2026-11-22T10:00:00Z") from None
 
 
-MAX_GC_DAYS = 36_500  # a century: any older cutoff keeps everything anyway
-
-
 def gc(
     ctx: typer.Context,
     older_than: Annotated[float, typer.Option("--older-than", help="Age in days.")] = 30.0,
@@ -528,8 +526,8 @@ def gc(
     from ..dispatch.hostfiles import HostFiles
     from ..dispatch.hostfiles import gc as collect
 
-    if not 0 <= older_than <= MAX_GC_DAYS:  # NaN fails both; past it the cutoff is before year 1
-        raise UsageError(f"--older-than must be a number of days from 0 to {MAX_GC_DAYS}, not {older_than:g}")
+    if not 0 <= older_than <= MAX_DAYS:  # NaN fails both; past it the cutoff is before year 1
+        raise UsageError(f"--older-than must be a number of days from 0 to {MAX_DAYS}, not {older_than:g}")
     cfg = config(ctx)
     report = collect(
         _registry(ctx), HostFiles.of(cfg), older_than, log_retention_days=cfg.logs.retention_days
