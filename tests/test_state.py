@@ -498,3 +498,13 @@ def test_bad_limits_are_config_errors(raw: dict[str, Any], message: str) -> None
     with pytest.raises(ConfigError) as caught:
         Limits.from_config(raw)
     assert message in str(caught.value)
+
+
+def test_a_failure_waiting_for_the_heartbeat_says_how_the_attempt_ended() -> None:
+    tasks = TaskSet((task("t"),), (), ())
+    exited = entry(state="failed", exit_code=3, failure_class="exit_3")
+    [row] = classify_all(tasks, {"t": exited}, Inputs(now=NOW))
+    assert row.detail == "attempt 1 exited 3; the next heartbeat decides"
+    gone = entry(state="failed", failure_class="dispatch_failed")  # no exit: it never ran
+    [row] = classify_all(tasks, {"t": gone}, Inputs(now=NOW))
+    assert row.detail == "attempt 1 failed (dispatch_failed); the next heartbeat decides"
