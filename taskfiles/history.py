@@ -68,7 +68,8 @@ class Item:
         if d.get("keys"):
             what.append(f"keys: {', '.join(d['keys'])}")
         if self.kind == "uncommitted":
-            return "; ".join(["not committed", *what])
+            done = "deleted" if d.get("deleted") else "new file" if d.get("new") else None
+            return "; ".join(["not committed", *([done] if done else []), *what])
         head = f"{str(d.get('commit', ''))[:10]} by {d.get('author')}: {d.get('subject')}"
         return f"{head} ({'; '.join(what)})" if what else head
 
@@ -82,13 +83,14 @@ class History:
     items: tuple[Item, ...]
     truncated: bool = False  # the git walk stopped at LIMIT commits
     warnings: tuple[str, ...] = ()
+    gone: bool = False  # ``path`` is where the file was until a commit deleted it
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON form (documented in the README)."""
         return {
             "slug": self.slug,
             "path": self.path,
-            "file_gone": self.path is None,
+            "file_gone": self.path is None or self.gone,
             "truncated": self.truncated,
             "limit": LIMIT,
             "items": [item.to_dict() for item in self.items],
@@ -112,17 +114,24 @@ def timeline(
     warnings: Sequence[str] = (),
 ) -> History:
     """Merge the git history of ``slug``'s file (at ``path``, else where ``query.locate``
-    finds it) with ``events`` (the slug's registry events, already read)."""
+    finds it, else where HEAD's history last had it before a commit deleted it) with
+    ``events`` (the slug's registry events, already read)."""
+    gone = False
     if path is None:
         try:
             path = query.locate(config, slug)
         except NotFoundError:
-            if not events:
+            # A file deleted by a commit: its history is still in HEAD's, ending 'deleted'.
+            path = _deleted_path(config, slug)
+            gone = path is not None
+            if path is None and not events:
                 raise
     said = list(warnings)
     items, truncated, shallow = _git_items(config, path) if path is not None else ([], False, False)
     if path is None:
         said.append(f"no task file has the slug {slug!r} any more; only its registry events are shown")
+    elif gone:
+        said.append(f"the task file is gone; its history is that of {path} until it was deleted")
     if truncated:
         said.append(f"the file has more than {LIMIT} commits; only the latest {LIMIT} are shown")
     if shallow:
@@ -132,7 +141,7 @@ def timeline(
         )
     items += [_event_item(event) for event in events]
     ordered = sorted(enumerate(items), key=lambda pair: (_moment(pair[1].time), pair[0]))
-    return History(slug, path, tuple(item for _, item in ordered), truncated, tuple(said))
+    return History(slug, path, tuple(item for _, item in ordered), truncated, tuple(said), gone)
 
 
 # -- git ------------------------------------------------------------------------------------------
@@ -166,6 +175,21 @@ def _git_items(config: Config, path: str) -> tuple[list[Item], bool, bool]:
     head_blob = last[0].blob if last else None  # None: HEAD does not have the file
     items += _uncommitted(config, path, contents.get(head_blob) if head_blob else None)
     return items, truncated, shallow
+
+
+def _deleted_path(config: Config, slug: str) -> str | None:
+    """Where HEAD's history last had ``<slug>.md`` under the tasks folder, for a file that is
+    gone (deleted by a commit, or from the working tree only, with no base ref to find it
+    at): one ``git log`` over the folder, read only when no file has the slug."""
+    if config.repo is None:
+        return None
+    try:
+        log = git.folder_log(config.root, config.relpath(config.tasks_dir))
+    except (GitError, NotFoundError):  # no commit yet
+        return None
+    name = f"{slug}.md"
+    paths = [change.path for entry in log for change in entry.files if change.path.rsplit("/", 1)[-1] == name]
+    return paths[-1] if paths else None
 
 
 def _shallow_commits(config: Config) -> frozenset[str]:

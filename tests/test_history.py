@@ -199,6 +199,25 @@ def test_a_slug_whose_file_is_gone_shows_its_events_and_an_unknown_one_is_not_fo
         timeline(load_config(story), "fix-logn", ())
 
 
+def test_a_file_deleted_by_a_commit_shows_its_commits_through_the_deletion(story: Path) -> None:
+    git(story, "rm", "-q", "tasks/dropped.md")
+    commit(story, "drop dropped", at(3))  # on main, the base ref: no tree has the file now
+    found = timeline(load_config(story), "dropped", ())
+    assert kinds(found) == [("git", "created"), ("git", "cancelled"), ("git", "deleted")]
+    assert found.path == "tasks/dropped.md" and found.to_dict()["file_gone"] is True
+    assert "the task file is gone" in found.warnings[0]
+    done = task(story, {}, "history", "dropped")
+    assert done.exit_code == 0 and done.stdout.startswith("dropped: tasks/dropped.md (deleted)\n")
+
+
+def test_a_file_deleted_from_the_working_tree_without_a_base_ref_is_found_at_head(story: Path) -> None:
+    (story / "taskfiles.toml").write_text('base_ref = "no-such-branch"\n')
+    (story / "tasks" / "dropped.md").unlink()
+    found = timeline(load_config(story), "dropped", ())
+    assert kinds(found) == [("git", "created"), ("git", "cancelled"), ("git", "uncommitted")]
+    assert found.items[-1].summary == "not committed; deleted"
+
+
 # -- runtime facts on a task with no entry ---------------------------------------------------------
 
 

@@ -23,7 +23,8 @@ def history(
     completed, cancelled, renamed; uncommitted changes last) and its registry events
     (claims, starts, exits, retries, notes, ...), each with who and when.
 
-    A slug whose file is gone still shows its registry events; one known nowhere is exit 3.
+    A slug whose file is gone still shows its file's commits up to its deletion and its
+    registry events; one known nowhere is exit 3.
     """
     from ..history import history as timeline
     from ..registry import open_registry
@@ -35,6 +36,7 @@ def history(
         return
     for warning in found.warnings:
         warn(warning)
-    echo(f"{slug}: {found.path or '(no task file)'}")
+    where = f"{found.path} (deleted)" if found.gone else found.path
+    echo(f"{slug}: {where or '(no task file)'}")
     for item in found.items:
         echo(f"{item.time} {item.source:<8} {item.kind:<16} {item.summary}")
