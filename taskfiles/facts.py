@@ -13,10 +13,12 @@ from collections.abc import Callable
 from typing import TypeVar
 
 from .config import Config
+from .errors import NotFoundError
 from .plan import query
 from .registry import Registry, RegistryEntry
 
 T = TypeVar("T", bound="RegistryEntry | None")
+E = TypeVar("E")
 
 
 def record(
@@ -32,3 +34,20 @@ def record(
     if lease is None and registry.find(slug) is None:
         query.locate(config, slug)
     return fact(registry)
+
+
+def on_entry(config: Config, registry: Registry, slug: str, write: Callable[[Registry], E]) -> E:
+    """Run an operator's ``write`` (retry, review, stop, park, unpark, release) on ``slug``'s
+    entry. Without one, the NotFoundError says which of two things it is: no task by that
+    name (with the closest slug), or a task that was never claimed, which has no attempt
+    to act on."""
+    try:
+        return write(registry)
+    except NotFoundError:
+        if registry.find(slug) is not None:
+            raise
+        query.locate(config, slug)
+        raise NotFoundError(
+            f"'{slug}' was never claimed (or gc removed its entry), so there is no attempt to act on; "
+            f"the heartbeat dispatches it once it is ready (task ready {slug})"
+        ) from None

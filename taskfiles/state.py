@@ -230,9 +230,7 @@ def _from_entry(task: Task, entry: RegistryEntry, inputs: Inputs) -> Classificat
         signal = Signal("stopped", entry.stop_reason or "stopped by an operator", entry.finished_at)
         return Classification(slug, "needs_attention", "stopped", task, entry, (signal,))
     # failed or exited non-zero without a decision yet: the next heartbeat schedules it.
-    ended = (
-        f"exited {entry.exit_code}" if entry.exit_code is not None else f"failed ({entry.failure_class})"
-    )
+    ended = f"exited {entry.exit_code}" if entry.exit_code is not None else f"failed ({entry.failure_class})"
     detail = f"attempt {entry.attempt} {ended}; the next heartbeat decides"
     return Classification(slug, "waiting", state, task, entry, detail=detail)
 

@@ -178,7 +178,10 @@ def test_a_worker_on_another_host_is_judged_by_heartbeat_only(tmp_path: Path) ->
         ("[heartbeat]\nremove_worktree_on_done = 'yes'", "remove_worktree_on_done must be true or false"),
         ("[heartbeat]\nworktrees_dir = '../out'", "worktrees_dir must be a folder inside the repository"),
         ("[limits]\nstall_after_seconds = 'soon'", "[limits] stall_after_seconds must be a number"),
-        ("[limits]\nstall_after_seconds = inf", "stall_after_seconds must be a number of seconds, 0 or more, not inf"),
+        (
+            "[limits]\nstall_after_seconds = inf",
+            "stall_after_seconds must be a number of seconds, 0 or more, not inf",
+        ),
         ("[heartbeat]\nbackoff_jitter = nan", "backoff_jitter must be a finite number, not nan"),
     ],
 )

@@ -600,3 +600,24 @@ def test_a_hand_claim_before_the_base_ref_exists_records_no_blob(repo: Path) -> 
 
 def attention(result: CycleResult) -> dict[str, set[str]]:
     return {c.slug: {s.kind for s in c.signals} for c in result.attention}
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["retry"],
+        ["review", "--request-changes", "more tests"],
+        ["stop"],
+        ["park", "--reason", "hold"],
+        ["unpark"],
+        ["release"],
+    ],
+)
+def test_an_operator_command_without_an_entry_says_unknown_task_or_never_claimed(
+    queue: Path, command: list[str]
+) -> None:
+    name, *options = command
+    unknown = fail(queue, name, "gama", *options, code=3)
+    assert "no task with slug 'gama'" in unknown and "did you mean 'gamma'?" in unknown
+    never = fail(queue, name, "draft", *options, code=3)
+    assert "'draft' was never claimed" in never and "task ready draft" in never

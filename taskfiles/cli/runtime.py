@@ -52,6 +52,14 @@ def _registry(ctx: typer.Context) -> Registry:
     return open_registry(config(ctx))
 
 
+def _operate(ctx: typer.Context, slug: str, write: Callable[[Registry], RegistryEntry]) -> RegistryEntry:
+    """An operator's write on the entry of ``slug``; without one, says whether the task is
+    unknown or was never claimed (``facts.on_entry``)."""
+    from ..facts import on_entry
+
+    return on_entry(config(ctx), _registry(ctx), slug, write)
+
+
 def _show_entry(entry: RegistryEntry, as_json: bool, text: str) -> None:
     if as_json:
         emit_json(entry.to_dict(sparse=False))
@@ -200,7 +208,7 @@ def release(
     as_json: JsonFlag = False,
 ) -> None:
     """End the claim for good (the lease history stays, so no lease is reused)."""
-    entry = _registry(ctx).release(slug, reason=reason)
+    entry = _operate(ctx, slug, lambda r: r.release(slug, reason=reason))
     _show_entry(entry, as_json, f"{slug}: released")
 
 
@@ -305,7 +313,7 @@ def stop(
     as_json: JsonFlag = False,
 ) -> None:
     """Operator: stop a running attempt (its worker is refused from then on)."""
-    entry = _registry(ctx).stop(slug, reason=reason)
+    entry = _operate(ctx, slug, lambda r: r.stop(slug, reason=reason))
     _show_entry(entry, as_json, f"{slug}: stopped")
 
 
@@ -330,7 +338,7 @@ def retry(
     its prompt shows them under their own heading, with who gave them and when.
     """
     given = _text_option(instructions, instructions_file, "--instructions")
-    entry = _registry(ctx).retry(slug, reason=reason, fresh=fresh, instructions=given)
+    entry = _operate(ctx, slug, lambda r: r.retry(slug, reason=reason, fresh=fresh, instructions=given))
     with_them = " with instructions" if given else ""
     _show_entry(entry, as_json, f"{slug}: will be retried{' from scratch' if fresh else ''}{with_them}")
 
@@ -358,7 +366,7 @@ def review(
         raise UsageError(
             f"say what to change: task review {slug} --request-changes TEXT (or --request-changes-file F)"
         )
-    entry = _registry(ctx).request_changes(slug, instructions=given)
+    entry = _operate(ctx, slug, lambda r: r.request_changes(slug, instructions=given))
     _show_entry(entry, as_json, f"{slug}: changes requested; the next attempt gets them")
 
 
@@ -398,7 +406,7 @@ def park(
         raise UsageError(
             "--reason is empty; say why the task must wait, e.g. --reason 'needs a design decision'"
         )
-    entry = _registry(ctx).park(slug, reason=reason)
+    entry = _operate(ctx, slug, lambda r: r.park(slug, reason=reason))
     _show_entry(entry, as_json, f"{slug}: parked")
 
 
@@ -409,7 +417,7 @@ def unpark(
     as_json: JsonFlag = False,
 ) -> None:
     """Operator: let a parked task be dispatched again."""
-    entry = _registry(ctx).unpark(slug, reason=reason)
+    entry = _operate(ctx, slug, lambda r: r.unpark(slug, reason=reason))
     _show_entry(entry, as_json, f"{slug}: unparked")
 
 
