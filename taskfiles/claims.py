@@ -202,6 +202,9 @@ def cancel(
     unreleased = registry.unreleased() if registry is not None else {}
     ending = tuple(unreleased[edit.slug] for edit in batch.edits if edit.slug in unreleased)
     if not dry_run:
+        # Before the registry records anything: a file saved meanwhile stops the command
+        # with nothing written (``write`` checks again, for the instant in between).
+        batch.check_unchanged(config.root)
         if registry is not None:
             for edit in batch.changed:
                 registry.cancelled(edit.slug, reason=reason)

@@ -33,8 +33,15 @@ def slug_of(path: str) -> str:
 
 
 def slugify(title: str) -> str:
-    """A file-name-safe slug from a title: lowercase words joined by '-', at most 60 chars."""
-    words = re.findall(r"[a-z0-9]+", title.lower())
+    """A file-name-safe slug from a title: lowercase words joined by '-', at most 60 chars.
+
+    Accented letters keep their base letter ("Ünïcode" -> "unicode"): a slug is ASCII, as
+    file and branch names on every platform can hold it.
+    """
+    import unicodedata  # only task new and migrate make slugs
+
+    plain = unicodedata.normalize("NFKD", title).encode("ascii", "ignore").decode("ascii")
+    words = re.findall(r"[a-z0-9]+", plain.lower())
     slug = ""
     for word in words:
         candidate = f"{slug}-{word}" if slug else word

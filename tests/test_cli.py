@@ -348,3 +348,21 @@ def test_the_cut_down_app_behaves_like_the_whole_one(repo: Path) -> None:
     assert json.loads(cut.stdout)[0]["slug"] == "a"
     missing = ["-C", str(repo), "show", "nope"]
     assert runner.invoke(only(missing), missing).stderr == runner.invoke(app, missing).stderr
+
+
+def test_new_writes_the_canonical_owner_for_an_alias_as_set_and_assign_do(repo: Path) -> None:
+    (repo / "taskfiles.toml").write_text('owners = ["core"]\nowner_aliases = { dev = "core" }\n')
+    path = run(repo, "new", "Fix login", "--owner", "dev").strip()
+    assert "owner: core\n" in (repo / path).read_text(encoding="utf-8")
+
+
+@pytest.mark.parametrize(
+    ("title", "slug"),
+    [
+        ("Ünïcode — title", "unicode-title"),
+        ("Café au lait: naïve façade", "cafe-au-lait-naive-facade"),
+        ("修复登录", "task"),  # no letter has an ASCII base: the fallback
+    ],
+)
+def test_new_keeps_the_base_letter_of_accented_titles_in_the_slug(repo: Path, title: str, slug: str) -> None:
+    assert run(repo, "new", title).strip() == f"tasks/{slug}.md"

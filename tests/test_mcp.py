@@ -583,7 +583,7 @@ def test_http_needs_the_token_and_a_loopback_host(http_server: str) -> None:
 
 
 def test_http_binds_like_task_serve(project: Path) -> None:
-    with pytest.raises(UsageError, match="not a loopback address"):
+    with pytest.raises(UsageError, match="not a loopback address; the task tools"):
         app(server(project), Listen("0.0.0.0", 0))
     with pytest.raises(UsageError, match="needs an access token"):
         app(server(project), Listen("0.0.0.0", 0, allow_remote=True))

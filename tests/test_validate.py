@@ -342,3 +342,19 @@ def test_big_cycle_group_messages_stay_short() -> None:
     assert {p.code for p in problems} == {"dependency_cycle"}
     assert max(len(p.message) for p in problems) < 300
     assert sum(p.message.startswith("part of a dependency cycle with ") for p in problems) > 0
+
+
+def test_a_title_of_several_lines_is_an_error_like_task_new_refuses_it(tmp_path: Path) -> None:
+    problems = check(
+        tmp_path,
+        {
+            "split.md": '---\ntitle: "first\\nsecond"\nstatus: ready\n---\n',
+            "tab.md": '---\ntitle: "a\\tb"\nstatus: ready\n---\n',
+            "fine.md": "---\ntitle: Fix the login — for real\nstatus: ready\n---\n",
+        },
+    )
+    assert [(p.path, p.line, p.code) for p in problems] == [
+        ("tasks/split.md", 2, "title_not_one_line"),
+        ("tasks/tab.md", 2, "title_not_one_line"),
+    ]
+    assert "a title is one line" in problems[0].message and has_errors(problems)

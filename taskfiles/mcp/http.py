@@ -68,7 +68,8 @@ async def _reply(send: Send, status: int, text: bytes) -> None:
 def app(server: TaskServer, listen: Listen) -> ASGIApp:
     """The streamable HTTP app at ``/mcp`` behind the guard; UsageError for a bind or token
     ``task serve`` would refuse."""
-    check_bind(Options(listen.host, listen.port, listen.token, listen.token_name, listen.allow_remote))
+    options = Options(listen.host, listen.port, listen.token, listen.token_name, listen.allow_remote)
+    check_bind(options, served="the task tools (claims, reports, new task files)")
     policy = Policy(token=listen.token, token_name=listen.token_name, allow_remote=listen.allow_remote)
     # The guard checks Host: the SDK's own check (loopback names only) would refuse a remote bind.
     inner = server.lowlevel.streamable_http_app(

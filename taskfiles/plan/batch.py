@@ -83,12 +83,16 @@ class Batch:
         ConflictError, with nothing written, when a file changed since it was read (an
         editor saved it meanwhile): its edit would silently undo that change.
         """
-        for edit in self.changed:
-            path = root / edit.path
-            if _read(path, edit.path) != edit.before:
-                raise ConflictError(f"{edit.path} changed while it was being edited; run the command again")
+        self.check_unchanged(root)
         for edit in self.changed:
             write_atomic(root / edit.path, edit.after.encode("utf-8"))
+
+    def check_unchanged(self, root: Path) -> None:
+        """ConflictError when a file to change is no longer what was read (an editor saved it
+        meanwhile): its edit would silently undo that change. ``write`` checks it again."""
+        for edit in self.changed:
+            if _read(root / edit.path, edit.path) != edit.before:
+                raise ConflictError(f"{edit.path} changed while it was being edited; run the command again")
 
     def to_dict(self) -> dict[str, Any]:
         """JSON form: ``changed`` and ``unchanged``, each a list of ``{slug, path, keys}``."""

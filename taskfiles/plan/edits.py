@@ -22,7 +22,7 @@ from .batch import Batch, edit_file, write_atomic
 from .query import Filters, find, select
 from .source import TaskSet, load
 from .taskfile import Task, render_new
-from .validate import _Suggester, pr_problem, title_problem
+from .validate import _Suggester, pr_problem, title_line_problem, title_problem
 
 _WORKSTREAM = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 ACTOR_ENV = "TASKFILES_ACTOR"
@@ -90,7 +90,7 @@ def new_task(
         "title": title,
         "status": "ready" if ready else "not_started",
         "priority": priority or config.default_priority,
-        "owner": owner,
+        "owner": config.owner_named(owner) if owner is not None else None,  # an alias, canonical
         "milestone": milestone,
         "depends_on": tuple(depends_on),
         "labels": tuple(labels),
@@ -105,12 +105,9 @@ def _title(title: str) -> str:
     too_long = title_problem(title)
     if too_long:
         raise UsageError(too_long)
-    if any(char < " " or "\x7f" <= char < "\xa0" or char in "\u2028\u2029" for char in title):
-        # A line break or control character would split the title over lines of 'task list'.
-        raise UsageError(
-            f"the title {title!r} has a line break or control character; a title is one line "
-            "(put the detail in the body)"
-        )
+    split = title_line_problem(title)
+    if split:
+        raise UsageError(split)
     return title
 
 

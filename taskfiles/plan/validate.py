@@ -43,6 +43,17 @@ def title_problem(title: str) -> str | None:
     )
 
 
+def title_line_problem(title: str) -> str | None:
+    """Why ``title`` is not one line (a line break or control character would split it over
+    lines of ``task list``), or None."""
+    if not any(char < " " or "\x7f" <= char < "\xa0" or char in "\u2028\u2029" for char in title):
+        return None
+    return (
+        f"the title {title!r} has a line break or control character; a title is one line "
+        "(put the detail in the body)"
+    )
+
+
 def pr_problem(pr: str) -> str | None:
     """Why ``pr`` is not a pull request reference, or None.
 
@@ -154,6 +165,9 @@ def _value_problems(task: Task) -> Iterator[Problem]:
     too_long = title_problem(task.title)
     if too_long:
         yield Problem(task.path, task.lines.get("title", 1), too_long, "title_too_long")
+    split = title_line_problem(task.title)
+    if split:
+        yield Problem(task.path, task.lines.get("title", 1), split, "title_not_one_line")
     bad_pr = pr_problem(task.pr) if task.pr is not None else None
     if bad_pr:
         yield Problem(task.path, task.lines.get("pr", 1), bad_pr, "bad_pr")

@@ -31,9 +31,9 @@ class Options:
     working_tree: bool = False
 
 
-def check_bind(options: Options) -> None:
+def check_bind(options: Options, served: str = "the page and its actions") -> None:
     """A port from 0 (any free port) to 65535; loopback by default, anything else needs
-    --allow-remote and an access token."""
+    --allow-remote and an access token. ``served`` names what would be exposed."""
     if not 0 <= options.port <= MAX_PORT:
         raise UsageError(
             f"port {options.port} is outside 0..{MAX_PORT}; pick a free port such as 8005, "
@@ -43,7 +43,7 @@ def check_bind(options: Options) -> None:
         return
     if not options.allow_remote:
         raise UsageError(
-            f"{options.host} is not a loopback address; the page and its actions would be open to "
+            f"{options.host} is not a loopback address; {served} would be open to "
             "the network: pass --allow-remote together with --token to do that on purpose"
         )
     if not options.token:
