@@ -245,9 +245,9 @@ def test_a_stopped_lease_exits_5_naming_the_reason(queue: Path) -> None:
         (["log", "alpha", "x", "--level", "loud"], 2, "log level 'loud' is not one of"),
         (["events", "--since", "yesterday"], 2, "is not an ISO time"),
         (["logs", "alpha", "--attempt", "9"], 3, "attempt 9 of 'alpha' has no log"),
-        (["release", "ghost"], 3, "'ghost' has no registry entry"),
+        (["release", "ghost"], 3, "no task with slug 'ghost'"),
         (["unpark", "alpha"], 4, "'alpha' is claimed, not parked"),
-        (["stop", "gamma"], 3, "'gamma' has no registry entry"),
+        (["stop", "gamma"], 3, "'gamma' was never claimed"),
     ],
 )
 def test_bad_runtime_input_is_a_clear_error(queue: Path, args: list[str], code: int, message: str) -> None:
