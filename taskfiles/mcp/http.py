@@ -10,7 +10,6 @@ through DNS rebinding.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -20,7 +19,7 @@ from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ..serve.security import Policy
-from ..serve.server import Options, Server, bound_url, check_bind
+from ..serve.server import Options, Server, check_bind, run_until_interrupted
 from .server import TaskServer
 
 PATH = "/mcp"
@@ -83,15 +82,4 @@ def app(server: TaskServer, listen: Listen) -> ASGIApp:
 def serve(server: TaskServer, listen: Listen, on_started: Callable[[str], None] | None = None) -> None:
     """Serve until interrupted; ``on_started`` gets the endpoint's URL once the socket is bound."""
     settings = uvicorn.Config(app(server, listen), host=listen.host, port=listen.port, log_level="warning")
-    instance = Server(settings)
-    if on_started is not None:
-        threading.Thread(target=_announce, args=(instance, on_started), daemon=True).start()
-    instance.run()
-
-
-def _announce(instance: Server, on_started: Callable[[str], None]) -> None:
-    while not instance.started:
-        if instance.should_exit:
-            return
-        threading.Event().wait(0.05)
-    on_started(bound_url(instance).rstrip("/") + PATH)
+    run_until_interrupted(Server(settings), on_started, PATH)

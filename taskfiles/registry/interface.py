@@ -196,7 +196,6 @@ class Registry(ABC):
         kept = tuple(line for line in lines if matches(line.record, level, source))
         return LogTail(slug, number, kept, max(last, after), over, tuple(warnings))
 
-    @abstractmethod
     def follow_logs(
         self,
         slug: str,
@@ -207,6 +206,15 @@ class Registry(ABC):
         poll: float = 0.25,
     ) -> Iterator[LogRecord]:
         """The attempt's log lines so far, then new ones until the attempt is over."""
+        check_filters(level, source)
+        number = self._log_attempt(slug, attempt)
+        lines = self._follow_log(slug, number, poll)
+        return (record for record in lines if matches(record, level, source))
+
+    @abstractmethod
+    def _follow_log(self, slug: str, attempt: int, poll: float) -> Iterator[LogRecord]:
+        """Every record of ``attempt``'s log, then new ones as they are written, ending once
+        the attempt is over (``_attempt_over``, checked before each read: nothing is missed)."""
 
     @abstractmethod
     def watch(self, stop: threading.Event) -> Iterator[RegistryChange]:

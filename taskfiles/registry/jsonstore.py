@@ -402,26 +402,16 @@ class JsonRegistry(Registry):
         size = path.stat().st_size if path.is_file() else 0
         return runlog.stats(slug, number, (line.record for line in lines), size)
 
-    def follow_logs(
-        self,
-        slug: str,
-        *,
-        attempt: int | None = None,
-        level: str | None = None,
-        source: str | None = None,
-        poll: float = 0.25,
-    ) -> Iterator[LogRecord]:
-        """The attempt's lines so far, then new ones; ends once the attempt is over."""
-        runlog.check_filters(level, source)
-        number = self._log_attempt(slug, attempt)
-        path = runlog.log_path(self.root, slug, number)
+    def _follow_log(self, slug: str, attempt: int, poll: float) -> Iterator[LogRecord]:
+        """The file's lines as they come (``jsonl.follow``: only new bytes are read)."""
+        path = runlog.log_path(self.root, slug, attempt)
 
         def over() -> bool:
-            return self._attempt_over(slug, number)
+            return self._attempt_over(slug, attempt)
 
         lines = jsonl.follow(path, from_start=True, poll=poll, done=over)
         records = (runlog.decode(obj)[0] for _, obj in lines)
-        return (r for r in records if r is not None and runlog.matches(r, level, source))
+        return (record for record in records if record is not None)
 
     # -- retention and repair ----------------------------------------------------------------
 

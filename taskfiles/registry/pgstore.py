@@ -484,34 +484,17 @@ class PgRegistry(Registry):
             slug, number, total, levels, sources, min(firsts, default=None), max(lasts, default=None), size
         )
 
-    def follow_logs(
-        self,
-        slug: str,
-        *,
-        attempt: int | None = None,
-        level: str | None = None,
-        source: str | None = None,
-        poll: float = 0.25,
-    ) -> Iterator[LogRecord]:
-        """The attempt's lines so far, then new ones; ends once the attempt is over."""
-        runlog.check_filters(level, source)
-        number = self._log_attempt(slug, attempt)
-
-        def over() -> bool:
-            return self._attempt_over(slug, number)
-
-        def follow() -> Iterator[LogRecord]:
-            last = 0
-            for _ in self._wakeups(poll):
-                finished = over()  # checked before reading: nothing is missed
-                # Positions become visible in order (see 0002_log_fields.sql): after the
-                # last one read, nothing is skipped.
-                lines, last, _ = self._read_log(slug, number, last)
-                yield from (line.record for line in lines if runlog.matches(line.record, level, source))
-                if finished:
-                    return
-
-        return follow()
+    def _follow_log(self, slug: str, attempt: int, poll: float) -> Iterator[LogRecord]:
+        """The rows after the last position read, at each wake-up (a notification or ``poll``)."""
+        last = 0
+        for _ in self._wakeups(poll):
+            finished = self._attempt_over(slug, attempt)  # checked before reading: nothing is missed
+            # Positions become visible in order (see 0002_log_fields.sql): after the last one
+            # read, nothing is skipped.
+            lines, last, _ = self._read_log(slug, attempt, last)
+            yield from (line.record for line in lines)
+            if finished:
+                return
 
     # -- the live feed -----------------------------------------------------------------------
 

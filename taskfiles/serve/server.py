@@ -93,15 +93,22 @@ def bound_url(instance: Server) -> str:
 
 def run(config: Config, options: Options, on_started: Callable[[str], None] | None = None) -> None:
     """Serve until interrupted; ``on_started`` gets the URL once the socket is bound."""
-    instance = server(config, options)
+    run_until_interrupted(server(config, options), on_started)
+
+
+def run_until_interrupted(
+    instance: Server, on_started: Callable[[str], None] | None = None, path: str = "/"
+) -> None:
+    """Run ``instance`` (the page, or ``task mcp --http``) until interrupted; ``on_started``
+    gets its URL (``path`` on the bound address) once the socket is bound."""
     if on_started is not None:
-        threading.Thread(target=_announce, args=(instance, on_started), daemon=True).start()
+        threading.Thread(target=_announce, args=(instance, on_started, path), daemon=True).start()
     instance.run()
 
 
-def _announce(instance: Server, on_started: Callable[[str], None]) -> None:
+def _announce(instance: Server, on_started: Callable[[str], None], path: str) -> None:
     while not instance.started:
         if instance.should_exit:
             return
         threading.Event().wait(0.05)
-    on_started(bound_url(instance))
+    on_started(bound_url(instance).rstrip("/") + path)
