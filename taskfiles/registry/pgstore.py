@@ -338,9 +338,6 @@ class PgRegistry(Registry):
         found: list[_IdEvent] = self._run(body)
         return found
 
-    def _last_event_id(self) -> int:
-        return int(self._run(lambda conn: _one(conn, "SELECT coalesce(max(id), 0) FROM taskfiles_events")))
-
     def follow_events(
         self, slug: str | None = None, since: datetime | None = None, *, poll: float = 0.5
     ) -> Iterator[Event]:
