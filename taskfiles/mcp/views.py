@@ -17,6 +17,8 @@ from .. import claims
 from ..errors import UsageError
 from ..plan import graph, query
 from ..registry import Event
+from ..registry.attempts import Attempt
+from ..registry.attempts import attempts as every_attempt
 from ..state import BUCKETS, Classification
 from ..status import observe, planning_source, runtime_view
 from .work import claim_ref
@@ -24,7 +26,6 @@ from .workspace import Workspace
 
 RECENT_ATTEMPTS = 5
 # The events that end an attempt, and what they say about it.
-ENDINGS = ("task.exited", "task.failed", "task.stopped", "task.parked", "task.released")
 
 
 @dataclass(frozen=True)
@@ -102,23 +103,34 @@ def _link(link: graph.Link) -> dict[str, Any]:
 
 
 def attempts(events: Sequence[Event]) -> list[dict[str, Any]]:
-    """One line per attempt, oldest first: each claim and how it ended (None: still going)."""
-    found: dict[int, dict[str, Any]] = {}
-    for event in events:
-        if event.lease is None:
-            continue
-        if event.type == "task.claimed":
-            found[event.lease] = {
-                "attempt": event.details.get("attempt"),
-                "lease": event.lease,
-                "worker": event.details.get("worker"),
-                "claimed_at": event.time,
-                "ended": None,
-            }
-        elif event.type in ENDINGS and event.lease in found:
-            details = {k: v for k, v in event.details.items() if v is not None}
-            found[event.lease]["ended"] = {"type": event.type, "time": event.time, **details}
-    return list(found.values())
+    """One line per attempt, oldest first (``registry.attempts``): each claim and how it ended
+    (None: still going)."""
+    return [
+        {
+            "attempt": attempt.number,
+            "lease": attempt.lease,
+            "worker": attempt.worker,
+            "claimed_at": attempt.claimed_at,
+            "ended": _ending(attempt),
+        }
+        for attempt in every_attempt(events)
+    ]
+
+
+def _ending(attempt: Attempt) -> dict[str, Any] | None:
+    if attempt.ended_by is None:
+        return None
+    facts = {
+        "exit_code": attempt.exit_code,
+        "failure_class": attempt.failure_class,
+        "error": attempt.error,
+        "cost_usd": attempt.cost_usd,
+    }
+    return {
+        "type": attempt.ended_by,
+        "time": attempt.ended_at,
+        **{k: v for k, v in facts.items() if v is not None},
+    }
 
 
 def status_view(ws: Workspace, owner: str | None = None) -> dict[str, Any]:

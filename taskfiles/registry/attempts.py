@@ -17,6 +17,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from .records import Event, Instructions
+from .rollup import run_of
 
 LIVE = frozenset({"claimed", "running"})
 
@@ -33,6 +34,7 @@ class Attempt:
     started_at: str | None = None
     ended_at: str | None = None
     outcome: str = "claimed"  # claimed, running, exited, failed, stopped, parked, released
+    ended_by: str | None = None  # the event that ended it (task.exited, task.failed, task.stopped, ...)
     exit_code: int | None = None
     failure_class: str | None = None
     error: str | None = None  # the last error, or why it was stopped or parked
@@ -98,7 +100,9 @@ def _after(attempt: Attempt, event: Event) -> Attempt:
     live = attempt.outcome in LIVE
     if kind in ("task.stopped", "task.parked", "task.released") and live:
         outcome = {"task.stopped": "stopped", "task.parked": "parked", "task.released": "released"}[kind]
-        return replace(attempt, outcome=outcome, ended_at=event.time, error=_text(details.get("reason")))
+        return replace(
+            attempt, outcome=outcome, ended_by=kind, ended_at=event.time, error=_text(details.get("reason"))
+        )
     return attempt
 
 
@@ -113,18 +117,19 @@ def _progressed(attempt: Attempt, kind: str, details: Any) -> Attempt:
 
 
 def _ended(attempt: Attempt, event: Event) -> Attempt:
-    details = event.details
-    code = details.get("exit_code")
-    cost = details.get("cost_usd")
-    failed = event.type == "task.failed" or code != 0
+    """``attempt`` closed by its run-end event, read as metrics read it (``rollup.run_of``)."""
+    run = run_of(event)
+    if run is None:  # an end event without a slug: nothing to read
+        return attempt
     return replace(
         attempt,
-        outcome="failed" if failed else "exited",
+        outcome="exited" if run.ok else "failed",
+        ended_by=event.type,
         ended_at=event.time,
-        exit_code=code if isinstance(code, int) else None,
-        failure_class=_text(details.get("failure_class")),
-        error=_text(details.get("error")),
-        cost_usd=float(cost) if isinstance(cost, int | float) else attempt.cost_usd,
+        exit_code=run.exit_code,
+        failure_class=run.failure_class,
+        error=_text(event.details.get("error")),
+        cost_usd=run.cost_usd if "cost_usd" in event.details else attempt.cost_usd,
     )
 
 
