@@ -67,6 +67,15 @@ def _common_dir(git_dir: Path) -> Path:
 _HEX40 = frozenset("0123456789abcdef")
 
 
+def shallow_commits(repo: RepoPaths) -> list[str]:
+    """A shallow clone's boundary commits (``$GIT_COMMON_DIR/shallow``), sorted; empty for a
+    full clone. git shows each as adding every file, whatever it changed."""
+    try:
+        return sorted((repo.common_dir / "shallow").read_text(encoding="ascii").split())
+    except (OSError, UnicodeDecodeError):
+        return []
+
+
 def peek_ref(repo: RepoPaths, ref: str) -> str | None:
     """The object id ``ref`` names, read from ref files by hand, or None when unsure.
 

@@ -158,7 +158,7 @@ def _git_items(config: Config, path: str) -> tuple[list[Item], bool, bool]:
         log = []
     truncated = len(log) > LIMIT
     oldest_first = log[::-1]
-    shallow = not truncated and bool(log) and oldest_first[0].commit in _shallow_commits(config)
+    shallow = not truncated and bool(log) and oldest_first[0].commit in git.shallow_commits(config.repo)
     blobs = {f.blob for entry in log for f in entry.files if f.blob}
     contents = git.read_blobs(config.root, blobs) if blobs else {}
     versions = {blob: _version(data) for blob, data in contents.items()}
@@ -190,18 +190,6 @@ def _deleted_path(config: Config, slug: str) -> str | None:
     name = f"{slug}.md"
     paths = [change.path for entry in log for change in entry.files if change.path.rsplit("/", 1)[-1] == name]
     return paths[-1] if paths else None
-
-
-def _shallow_commits(config: Config) -> frozenset[str]:
-    """The commits a shallow clone's history stops at (``$GIT_COMMON_DIR/shallow``): git
-    shows each as adding every file, whatever it changed. Empty for a full clone."""
-    if config.repo is None:
-        return frozenset()
-    try:
-        text = (config.repo.common_dir / "shallow").read_text(encoding="ascii")
-    except (OSError, UnicodeDecodeError):
-        return frozenset()
-    return frozenset(text.split())
 
 
 def _commit_item(

@@ -46,22 +46,13 @@ def created_dates(config: Config) -> Mapping[str, str]:
             return {}
     folder = config.relpath(config.tasks_dir)
     path = repo.git_dir / "taskfiles" / CACHE
-    shallow = _shallow(repo)
+    shallow = git.shallow_commits(repo)
     cached = _read(path, folder, shallow)
     if cached is not None and cached[0] == head:
         return cached[1]
     dates = _computed(config.root, folder, head, cached)
     _write(path, {"version": VERSION, "folder": folder, "shallow": shallow, "head": head, "created": dates})
     return dates
-
-
-def _shallow(repo: git.RepoPaths) -> list[str]:
-    """A shallow clone's boundary commits (sorted; empty for a full clone): dates computed
-    within one boundary are wrong within another."""
-    try:
-        return sorted((repo.common_dir / "shallow").read_text(encoding="ascii").split())
-    except (OSError, UnicodeDecodeError):
-        return []
 
 
 def _unborn(repo: git.RepoPaths) -> bool:
