@@ -19,6 +19,8 @@ from typing import TYPE_CHECKING
 from .errors import GitError, NotFoundError
 
 if TYPE_CHECKING:
+    import subprocess
+
     import git as gitpython
 
 
@@ -437,6 +439,16 @@ def is_ancestor(root: Path, ancestor: str, commit: str) -> bool:
     return True
 
 
+def merge_base(root: Path, one: str, other: str) -> str | None:
+    """The best common ancestor of two commits (what ``git diff one...other`` compares
+    from), or None when their histories share no commit (or a shallow clone cut it off)."""
+    with open_repo(root) as repo:
+        try:
+            return _run(repo, "merge-base", one, other) or None
+        except GitError:  # exit 1 with no output: no common commit
+            return None
+
+
 # What ``git rev-parse --local-env-vars`` lists: variables that point git at one repository.
 # A worker in another worktree must not inherit them; identity and config variables may stay.
 LOCAL_ENV_VARS = frozenset(
@@ -611,3 +623,78 @@ def ensure_excluded(common_dir: Path, pattern: str) -> bool:
     except OSError as exc:
         raise GitError(f"cannot write {exclude}: {exc.strerror}") from None
     return True
+
+
+# -- the task-file merge driver: merge-file, the repository's own settings, attributes -----------
+
+
+@dataclass(frozen=True)
+class FileMerge:
+    """What ``git merge-file`` made of three texts."""
+
+    data: bytes
+    conflicts: int  # conflicting hunks left between markers (git counts up to 127)
+
+
+def merge_file(
+    ours: bytes,
+    base: bytes,
+    theirs: bytes,
+    *,
+    marker_size: int = 7,
+    labels: tuple[str, str, str] = ("ours", "base", "theirs"),
+) -> FileMerge:
+    """``git merge-file -p``: ``theirs``' changes since ``base`` applied to ``ours``, line by
+    line; what both changed differently is left between markers of ``marker_size``
+    characters, labelled ``labels`` (in the style of the repository's merge.conflictStyle)."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="taskfiles-merge-") as folder:
+        paths = []
+        for name, data in zip(("ours", "base", "theirs"), (ours, base, theirs), strict=True):
+            path = Path(folder) / name
+            path.write_bytes(data)
+            paths.append(str(path))
+        names = [arg for label in labels for arg in ("-L", label)]
+        done = _plain(None, "merge-file", "-p", f"--marker-size={marker_size}", *names, *paths, ok=range(128))
+    return FileMerge(done.stdout, done.returncode)
+
+
+def config_get(root: Path, key: str) -> str | None:
+    """The repository's own (``--local``) value of ``key``; None when it is not set."""
+    done = _plain(root, "config", "--local", "--get", key, ok=(0, 1))
+    return done.stdout.decode("utf-8", "replace").removesuffix("\n") if done.returncode == 0 else None
+
+
+def config_set(root: Path, key: str, value: str) -> None:
+    """Set ``key`` in the repository's own config (``.git/config``, shared by its worktrees)."""
+    _plain(root, "config", "--local", key, value)
+
+
+def config_remove_section(root: Path, section: str) -> None:
+    """Remove ``[section]`` and every key in it from the repository's own config."""
+    _plain(root, "config", "--local", "--remove-section", section)
+
+
+def check_attr(root: Path, attribute: str, path: str) -> str:
+    """What ``attribute`` is for ``path`` (relative to ``root``) after every .gitattributes:
+    its value, or ``set``, ``unset``, ``unspecified``."""
+    done = _plain(root, "check-attr", attribute, "--", path)
+    return done.stdout.decode("utf-8", "replace").rstrip("\n").rpartition(": ")[2]
+
+
+def _plain(root: Path | None, *args: str, ok: Iterable[int] = (0,)) -> subprocess.CompletedProcess[bytes]:
+    """``git ARGS`` in ``root`` as a plain process (no gitpython: the merge driver runs once per
+    file git merges); GitError when it cannot start or exits with a status not in ``ok``."""
+    import subprocess
+
+    what = f"git {' '.join(args[:2])}"
+    try:
+        done = subprocess.run(
+            ["git", *args], cwd=root, capture_output=True, stdin=subprocess.DEVNULL, check=False
+        )
+    except OSError as exc:
+        raise GitError(f"cannot run {what}: {exc.strerror}") from None
+    if done.returncode not in ok:
+        raise GitError(f"{what} failed: {_first_error(done.stderr) or f'exit status {done.returncode}'}")
+    return done
