@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -683,18 +683,137 @@ def check_attr(root: Path, attribute: str, path: str) -> str:
     return done.stdout.decode("utf-8", "replace").rstrip("\n").rpartition(": ")[2]
 
 
-def _plain(root: Path | None, *args: str, ok: Iterable[int] = (0,)) -> subprocess.CompletedProcess[bytes]:
-    """``git ARGS`` in ``root`` as a plain process (no gitpython: the merge driver runs once per
-    file git merges); GitError when it cannot start or exits with a status not in ``ok``."""
+def _plain(
+    root: Path | None, *args: str, ok: Iterable[int] = (0,), stdin: bytes = b""
+) -> subprocess.CompletedProcess[bytes]:
+    """``git ARGS`` in ``root`` as a plain process, fed ``stdin`` (no gitpython: the merge
+    driver runs once per file git merges, and importing it costs a warm ``task validate``
+    a third more); GitError when it cannot start or exits with a status not in ``ok``."""
     import subprocess
 
     what = f"git {' '.join(args[:2])}"
     try:
-        done = subprocess.run(
-            ["git", *args], cwd=root, capture_output=True, stdin=subprocess.DEVNULL, check=False
-        )
+        done = subprocess.run(["git", *args], cwd=root, capture_output=True, input=stdin, check=False)
     except OSError as exc:
         raise GitError(f"cannot run {what}: {exc.strerror}") from None
     if done.returncode not in ok:
         raise GitError(f"{what} failed: {_first_error(done.stderr) or f'exit status {done.returncode}'}")
     return done
+
+
+# -- every branch at once: names and object ids, without a checkout ------------------------------
+
+
+@dataclass(frozen=True)
+class RefTip:
+    """A branch and the commit it points to."""
+
+    name: str  # in full: refs/heads/x, refs/remotes/origin/x
+    commit: str
+
+    @property
+    def short(self) -> str:
+        """``x`` for a local branch, ``origin/x`` for a remote-tracking one."""
+        return self.name.removeprefix("refs/heads/").removeprefix("refs/remotes/")
+
+
+def ref_tips(root: Path, *prefixes: str) -> list[RefTip]:
+    """Every ref under ``prefixes`` (``refs/heads``, ``refs/remotes``) that points at a commit,
+    sorted by name, from one ``for-each-ref``. Symbolic refs (``origin/HEAD``) are left out:
+    the ref they point to is listed anyway."""
+    fmt = "--format=%(objecttype)%09%(symref)%09%(objectname)%09%(refname)"
+    out = _plain(root, "for-each-ref", fmt, *prefixes).stdout.decode("utf-8", "surrogateescape")
+    tips = []
+    for line in out.splitlines():
+        kind, symref, commit, name = line.split("\t", 3)
+        if kind == "commit" and not symref:
+            tips.append(RefTip(name, commit))
+    return tips
+
+
+TREE_MODE = "40000"  # a tree entry's mode as git stores it (ls-tree shows 040000)
+SUBMODULE_MODE = "160000"
+TreeItem = tuple[str, str, str]  # (mode, name, object id) of one entry of a tree object
+
+
+@dataclass(frozen=True)
+class Forest:
+    """Trees read at once by ``read_trees``: the tree each name named, and every tree below."""
+
+    roots: Mapping[str, str]  # the name given -> its tree id; a name that named no tree is absent
+    trees: Mapping[str, tuple[TreeItem, ...]]  # tree id -> its entries
+
+    def files(self, tree: str, walked: set[str] | None = None) -> Iterator[tuple[str, str]]:
+        """(path below ``tree``, object id) of every file and symlink under ``tree``.
+
+        A tree already in ``walked`` is skipped, and each tree walked is added to it: a walk
+        over many refs that share folders visits each distinct folder once.
+        """
+        if walked is not None:
+            if tree in walked:
+                return
+            walked.add(tree)
+        for mode, name, oid in self.trees[tree]:
+            if mode == TREE_MODE:
+                yield from ((f"{name}/{path}", blob) for path, blob in self.files(oid, walked))
+            elif mode != SUBMODULE_MODE:
+                yield name, oid
+
+
+def read_trees(root: Path, names: Iterable[str]) -> Forest:
+    """The trees ``names`` name (``<commit>:<folder>``, ``main:tasks``) and every tree below
+    them, each distinct tree read once; a name that names nothing, or no tree, is left out.
+
+    One ``cat-file --batch-check`` resolves the names, then one ``cat-file --batch`` per level
+    of folders reads the tree objects: a few processes for any number of refs (not one
+    ``ls-tree`` each), and no file's content is read.
+    """
+    wanted = list(dict.fromkeys(names))
+    roots: dict[str, str] = {}
+    if wanted:
+        headers = _cat_file(root, "--batch-check", wanted).splitlines()
+        for name, header in zip(wanted, headers, strict=True):
+            parts = header.split()
+            if len(parts) == 3 and parts[1] == b"tree":  # else "<name> missing" (or a blob)
+                roots[name] = parts[0].decode("ascii")
+    trees: dict[str, tuple[TreeItem, ...]] = {}
+    level = list(dict.fromkeys(roots.values()))
+    while level:
+        read = _tree_objects(root, level)
+        trees.update(read)
+        below = (oid for items in read.values() for mode, _, oid in items if mode == TREE_MODE)
+        level = [oid for oid in dict.fromkeys(below) if oid not in trees]
+    return Forest(roots, trees)
+
+
+def _cat_file(root: Path, mode: str, names: list[str]) -> bytes:
+    stdin = "".join(f"{name}\n" for name in names).encode("utf-8", "surrogateescape")
+    return _plain(root, "cat-file", mode, stdin=stdin).stdout
+
+
+def _tree_objects(root: Path, trees: list[str]) -> dict[str, tuple[TreeItem, ...]]:
+    out = _cat_file(root, "--batch", trees)
+    found = {}
+    at = 0
+    while at < len(out):
+        eol = out.index(b"\n", at)
+        tree, _kind, size = _batch_header(out[at:eol])
+        found[tree] = _tree_items(out[eol + 1 : eol + 1 + size], len(tree) // 2)
+        at = eol + 1 + size + 1  # each object is followed by a newline
+    return found
+
+
+def _tree_items(data: bytes, id_bytes: int) -> tuple[TreeItem, ...]:
+    """A tree object's entries: ``<mode> <name>\\0<id, raw>`` each (SHA-1 or SHA-256 ids)."""
+    items = []
+    at = 0
+    while at < len(data):
+        space = data.index(b" ", at)
+        nul = data.index(b"\0", space)
+        end = nul + 1 + id_bytes
+        mode = data[at:space].decode("ascii")
+        items.append(
+            (mode, data[space + 1 : nul].decode("utf-8", "surrogateescape"), data[nul + 1 : end].hex())
+        )
+        at = end
+    return tuple(items)
