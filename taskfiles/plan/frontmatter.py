@@ -25,6 +25,7 @@ __all__ = [
     "HEADER_LINE",
     "Split",
     "SplitError",
+    "key_lines",
     "lines_of",
     "load_header",
     "load_yaml",
@@ -110,6 +111,13 @@ def load_header(split_: Split) -> yamlsafe.Document:
 def load_yaml(header: str) -> Any:
     """What a header holds (lines numbered as in its file); raises yamlsafe.YamlError."""
     return yamlsafe.load(header, HEADER_LINE).value
+
+
+def key_lines(split_: Split, key: str) -> range | None:
+    """Where top-level ``key`` is written: the indexes in ``split_.lines`` of its line and its
+    value's lines after it (a comment after the value is not its own); None when absent."""
+    start = _find_key(split_.lines, split_.close, key)
+    return None if start is None else range(start, _span(split_.lines, split_.close, start))
 
 
 def _key_of(line: str) -> str | None:
