@@ -7,6 +7,7 @@ the task-file layer.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 
 from .errors import UsageError
 
@@ -49,3 +50,17 @@ def slugify(title: str) -> str:
             break
         slug = candidate
     return slug or (words[0][:60] if words else "task")
+
+
+MAX_SUFFIX = 9_999  # fix-login, fix-login-2, ... fix-login-9999
+
+
+def candidates(base: str) -> Iterator[str]:
+    """The slugs ``task new`` tries, in order, when ``base`` is taken: ``base``, ``base-2``, ...
+
+    One derivation of the numbering: creating a task and explaining which slugs it passed
+    over both walk it.
+    """
+    yield base
+    for n in range(2, MAX_SUFFIX + 1):
+        yield f"{base}-{n}"

@@ -9,14 +9,14 @@ from __future__ import annotations
 import getpass
 import os
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
 from ..config import Config
 from ..errors import ConflictError, NotFoundError, UsageError
-from ..slugs import slugify
+from ..slugs import candidates, slugify
 from . import graph
 from .batch import Batch, edit_file, write_atomic
 from .query import Filters, find, select
@@ -75,8 +75,12 @@ def new_task(
     depends_on: Sequence[str] = (),
     labels: Sequence[str] = (),
     ready: bool = False,
+    elsewhere: Collection[str] = (),
 ) -> Path:
     """Write a new task file with a unique slug and the conventional sections.
+
+    The slug is the title's, or the first of ``slugs.candidates`` free both in the working
+    tree and in ``elsewhere`` (slugs other branches hold: ``slugspace.taken_on_refs``).
 
     UsageError, before anything is written, for an empty or too long title, an empty
     owner, milestone or label, a workstream that is not one folder name, and values the
@@ -95,7 +99,9 @@ def new_task(
         "depends_on": tuple(depends_on),
         "labels": tuple(labels),
     }
-    return _create_unique(folder, slugify(title), render_new(fields), _existing_slugs(config))
+    return _create_unique(
+        folder, slugify(title), render_new(fields), _existing_slugs(config) | set(elsewhere)
+    )
 
 
 def _title(title: str) -> str:
@@ -150,8 +156,7 @@ def _existing_slugs(config: Config) -> set[str]:
 
 def _create_unique(folder: Path, base: str, text: str, taken: set[str]) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
-    for n in range(1, 10_000):
-        slug = base if n == 1 else f"{base}-{n}"
+    for slug in candidates(base):
         if slug in taken:
             continue
         path = folder / f"{slug}.md"
