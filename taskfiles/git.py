@@ -189,6 +189,29 @@ def ls_commit(root: Path, commit: str, folder: str, *, sizes: bool = True) -> li
     long = ["--long"] if sizes else []
     with open_repo(root) as repo:
         out = _run(repo, "ls-tree", "-r", "-z", *long, "--full-tree", commit, "--", folder)
+    return _tree_entries(out)
+
+
+def files_at(repo: RepoPaths, ref: str, folder: str) -> list[TreeEntry] | None:
+    """Every file under ``folder`` at ``ref`` (blob ids, no sizes), or None when ``ref`` names
+    no commit: one plain ``ls-tree`` when the ref files name the commit (no gitpython, as it
+    runs on every ``task validate``), and a ``rev-parse`` first when they do not."""
+    commit = peek_ref(repo, ref) or _commit_of(repo.root, ref)
+    if commit is None:
+        return None
+    out = _plain(repo.root, "ls-tree", "-r", "-z", "--full-tree", commit, "--", folder).stdout
+    return _tree_entries(out.decode("utf-8", "surrogateescape"))
+
+
+def _commit_of(root: Path, ref: str) -> str | None:
+    done = _plain(
+        root, "rev-parse", "--verify", "--quiet", "--end-of-options", f"{ref}^{{commit}}", ok=(0, 1)
+    )
+    return done.stdout.decode("ascii", "replace").strip() or None
+
+
+def _tree_entries(out: str) -> list[TreeEntry]:
+    """``ls-tree -r -z [--long]`` output as entries; submodules are left out."""
     entries = []
     for record in out.split("\0"):
         if not record:
