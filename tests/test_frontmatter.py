@@ -214,6 +214,26 @@ def test_set_keys_refuses(text: str, updates: dict[str, Any], fragment: str) -> 
     assert fragment in str(caught.value)
 
 
+KEY_LINES_FILE = "---\na: 1  # one\nl:\n  - x\n  # between\n  - y\n# after l\n'q k': |\n  # text\n---\n"
+
+
+@pytest.mark.parametrize(
+    ("key", "lines"),
+    [
+        ("a", ["a: 1  # one\n"]),
+        ("l", ["l:\n", "  - x\n", "  # between\n", "  - y\n"]),
+        ("q k", ["'q k': |\n", "  # text\n"]),
+        ("missing", None),
+    ],
+)
+def test_key_lines_are_the_key_and_its_value_without_the_comment_after(
+    key: str, lines: list[str] | None
+) -> None:
+    split = frontmatter.split(KEY_LINES_FILE)
+    found = frontmatter.key_lines(split, key)
+    assert (None if found is None else split.lines[found.start : found.stop]) == lines
+
+
 # (value, quote style of the old value, rendered)
 SCALARS: list[tuple[object, str, str]] = [
     ("ready", "", "ready"),
