@@ -11,16 +11,20 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
+import click
 import typer
 
-from ..errors import Reported, ValidationFailed
+from .. import git
+from ..errors import Reported, UsageError, ValidationFailed
 from ..plan import query, source
 from ..plan.cache import gc_paused
 from ..plan.source import TaskSet
 from ..plan.taskfile import STATUSES, Task
+from .annotations import annotation
 from .app import JsonFlag, RefOption, config, echo, emit_json, table, warn
 
 if TYPE_CHECKING:
+    from ..plan.slugspace import NewTask
     from ..registry import RegistryEntry
 
 
@@ -72,10 +76,16 @@ def new(
     label: Annotated[list[str] | None, typer.Option(help="A label; repeat for more.")] = None,
     ready: Annotated[bool, typer.Option("--ready", help="Mark it ready for dispatch at once.")] = False,
 ) -> None:
-    """Create a task file with the conventional sections and print its path."""
-    from ..plan import edits
+    """Create a task file with the conventional sections and print its path.
 
-    path = edits.new_task(
+    The slug comes from the title and is unique in the working tree, on the base ref and on
+    every local and remote-tracking branch (so two branches never add the same one); when
+    the title's slug is taken, the next free one (fix-login-2, ...) is used and stderr says
+    where the taken one is.
+    """
+    from ..plan import slugspace
+
+    created = slugspace.new_task(
         config(ctx),
         title,
         workstream=workstream,
@@ -86,7 +96,17 @@ def new(
         labels=label or (),
         ready=ready,
     )
-    echo(config(ctx).relpath(path))
+    if created.passed_over:
+        typer.echo(_passed_over(created), err=True)
+    echo(config(ctx).relpath(created.path))
+
+
+def _passed_over(created: NewTask, shown: int = 3) -> str:
+    """'slug fix-login is taken on origin/x (tasks/fix-login.md); created fix-login-2'."""
+    (first, place), *others = created.passed_over
+    listed = [f"slug {first} is taken {place}", *(f"{slug} {where}" for slug, where in others[: shown - 1])]
+    more = f" and {len(others) - shown + 1} more" if len(others) >= shown else ""
+    return f"{', '.join(listed)}{more}; created {created.path.stem}"
 
 
 Many = list[str] | None  # a repeatable filter: a task passes when it has any of the values
@@ -312,41 +332,74 @@ def complete(
     echo(f"{edit.path}: {'completed' if edit.changed else 'unchanged'}")
 
 
+FORMATS = ("text", "json", "github")
+
+
 def validate(
     ctx: typer.Context,
     paths: Annotated[
         list[Path] | None, typer.Argument(help="Only report these files (checked against all).")
     ] = None,
     ref: RefOption = None,
+    base: Annotated[
+        str | None,
+        typer.Option(
+            help="The ref this work merges into, for slug_collision (default: base_ref of the "
+            "settings, skipped when it does not exist; given here, it must exist)."
+        ),
+    ] = None,
+    output: Annotated[
+        str | None,
+        typer.Option(
+            "--format",
+            click_type=click.Choice(FORMATS),
+            help="text: path:line: message (default); json: one document (as --json); "
+            "github: GitHub Actions annotations (::error file=...,line=...::message).",
+        ),
+    ] = None,
     as_json: JsonFlag = False,
 ) -> None:
-    """Check every task file; print each problem as path:line: message. Exit 1 on any error."""
+    """Check every task file; print each problem as path:line: message. Exit 1 on any error.
+
+    A file whose slug the base ref got at another path since this branch forked (two
+    branches each added the task) is a slug_collision error naming both paths.
+    """
     from ..plan.validate import validate as run_validate
 
+    chosen = _output_format(output, as_json)
     cfg = config(ctx)
     tasks = source.load(cfg, ref)
+    if base is not None:
+        git.resolve_commit(cfg.root, base)  # a --base that names nothing is exit 3, not a pass
     wanted = [cfg.relpath(p.resolve()) for p in paths] if paths else None
-    problems = run_validate(cfg, tasks, wanted)
+    problems = run_validate(cfg, tasks, wanted, base=base or cfg.base_ref)
     errors = sum(1 for p in problems if p.severity == "error")
-    if as_json:
+    files = len(tasks.tasks) + len(tasks.skipped)
+    if chosen == "json":
         emit_json(
             {
                 "ok": errors == 0,
                 "errors": errors,
                 "warnings": len(problems) - errors,
-                "files": len(tasks.tasks) + len(tasks.skipped),
+                "files": files,
                 "problems": [p.to_dict() for p in problems],
             }
         )
-    else:
-        for problem in problems:
-            echo(str(problem))
-        files = len(tasks.tasks) + len(tasks.skipped)
-        typer.echo(f"{files} files, {errors} error(s), {len(problems) - errors} warning(s)", err=True)
-    if errors and as_json:
-        raise Reported(ValidationFailed.exit_code)  # the JSON document is the report
+        if errors:
+            raise Reported(ValidationFailed.exit_code)  # the JSON document is the report
+        return
+    for problem in problems:
+        echo(annotation(problem) if chosen == "github" else str(problem))
+    typer.echo(f"{files} files, {errors} error(s), {len(problems) - errors} warning(s)", err=True)
     if errors:
         raise ValidationFailed(f"{errors} error(s) in task files; fix them and run 'task validate' again")
+
+
+def _output_format(output: str | None, as_json: bool) -> str:
+    """--format's value; --json is --format json, and the two must agree."""
+    if as_json and output not in (None, "json"):
+        raise UsageError(f"--json and --format {output} disagree; give one of them")
+    return "json" if as_json else output or "text"
 
 
 def next_task(

@@ -19,7 +19,7 @@ from pydantic_core import core_schema
 
 from .. import claims
 from ..errors import UsageError
-from ..plan import edits, query
+from ..plan import edits, query, slugspace
 from ..plan.source import load
 from ..plan.validate import validate
 from . import views, work
@@ -228,7 +228,7 @@ def _report(call: Call, a: ReportArgs) -> Mapping[str, Any]:
 
 def _create(call: Call, a: CreateArgs) -> Mapping[str, Any]:
     config = call.ws.config
-    path = edits.new_task(
+    path = slugspace.new_task(  # as task new: a slug no branch holds
         config,
         a.title,
         workstream=a.workstream,
@@ -238,7 +238,7 @@ def _create(call: Call, a: CreateArgs) -> Mapping[str, Any]:
         depends_on=a.depends_on,
         labels=a.labels,
         ready=a.ready,
-    )
+    ).path
     return {"slug": path.stem, "path": config.relpath(path), "file": str(path), "worktree": str(config.root)}
 
 

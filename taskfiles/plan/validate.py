@@ -69,7 +69,11 @@ def pr_problem(pr: str) -> str | None:
 
 
 def validate(
-    config: Config, taskset: TaskSet, paths: Iterable[str | os.PathLike[str]] | None = None
+    config: Config,
+    taskset: TaskSet,
+    paths: Iterable[str | os.PathLike[str]] | None = None,
+    *,
+    base: str | None = None,
 ) -> list[Problem]:
     """Every problem in ``taskset``, sorted by path, then line.
 
@@ -81,10 +85,18 @@ def validate(
     cycle written from that task ("dependency cycle: b -> c -> a -> b"), so each
     file's report stands alone. Tasks in the same strongly connected group that are
     not on the reported cycle get a "part of a dependency cycle" problem.
+
+    With ``base`` (a git ref that the work will merge into), a file whose slug ``base`` got
+    at another path since they forked is a ``slug_collision`` (``slugspace.collisions``);
+    a ``base`` that names nothing is skipped.
     """
     wanted = None if paths is None else {_relative(config, path) for path in paths}
     problems = [p for p in taskset.problems if wanted is None or p.path in wanted]
     problems.extend(_cross_file(config, taskset, wanted))
+    if base is not None:
+        from .slugspace import collisions  # reads git: only for callers that name a base
+
+        problems.extend(collisions(config, taskset, base, wanted))
     return sorted(problems, key=_order)
 
 

@@ -1,0 +1,186 @@
+"""Slugs across branches: which slugs the base ref and every branch hold, read at once.
+
+Two branches can each add ``fix-login.md`` without either seeing the other; the merge
+then holds two tasks with one slug. ``task new`` passes over every slug taken on the
+base ref or on any local or remote-tracking branch (``new_task``), and ``task validate``
+reports a file added here whose slug the base ref got at another path (``collisions``).
+Both read names and object ids only, never a task file's content: a few git processes
+however many branches there are.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Collection
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .. import git
+from ..config import Config
+from ..slugs import candidates, slug_of, slugify
+from .source import TaskSet
+from .taskfile import Problem
+
+BRANCHES = ("refs/heads", "refs/remotes")
+
+
+@dataclass(frozen=True)
+class Place:
+    """Where a slug is taken: a file on a ref (its short name), or in the working tree."""
+
+    ref: str | None  # None: the working tree
+    path: str  # from the repository root
+
+    def __str__(self) -> str:
+        return f"on {self.ref} ({self.path})" if self.ref else f"in the working tree ({self.path})"
+
+
+@dataclass(frozen=True)
+class NewTask:
+    """What ``new_task`` wrote, and the slugs it passed over on the way."""
+
+    path: Path
+    passed_over: tuple[tuple[str, Place], ...]  # (slug, where it is taken), in the order tried
+
+
+def new_task(config: Config, title: str, **fields: Any) -> NewTask:
+    """``edits.new_task`` with a slug free on the base ref and every branch too.
+
+    ``fields`` are ``edits.new_task``'s keyword arguments. Each slug passed over is
+    returned with the place that holds it, so the caller can say why the file is not
+    named after the title.
+    """
+    from . import edits  # edits reads YAML; validate imports this module for collisions only
+
+    taken = taken_on_refs(config)
+    path = edits.new_task(config, title, elsewhere=taken, **fields)
+    passed = []
+    for slug in candidates(slugify(title)):
+        if slug == path.stem:
+            break
+        passed.append((slug, taken.get(slug) or _in_tree(config, slug)))
+    return NewTask(path, tuple(passed))
+
+
+def taken_on_refs(config: Config) -> dict[str, Place]:
+    """Every slug on the base ref and on every local and remote-tracking branch, with the
+    first place it was found: the base ref first, then the branches by name.
+
+    A slug here is the stem of any ``.md`` file under the tasks folder, as ``task new``
+    counts the working tree's. One ``for-each-ref``, then ``git.read_trees`` over the
+    distinct commits: each distinct folder is read, and walked, once.
+    """
+    if config.repo is None:
+        return {}
+    folder = _folder(config)
+    revs = {config.base_ref: config.base_ref}
+    for tip in git.ref_tips(config.root, *BRANCHES):
+        revs.setdefault(tip.short, tip.commit)
+    forest = git.read_trees(config.root, [_at(rev, folder) for rev in revs.values()])
+    taken: dict[str, Place] = {}
+    walked: set[str] = set()  # every slug in a walked tree already has its place
+    for ref, rev in revs.items():
+        tree = forest.roots.get(_at(rev, folder))
+        for path, _ in forest.files(tree, walked) if tree else ():
+            if path.endswith(".md"):
+                taken.setdefault(slug_of(path), Place(ref, _join(folder, path)))
+    return taken
+
+
+def _in_tree(config: Config, slug: str) -> Place:
+    found = next(config.tasks_dir.rglob(f"{slug}.md"), config.tasks_dir / f"{slug}.md")
+    return Place(None, config.relpath(found))
+
+
+def collisions(
+    config: Config, taskset: TaskSet, base: str, wanted: Collection[str] | None = None
+) -> list[Problem]:
+    """``slug_collision`` for each task file of ``taskset`` (in ``wanted``, when given) whose
+    slug ``base`` holds at another path, with other content, added on either side since
+    they forked: merging would give one slug two files. Empty when ``base`` names nothing.
+
+    The same path with other content is an edit, and a path that was in the history both
+    share is a move: neither is reported. Costs one ``ls-tree`` of ``base``'s tasks folder;
+    only a slug found at two paths costs more (that file's hash, and a merge-base).
+    """
+    folder = _folder(config)
+    there = _task_files(config, base, folder)
+    if not there:
+        return []
+    at_base: dict[str, tuple[str, str]] = {}
+    for path, blob in there.items():
+        at_base.setdefault(slug_of(path), (path, blob))
+    here = {task.path for task in taskset.tasks} | set(taskset.skipped)
+    found = []
+    for path in sorted(here if wanted is None else here & set(wanted)):
+        other, blob = at_base.get(slug_of(path), (path, ""))
+        if other not in here and _blob_here(config, taskset, path, len(blob)) != blob:
+            found.append((path, other))
+    if not found:
+        return []
+    shared = _shared_history(config, taskset, base, folder)
+    taken = here | set(there)
+    return [
+        _collision(path, base, other, taken)
+        for path, other in found
+        if path not in shared and other not in shared
+    ]
+
+
+def _collision(path: str, base: str, other: str, paths: set[str]) -> Problem:
+    slug = slug_of(path)
+    slugs = {slug_of(p) for p in paths}
+    free = next((c for c in candidates(slug) if c not in slugs), f"{slug}-2")
+    renamed = f"{path.rpartition('/')[0]}/{free}.md".lstrip("/")
+    message = (
+        f"slug '{slug}' is also {base}:{other}, a file added since the two forked: merged, one "
+        f"slug would name two tasks; rename this one (git mv {path} {renamed}, and update the "
+        f"depends_on lists that name '{slug}'), or delete one if they are the same task"
+    )
+    return Problem(path, 1, message, "slug_collision")
+
+
+def _task_files(config: Config, rev: str, folder: str) -> dict[str, str]:
+    """Path -> blob id of every markdown file at ``rev`` that could be a task (files in
+    hidden folders are not, as the working-tree walk skips them); empty when ``rev``
+    names nothing."""
+    if config.repo is None:
+        return {}
+    entries = git.files_at(config.repo, rev, folder or ".") or ()
+    return {e.path: e.blob for e in entries if e.path.endswith(".md") and "/." not in "/" + e.path}
+
+
+def _blob_here(config: Config, taskset: TaskSet, path: str, id_length: int) -> str | None:
+    """The blob id ``path`` has in ``taskset``: from the ref it was read at, or the file's
+    bytes hashed as git hashes a blob (SHA-1, or SHA-256 when the base's ids are that long)."""
+    if taskset.ref is not None:
+        return taskset.paths_to_blobs.get(path)
+    try:
+        data = (config.root / path).read_bytes()
+    except OSError:
+        return None
+    digest = hashlib.sha256() if id_length == 64 else hashlib.sha1(usedforsecurity=False)
+    digest.update(b"blob %d\0" % len(data) + data)
+    return digest.hexdigest()
+
+
+def _shared_history(config: Config, taskset: TaskSet, base: str, folder: str) -> set[str]:
+    """The task files of the commit ``taskset`` and ``base`` last shared (none when they
+    share no history, or HEAD has no commit yet)."""
+    fork = git.merge_base(config.root, taskset.commit or "HEAD", base)
+    return set(_task_files(config, fork, folder)) if fork else set()
+
+
+def _folder(config: Config) -> str:
+    """The tasks folder from the repository root ("" when it is the root)."""
+    folder = config.relpath(config.tasks_dir)
+    return "" if folder == "." else folder
+
+
+def _at(rev: str, folder: str) -> str:
+    return f"{rev}:{folder}"
+
+
+def _join(folder: str, path: str) -> str:
+    return f"{folder}/{path}" if folder else path
