@@ -26,6 +26,7 @@ MAY_IMPORT = {
     "history": {"floor", "plan", "registry"},
     "dispatch": {"floor", "plan", "registry", "state", "status"},
     "metrics": {"floor", "plan", "registry", "state"},
+    "changes": {"floor", "plan", "state"},
     "serve": {"floor", "plan", "registry", "state", "status", "metrics", "history"},
     "mcp": {
         "floor",
@@ -41,7 +42,7 @@ MAY_IMPORT = {
     },
     "cli": {
         *("floor", "plan", "registry", "state", "status", "claims", "migration", "dispatch", "serve"),
-        *("metrics", "facts", "history", "mcp"),
+        *("metrics", "facts", "history", "mcp", "changes"),
     },
     "__init__": {"floor", "plan", "registry", "state", "status"},  # the public API (loaded lazily)
     "__main__": {"cli"},
