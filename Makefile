@@ -23,13 +23,17 @@ lint: $(STAMP)
 test: lint
 	$(BIN)/pytest -n 2 -q
 
+# `make bench BENCH_FLAGS=--quick` for a smoke run; LIST_FLAGS= to leave Backlog.md out.
+BENCH_FLAGS ?=
+LIST_FLAGS ?= --backlog
 bench: $(STAMP)
-	$(BIN)/python bench/startup.py
-	$(BIN)/python bench/bench_list.py
-	$(BIN)/python bench/bench_registry.py
-	$(BIN)/python bench/bench_status.py
-	$(BIN)/python bench/bench_heartbeat.py
-	$(BIN)/python bench/bench_serve.py
+	$(BIN)/python bench/startup.py $(BENCH_FLAGS)
+	$(BIN)/python bench/bench_list.py $(LIST_FLAGS) $(BENCH_FLAGS)
+	$(BIN)/python bench/bench_registry.py $(BENCH_FLAGS)
+	$(BIN)/python bench/bench_status.py $(BENCH_FLAGS)
+	$(BIN)/python bench/bench_heartbeat.py $(BENCH_FLAGS)
+	$(BIN)/python bench/bench_serve.py $(BENCH_FLAGS)
+	$(BIN)/python bench/bench_graph.py $(BENCH_FLAGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -12,14 +12,12 @@ and times, in process, median of 7 runs after one warm-up:
 
 Target: ``layout_svg`` <= 200 ms at 200 open tasks. The 1,000-task row is for
 information: the page draws at most ``dagview.MAX_NODES`` tasks. Writes
-bench/results/graph.json with the machine it ran on.
+bench/results/graph.json with the machine record (bench/machine.py).
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import shutil
 import statistics
 import tempfile
@@ -28,8 +26,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bench_list import HERE, machine
 from gen_tasks import generate
+from machine import Probe, results_file
+from timing import save, verdict
 
 from taskfiles.config import load as load_config
 from taskfiles.serve import dagview, depgraph
@@ -97,17 +96,21 @@ def measure(repo: Path, runs: int) -> dict[str, Any]:
 
 
 def main() -> None:
-    """Command line: bench_graph.py [--runs N] [--out FILE] [--keep DIR]."""
+    """Command line: bench_graph.py [--runs N] [--quick] [--out FILE] [--keep DIR]."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--runs", type=int, default=7)
-    parser.add_argument("--out", type=Path, default=HERE / "results" / "graph.json")
+    parser.add_argument("--runs", type=int, help="runs after a warm-up (default 7; --quick: 1)")
+    parser.add_argument("--quick", action="store_true", help="a smoke run: 200 open tasks only, one run")
+    parser.add_argument("--out", type=Path, help="result file (default bench/results/graph.json)")
     parser.add_argument("--keep", type=Path, help="Build the repositories here and keep them.")
     args = parser.parse_args()
     base = args.keep or Path(tempfile.mkdtemp(prefix="taskfiles-bench-graph-"))
-    load_before = os.getloadavg()
+    args.runs = args.runs or (1 if args.quick else 7)
+    args.out = args.out or results_file("graph.json", args.quick)
+    probe = Probe(0.1 if args.quick else 1.0)
+    sizes = {200: SIZES[200]} if args.quick else SIZES
     results: dict[str, Any] = {}
     try:
-        for wanted, count in SIZES.items():
+        for wanted, count in sizes.items():
             result = measure(generate(base / f"graph-{count}", count), args.runs)
             results[str(wanted)] = {"generated_tasks": count, **result}
             print(
@@ -121,20 +124,13 @@ def main() -> None:
         if args.keep is None:
             shutil.rmtree(base, ignore_errors=True)
     at_200 = results["200"]["layout_svg"]["median_ms"]
-    report = {
-        "machine": {
-            **machine(),
-            "load_average_before_after": [round(load_before[0], 2), round(os.getloadavg()[0], 2)],
-        },
+    report: dict[str, Any] = {
+        "machine": probe.record(),
         "runs": args.runs,
-        "target_ms": {"layout_svg_at_200": TARGET_MS},
-        "verdict": "met" if at_200 <= TARGET_MS else "missed",
         "results": results,
+        "targets": [verdict("layout+svg at 200 open tasks", at_200, TARGET_MS)],
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
-    print(f"layout+svg at 200 open tasks: {at_200:.1f} ms (target {TARGET_MS} ms): {report['verdict']}")
-    print(f"wrote {args.out}")
+    save(report, args.out)
 
 
 if __name__ == "__main__":

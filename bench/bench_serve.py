@@ -14,7 +14,8 @@ log with their runs), starts the real ``task serve`` as a subprocess, and measur
 - the server's resident memory (VmRSS, and its peak VmHWM) at the end.
 
 Targets: /api/status p50 <= 50 ms, overview p50 <= 200 ms, change-to-event <= 300 ms.
-Writes bench/results/serve.json with the machine it ran on.
+Prints PASS/FAIL for each and writes bench/results/serve.json with the machine record
+(bench/machine.py). ``--quick``: 300 tasks, 100 entries, short loops, 3 clients, 2 writes.
 """
 
 from __future__ import annotations
@@ -22,22 +23,22 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import json
 import shutil
 import socket
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 import urllib.request
 from pathlib import Path
 from typing import Any
 
-from bench_list import HERE, TASK, child_env, machine
 from bench_registry import fresh_database
-from bench_status import fill_registry, use_database
+from bench_status import use_database
+from entries import fill_registry
 from gen_tasks import generate
+from machine import Probe, child_env, results_file
+from timing import TASK, save, verdict
 
 TARGETS_MS = {"api_status_p50": 50, "overview_p50": 200, "change_to_event": 300}
 
@@ -161,17 +162,27 @@ def memory(pid: int) -> dict[str, float]:
 def main() -> None:
     """Command line: bench_serve.py [--tasks N] [--entries N] [--seconds S] [--clients N] [--writes N]."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--tasks", type=int, default=10_000)
-    parser.add_argument("--entries", type=int, default=1_000)
-    parser.add_argument("--seconds", type=float, default=12.0, help="length of each steady loop")
-    parser.add_argument("--clients", type=int, default=100)
-    parser.add_argument("--writes", type=int, default=10)
-    parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument("--tasks", type=int, help="tasks (default 10000; --quick: 300)")
+    parser.add_argument("--entries", type=int, help="registry entries (default 1000; --quick: 100)")
+    parser.add_argument("--seconds", type=float, help="length of each steady loop (default 12; --quick: 0.3)")
+    parser.add_argument("--clients", type=int, help="SSE clients (default 100; --quick: 3)")
+    parser.add_argument(
+        "--writes", type=int, help="registry writes timed to the clients (default 10; --quick: 2)"
+    )
+    parser.add_argument("--quick", action="store_true", help="a smoke run: small repository, short loops")
+    parser.add_argument("--out", type=Path, help="result file (default bench/results/serve.json)")
     parser.add_argument(
         "--pg", help="a PostgreSQL registry: an admin URL; the server and the writer are two hosts"
     )
     args = parser.parse_args()
-    out = args.out or HERE / "results" / ("serve-pg.json" if args.pg else "serve.json")
+    quick = args.quick
+    args.tasks = args.tasks or (300 if quick else 10_000)
+    args.entries = args.entries or (100 if quick else 1_000)
+    args.seconds = args.seconds or (0.3 if quick else 12.0)
+    args.clients = args.clients or (3 if quick else 100)
+    args.writes = args.writes or (2 if quick else 10)
+    out = args.out or results_file("serve-pg.json" if args.pg else "serve.json", quick)
+    probe = Probe(0.1 if quick else 1.0)
     base = Path(tempfile.mkdtemp(prefix="taskfiles-bench-serve-"))
     server = None
     database = contextlib.ExitStack()
@@ -202,8 +213,8 @@ def main() -> None:
                 print("server stderr:", errors[-3000:])
         database.close()
         shutil.rmtree(base, ignore_errors=True)
-    report = {
-        "machine": machine(),
+    report: dict[str, Any] = {
+        "machine": probe.record(),
         "setup": {
             "tasks": args.tasks,
             "entries": entries,
@@ -216,17 +227,14 @@ def main() -> None:
         "overview_html": overview,
         "sse": live,
         "memory": mem,
-        "verdict": {
-            "api_status_p50": status["p50_ms"] <= TARGETS_MS["api_status_p50"],
-            "overview_p50": overview["p50_ms"] <= TARGETS_MS["overview_p50"],
-            "change_to_event": live["slowest_client_median_ms"] <= TARGETS_MS["change_to_event"],
-        },
+        "targets": [
+            verdict("/api/status p50", status["p50_ms"], TARGETS_MS["api_status_p50"]),
+            verdict("overview p50", overview["p50_ms"], TARGETS_MS["overview_p50"]),
+            verdict("change to event", live["slowest_client_median_ms"], TARGETS_MS["change_to_event"]),
+        ],
     }
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
-    print(json.dumps(report["verdict"]))
-    print(f"wrote {out}")
+    save(report, out)
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
 import statistics
 import subprocess
@@ -26,8 +25,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench_list import machine
 from gen_tasks import generate
+from machine import Probe, child_env
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -60,7 +59,7 @@ def build(folder: Path, count: int) -> Path:
 
 def claim(folder: Path, entries: int, code: Path) -> None:
     """``entries`` live claims, written by the version at ``code`` (each reads its own format)."""
-    env = {**clean_env(), "PYTHONPATH": str(code)}
+    env = {**child_env(), "PYTHONPATH": str(code)}
     script = (
         "import sys; from taskfiles import config, status; from taskfiles.registry import open_registry; "
         "cfg = config.load(); reg = open_registry(cfg); "
@@ -70,16 +69,9 @@ def claim(folder: Path, entries: int, code: Path) -> None:
     subprocess.run([sys.executable, "-c", script], cwd=folder, env=env, check=True)
 
 
-def clean_env() -> dict[str, str]:
-    """Bytecode caches on, as on a user's machine; no git variables from the caller."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("GIT_")}
-    env.pop("PYTHONDONTWRITEBYTECODE", None)
-    return env
-
-
 def timed(command: list[str], cwd: Path, code: Path) -> float:
     """Milliseconds one run of ``command`` takes with the package at ``code``."""
-    env = {**clean_env(), "PYTHONPATH": str(code)}
+    env = {**child_env(), "PYTHONPATH": str(code)}
     began = time.perf_counter()
     done = subprocess.run(command, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     elapsed = (time.perf_counter() - began) * 1000
@@ -120,6 +112,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=HERE / "results" / "compare.json")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="taskfiles-compare-"))
+    probe = Probe()
     base = work / "base"
     try:
         checkout(args.base, base)
@@ -132,7 +125,7 @@ def main() -> None:
     finally:
         subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(base)], check=False)
         shutil.rmtree(work, ignore_errors=True)
-    report = {"machine": machine(), "base": args.base, "tasks": args.tasks, "results": results}
+    report = {"machine": probe.record(), "base": args.base, "tasks": args.tasks, "results": results}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
     print(f"wrote {args.out}")

@@ -11,6 +11,8 @@ from __future__ import annotations
 import argparse
 import random
 import subprocess
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 from taskfiles.plan.taskfile import BODY_SECTIONS as SECTIONS
@@ -65,77 +67,132 @@ def _weighted(rng: random.Random, table: tuple[tuple[str, int], ...]) -> str:
     return rng.choices([v for v, _ in table], weights=[w for _, w in table])[0]
 
 
+@dataclass(frozen=True)
+class TaskSpec:
+    """One generated task, before it is written in any tool's format."""
+
+    index: int
+    slug: str
+    folder: str  # the workstream folder under tasks/, or "" for tasks/ itself
+    title: str
+    status: str
+    priority: str | None
+    owner: str | None
+    milestone: str | None
+    depends_on: tuple[str, ...]
+    labels: tuple[str, ...]
+    completed: tuple[str, str, str] | None  # completed_by, completed_at, pr
+    sections: tuple[tuple[str, str], ...]  # (heading, text) in file order
+    quoted_title: bool = False
+    comment: bool = False
+
+
 def _paragraph(rng: random.Random, sentences: int) -> str:
     picked = [rng.choice(WORDS) for _ in range(sentences)]
     return " ".join(s[0].upper() + s[1:] + "." for s in picked)
 
 
-def _body(rng: random.Random, deps: list[str]) -> str:
+def _sections(rng: random.Random, deps: tuple[str, ...]) -> tuple[tuple[str, str], ...]:
     parts = []
     for name in SECTIONS[: rng.randint(4, len(SECTIONS))]:
         if name in ("Plan", "Acceptance criteria"):
-            items = "\n".join(f"- [ ] {rng.choice(WORDS)}" for _ in range(rng.randint(2, 6)))
-            text = items
+            text = "\n".join(f"- [ ] {rng.choice(WORDS)}" for _ in range(rng.randint(2, 6)))
         else:
             text = _paragraph(rng, rng.randint(2, 7))
         if name == "Context" and deps:
             text += "\n\nBlocked on " + ", ".join(f"`{d}`" for d in deps) + "."
-        parts.append(f"## {name}\n\n{text}\n")
-    return "\n".join(parts)
+        parts.append((name, text))
+    return tuple(parts)
 
 
-def _frontmatter(rng: random.Random, index: int, slug: str, deps: list[str]) -> list[str]:
-    status = _weighted(rng, STATUSES)
-    title = slug.rsplit("-", 1)[0].replace("-", " ").capitalize() + f" (#{index})"
-    lines = [f'title: "{title}"' if rng.random() < 0.3 else f"title: {title}", f"status: {status}"]
-    if rng.random() < 0.9:
-        lines.append(f"priority: {_weighted(rng, PRIORITIES)}")
-    if rng.random() < 0.8:
-        lines.append(f"owner: {rng.choice(OWNERS)}")
-    if rng.random() < 0.5:
-        lines.append(f"milestone: {rng.choice(MILESTONES)}")
-    if deps:
-        lines.append(f"depends_on: [{', '.join(deps)}]")
-    labels = rng.sample(LABELS, rng.randint(0, 4))
-    if labels:
-        lines.append("labels:" + "".join(f"\n  - {label}" for label in labels))
-    if status == "completed":
-        lines += [
-            f"completed_by: {rng.choice(OWNERS)}",
-            f"completed_at: 2026-{rng.randint(1, 12):02d}-{rng.randint(1, 28):02d}",
-            f"pr: '#{rng.randint(100, 9999)}'",
-        ]
-    if rng.random() < 0.1:
-        lines.append("# reviewed in the weekly planning meeting")
-    return lines
-
-
-def _task(rng: random.Random, index: int, slugs: list[str]) -> tuple[str, str]:
+def _spec(rng: random.Random, index: int, slugs: list[str]) -> TaskSpec:
+    """The next task; the order of the draws fixes the output for a seed."""
     slug = f"{rng.choice(VERBS)}-{rng.choice(NOUNS)}-{index:05d}"
     # Dependencies only point at earlier tasks, so the graph has no cycles.
-    deps = rng.sample(slugs[-200:], min(len(slugs), rng.choice((0, 0, 0, 1, 1, 2, 3))))
-    text = "---\n" + "\n".join(_frontmatter(rng, index, slug, deps)) + "\n---\n\n" + _body(rng, deps)
-    return slug, text
+    deps = tuple(rng.sample(slugs[-200:], min(len(slugs), rng.choice((0, 0, 0, 1, 1, 2, 3)))))
+    status = _weighted(rng, STATUSES)
+    quoted = rng.random() < 0.3
+    priority = _weighted(rng, PRIORITIES) if rng.random() < 0.9 else None
+    owner = rng.choice(OWNERS) if rng.random() < 0.8 else None
+    milestone = rng.choice(MILESTONES) if rng.random() < 0.5 else None
+    labels = tuple(rng.sample(LABELS, rng.randint(0, 4)))
+    completed = None
+    if status == "completed":
+        by = rng.choice(OWNERS)
+        when = f"2026-{rng.randint(1, 12):02d}-{rng.randint(1, 28):02d}"
+        completed = (by, when, f"#{rng.randint(100, 9999)}")
+    comment = rng.random() < 0.1
+    sections = _sections(rng, deps)
+    folder = rng.choice(WORKSTREAMS) if rng.random() < 0.9 else ""
+    title = slug.rsplit("-", 1)[0].replace("-", " ").capitalize() + f" (#{index})"
+    return TaskSpec(
+        index,
+        slug,
+        folder,
+        title,
+        status,
+        priority,
+        owner,
+        milestone,
+        deps,
+        labels,
+        completed,
+        sections,
+        quoted,
+        comment,
+    )
+
+
+def specs(count: int, seed: int = 1) -> Iterator[TaskSpec]:
+    """``count`` tasks, the same ones for the same count and seed."""
+    rng = random.Random(seed)
+    slugs: list[str] = []
+    for index in range(count):
+        spec = _spec(rng, index, slugs)
+        slugs.append(spec.slug)
+        yield spec
+
+
+def taskfile_text(spec: TaskSpec) -> str:
+    """The task as a taskfiles task file: frontmatter and the conventional sections."""
+    lines = [
+        f'title: "{spec.title}"' if spec.quoted_title else f"title: {spec.title}",
+        f"status: {spec.status}",
+    ]
+    lines += [f"{key}: {value}" for key, value in _optional(spec) if value]
+    if spec.depends_on:
+        lines.append(f"depends_on: [{', '.join(spec.depends_on)}]")
+    if spec.labels:
+        lines.append("labels:" + "".join(f"\n  - {label}" for label in spec.labels))
+    if spec.completed:
+        by, at, pr = spec.completed
+        lines += [f"completed_by: {by}", f"completed_at: {at}", f"pr: '{pr}'"]
+    if spec.comment:
+        lines.append("# reviewed in the weekly planning meeting")
+    body = "\n".join(f"## {name}\n\n{text}\n" for name, text in spec.sections)
+    return "---\n" + "\n".join(lines) + "\n---\n\n" + body
+
+
+def _optional(spec: TaskSpec) -> tuple[tuple[str, str | None], ...]:
+    return (("priority", spec.priority), ("owner", spec.owner), ("milestone", spec.milestone))
 
 
 def generate(dest: Path, count: int, seed: int = 1) -> Path:
     """Write ``count`` tasks and a config under ``dest`` and commit them on ``main``."""
-    rng = random.Random(seed)
     dest.mkdir(parents=True, exist_ok=True)
     (dest / "taskfiles.toml").write_text(CONFIG, encoding="utf-8")
-    slugs: list[str] = []
-    for index in range(count):
-        slug, text = _task(rng, index, slugs)
-        slugs.append(slug)
-        folder = dest / "tasks" / rng.choice(WORKSTREAMS) if rng.random() < 0.9 else dest / "tasks"
+    for spec in specs(count, seed):
+        folder = dest / "tasks" / spec.folder
         folder.mkdir(parents=True, exist_ok=True)
-        (folder / f"{slug}.md").write_text(text, encoding="utf-8")
+        (folder / f"{spec.slug}.md").write_text(taskfile_text(spec), encoding="utf-8")
     (dest / "tasks" / "README.md").write_text("# Tasks\n\nOne file per task.\n", encoding="utf-8")
-    _commit(dest)
+    commit_all(dest)
     return dest
 
 
-def _commit(dest: Path) -> None:
+def commit_all(dest: Path) -> None:
+    """Make ``dest`` a git repository on ``main`` with everything in it committed."""
+
     def git(*args: str) -> None:
         subprocess.run(["git", "-C", str(dest), *args], check=True, capture_output=True)
 
