@@ -61,8 +61,7 @@ class _Side:
 
     @property
     def eol(self) -> str:
-        first = self.split.lines[0]
-        return first[len(first.rstrip("\r\n")) :] or "\n"
+        return _eol(self.split)
 
 
 @dataclass(frozen=True)
@@ -99,11 +98,8 @@ def merge(base: bytes, ours: bytes, theirs: bytes, *, marker_size: int = 7) -> M
         done = git.merge_file(ours, base, theirs, marker_size=marker_size, labels=LABELS)
         return Merged(done.data, (FILE,) if done.conflicts else (), str(exc))
     header, conflicts, note = _header(*sides, marker_size)
-    body = _body(*sides, marker_size)
-    if body is None:
-        return Merged(_join(sides[1], header, sides[1].split.body.encode()), conflicts, note)
-    data, body_conflicts = body
-    return Merged(_join(sides[1], header, data), conflicts + ((BODY,) if body_conflicts else ()), note)
+    body, body_conflicts = _body(*sides, marker_size)
+    return Merged(_join(sides[1], header, body), conflicts + ((BODY,) if body_conflicts else ()), note)
 
 
 def _join(ours: _Side, header: str, body: bytes) -> bytes:
@@ -242,7 +238,7 @@ def _take(text: str, key: str, base: _Side, theirs: _Side) -> str:
     ):
         return frontmatter.set_keys(text, {key: value})
     where = mine if mine is not None else range(split.close, split.close)
-    eol = _Side(split, {}).eol
+    eol = _eol(split)
     lines = list(split.lines)
     lines[where.start : where.stop] = [
         _ended(line, eol) for line in theirs.split.lines[their.start : their.stop]
@@ -264,6 +260,12 @@ def _lines(split: frontmatter.Split, where: range) -> str:
     return "".join(split.lines[where.start : where.stop])
 
 
+def _eol(split: frontmatter.Split) -> str:
+    """The line ending of the opening delimiter: the one new lines get."""
+    first = split.lines[0]
+    return first[len(first.rstrip("\r\n")) :] or "\n"
+
+
 def _ended(line: str, eol: str) -> str:
     return line.rstrip("\r\n") + eol
 
@@ -282,7 +284,7 @@ def _mark(text: str, theirs: _Side, key: str, marker_size: int) -> str:
     split = frontmatter.split(text)
     mine = frontmatter.key_lines(split, key) or range(split.close, split.close)
     their = frontmatter.key_lines(theirs.split, key) or range(0)
-    eol = _Side(split, {}).eol
+    eol = _eol(split)
     lines = list(split.lines)
     lines[mine.start : mine.stop] = _markers(
         lines[mine.start : mine.stop], theirs.split.lines[their.start : their.stop], eol, marker_size
@@ -310,11 +312,11 @@ def _markers(mine: list[str], other: list[str], eol: str, size: int) -> list[str
 # -- the body -----------------------------------------------------------------------------------
 
 
-def _body(base: _Side, ours: _Side, theirs: _Side, marker_size: int) -> tuple[bytes, bool] | None:
-    """The merged body and whether it has conflicts; None when it is ours."""
+def _body(base: _Side, ours: _Side, theirs: _Side, marker_size: int) -> tuple[bytes, bool]:
+    """The merged body and whether it has conflicts."""
     old, mine, other = (side.split.body for side in (base, ours, theirs))
     if other in (old, mine):
-        return None
+        return mine.encode(), False
     if mine == old:
         return other.encode(), False
     done = git.merge_file(mine.encode(), old.encode(), other.encode(), marker_size=marker_size, labels=LABELS)
