@@ -5,6 +5,7 @@ test over generated task files."""
 from __future__ import annotations
 
 import json
+import shlex
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -275,7 +276,7 @@ def test_install_is_idempotent_and_uninstall_leaves_other_lines(repo: Path) -> N
     assert "not installed" in task(repo, "merge-driver", "status")
     first = task(repo, "merge-driver", "install")
     assert "added 'tasks/**/*.md merge=taskfiles' to .gitattributes" in first
-    assert f"{sys.executable} -m taskfiles merge-driver run %O %A %B %L %P" in first
+    assert f"{shlex.quote(sys.executable)} -m taskfiles merge-driver run %O %A %B %L %P" in first
     after = attributes.read_bytes()
     assert after == b"*.png binary\n# keep this comment\n*.sh text eol=lf\ntasks/**/*.md merge=taskfiles\n"
     config = (repo / ".git" / "config").read_bytes()
@@ -283,7 +284,7 @@ def test_install_is_idempotent_and_uninstall_leaves_other_lines(repo: Path) -> N
     assert attributes.read_bytes() == after and (repo / ".git" / "config").read_bytes() == config
     shown = json.loads(task(repo, "merge-driver", "status", "--json"))
     assert shown["installed"] and shown["current"] and shown["effective"] == "taskfiles"
-    assert git(repo, "config", "--get", "merge.taskfiles.driver").startswith(sys.executable)
+    assert git(repo, "config", "--get", "merge.taskfiles.driver").startswith(shlex.quote(sys.executable))
 
     removed = task(repo, "merge-driver", "install", "--uninstall")
     assert "removed 'tasks/**/*.md merge=taskfiles' from .gitattributes" in removed
