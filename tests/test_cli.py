@@ -200,7 +200,10 @@ def _commands(
     group: click.Group, prefix: tuple[str, ...] = ()
 ) -> list[tuple[tuple[str, ...], click.Command]]:
     found = []
-    for name, command in group.commands.items():
+    ctx = click.Context(group)
+    for name in group.list_commands(ctx):  # the top-level group builds its commands on lookup
+        command = group.get_command(ctx, name)
+        assert command is not None
         found.append(((*prefix, name), command))
         if isinstance(command, click.Group):
             found.extend(_commands(command, (*prefix, name)))
@@ -312,42 +315,6 @@ def test_complete_twice_keeps_the_record_and_edits_keep_the_file_mode(repo: Path
     added = [line for line in path.read_text().splitlines() if line not in first.splitlines()]
     assert added == ["pr: https://example.invalid/pull/9"]
     assert path.stat().st_mode & 0o777 == 0o600
-
-
-@pytest.mark.parametrize(
-    ("argv", "commands"),
-    [
-        (["list", "--json"], ["list"]),
-        (["-C", "/x", "show", "a"], ["show"]),
-        (["--repo=/x", "heartbeat-cycle"], ["heartbeat-cycle"]),
-        (["--help"], None),
-        (["worker", "run", "a"], None),  # a group: the whole app
-        (["no-such-command"], None),
-        ([], None),
-    ],
-)
-def test_main_builds_only_the_named_command(argv: list[str], commands: list[str] | None) -> None:
-    from taskfiles.cli import only
-
-    chosen = only(argv)
-    if commands is None:
-        assert chosen is app
-    else:
-        assert [info.name for info in chosen.registered_commands] == commands
-        assert chosen.registered_callback is app.registered_callback  # -C/--repo still works
-
-
-def test_the_cut_down_app_behaves_like_the_whole_one(repo: Path) -> None:
-    from taskfiles.cli import only
-
-    write_task(repo, "a.md", "---\ntitle: A\n---\n")
-    argv = ["-C", str(repo), "list", "--json"]
-    whole = runner.invoke(app, argv)
-    cut = runner.invoke(only(argv), argv)
-    assert (cut.exit_code, cut.stdout) == (whole.exit_code, whole.stdout) == (0, whole.stdout)
-    assert json.loads(cut.stdout)[0]["slug"] == "a"
-    missing = ["-C", str(repo), "show", "nope"]
-    assert runner.invoke(only(missing), missing).stderr == runner.invoke(app, missing).stderr
 
 
 def test_new_writes_the_canonical_owner_for_an_alias_as_set_and_assign_do(repo: Path) -> None:

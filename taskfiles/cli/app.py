@@ -80,10 +80,10 @@ class TaskfilesCommand(TyperCommand):
         return mapped(super().invoke, ctx)
 
 
-def new_app(help_text: str) -> typer.Typer:
+def new_app(help_text: str, cls: type[TaskfilesGroup] = TaskfilesGroup) -> typer.Typer:
     """A Typer (sub)app with the house settings."""
     return typer.Typer(
-        cls=TaskfilesGroup,
+        cls=cls,
         help=help_text,
         no_args_is_help=True,
         add_completion=False,

@@ -1,0 +1,77 @@
+"""What a command line imports: only the module of the command it names (cli.COMMANDS)."""
+
+from __future__ import annotations
+
+import importlib
+import json
+import pkgutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import typer
+
+from taskfiles import cli
+from taskfiles.cli import COMMANDS
+
+from .conftest import write_task
+
+
+@pytest.mark.parametrize("module", COMMANDS)
+def test_the_table_names_what_each_module_registers_in_order(module: str) -> None:
+    scratch = typer.Typer()
+    importlib.import_module(f"taskfiles.cli.{module}").register(scratch)
+    built = typer.main.get_group(scratch)  # typer's own naming of commands and groups
+    assert list(built.commands) == list(COMMANDS[module])
+
+
+def test_every_command_module_has_a_line_and_every_name_one_module() -> None:
+    modules = [
+        info.name
+        for info in pkgutil.iter_modules(cli.__path__)
+        if hasattr(importlib.import_module(f"taskfiles.cli.{info.name}"), "register")
+    ]
+    assert sorted(modules) == sorted(COMMANDS), (
+        "add the module's line to COMMANDS in taskfiles/cli/__init__.py"
+    )
+    names = [name for names in COMMANDS.values() for name in names]
+    assert len(names) == len(set(names))
+
+
+PROBE = """
+import sys
+from taskfiles.cli import main
+sys.argv = ["task", *{argv!r}]
+try:
+    main()
+except SystemExit as end:
+    code = end.code
+loaded = sorted(m.rsplit(".", 1)[1] for m in sys.modules if m.startswith("taskfiles.cli."))
+print(__import__("json").dumps([code, loaded]), file=sys.stderr)
+"""
+
+
+@pytest.mark.parametrize(
+    ("argv", "modules"),
+    [
+        (["list", "--json"], ["planning"]),
+        (["note", "a", "noted"], ["runtime"]),
+        (["merge-driver", "status", "--help"], ["mergedriver"]),
+        (["registry", "repair", "--help"], ["runtime"]),
+        (["--help"], sorted(COMMANDS)),
+        (["lst"], sorted(COMMANDS)),  # an unknown name is compared with every command
+    ],
+)
+def test_a_command_line_imports_only_the_module_of_its_command(
+    repo: Path, argv: list[str], modules: list[str]
+) -> None:
+    write_task(repo, "a.md", "---\ntitle: A\n---\n")
+    probe = PROBE.format(argv=["-C", str(repo), *argv])
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    code, loaded = json.loads(done.stderr.splitlines()[-1])
+    assert sorted(set(loaded) & set(COMMANDS)) == modules
+    if argv == ["lst"]:
+        assert code == 2 and "No such command 'lst'. Did you mean 'list'" in done.stderr
+    else:
+        assert code in (0, None), done.stderr
