@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Iterable, Iterator, Mapping
+import re
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -754,89 +755,52 @@ def ref_tips(root: Path, *prefixes: str) -> list[RefTip]:
     return tips
 
 
-TREE_MODE = "40000"  # a tree entry's mode as git stores it (ls-tree shows 040000)
-SUBMODULE_MODE = "160000"
-TreeItem = tuple[str, str, str]  # (mode, name, object id) of one entry of a tree object
-
-
-@dataclass(frozen=True)
-class Forest:
-    """Trees read at once by ``read_trees``: the tree each name named, and every tree below."""
-
-    roots: Mapping[str, str]  # the name given -> its tree id; a name that named no tree is absent
-    trees: Mapping[str, tuple[TreeItem, ...]]  # tree id -> its entries
-
-    def files(self, tree: str, walked: set[str] | None = None) -> Iterator[tuple[str, str]]:
-        """(path below ``tree``, object id) of every file and symlink under ``tree``.
-
-        A tree already in ``walked`` is skipped, and each tree walked is added to it: a walk
-        over many refs that share folders visits each distinct folder once.
-        """
-        if walked is not None:
-            if tree in walked:
-                return
-            walked.add(tree)
-        for mode, name, oid in self.trees[tree]:
-            if mode == TREE_MODE:
-                yield from ((f"{name}/{path}", blob) for path, blob in self.files(oid, walked))
-            elif mode != SUBMODULE_MODE:
-                yield name, oid
-
-
-def read_trees(root: Path, names: Iterable[str]) -> Forest:
-    """The trees ``names`` name (``<commit>:<folder>``, ``main:tasks``) and every tree below
-    them, each distinct tree read once; a name that names nothing, or no tree, is left out.
-
-    One ``cat-file --batch-check`` resolves the names, then one ``cat-file --batch`` per level
-    of folders reads the tree objects: a few processes for any number of refs (not one
-    ``ls-tree`` each), and no file's content is read.
-    """
+def tree_ids(root: Path, names: Iterable[str]) -> dict[str, str]:
+    """The tree each of ``names`` (``<commit>:<folder>``, ``main:tasks``) names, from one
+    ``cat-file --batch-check``; a name that names nothing, or no tree, is left out."""
     wanted = list(dict.fromkeys(names))
-    roots: dict[str, str] = {}
-    if wanted:
-        headers = _cat_file(root, "--batch-check", wanted).splitlines()
-        for name, header in zip(wanted, headers, strict=True):
-            parts = header.split()
-            if len(parts) == 3 and parts[1] == b"tree":  # else "<name> missing" (or a blob)
-                roots[name] = parts[0].decode("ascii")
-    trees: dict[str, tuple[TreeItem, ...]] = {}
-    level = list(dict.fromkeys(roots.values()))
-    while level:
-        read = _tree_objects(root, level)
-        trees.update(read)
-        below = (oid for items in read.values() for mode, _, oid in items if mode == TREE_MODE)
-        level = [oid for oid in dict.fromkeys(below) if oid not in trees]
-    return Forest(roots, trees)
-
-
-def _cat_file(root: Path, mode: str, names: list[str]) -> bytes:
-    stdin = "".join(f"{name}\n" for name in names).encode("utf-8", "surrogateescape")
-    return _plain(root, "cat-file", mode, stdin=stdin).stdout
-
-
-def _tree_objects(root: Path, trees: list[str]) -> dict[str, tuple[TreeItem, ...]]:
-    out = _cat_file(root, "--batch", trees)
+    if not wanted:
+        return {}
+    stdin = "".join(f"{name}\n" for name in wanted).encode("utf-8", "surrogateescape")
+    headers = _plain(root, "cat-file", "--batch-check", stdin=stdin).stdout.splitlines()
     found = {}
-    at = 0
-    while at < len(out):
-        eol = out.index(b"\n", at)
-        tree, _kind, size = _batch_header(out[at:eol])
-        found[tree] = _tree_items(out[eol + 1 : eol + 1 + size], len(tree) // 2)
-        at = eol + 1 + size + 1  # each object is followed by a newline
+    for name, header in zip(wanted, headers, strict=True):
+        parts = header.split()
+        if len(parts) == 3 and parts[1] == b"tree":  # else "<name> missing" (or a blob)
+            found[name] = parts[0].decode("ascii")
     return found
 
 
-def _tree_items(data: bytes, id_bytes: int) -> tuple[TreeItem, ...]:
-    """A tree object's entries: ``<mode> <name>\\0<id, raw>`` each (SHA-1 or SHA-256 ids)."""
-    items = []
+def tree_files(root: Path, tree: str) -> list[TreeEntry]:
+    """Every file under ``tree`` (a tree id), paths relative to it: one plain ``ls-tree``."""
+    out = _plain(root, "ls-tree", "-r", "-z", tree).stdout
+    return _tree_entries(out.decode("utf-8", "surrogateescape"))
+
+
+_DIFF_HEADER = re.compile(rb"[0-9a-f]+ ([0-9a-f]+)\n")  # diff-tree --stdin echoes each pair
+
+
+def added_files(root: Path, base: str, trees: Iterable[str]) -> dict[str, list[str]]:
+    """For each of ``trees`` (tree ids), the paths of the files it has and the tree ``base``
+    has not, from one ``diff-tree --stdin``: git compares each pair in C and skips the
+    folders they share, so 200 branches that each add a file cost little more than one,
+    and no tree is read into Python whole."""
+    added: dict[str, list[str]] = {tree: [] for tree in dict.fromkeys(trees) if tree != base}
+    if not added:
+        return added
+    pairs = "".join(f"{base} {tree}\n" for tree in added).encode("ascii")
+    args = ("diff-tree", "--stdin", "-r", "-z", "--name-status", "--diff-filter=A")
+    out = _plain(root, *args, stdin=pairs).stdout
+    current: list[str] = []
     at = 0
-    while at < len(data):
-        space = data.index(b" ", at)
-        nul = data.index(b"\0", space)
-        end = nul + 1 + id_bytes
-        mode = data[at:space].decode("ascii")
-        items.append(
-            (mode, data[space + 1 : nul].decode("utf-8", "surrogateescape"), data[nul + 1 : end].hex())
-        )
-        at = end
-    return tuple(items)
+    while at < len(out):
+        header = _DIFF_HEADER.match(out, at)  # never a status: those are capital letters
+        if header:
+            current = added[header[1].decode("ascii")]
+            at = header.end()
+            continue
+        status_end = out.index(b"\0", at)
+        path_end = out.index(b"\0", status_end + 1)
+        current.append(out[status_end + 1 : path_end].decode("utf-8", "surrogateescape"))
+        at = path_end + 1
+    return added

@@ -68,8 +68,10 @@ def taken_on_refs(config: Config) -> dict[str, Place]:
     first place it was found: the base ref first, then the branches by name.
 
     A slug here is the stem of any ``.md`` file under the tasks folder, as ``task new``
-    counts the working tree's. One ``for-each-ref``, then ``git.read_trees`` over the
-    distinct commits: each distinct folder is read, and walked, once.
+    counts the working tree's. Four git processes however many branches: ``for-each-ref``,
+    one ``cat-file --batch-check`` for each ref's tasks folder, an ``ls-tree`` of the base
+    ref's (else the first branch's), and one ``diff-tree --stdin`` for what each other
+    folder adds to it.
     """
     if config.repo is None:
         return {}
@@ -77,12 +79,16 @@ def taken_on_refs(config: Config) -> dict[str, Place]:
     revs = {config.base_ref: config.base_ref}
     for tip in git.ref_tips(config.root, *BRANCHES):
         revs.setdefault(tip.short, tip.commit)
-    forest = git.read_trees(config.root, [_at(rev, folder) for rev in revs.values()])
+    trees = git.tree_ids(config.root, [_at(rev, folder) for rev in revs.values()])
+    at_ref = {ref: trees[_at(rev, folder)] for ref, rev in revs.items() if _at(rev, folder) in trees}
+    if not at_ref:
+        return {}
+    first = next(iter(at_ref.values()))
+    added = git.added_files(config.root, first, at_ref.values())
+    added[first] = [entry.path for entry in git.tree_files(config.root, first)]
     taken: dict[str, Place] = {}
-    walked: set[str] = set()  # every slug in a walked tree already has its place
-    for ref, rev in revs.items():
-        tree = forest.roots.get(_at(rev, folder))
-        for path, _ in forest.files(tree, walked) if tree else ():
+    for ref, tree in at_ref.items():
+        for path in added.pop(tree, ()):  # a tree that several refs share counts for the first
             if path.endswith(".md"):
                 taken.setdefault(slug_of(path), Place(ref, _join(folder, path)))
     return taken
