@@ -304,6 +304,23 @@ def test_warm_list_json_with_a_registry_imports_neither_yaml_nor_gitpython(repo:
     assert done.stderr == "[]"
 
 
+def test_warm_list_reads_no_body_unless_it_searches_them(repo: Path) -> None:
+    from taskfiles import config as config_module
+    from taskfiles.plan import cache
+    from taskfiles.plan import source as tasksource
+
+    write_task(repo, "a.md", "---\ntitle: A\n---\nthe needle is here\n")
+    write_task(repo, "b.md", "---\ntitle: B\n---\nhay\n")
+    tasksource.load_tree(config_module.load(repo), now_ns=time.time_ns() + 10**10)  # settled
+    path = repo / ".git" / "taskfiles" / cache.TREE_FILE
+    data = path.read_bytes()
+    head = int.from_bytes(data[: cache.HEAD_SIZE], "little") + cache.HEAD_SIZE
+    path.write_bytes(data[:head])  # the head alone: a read of any body fails
+    assert [row["slug"] for row in json.loads(run(repo, "list", "--json"))] == ["a", "b"]
+    assert path.read_bytes() == data[:head]  # served from the head: nothing parsed, nothing written
+    assert [row["slug"] for row in json.loads(run(repo, "list", "--json", "--search", "needle"))] == ["a"]
+
+
 def test_complete_twice_keeps_the_record_and_edits_keep_the_file_mode(repo: Path) -> None:
     path = write_task(repo, "t.md", "---\ntitle: T\nstatus: ready\n---\n")
     path.chmod(0o600)

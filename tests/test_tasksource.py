@@ -7,12 +7,14 @@ default clock (now) treats them as racy, as a real edit would be.
 
 from __future__ import annotations
 
+import marshal
 import os
 import pickle
 import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -44,6 +46,24 @@ def load_later(root: Path) -> tasksource.TaskSet:
 
 def tree_cache(root: Path) -> Path:
     return root / ".git" / "taskfiles" / cache.TREE_FILE
+
+
+def read_cache(root: Path) -> tuple[tuple[Any, ...], bytes]:
+    """The tree cache's head (fingerprint, tag, rels, ids, entries, assembled) and the
+    bytes after it (the bodies)."""
+    data = tree_cache(root).read_bytes()
+    size = int.from_bytes(data[:8], "little")
+    return marshal.loads(data[8 : 8 + size]), data[8 + size :]
+
+
+def framed(head: tuple[Any, ...]) -> bytes:
+    """A cache file's head as written: its length, then the head."""
+    data = marshal.dumps(head)
+    return len(data).to_bytes(8, "little") + data
+
+
+def write_cache(root: Path, head: tuple[Any, ...], tail: bytes) -> None:
+    tree_cache(root).write_bytes(framed(head) + tail)
 
 
 def codes(tasks: tasksource.TaskSet) -> list[tuple[str, str]]:
@@ -124,6 +144,46 @@ def _rewrite_same_size_same_mtime(path: Path, text: str) -> os.stat_result:
     return old
 
 
+def test_a_load_without_bodies_reads_none_and_says_so(repo: Path) -> None:
+    write_task(repo, "a.md", task_text("A"))
+    write_task(repo, "b.md", task_text("B"))
+    cold = load_later(repo)
+    head, tail = read_cache(repo)
+    write_cache(repo, head, tail[:-5])  # the bodies cannot be read any more
+    bodiless = tasksource.load_tree(config.load(repo), now_ns=later(), bodies=False)
+    assert bodiless.stats.unchanged and not bodiless.bodies
+    assert [(t.title, t.body) for t in bodiless.tasks] == [("A", ""), ("B", "")]
+    full = load_later(repo)  # bodies wanted, and unreadable: the files are parsed again
+    assert full.bodies and full.tasks == cold.tasks and full.stats.parsed == 2
+    assert load_later(repo).stats.unchanged
+
+
+def test_bodies_of_another_write_are_never_joined_to_a_head(repo: Path) -> None:
+    path = write_task(repo, "a.md", task_text("A"))
+    load_later(repo)
+    _, old_bodies = read_cache(repo)
+    path.write_text(task_text("A") + "Edited.\n", encoding="utf-8")
+    assert load_later(repo).stats.parsed == 1
+    head, _ = read_cache(repo)
+    write_cache(repo, head, old_bodies)  # this listing's head, the bodies of the write before
+    tasks = load_later(repo)
+    assert tasks.get("a").body.endswith("Edited.\n") and tasks.stats.parsed == 1  # type: ignore[union-attr]
+
+
+def test_with_body_reads_one_body_of_a_set_read_without(repo: Path) -> None:
+    write_task(repo, "a.md", task_text("A"))
+    commit_all(repo)
+    cfg = config.load(repo)
+    body = load_later(repo).get("a").body  # type: ignore[union-attr]
+    assert body and load(repo, "main").get("a").body == body  # type: ignore[union-attr]
+    for tasks in (
+        tasksource.load_tree(cfg, now_ns=later(), bodies=False),
+        tasksource.load(cfg, "main", bodies=False),
+    ):
+        assert tasks.stats.unchanged and not tasks.bodies and tasks.get("a").body == ""  # type: ignore[union-attr]
+        assert tasksource.with_body(cfg, tasks, tasks.get("a")).body == body  # type: ignore[arg-type]
+
+
 def test_same_size_same_mtime_edit_is_seen_at_once(repo: Path) -> None:
     path = write_task(repo, "a.md", task_text("Aaaa"))
     assert load(repo).get("a").title == "Aaaa"  # type: ignore[union-attr]
@@ -187,7 +247,13 @@ def test_deleted_and_added_files(repo: Path) -> None:
 
 @pytest.mark.parametrize(
     "garbage",
-    [b"", b"not a pickle at all", b"\x80\x05\x95", pickle.dumps(("header", {"tasks/a.md": "junk"}))],
+    [
+        b"",
+        b"not a cache at all",
+        b"\xff" * 16,  # a head longer than the file
+        pickle.dumps(("header", {"tasks/a.md": "junk"})),  # the format before marshal
+        framed(("header", 1)),
+    ],
 )
 def test_corrupt_or_foreign_cache_is_ignored_and_rebuilt(repo: Path, garbage: bytes) -> None:
     write_task(repo, "a.md", task_text("A"))
@@ -199,7 +265,8 @@ def test_corrupt_or_foreign_cache_is_ignored_and_rebuilt(repo: Path, garbage: by
 
 
 class _Trap:
-    """Unpickling this would create a folder: a cache file must never run code."""
+    """Unpickling this would create a folder: a cache file must never run code (no pickle
+    is loaded: marshal builds plain data)."""
 
     def __init__(self, marker: Path) -> None:
         self.marker = marker
@@ -221,13 +288,13 @@ def test_entry_of_wrong_shape_is_a_miss(repo: Path) -> None:
     write_task(repo, "a.md", task_text("A"))
     write_task(repo, "b.md", task_text("B"))
     load_later(repo)
-    header, rels, ids, entries, assembled = pickle.loads(tree_cache(repo).read_bytes())
+    (header, tag, rels, ids, entries, assembled), tail = read_cache(repo)
     assert rels == ["tasks/a.md", "tasks/b.md"] and assembled is not None
     entries[0] = ({"slug": "a"}, ())
-    tree_cache(repo).write_bytes(pickle.dumps((header, rels, ids, entries, assembled)))
+    write_cache(repo, (header, tag, rels, ids, entries, assembled), tail)
     tasks = load_later(repo)  # the whole-listing path refuses the entry
     assert [t.title for t in tasks.tasks] == ["A", "B"] and tasks.stats.parsed == 1
-    tree_cache(repo).write_bytes(pickle.dumps((header, rels, ids, entries, None)))
+    write_cache(repo, (header, tag, rels, ids, entries, None), tail)
     tasks = load_later(repo)  # and so does the per-file path
     assert [t.title for t in tasks.tasks] == ["A", "B"] and tasks.stats.parsed == 1
 
@@ -235,9 +302,9 @@ def test_entry_of_wrong_shape_is_a_miss(repo: Path) -> None:
 def test_other_fingerprint_invalidates_the_cache(repo: Path) -> None:
     write_task(repo, "a.md", task_text("A"))
     load_later(repo)
-    header, *rest = pickle.loads(tree_cache(repo).read_bytes())
+    (header, *rest), tail = read_cache(repo)
     assert header[0] == cache.FORMAT
-    tree_cache(repo).write_bytes(pickle.dumps(((cache.FORMAT + 1, *header[1:]), *rest)))
+    write_cache(repo, ((cache.FORMAT + 1, *header[1:]), *rest), tail)
     assert load_later(repo).stats.hits == 0
 
 

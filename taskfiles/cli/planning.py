@@ -35,8 +35,8 @@ def register(app: typer.Typer) -> None:
         app.command(name)(command)
 
 
-def _load(ctx: typer.Context, ref: str | None) -> TaskSet:
-    tasks = source.load(config(ctx), ref)
+def _load(ctx: typer.Context, ref: str | None, *, bodies: bool = True) -> TaskSet:
+    tasks = source.load(config(ctx), ref, bodies=bodies)
     _warn_skipped(tasks)
     return tasks
 
@@ -171,7 +171,8 @@ def list_tasks(
     cfg = config(ctx)
     # The creation dates cost one cached read; only the JSON form and the date filters use them.
     created = created_dates(cfg) if as_json or filters.by_created else {}
-    tasks = query.select(_load(ctx, ref).tasks, filters, cfg, created)
+    # Only --search reads a body; without it a warm list does not read them at all.
+    tasks = query.select(_load(ctx, ref, bodies=search is not None).tasks, filters, cfg, created)
     entries = _entries(ctx) if tasks else {}
     if as_json:
         now = datetime.now(UTC)

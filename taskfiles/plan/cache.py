@@ -21,17 +21,23 @@ nobody can set back.
 Each file starts with a fingerprint of everything that shapes parse results (the
 cache format, the package's and PyYAML's source files, the dataclass fields, the
 schema, the tasks folder, the size limit); a different fingerprint, or a file that
-cannot be read or unpickled, means an empty store. Entries are plain dicts and
-tuples, which unpickle several times faster than the dataclasses they rebuild, and
-the unpickler refuses to name any class but the date types YAML produces.
+cannot be read or decoded, means an empty store. Entries are plain dicts and
+tuples, which load several times faster than the dataclasses they rebuild, written
+with ``marshal``: it reads this data as fast as pickle without importing it, and
+it holds no classes, so a cache file can never name code to run.
+
+A tree-store file is two parts: the head (listing, identities, every task but its
+body) and the bodies. A load that reads no body (``task list``) reads the head
+alone: the bodies are four fifths of the bytes. Both parts carry the same random
+tag, so bodies from another write of the file are never joined to a head.
 """
 
 from __future__ import annotations
 
 import gc
 import importlib.util
+import marshal
 import os
-import pickle
 import sys
 import time
 from collections.abc import Iterator
@@ -42,8 +48,10 @@ from typing import Any, TypeVar
 
 from .taskfile import Parsed, Problem, Schema, Task
 
-FORMAT = 2
+FORMAT = 3
 RACY_WINDOW_NS = 2_000_000_000
+# Named .pickle for the format they had before marshal: the same names make an upgrade
+# overwrite the old files rather than leave them behind.
 TREE_FILE = "tree-cache.pickle"
 BLOB_FILE = "blob-cache.pickle"
 REF_FILE = "ref-{}.pickle"  # per ref name: the whole result at the commit the ref named
@@ -52,10 +60,11 @@ REF_FILE = "ref-{}.pickle"  # per ref name: the whole result at the commit the r
 PACKAGE_DIR = Path(__file__).parent
 # Modules outside plan/ whose rules decide what a parse returns.
 PARSE_RULES = (PACKAGE_DIR.parent / "slugs.py",)
-# What pickle.dump raises for data it cannot write: a type it refuses (PicklingError,
-# TypeError; AttributeError for a local class) or nesting past the recursion limit.
-# The parser builds neither, but a cache write that fails only skips the cache.
-UNPICKLABLE = (pickle.PicklingError, TypeError, AttributeError, RecursionError)
+# What marshal.dumps raises for data it cannot write (a type it does not know, or
+# nesting past its depth limit). The parser builds neither, but a cache write that
+# fails only skips the cache.
+UNWRITABLE = (ValueError,)
+HEAD_SIZE = 8  # bytes: the length of a tree-store file's head, little-endian
 # Unused blob entries kept beyond the ones a load used, so switching between two
 # refs does not reparse; the oldest go first.
 BLOB_SPARE = 2000
@@ -79,7 +88,8 @@ _SHARED_FIELDS = (
 _T = TypeVar("_T")
 Identity = tuple[int, int, int, int]
 ProblemRow = tuple[Any, ...]
-Entry = tuple[dict[str, Any] | None, tuple[ProblemRow, ...]]  # Task state, problems
+Entry = tuple[dict[str, Any] | None, tuple[ProblemRow, ...]]  # Task state (body: ""), problems
+Body = str | None  # the body of an entry's task; None for a file that gave no task
 Assembled = tuple[list[Task], list[Problem], list[str]]  # tasks, problems, skipped paths
 
 
@@ -152,12 +162,16 @@ class _Encoder:
         self._lines: dict[tuple[tuple[str, int], ...], Any] = {}
         self._empty: dict[str, Any] = {}
 
-    def entry(self, parsed: Parsed) -> Entry:
-        task = parsed.task
-        return (None if task is None else self._state(task), tuple(map(_problem_row, parsed.problems)))
+    def entry(self, parsed: Parsed) -> tuple[Entry, Body]:
+        """The entry (its task's body left out) and the body."""
+        task, problems = parsed.task, tuple(map(_problem_row, parsed.problems))
+        if task is None:
+            return (None, problems), None
+        return (self._state(task), problems), task.body
 
     def _state(self, task: Task) -> dict[str, Any]:
         state = dict(task.__dict__)
+        state["body"] = ""  # what a load without bodies keeps; the body is stored apart
         values = self._values
         for name in _SHARED_FIELDS:
             state[name] = values.setdefault(state[name], state[name])
@@ -172,10 +186,16 @@ def _problem_row(problem: Problem) -> ProblemRow:
     return tuple(problem.__dict__[f] for f in _PROBLEM_FIELDS)
 
 
-def _decode(entry: Entry) -> Parsed:
+def _decode(entry: Entry, body: Body) -> Parsed:
     state, problems = entry
-    task = None if state is None else _rebuild(Task, state)
+    task = None if state is None else _rebuild(Task, {**state, "body": _text(body)})
     return _rebuild(Parsed, {"task": task, "problems": _problems(problems)})
+
+
+def _text(body: Body) -> str:
+    if not isinstance(body, str):
+        raise TypeError("cached task has no body")
+    return body
 
 
 def _problems(rows: tuple[ProblemRow, ...] | list[ProblemRow]) -> tuple[Problem, ...]:
@@ -194,34 +214,48 @@ def _rebuild(cls: type[_T], state: dict[str, Any]) -> _T:
 
 
 class TreeStore:
-    """The working tree's cache: the last listing, in path order, and its result."""
+    """The working tree's cache: the last listing, in path order, and its result.
+
+    Bodies are read from the file only when asked for (``stored(bodies=True)``) or when
+    a changed listing reuses single entries (``get``).
+    """
 
     def __init__(self, path: Path | None, print_: tuple[object, ...]) -> None:
         self.path = path
         self.fingerprint = print_
         found = _read(path, print_) if path else None
-        rels, ids, entries, assembled = _tree_parts(found)
-        self._old_rels, self._old_ids, self._old_entries, self._assembled = rels, ids, entries, assembled
-        self._index: dict[str, tuple[Identity, Entry]] | None = None
-        self._new: list[tuple[str, Identity, Entry]] = []
+        self._tag, rels, ids, entries, self._assembled = _tree_parts(found)
+        self._old_rels, self._old_ids, self._old_entries = rels, ids, entries
+        self._tail = found[1] if found else 0  # where the bodies start in the file
+        self._old_bodies: list[Body] | None = None
+        self._index: dict[str, int] | None = None
+        self._new: list[tuple[str, Identity, Entry, Body]] = []
         self._encoder = _Encoder()
         self.complete = True  # every listed file is in _new
         self.added = self.hits = self.parsed = self.racy = 0
 
-    def unchanged(self, rels: list[str], ids: list[Identity]) -> Assembled | None:
+    def unchanged(self, rels: list[str], ids: list[Identity], *, bodies: bool = True) -> Assembled | None:
         """The stored result when ``rels`` and their ``ids`` are exactly the stored listing."""
         if rels != self._old_rels or ids != self._old_ids:
             return None
-        return self.stored()
+        return self.stored(bodies=bodies)
 
-    def stored(self) -> Assembled | None:
-        """The stored result as it is (the ref store: its fingerprint names the commit)."""
+    def stored(self, *, bodies: bool = True) -> Assembled | None:
+        """The stored result as it is (the ref store: its fingerprint names the commit);
+        ``bodies=False`` leaves every task's body empty and does not read the bodies.
+        The tasks take over the stored entries: a store that served them is not saved."""
         if self._assembled is None:
             return None
         try:
             task_rows, problem_rows, skipped = self._assembled
             entries = self._old_entries
-            tasks = [_rebuild(Task, entries[i][0]) for i in task_rows]
+            states = [entries[i][0] for i in task_rows]
+            if bodies:
+                found = self._bodies()
+                texts = [_text(found[i]) for i in task_rows]
+                for state, text in zip(states, texts, strict=True):
+                    state["body"] = text
+            tasks = [_rebuild(Task, state) for state in states]
             problems = list(_problems(problem_rows))
         except (TypeError, ValueError, IndexError):
             return None
@@ -236,25 +270,33 @@ class TreeStore:
     def get(self, rel: str, ident: Identity) -> Parsed | None:
         """The cached result for one file whose identity still matches, else None."""
         if self._index is None:
-            self._index = dict(
-                zip(self._old_rels, zip(self._old_ids, self._old_entries, strict=True), strict=True)
-            )
-        found = self._index.get(rel)
-        if found is None or found[0] != ident:
+            self._index = {stored: at for at, stored in enumerate(self._old_rels)}
+        at = self._index.get(rel)
+        if at is None or self._old_ids[at] != ident:
             return None
         try:
-            parsed = _decode(found[1])
-        except (TypeError, ValueError):
+            entry, body = self._old_entries[at], self._bodies()[at]
+            parsed = _decode(entry, body)
+        except (TypeError, ValueError, IndexError):
             return None
-        self._new.append((rel, ident, found[1]))
+        self._new.append((rel, ident, entry, body))
         self.hits += 1
         return parsed
+
+    def _bodies(self) -> list[Body]:
+        """The stored bodies, read once; ValueError when they are missing or from another write."""
+        if self._old_bodies is None:
+            found = _read_tail(self.path, self._tail, self._tag) if self.path else None
+            self._old_bodies = found if found is not None and len(found) == len(self._old_rels) else []
+        if len(self._old_bodies) != len(self._old_rels):  # read once, found wanting
+            raise ValueError("cached bodies are missing or belong to another write")
+        return self._old_bodies
 
     def put(self, rel: str, ident: Identity, parsed: Parsed, *, keep: bool) -> None:
         """Record a freshly parsed file; ``keep=False`` counts it without storing it (racy)."""
         self.parsed += 1
         if keep:
-            self._new.append((rel, ident, self._encoder.entry(parsed)))
+            self._new.append((rel, ident, *self._encoder.entry(parsed)))
             self.added += 1
         else:
             self.racy += 1
@@ -274,33 +316,38 @@ class TreeStore:
         if not (self.added or dropped or (self.complete and self._assembled is None)):
             return stats
         self._new.sort(key=_first)
-        data = self._data(result if self.complete else None)
-        return CacheStats(
-            self.hits, self.parsed, self.racy, len(self._new) if _write(self.path, data) else None
-        )
+        written = _write(self.path, *self._parts(result if self.complete else None))
+        return CacheStats(self.hits, self.parsed, self.racy, len(self._new) if written else None)
 
-    def _data(self, result: Assembled | None) -> tuple[object, ...]:
-        rels = [rel for rel, _, _ in self._new]
+    def _parts(self, result: Assembled | None) -> tuple[tuple[Any, ...], tuple[Any, ...]]:
+        """The file's head and its bodies, under one new tag."""
+        rels = [rel for rel, _, _, _ in self._new]
         assembled = None
         if result is not None:
             row = {rel: index for index, rel in enumerate(rels)}
             tasks, problems, skipped = result
             assembled = ([row[t.path] for t in tasks], [_problem_row(p) for p in problems], skipped)
-        ids = [ident for _, ident, _ in self._new]
-        return (self.fingerprint, rels, ids, [entry for _, _, entry in self._new], assembled)
+        ids = [ident for _, ident, _, _ in self._new]
+        entries = [entry for _, _, entry, _ in self._new]
+        tag = os.urandom(8)
+        head = (self.fingerprint, tag, rels, ids, entries, assembled)
+        return head, (tag, [body for _, _, _, body in self._new])
 
 
-def _first(item: tuple[str, Identity, Entry]) -> str:
+def _first(item: tuple[str, Identity, Entry, Body]) -> str:
     return item[0]
 
 
-def _tree_parts(found: tuple[Any, ...] | None) -> tuple[list[str], list[Identity], list[Entry], Any]:
-    if found is None or len(found) != 4 or not all(isinstance(part, list) for part in found[:3]):
-        return [], [], [], None
-    rels, ids, entries, assembled = found
+def _tree_parts(
+    found: tuple[Any, int] | None,
+) -> tuple[bytes | None, list[str], list[Identity], list[Entry], Any]:
+    parts: tuple[Any, ...] = found[0] if found else ()
+    if len(parts) != 5 or not all(isinstance(part, list) for part in parts[1:4]):
+        return None, [], [], [], None
+    tag, rels, ids, entries, assembled = parts
     if not len(rels) == len(ids) == len(entries):
-        return [], [], [], None
-    return rels, ids, entries, assembled
+        return None, [], [], [], None
+    return tag, rels, ids, entries, assembled
 
 
 class BlobStore:
@@ -310,21 +357,22 @@ class BlobStore:
         self.path = path
         self.fingerprint = print_
         found = _read(path, print_) if path else None
-        self._old: dict[tuple[str, str], Entry] = found[0] if found and isinstance(found[0], dict) else {}
-        self._new: dict[tuple[str, str], Entry] = {}
+        old = found[0][0] if found and len(found[0]) == 1 else None
+        self._old: dict[tuple[str, str], tuple[Entry, Body]] = old if isinstance(old, dict) else {}
+        self._new: dict[tuple[str, str], tuple[Entry, Body]] = {}
         self._encoder = _Encoder()
         self.hits = self.parsed = 0
 
     def get(self, blob: str, path: str) -> Parsed | None:
         """The cached result for ``path`` holding ``blob``, else None."""
-        entry = self._old.get((blob, path))
-        if entry is None:
+        found = self._old.get((blob, path))
+        if found is None:
             return None
         try:
-            parsed = _decode(entry)
+            parsed = _decode(*found)
         except (TypeError, ValueError):
             return None
-        self._new[(blob, path)] = entry
+        self._new[(blob, path)] = found
         self.hits += 1
         return parsed
 
@@ -345,34 +393,39 @@ class BlobStore:
         return CacheStats(self.hits, self.parsed, 0, len(entries) if written else None)
 
 
-class _Unpickler(pickle.Unpickler):
-    """Entries are builtins; YAML's date types are the only classes a cache may name."""
-
-    ALLOWED = frozenset({("datetime", "date"), ("datetime", "datetime"), ("datetime", "time")})
-
-    def find_class(self, module: str, name: str) -> Any:
-        if (module, name) in self.ALLOWED:
-            return super().find_class(module, name)
-        raise pickle.UnpicklingError(f"{module}.{name} is not allowed in a parse cache")
-
-
-def _read(path: Path, print_: tuple[object, ...]) -> tuple[Any, ...] | None:
-    """A cache file's parts after its fingerprint, or None when it is missing, foreign,
-    stale or corrupt."""
+def _read(path: Path, print_: tuple[object, ...]) -> tuple[tuple[Any, ...], int] | None:
+    """A cache file's head after its fingerprint, and where the bodies start; None when
+    the file is missing, foreign, stale or corrupt."""
     try:
         with open(path, "rb") as handle, gc_paused():
-            data = _Unpickler(handle).load()
+            size = int.from_bytes(handle.read(HEAD_SIZE), "little")
+            if size > os.fstat(handle.fileno()).st_size:
+                return None
+            data = marshal.loads(handle.read(size))
     except Exception:  # a corrupt cache can raise almost anything; it is rebuilt
         return None
     if not isinstance(data, tuple) or not data or data[0] != print_:
         return None
-    return data[1:]
+    return data[1:], HEAD_SIZE + size
+
+
+def _read_tail(path: Path, offset: int, tag: bytes | None) -> list[Body] | None:
+    """The bodies written with the head tagged ``tag``, or None."""
+    try:
+        with open(path, "rb") as handle, gc_paused():
+            handle.seek(offset)
+            data = marshal.loads(handle.read())
+    except Exception:  # replaced meanwhile by a shorter file, or corrupt: the head is not trusted
+        return None
+    if not isinstance(data, tuple) or len(data) != 2 or data[0] != tag or not isinstance(data[1], list):
+        return None
+    return data[1]
 
 
 @contextmanager
 def gc_paused() -> Iterator[None]:
     """Pause the cyclic GC while making many long-lived objects (it would rescan them
-    over and over: unpickling the cache takes 3x as long with it on)."""
+    over and over: loading the cache takes 3x as long with it on)."""
     enabled = gc.isenabled()
     gc.disable()
     try:
@@ -382,11 +435,19 @@ def gc_paused() -> Iterator[None]:
             gc.enable()
 
 
-def _write(path: Path, data: tuple[object, ...]) -> bool:
-    """Atomically replace the cache file; False (and no file change) when that fails,
-    for want of room or rights or because the data cannot be pickled."""
+def _write(path: Path, head: tuple[Any, ...], tail: tuple[Any, ...] | None = None) -> bool:
+    """Atomically replace the cache file with ``head`` (and ``tail`` after it); False (and
+    no file change) when that fails, for want of room or rights or because the data
+    cannot be written."""
     import tempfile  # only writers pay for it
 
+    try:
+        data = marshal.dumps(head)
+        parts = [len(data).to_bytes(HEAD_SIZE, "little"), data]
+        if tail is not None:
+            parts.append(marshal.dumps(tail))
+    except UNWRITABLE:
+        return False
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -394,10 +455,10 @@ def _write(path: Path, data: tuple[object, ...]) -> bool:
         return False
     try:
         with os.fdopen(fd, "wb") as handle:
-            pickle.dump(data, handle, protocol=pickle.HIGHEST_PROTOCOL)
-        # No fsync: the cache is derived data, and a torn file fails to unpickle and is rebuilt.
+            handle.writelines(parts)
+        # No fsync: the cache is derived data, and a torn file fails to load and is rebuilt.
         os.replace(tmp, path)
-    except (OSError, *UNPICKLABLE):
+    except OSError:
         with suppress(OSError):
             os.unlink(tmp)
         return False

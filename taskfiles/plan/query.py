@@ -34,10 +34,10 @@ def locate(config: Config, slug: str) -> str:
     """The repository-relative path of the task file ``slug`` names: in the working tree,
     else at the base ref. A file that cannot be parsed still names its task (it is known,
     only unreadable). NotFoundError with the closest slug when neither has it."""
-    sets = [source.load(config)]
+    sets = [source.load(config, bodies=False)]
     if sets[0].get(slug) is None and _named(sets[0], slug) is None:
         with contextlib.suppress(NotFoundError):  # no base ref yet (a new repository)
-            sets.append(source.load(config, config.base_ref))
+            sets.append(source.load(config, config.base_ref, bodies=False))
     for tasks in sets:
         task = tasks.get(slug)
         found = task.path if task is not None else _named(tasks, slug)

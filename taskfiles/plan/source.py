@@ -8,7 +8,6 @@ changing them never needs a reparse.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import time
 from collections.abc import Mapping
@@ -39,6 +38,7 @@ class TaskSet:
     commit: str | None = None  # the commit ``ref`` named when read
     stats: cache.CacheStats = NO_CACHE  # what the parse cache did for this load
     paths_to_blobs: Mapping[str, str] = field(default_factory=dict)  # at a ref only
+    bodies: bool = True  # False: read without them (every body is ""); with_body reads one
 
     @cached_property
     def by_slug(self) -> dict[str, Task]:
@@ -58,16 +58,37 @@ def schema_of(config: Config) -> Schema:
     return Schema(config.priorities, config.default_priority)
 
 
-def load(config: Config, ref: str | None = None) -> TaskSet:
-    """Read all tasks from the working tree, or from ``ref`` when given."""
+def load(config: Config, ref: str | None = None, *, bodies: bool = True) -> TaskSet:
+    """Read all tasks from the working tree, or from ``ref`` when given.
+
+    ``bodies=False`` is for readers of the frontmatter alone (``task list``, the heartbeat's
+    classification): when the cache answers for the whole set, its bodies (four fifths of
+    its bytes) are not read and every task's body is "" (``TaskSet.bodies`` says so);
+    ``with_body`` reads one. A set that had to be parsed keeps its bodies.
+    """
     if ref is None:
-        return load_tree(config)
+        return load_tree(config, bodies=bodies)
     with cache.gc_paused():
-        return _load_ref(config, ref)
+        return _load_ref(config, ref, bodies)
 
 
-def load_tree(config: Config, *, now_ns: int | None = None) -> TaskSet:
-    """Read all tasks from the working tree, through the tree cache.
+def with_body(config: Config, tasks: TaskSet, task: Task) -> Task:
+    """``task`` of ``tasks`` with its body: when ``tasks`` was read without bodies, read from
+    its blob (at a ref) or its file (the working tree, which may have changed since)."""
+    if tasks.bodies:
+        return task
+    blob = tasks.paths_to_blobs.get(task.path)
+    if blob is not None:
+        data: bytes | Parsed = git.read_blobs(config.root, [blob])[blob]
+    else:
+        data = _read_bytes(str(config.root / task.path), 0, task.path, config)
+    folder = _workstream(task.path.removeprefix(_tasks_prefix(config)))
+    parsed = data if isinstance(data, Parsed) else parse(data, task.path, folder, schema_of(config))
+    return _copy(task, body=parsed.task.body if parsed.task else "")
+
+
+def load_tree(config: Config, *, now_ns: int | None = None, bodies: bool = True) -> TaskSet:
+    """Read all tasks from the working tree, through the tree cache (``bodies``: as ``load``).
 
     ``now_ns`` is the clock the racy rule compares file times with (default: now);
     files changed within ``cache.RACY_WINDOW_NS`` of it are parsed but not cached.
@@ -77,9 +98,10 @@ def load_tree(config: Config, *, now_ns: int | None = None) -> TaskSet:
         store = cache.TreeStore(_cache_path(config.git_dir, cache.TREE_FILE), _fingerprint(config))
         listing = _listing(config)
         rels = [rel for rel, _, _ in listing]
-        assembled = store.unchanged(rels, [cache.identity(st) for _, _, st in listing])
+        assembled = store.unchanged(rels, [cache.identity(st) for _, _, st in listing], bodies=bodies)
         if assembled is not None:
-            return _task_set(assembled, config, stats=cache.CacheStats(hits=len(rels), unchanged=True))
+            stats = cache.CacheStats(hits=len(rels), unchanged=True)
+            return _task_set(assembled, config, stats=stats, bodies=bodies)
         assembled = _assemble(_scan_tree(listing, config, store, now_ns))
         return _task_set(assembled, config, stats=store.save(assembled))
 
@@ -217,15 +239,16 @@ def _too_large(rel: str, size: int, config: Config) -> Parsed:
     )
 
 
-def _load_ref(config: Config, ref: str) -> TaskSet:
+def _load_ref(config: Config, ref: str, bodies: bool) -> TaskSet:
     """Tasks at ``ref``. When the ref files name a commit read before, the whole
     result comes from the ref store without starting git (or importing gitpython)."""
     store = _ref_store(config, ref)
     if store is not None:
-        assembled = store.stored()
+        assembled = store.stored(bodies=bodies)
         if assembled is not None:
             hits = cache.CacheStats(hits=len(assembled[0]), unchanged=True)
-            task_set = _task_set(assembled, config, ref, store.fingerprint[-1], hits)  # type: ignore[arg-type]
+            commit = store.fingerprint[-1]
+            task_set = _task_set(assembled, config, ref, commit, hits, bodies)  # type: ignore[arg-type]
             return replace(task_set, paths_to_blobs=store.listing)
     commit, entries, results, stats = _read_ref(config, ref)
     assembled = _assemble(results)
@@ -241,6 +264,8 @@ def _ref_store(config: Config, ref: str) -> cache.TreeStore | None:
     key = git.peek_ref(config.repo, ref)
     if key is None:
         return None
+    import hashlib  # ~2 ms that only a read at a ref needs
+
     name = cache.REF_FILE.format(hashlib.sha1(ref.encode()).hexdigest()[:12])
     return cache.TreeStore(_cache_path(config.repo.common_dir, name), (*_fingerprint(config), key))
 
@@ -338,19 +363,24 @@ def _task_set(
     ref: str | None = None,
     commit: str | None = None,
     stats: cache.CacheStats = NO_CACHE,
+    bodies: bool = True,
 ) -> TaskSet:
     """The TaskSet, owners canonical: aliases come from config, after the cache."""
     tasks, problems, skipped = assembled
     if config.owner_aliases:
         tasks = [_canonical(task, config) for task in tasks]
-    return TaskSet(tuple(tasks), tuple(problems), tuple(skipped), ref, commit, stats)
+    return TaskSet(tuple(tasks), tuple(problems), tuple(skipped), ref, commit, stats, bodies=bodies)
 
 
 def _canonical(task: Task, config: Config) -> Task:
     owner = task.owner
     if owner is None or owner.lower() not in config.owner_aliases:
         return task
+    return _copy(task, owner=config.canonical_owner(owner))
+
+
+def _copy(task: Task, **changes: object) -> Task:
     # dataclasses.replace reruns __init__ and costs 5x this copy; aliases are common.
     clone = object.__new__(Task)
-    object.__setattr__(clone, "__dict__", {**task.__dict__, "owner": config.canonical_owner(owner)})
+    object.__setattr__(clone, "__dict__", {**task.__dict__, **changes})
     return clone
