@@ -31,6 +31,9 @@ _SUGGEST_ALL_BELOW = 200
 
 MAX_TITLE_LENGTH = 200  # characters: a title is one line in lists, prompts and the status page
 _PR_REFERENCE = re.compile(r"(?:[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+)?#[0-9]+")
+# What splits a title over lines: control characters (C0, DEL, C1) and Unicode's line and
+# paragraph separators.
+_NOT_ONE_LINE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 
 
 def title_problem(title: str) -> str | None:
@@ -46,7 +49,7 @@ def title_problem(title: str) -> str | None:
 def title_line_problem(title: str) -> str | None:
     """Why ``title`` is not one line (a line break or control character would split it over
     lines of ``task list``), or None."""
-    if not any(char < " " or "\x7f" <= char < "\xa0" or char in "\u2028\u2029" for char in title):
+    if not _NOT_ONE_LINE.search(title):
         return None
     return (
         f"the title {title!r} has a line break or control character; a title is one line "
