@@ -19,10 +19,10 @@ from typing import Any
 from . import git
 from .config import Config
 from .errors import NotFoundError, UsageError
-from .plan import graph, source
+from .plan import cache, graph, source
 from .plan.source import TaskSet
 from .plan.taskfile import Problem, Task
-from .state import Classification, Inputs, classify_all, dispatchable
+from .state import Classification, Inputs, classify, dispatchable
 
 # One-value keys compared on every pair; unknown keys (``Task.extra``) are compared too.
 VALUE_KEYS = (
@@ -225,11 +225,12 @@ def brief(task: Task) -> dict[str, Any]:
 def compare(config: Config, spec: str | None = None) -> Changes:
     """What the plan changes over ``spec`` (see ``resolve``), both sides read without a checkout."""
     sides = resolve(config, spec)
-    # Read by name when the merge base is the base ref's tip: the ref cache is then shared
-    # with every other reader of that ref (the dispatcher reads the base ref too).
-    base = source.load(config, sides.base_ref if sides.base == sides.base_tip else sides.base)
-    head = source.load(config, sides.head_ref)
-    return diff(base, head, sides)
+    with cache.gc_paused():  # two task sets of long-lived objects: nothing here is garbage
+        # Read by name when the merge base is the base ref's tip: the ref cache is then
+        # shared with every other reader of that ref (the dispatcher reads the base ref too).
+        base = source.load(config, sides.base_ref if sides.base == sides.base_tip else sides.base)
+        head = source.load(config, sides.head_ref)
+        return diff(base, head, sides)
 
 
 def resolve(config: Config, spec: str | None) -> Range:
@@ -290,20 +291,24 @@ def diff(base: TaskSet, head: TaskSet, sides: Range) -> Changes:
     renames = _renames(base, head, gone, new)
     renamed = {before.slug: after.slug for before, after, _ in renames}
     pairs = [(base.by_slug[t.slug], t, None) for t in head.tasks if t.slug in base.by_slug]
-    edited = [_edited(b, a, by, renamed) for b, a, by in sorted([*pairs, *renames], key=_head_path)]
-    paired_before, paired_after = set(renamed), set(renamed.values())
+    edited = [_edited(b, a, by, renamed) for b, a, by in (*pairs, *renames)]
+    changes = tuple(sorted((edit for edit in edited if edit is not None), key=_head_path))
+    # Every other task is equal on both sides, and so are its dependencies: its place in
+    # the queue and on cycles cannot differ, so only these are classified and searched.
+    changed = set(base.by_slug).symmetric_difference(head.by_slug)
+    changed.update(slug for edit in changes for slug in (edit.before.slug, edit.after.slug))
     return Changes(
         sides,
-        tuple(t for t in new if t.slug not in paired_after),
-        tuple(t for t in gone if t.slug not in paired_before),
-        tuple(edit for edit in edited if edit is not None),
-        _queue(base, head, renamed, unreadable[1]),
+        tuple(t for t in new if t.slug not in renamed.values()),
+        tuple(t for t in gone if t.slug not in renamed),
+        changes,
+        _queue(base, head, renamed, unreadable[1], changed),
         _problems(base, "base") + _problems(head, "head"),
     )
 
 
-def _head_path(pair: tuple[Task, Task, str | None]) -> str:
-    return pair[1].path
+def _head_path(edit: Edited) -> str:
+    return edit.after.path
 
 
 def _renames(
@@ -314,7 +319,9 @@ def _renames(
     other task on either side has it; else the same title, when no other gone or new task has it."""
     if not gone or not new:
         return []
-    shared = Counter(task.body for task in (*base.tasks, *head.tasks))
+    both = {task.body for task in gone} & {task.body for task in new}
+    lengths = {len(text) for text in both}  # so that only bodies that may match are hashed
+    shared = Counter(t.body for t in (*base.tasks, *head.tasks) if len(t.body) in lengths and t.body in both)
 
     def body(task: Task) -> str | None:
         return task.body if shared[task.body] == 2 and _says_something(task.body) else None
@@ -352,7 +359,7 @@ def _unique(tasks: Iterable[Task], key: Callable[[Task], str | None]) -> dict[st
 
 def _edited(before: Task, after: Task, by: str | None, renamed: Mapping[str, str]) -> Edited | None:
     """How ``after`` differs from ``before``; None when it does not (and is not renamed)."""
-    if before == after and by is None:  # the common case, decided in one comparison
+    if by is None and vars(before) == vars(after):  # the common case, in one comparison
         return None
     old, new = _values(before), _values(after)
     values = {key: (old.get(key), new.get(key)) for key in {**old, **new} if old.get(key) != new.get(key)}
@@ -372,7 +379,12 @@ def _edited(before: Task, after: Task, by: str | None, renamed: Mapping[str, str
 
 
 def _values(task: Task) -> dict[str, Any]:
-    return {**{key: getattr(task, key) for key in VALUE_KEYS}, **task.extra}
+    """Every one-value key: the durable ones, runtime keys an older tool left, unknown keys."""
+    return {
+        **{key: getattr(task, key) for key in VALUE_KEYS},
+        "legacy_runtime": dict(task.legacy),
+        **task.extra,
+    }
 
 
 def _list_change(
@@ -386,9 +398,11 @@ def _list_change(
     return added, removed
 
 
-def _queue(base: TaskSet, head: TaskSet, renamed: Mapping[str, str], unreadable: Mapping[str, str]) -> Queue:
+def _queue(
+    base: TaskSet, head: TaskSet, renamed: Mapping[str, str], unreadable: Mapping[str, str], changed: set[str]
+) -> Queue:
     """The readiness rule and the cycle finder on each side, their results compared."""
-    before, after = _classified(base), _classified(head)
+    before, after = _classified(base, changed), _classified(head, changed)
     head_slug = {**{slug: slug for slug in before}, **renamed}
     base_slug = {new: old for old, new in head_slug.items()}
 
@@ -403,13 +417,25 @@ def _queue(base: TaskSet, head: TaskSet, renamed: Mapping[str, str], unreadable:
         if dispatchable(c) and c.task and not (now and (dispatchable(now) or now.blocked_by)):
             reason = now.state if now else "unreadable" if head_slug[c.slug] in unreadable else "removed"
             left.append(Left(c.task, reason))
-    new_cycles, resolved = _cycles(base, head, head_slug)
-    return Queue(tuple(c.task for c in became if c.task), tuple(blocked), tuple(left), new_cycles, resolved)
+    base_cycles, head_cycles = _cycles_through(base, changed), _cycles_through(head, changed)
+    groups_before = {frozenset(head_slug.get(slug, slug) for slug in c.group) for c in base_cycles}
+    groups_after = {frozenset(c.group) for c in head_cycles}
+    new = tuple(c for c in head_cycles if frozenset(c.group) not in groups_before)
+    gone = tuple(
+        c for c in base_cycles if frozenset(head_slug.get(s, s) for s in c.group) not in groups_after
+    )
+    return Queue(tuple(c.task for c in became if c.task), tuple(blocked), tuple(left), new, gone)
 
 
-def _classified(tasks: TaskSet) -> dict[str, Classification]:
-    """Each task's classification with no registry entry: what the plan alone says."""
-    return {c.slug: c for c in classify_all(tasks, {}, Inputs(now=datetime.now(UTC)))}
+def _classified(tasks: TaskSet, changed: set[str]) -> dict[str, Classification]:
+    """What the plan alone (no registry entry) says of each changed task and each task that
+    depends on one."""
+    inputs = Inputs(now=datetime.now(UTC))
+    return {
+        task.slug: classify(task, None, tasks, inputs)
+        for task in tasks.tasks
+        if task.slug in changed or not changed.isdisjoint(task.depends_on)
+    }
 
 
 def _holds(c: Classification | None, test: Callable[[Classification], bool]) -> bool:
@@ -420,16 +446,18 @@ def _waits(c: Classification) -> bool:
     return bool(c.blocked_by)
 
 
-def _cycles(
-    base: TaskSet, head: TaskSet, head_slug: Mapping[str, str]
-) -> tuple[tuple[graph.Cycle, ...], tuple[graph.Cycle, ...]]:
-    """(cycles new at the head, cycles of the base gone at the head), compared by their groups."""
-    before, after = graph.cycles(base.tasks), graph.cycles(head.tasks)
-    groups_before = {frozenset(head_slug.get(slug, slug) for slug in c.group) for c in before}
-    groups_after = {frozenset(c.group) for c in after}
-    new = tuple(c for c in after if frozenset(c.group) not in groups_before)
-    gone = tuple(c for c in before if frozenset(head_slug.get(s, s) for s in c.group) not in groups_after)
-    return new, gone
+def _cycles_through(tasks: TaskSet, changed: set[str]) -> list[graph.Cycle]:
+    """The cycles with a changed task on them: the cycle finder run on what the changed tasks
+    reach through their dependencies (a cycle through a task lies within what it reaches)."""
+    reached: set[str] = set()
+    todo = [slug for slug in changed if slug in tasks.by_slug]
+    while todo:
+        slug = todo.pop()
+        if slug not in reached:
+            reached.add(slug)
+            todo.extend(dep for dep in tasks.by_slug[slug].depends_on if dep in tasks.by_slug)
+    found = graph.cycles(sorted((tasks.by_slug[slug] for slug in reached), key=lambda task: task.path))
+    return [cycle for cycle in found if not changed.isdisjoint(cycle.group)]
 
 
 def _problems(tasks: TaskSet, side: str) -> tuple[tuple[str, Problem], ...]:

@@ -50,6 +50,8 @@ def pr(repo: Path) -> Path:
         "core/old.md": front("Old idea", status="ready"),
         "core/prio.md": front("Prio", "Some text.\n", owner="alice", milestone="m1", labels="[x]"),
         "core/moveme.md": front("Move me"),
+        "core/c.md": front("C", depends_on="[d]"),  # a cycle the branch leaves alone
+        "core/d.md": front("D", depends_on="[c]"),
     }.items():
         write_task(repo, rel, text)
     commit_all(repo, "plan")
@@ -131,6 +133,11 @@ def test_the_queue_when_it_merges(pr: Path) -> None:
         ("old", "removed"),
     ]
     assert queue["new_cycles"] == [["a", "b"]] and queue["resolved_cycles"] == []
+    git(pr, "checkout", "-q", "-b", "unwind")
+    write_task(pr, "core/b.md", front("B"))
+    commit_all(pr, "b waits for nothing")
+    unwound = changes_json(pr, "feature..unwind")["queue"]
+    assert unwound["resolved_cycles"] == [["a", "b"]] and unwound["new_cycles"] == []
 
 
 def test_a_dependency_that_follows_a_rename_is_no_change(pr: Path) -> None:
