@@ -325,3 +325,11 @@ def test_what_pairs_a_gone_task_with_a_new_one(
     else:
         [item] = found["edited"]
         assert item["renamed_from"]["by"] == renamed and found["added"] == found["removed"] == []
+
+
+def test_runtime_keys_an_older_tool_left_are_compared_and_move_the_queue(repo: Path) -> None:
+    claimed = "---\ntitle: T\nstatus: in_progress\nclaimed_by: bot\n---\n"
+    found = branch_off(repo, {"t.md": claimed}, {"t.md": front("T", status="ready")})
+    [item] = found["edited"]
+    assert item["events"] == ["other_keys"] and "legacy_runtime" in item["changes"]
+    assert slugs(found["queue"]["became_dispatchable"]) == ["t"]
