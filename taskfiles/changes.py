@@ -173,7 +173,7 @@ class Changes:
     removed: tuple[Task, ...]
     edited: tuple[Edited, ...]  # renamed tasks too, each with ``renamed_by``
     queue: Queue
-    problems: tuple[tuple[str, Problem], ...]  # ("base" or "head", an error reading a file)
+    problems: tuple[tuple[str, Problem], ...]  # ("head", an error) or ("base", one the head fixed)
 
     @property
     def empty(self) -> bool:
@@ -303,7 +303,7 @@ def diff(base: TaskSet, head: TaskSet, sides: Range) -> Changes:
         tuple(t for t in gone if t.slug not in renamed),
         changes,
         _queue(base, head, renamed, unreadable[1], changed),
-        _problems(base, "base") + _problems(head, "head"),
+        _problems(base, head),
     )
 
 
@@ -460,5 +460,14 @@ def _cycles_through(tasks: TaskSet, changed: set[str]) -> list[graph.Cycle]:
     return [cycle for cycle in found if not changed.isdisjoint(cycle.group)]
 
 
-def _problems(tasks: TaskSet, side: str) -> tuple[tuple[str, Problem], ...]:
-    return tuple((side, problem) for problem in tasks.problems if problem.severity == "error")
+def _problems(base: TaskSet, head: TaskSet) -> tuple[tuple[str, Problem], ...]:
+    """Every error reading a file at the head, then each one at the base the head no longer has
+    (a file the change fixed): one still there at the head is not said twice."""
+    at_head = [problem for problem in head.problems if problem.severity == "error"]
+    still = {(problem.path, problem.code, problem.message) for problem in at_head}
+    fixed = [
+        problem
+        for problem in base.problems
+        if problem.severity == "error" and (problem.path, problem.code, problem.message) not in still
+    ]
+    return (*(("head", problem) for problem in at_head), *(("base", problem) for problem in fixed))

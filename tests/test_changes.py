@@ -151,6 +151,8 @@ def test_invalid_files_are_problems_with_file_and_line_on_their_side(pr: Path) -
     validated = json.loads(task_cli(pr, "validate", "--ref", "feature", "--json").stdout)["problems"]
     assert problem == {"side": "head", **next(p for p in validated if p["path"] == "tasks/core/broken.md")}
     assert problem["code"] == "yaml"
+    still = changes_json(pr, "feature")  # the working tree against feature: broken on both sides
+    assert [(p["side"], p["path"]) for p in still["problems"]] == [("head", "tasks/core/broken.md")]
     git(pr, "checkout", "-q", "-b", "fixup")
     write_task(pr, "core/broken.md", front("Broken no more"))
     commit_all(pr, "fix the file")
