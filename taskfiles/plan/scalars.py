@@ -1,8 +1,13 @@
-"""YAML scalars that every YAML reader reads back as the value written.
+"""YAML scalars: what a plain one reads as, and how to write one every reader reads back.
 
-Plain style only for words no reader could take for a number, date, boolean or
-null (YAML 1.1 or 1.2); single quotes when the file already used them and the
-value allows it; double quotes, with escapes, for everything else.
+Reading: PyYAML's YAML 1.1 rules for plain scalars (``yes``/``on`` are booleans, ``012``
+is octal, ``1:30`` is 90), except that dates and times stay the text people wrote. Both
+task-file readers (``fastyaml`` and ``yamlevents``) resolve plain scalars here, without
+importing yaml; tests/test_fastyaml.py checks the rules against PyYAML's own.
+
+Writing: plain style only for words no reader could take for a number, date, boolean
+or null (YAML 1.1 or 1.2); single quotes when the file already used them and the value
+allows it; double quotes, with escapes, for everything else.
 """
 
 from __future__ import annotations
@@ -10,7 +15,118 @@ from __future__ import annotations
 import math
 import re
 
-import yaml
+_TAG = "tag:yaml.org,2002:"
+STR, INT, FLOAT, BOOL, NULL = (_TAG + name for name in ("str", "int", "float", "bool", "null"))
+SEQ, MAP, MERGE, VALUE, TIMESTAMP = (_TAG + name for name in ("seq", "map", "merge", "value", "timestamp"))
+INT_MIN, INT_MAX = -(2**63), 2**63 - 1
+BOOLS = {"yes": True, "no": False, "true": True, "false": False, "on": True, "off": False}
+# PyYAML's implicit resolvers (yaml/resolver.py), patterns copied verbatim and in its
+# order, less timestamps (dates stay text): (tag, pattern, the first characters it applies to).
+# The patterns written over several lines are verbose (re.X) as there; the others are not.
+_PLAIN_RULES = (
+    (
+        BOOL,
+        r"""^(?:yes|Yes|YES|no|No|NO
+                    |true|True|TRUE|false|False|FALSE
+                    |on|On|ON|off|Off|OFF)$""",
+        "yYnNtTfFoO",
+    ),
+    (
+        FLOAT,
+        r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+][0-9]+)?
+                    |\.[0-9][0-9_]*(?:[eE][-+][0-9]+)?
+                    |[-+]?[0-9][0-9_]*(?::[0-5]?[0-9])+\.[0-9_]*
+                    |[-+]?\.(?:inf|Inf|INF)
+                    |\.(?:nan|NaN|NAN))$""",
+        "-+0123456789.",
+    ),
+    (
+        INT,
+        r"""^(?:[-+]?0b[0-1_]+
+                    |[-+]?0[0-7_]+
+                    |[-+]?(?:0|[1-9][0-9_]*)
+                    |[-+]?0x[0-9a-fA-F_]+
+                    |[-+]?[1-9][0-9_]*(?::[0-5]?[0-9])+)$""",
+        "-+0123456789",
+    ),
+    (MERGE, r"^(?:<<)$", "<"),
+    (
+        NULL,
+        r"""^(?: ~
+                    |null|Null|NULL
+                    | )$""",
+        "~nN",  # and the empty text
+    ),
+    (VALUE, r"^(?:=)$", "="),
+)
+
+
+def _by_first_character() -> dict[str, tuple[tuple[str, re.Pattern[str]], ...]]:
+    table: dict[str, tuple[tuple[str, re.Pattern[str]], ...]] = {}
+    for tag, pattern, firsts in _PLAIN_RULES:
+        rule = (tag, re.compile(pattern, re.X if "\n" in pattern else 0))
+        for first in [*firsts, ""] if tag == NULL else firsts:
+            table[first] = (*table.get(first, ()), rule)
+    return table
+
+
+# First character ("" for the empty text) -> the rules that may match, in PyYAML's order.
+RESOLVERS = _by_first_character()
+
+
+def plain_tag(text: str) -> str:
+    """The tag a plain (unquoted, untagged) scalar reads as: STR when no rule matches."""
+    for tag, pattern in RESOLVERS.get(text[:1], ()):
+        if pattern.match(text):
+            return tag
+    return STR
+
+
+def int_of(text: str) -> int | None:
+    """PyYAML's YAML 1.1 integer rules (0b, 0x, leading-0 octal, base 60); None if not one."""
+    text = text.replace("_", "")
+    sign = -1 if text[:1] == "-" else 1
+    text = text[1:] if text[:1] in ("-", "+") else text
+    if ":" in text:
+        base, digits = 60, text
+    elif text[:2] in ("0b", "0x"):
+        base, digits = (2 if text[1] == "b" else 16), text[2:]
+    else:
+        base, digits = (8 if text[:1] == "0" and text != "0" else 10), text
+    if base != 60 and len(digits.lstrip("0")) > 64:  # more digits than 64 bits take in any base
+        return INT_MAX + 1 if digits.isascii() and digits.isalnum() else None
+    try:
+        return _base60(digits, sign) if base == 60 else sign * int(digits, base)
+    except ValueError:
+        return None
+
+
+def _base60(text: str, sign: int) -> int:
+    value = 0
+    for part in text.split(":"):
+        value = value * 60 + int(part)
+        if value > INT_MAX + 1:  # out of range already: stop before the number grows huge
+            return value
+    return sign * value
+
+
+def float_of(text: str) -> float | None:
+    """PyYAML's YAML 1.1 float rules (.inf, .nan, base 60); None if not one."""
+    text = text.replace("_", "").lower()
+    sign = -1.0 if text[:1] == "-" else 1.0
+    text = text[1:] if text[:1] in ("-", "+") else text
+    if text in (".inf", ".nan"):
+        return sign * math.inf if text == ".inf" else math.nan
+    try:
+        if ":" not in text:
+            return sign * float(text)
+        value = 0.0
+        for part in text.split(":"):
+            value = value * 60 + float(part)
+        return sign * value
+    except ValueError:
+        return None
+
 
 _PLAIN_SAFE = re.compile(r"(?:[^\W\d]|/)[\w ./:@+()-]*")
 # Booleans in YAML 1.1 readers other than PyYAML (go-yaml v2, ruamel in 1.1 mode).
@@ -59,6 +175,8 @@ def is_plain_safe(value: str) -> bool:
     """True when ``value`` can be written unquoted and read back as the same string."""
     if not _PLAIN_SAFE.fullmatch(value) or value != value.strip() or value in _ONE_LETTER_BOOLS:
         return False
+    import yaml  # only writers pay for it
+
     try:
         return bool(yaml.safe_load(value) == value)
     except yaml.YAMLError:
