@@ -224,6 +224,13 @@ def test_validate_reports_a_slug_the_base_ref_got_since_the_branch_forked(repo: 
     assert task(repo, "validate", "--ref", "mine", "tasks/a.md").stdout == ""  # only the files named
 
 
+def move(repo: Path, old: str, new: str, content: str) -> None:
+    """``git mv tasks/OLD tasks/NEW``, then NEW gets ``content``."""
+    (repo / "tasks" / new).parent.mkdir(parents=True, exist_ok=True)
+    git(repo, "mv", f"tasks/{old}", f"tasks/{new}")
+    write_task(repo, new, content)
+
+
 def test_edits_moves_and_copies_are_no_collision(repo: Path) -> None:
     commit(repo, "a/edited.md", text("Edited"))
     commit(repo, "a/moved-here.md", text("Moved here"))
@@ -231,15 +238,12 @@ def test_edits_moves_and_copies_are_no_collision(repo: Path) -> None:
     git(repo, "checkout", "-q", "-b", "mine")
     git(repo, "checkout", "-q", "main")
     commit(repo, "a/edited.md", text("Edited on main"))
-    (repo / "tasks" / "c").mkdir()
-    git(repo, "mv", "tasks/a/moved-there.md", "tasks/c/moved-there.md")
-    commit(repo, "c/moved-there.md", text("Moved there, and edited on main"))
+    move(repo, "a/moved-there.md", "c/moved-there.md", text("Moved there, and edited on main"))
+    commit_all(repo, "main: moved")
     commit(repo, "d/same.md", text("Same on both"))
     git(repo, "checkout", "-q", "mine")
     write_task(repo, "a/edited.md", text("Edited here"))
-    (repo / "tasks" / "b").mkdir()
-    git(repo, "mv", "tasks/a/moved-here.md", "tasks/b/moved-here.md")
-    write_task(repo, "b/moved-here.md", text("Moved here, and edited here"))
+    move(repo, "a/moved-here.md", "b/moved-here.md", text("Moved here, and edited here"))
     write_task(repo, "e/same.md", text("Same on both"))
     assert task(repo, "validate", "--base", "main").stdout == ""
 
