@@ -48,7 +48,9 @@ try:
 except SystemExit as end:
     code = end.code
 loaded = sorted(m.rsplit(".", 1)[1] for m in sys.modules if m.startswith("taskfiles.cli."))
-print(__import__("json").dumps([code, loaded]), file=sys.stderr)
+config = vars(sys.modules["taskfiles.config"]) if "taskfiles.config" in sys.modules else dict()
+settings = "taskfiles.settings" in sys.modules or "WorkerSettings" in config
+print(__import__("json").dumps([code, loaded, settings]), file=sys.stderr)
 """
 
 
@@ -69,8 +71,10 @@ def test_a_command_line_imports_only_the_module_of_its_command(
     write_task(repo, "a.md", "---\ntitle: A\n---\n")
     probe = PROBE.format(argv=["-C", str(repo), *argv])
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
-    code, loaded = json.loads(done.stderr.splitlines()[-1])
+    code, loaded, settings = json.loads(done.stderr.splitlines()[-1])
     assert sorted(set(loaded) & set(COMMANDS)) == modules
+    if argv[0] in ("list", "note"):  # they read no [worker], [heartbeat], [logs] or [limits]
+        assert not settings, "config.py built the settings sections (settings.py) unasked"
     if argv == ["lst"]:
         assert code == 2 and "No such command 'lst'. Did you mean 'list'" in done.stderr
     else:
