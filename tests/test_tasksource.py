@@ -7,6 +7,7 @@ default clock (now) treats them as racy, as a real edit would be.
 
 from __future__ import annotations
 
+import gc
 import marshal
 import os
 import pickle
@@ -182,6 +183,17 @@ def test_with_body_reads_one_body_of_a_set_read_without(repo: Path) -> None:
     ):
         assert tasks.stats.unchanged and not tasks.bodies and tasks.get("a").body == ""  # type: ignore[union-attr]
         assert tasksource.with_body(cfg, tasks, tasks.get("a")).body == body  # type: ignore[arg-type]
+
+
+def test_a_load_hands_its_objects_to_the_oldest_gc_generation(repo: Path) -> None:
+    for name in "abc":
+        write_task(repo, f"{name}.md", task_text(name.upper()))
+    load_later(repo)
+    tasks = load_later(repo)
+    assert gc.isenabled()  # the pause ended
+    # Not left young, where the first allocation after the pause would scan them all.
+    oldest = {id(obj) for obj in gc.get_objects(generation=2)}
+    assert all(id(task) in oldest for task in tasks.tasks)
 
 
 def test_same_size_same_mtime_edit_is_seen_at_once(repo: Path) -> None:

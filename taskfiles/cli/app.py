@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -135,6 +134,8 @@ def emit_json(value: Any) -> None:
     try:
         import orjson
     except ImportError:
+        import json
+
         sys.stdout.write(json.dumps(value, ensure_ascii=False) + "\n")
         return
     sys.stdout.flush()
