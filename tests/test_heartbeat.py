@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 
 from taskfiles import process
+from taskfiles.dispatch import cycle as heartbeat
 from taskfiles.dispatch.cycle import CycleResult
 from taskfiles.errors import ConfigError
 from taskfiles.registry.records import format_time, parse_time
@@ -319,6 +320,26 @@ def test_snapshot_holds_owner_counts_states_and_ready_since(site: Site) -> None:
     assert snap["tasks"]["a"] == {"bucket": "ready", "state": "ready"}
     assert snap["tasks"]["b"]["bucket"] == "waiting"
     assert set(snap["ready_since"]) == {"a"}
+
+
+def test_duration_counts_building_and_writing_the_cycle_record(site: Site) -> None:
+    """A timer that moves on once snapshot.json is on disk: the duration the cycle reports
+    is read after the write; the one it records, just before the write (once the record is
+    built and encoded: it cannot count its own storing)."""
+    site.task("a")
+    snapshot = site.config.registry_dir / "snapshot.json"
+    readings: list[float] = []
+
+    def timer() -> float:  # seconds: 0 at the start, 5 until the record is written, then 9
+        readings.append(0.0 if not readings else 9.0 if snapshot.exists() else 5.0)
+        return readings[-1]
+
+    result = heartbeat.run_cycle(
+        site.config, heartbeat.CycleOptions(dispatch=False), clock=site.clock, timer=timer
+    )
+    assert readings == [0.0, 5.0, 9.0]
+    assert result.duration_ms == 9000.0
+    assert _record(site)["duration_ms"] == json.loads(snapshot.read_text())["duration_ms"] == 5000.0
 
 
 def test_unreadable_task_files_are_counted_in_the_cycle_line_and_listed_in_its_record(site: Site) -> None:

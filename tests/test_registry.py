@@ -902,6 +902,21 @@ def test_write_cycle_and_read_cycle_round_trip(reg: Registry) -> None:
     assert observed(reg)[1:] == before[1:]  # entries, leases, events and logs are another matter
 
 
+def test_write_cycle_stamps_duration_ms_with_elapsed_read_once(reg: Registry) -> None:
+    readings: list[float] = []
+
+    def elapsed() -> float:
+        readings.append(81.24)
+        return readings[-1]
+
+    record = CycleRecord(generated_at=T0, host="host-1", duration_ms=3.0, tasks={"a": {"bucket": "ready"}})
+    reg.write_cycle(record, elapsed=elapsed)
+    assert readings == [81.24]
+    assert reg.read_cycle() == replace(record, duration_ms=81.2)  # rounded to a tenth, as the cycle's
+    reg.write_cycle(record)  # without elapsed: the record's own
+    assert reg.read_cycle() == record
+
+
 # -- two handles on one store ---------------------------------------------------------------------
 
 

@@ -237,9 +237,13 @@ class Registry(ABC):
         run metrics read it with the live events, so gc never shortens their history."""
 
     @abstractmethod
-    def write_cycle(self, record: CycleRecord) -> None:
+    def write_cycle(self, record: CycleRecord, *, elapsed: Callable[[], float] | None = None) -> None:
         """Store the record of a heartbeat cycle of ``record.host``, atomically, replacing that
-        host's record before (a store that keeps one record replaces it)."""
+        host's record before (a store that keeps one record replaces it).
+
+        ``elapsed``: the cycle's milliseconds so far, read once the record is encoded and
+        just before it is stored; it becomes the stored ``duration_ms``, which so counts
+        building and encoding the record."""
 
     @abstractmethod
     def read_cycle(self) -> CycleRecord | None:

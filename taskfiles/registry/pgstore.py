@@ -30,7 +30,7 @@ import json
 import random
 import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -624,18 +624,16 @@ class PgRegistry(Registry):
         found: rollup.Rollup = self._run(body)
         return found
 
-    def write_cycle(self, record: CycleRecord) -> None:
+    def write_cycle(self, record: CycleRecord, *, elapsed: Callable[[], float] | None = None) -> None:
         """Keep ``record`` as its host's last cycle (one row a host)."""
-        from psycopg.types.json import Jsonb
-
         host = record.host or self.actor.host
 
         def body(conn: psycopg.Connection[tuple[Any, ...]]) -> None:
             conn.execute(
-                "INSERT INTO taskfiles_cycles (host, generated_at, record) VALUES (%s, %s, %s) "
+                "INSERT INTO taskfiles_cycles (host, generated_at, record) VALUES (%s, %s, %s::jsonb) "
                 "ON CONFLICT (host) DO UPDATE "
                 "SET generated_at = excluded.generated_at, record = excluded.record",
-                (host, record.generated_at, Jsonb(record.to_dict())),
+                (host, record.generated_at, record.to_json(elapsed).decode("utf-8")),
             )
             _notify(conn, {"cycle": host})
 
