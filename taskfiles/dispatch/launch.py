@@ -92,7 +92,7 @@ def dispatch_one(scene: Scene, tasks: TaskSet, task: Task) -> Dispatched | None:
             worker=dispatcher_worker(scene.host),
             owner=task.owner,
             max_attempts=settings.max_attempts,
-            task_blob=tasks.blobs.get(task.slug),
+            task_blob=tasks.paths_to_blobs.get(task.path),
         )
     except ConflictError:
         return None
