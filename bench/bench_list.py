@@ -36,7 +36,7 @@ from typing import Any
 import backlogmd
 from gen_tasks import generate
 from machine import Probe, results_file
-from timing import PYTHON, TASK, cold, interleave, plain, row, run_output, save, verdict, warm
+from timing import PYTHON, TASK, Retake, cold, interleave, plain, row, run_output, save, verdict, warm
 
 RACY_SECONDS = 2.2  # files younger than the cache's racy window are never cached
 TARGETS_MS = {10_000: {"list_warm": 150, "list_cold": 600, "validate_cold": 600}, 50_000: {"list_warm": 500}}
@@ -48,7 +48,7 @@ COMMANDS = {
 }
 
 
-def cases(repo: Path, backlog: tuple[str, Path] | None) -> dict[str, Callable[[], float]]:
+def cases(repo: Path, backlog: backlogmd.Listing | None) -> dict[str, Callable[[], float]]:
     """Every case of one size, in the order a round runs them."""
     found = {
         "python_bare": plain([PYTHON, "-c", "pass"], repo),
@@ -57,8 +57,7 @@ def cases(repo: Path, backlog: tuple[str, Path] | None) -> dict[str, Callable[[]
     found.update({f"{name}_warm": warm(f"{name}_warm", argv, repo) for name, argv in COMMANDS.items()})
     found.update({f"{name}_cold": cold(argv, repo) for name, argv in COMMANDS.items()})
     if backlog is not None:
-        command, project = backlog
-        found["backlog_list_plain"] = plain([command, "task", "list", "--plain"], project)
+        found["backlog_list_plain"] = backlog.sample
     return found
 
 
@@ -70,22 +69,25 @@ def check_listing(repo: Path, count: int) -> None:
             raise SystemExit(f"{' '.join(argv[1:])} gave {listed} tasks, expected {count}")
 
 
-def backlog_project(command: str, base: Path, count: int) -> tuple[Path, int]:
-    """The same tasks as a Backlog.md project, and how many its plain listing shows (all)."""
-    project = backlogmd.write_project(command, base / f"backlog-{count}", count)
-    listed = backlogmd.listed(run_output([command, "task", "list", "--plain"], project)[1])
-    if listed != count:
-        raise SystemExit(f"backlog task list --plain listed {listed} tasks in {project}, expected {count}")
-    return project, listed
+def backlog_listing(command: str, base: Path, count: int) -> backlogmd.Listing:
+    """The same tasks as a Backlog.md project, listed once untimed (all of them, or exit)."""
+    listing = backlogmd.Listing(
+        command, backlogmd.write_project(command, base / f"backlog-{count}", count), count
+    )
+    try:
+        listing.sample()
+    except Retake as why:
+        raise SystemExit(f"{why} in {listing.project}: {listing.incomplete}") from None
+    return listing
 
 
 def bench_size(base: Path, count: int, runs: int, backlog: str | None) -> dict[str, Any]:
     """Generate one size's repositories and time every case in interleaved rounds."""
     repo = generate(base / f"tasks-{count}", count)
-    project = backlog_project(backlog, base, count) if backlog else None
+    listing = backlog_listing(backlog, base, count) if backlog else None
     time.sleep(RACY_SECONDS)
     check_listing(repo, count)
-    measured = interleave(cases(repo, (backlog, project[0]) if backlog and project else None), runs)
+    measured = interleave(cases(repo, listing), runs)
     results: dict[str, Any] = measured["cases"]
     for name, result in results.items():
         print(f"{count:>6} {row(name, result)}", flush=True)
@@ -96,9 +98,13 @@ def bench_size(base: Path, count: int, runs: int, backlog: str | None) -> dict[s
         "retaken_rounds": measured["retaken_rounds"],
         "ratio_to_bare_python": {name: round(r["median_ms"] / bare, 1) for name, r in results.items()},
     }
-    if project:
+    if listing:
         ratio = results["backlog_list_plain"]["median_ms"] / results["list_warm"]["median_ms"]
-        report["backlog"] = {"listed": project[1], "ratio_to_list_warm": round(ratio, 1)}
+        report["backlog"] = {
+            "listed": listing.count,
+            "ratio_to_list_warm": round(ratio, 1),
+            "incomplete_listings": listing.incomplete,  # runs that listed fewer: not samples
+        }
         print(f"{count:>6} Backlog.md / task list --json (warm), same rounds: {ratio:.1f}x", flush=True)
     return report
 

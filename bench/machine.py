@@ -8,7 +8,8 @@ result file under ``"machine"``, so a reader sees what the numbers were taken on
 - the load: the load average before and after, the processes other than the bench
   that were busy just before and just after it, and the share of all cores' time that
   other processes used during the run (``/proc/stat``'s busy time less this process's
-  and its waited-for children's CPU time), plus the hypervisor's steal;
+  and its waited-for children's CPU time, so the kernel's own threads and any process
+  the bench detached count as other), plus the hypervisor's steal;
 - ``other_load``: True when any of those says something else competed for the CPU,
   with ``other_load_why`` saying which;
 - the bytecode: whether the timed processes could write and reuse ``.pyc`` files.

@@ -9,6 +9,7 @@ whose case raised ``Retake`` (e.g. a warm run that found its cache rewritten).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 import statistics
@@ -36,16 +37,26 @@ def run_ms(argv: list[str], cwd: Path, env: Mapping[str, str] | None = None) -> 
     return run_output(argv, cwd, env)[0]
 
 
-def run_output(argv: list[str], cwd: Path, env: Mapping[str, str] | None = None) -> tuple[float, bytes]:
-    """Wall time in ms of one run of ``argv`` and what it printed on stdout."""
-    start = time.perf_counter()
-    done = subprocess.run(argv, cwd=cwd, env=dict(env or child_env()), capture_output=True)
-    elapsed = (time.perf_counter() - start) * 1000
+def run_output(
+    argv: list[str], cwd: Path, env: Mapping[str, str] | None = None, *, into: Path | None = None
+) -> tuple[float, bytes]:
+    """Wall time in ms of one run of ``argv`` and what it printed on stdout (sent to the
+    file ``into`` when given, as a shell redirect would, instead of a pipe)."""
+    with into.open("wb") if into else contextlib.nullcontext() as sink:
+        start = time.perf_counter()
+        done = subprocess.run(
+            argv,
+            cwd=cwd,
+            env=dict(env or child_env()),
+            stdout=sink or subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        elapsed = (time.perf_counter() - start) * 1000
     if done.returncode != 0:
         raise SystemExit(
             f"{' '.join(argv)} failed in {cwd} (exit {done.returncode}): {done.stderr.decode()[-800:]}"
         )
-    return elapsed, done.stdout
+    return elapsed, into.read_bytes() if into else done.stdout
 
 
 def cache_folder(repo: Path) -> Path:
@@ -139,7 +150,7 @@ def verdict(
     met = measured >= limit if at_least else measured <= limit
     sign = ">=" if at_least else "<="
     return {
-        "target": f"{name} {sign} {limit:g} {unit}",
+        "target": f"{name} {sign} {limit:g}{unit if unit == 'x' else ' ' + unit}",
         "measured": round(measured, 1),
         "result": "PASS" if met else "FAIL",
     }
