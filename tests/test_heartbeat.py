@@ -209,6 +209,15 @@ def test_owner_alias_routing(site: Site) -> None:
     assert {site.entry(s).owner for s in "xyz"} == {"agents", "core"}
 
 
+def test_a_dispatch_from_the_cached_reading_without_bodies_prompts_with_the_task_body(site: Site) -> None:
+    site.plan({"a": ["ok"]})
+    site.task("a")
+    site.cycle(dispatch=False)  # fills the ref cache: the next cycle reads the tasks without bodies
+    assert dispatched(site.cycle()) == ["a"]
+    prompt = site.config.registry_dir / "prompts" / "a" / "1.md"
+    assert prompt.read_text(encoding="utf-8").rstrip().endswith("Do a.")
+
+
 def test_dependency_chain_a_b_c_is_dispatched_in_order(site: Site) -> None:
     site.plan({"a": ["complete"], "b": ["complete"], "c": ["complete"]})
     site.task("a")

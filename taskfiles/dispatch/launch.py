@@ -26,7 +26,7 @@ from typing import IO, Any
 from .. import git, process
 from ..config import Config
 from ..errors import ConflictError, GitError, TaskfilesError
-from ..plan.source import TaskSet
+from ..plan.source import TaskSet, with_body
 from ..plan.taskfile import Task
 from ..registry import RegistryEntry
 from ..status import Capacity
@@ -110,7 +110,8 @@ def _launch(scene: Scene, tasks: TaskSet, task: Task, entry: RegistryEntry) -> D
     worktree, branch = prepare_worktree(
         scene.config, task.slug, tasks.commit or scene.config.base_ref, entry.fresh
     )
-    text = prompt.for_attempt(scene.registry, task, entry, worktree, branch)
+    full = with_body(scene.config, tasks, task)  # the cycle reads the tasks without their bodies
+    text = prompt.for_attempt(scene.registry, full, entry, worktree, branch)
     prompt_file = scene.host_files.write_prompt(task.slug, entry.attempt, text)
     child = _spawn(scene, task, entry, worktree, prompt_file, intent)
     try:
