@@ -1,5 +1,10 @@
 """Timing for the benches: one command's wall time, interleaved rounds, medians, verdicts.
 
+A case is a function returning one sample in ms: ``plain`` (a command), ``warm`` (a
+command right after an untimed run of it) and ``cold`` (a command after every parse
+cache of the repository is deleted). ``save`` writes a result file and prints its
+verdicts.
+
 On a shared machine a busy moment slows whatever runs during it. ``interleave`` runs
 one sample of every case per round, so such a moment hits every case alike and the
 ratios between cases stay fair; a round in which the package's code changed (another
