@@ -298,7 +298,7 @@ def observe(
     warnings = [source.note] if source.note else []
     try:
         entries = registry.unreleased()  # a released entry is history: classified as none
-        cycles: Sequence[CycleRecord] = registry.read_cycles()
+        cycles: Sequence[CycleRecord] = registry.read_cycles(rows=False)  # rows: for outside readers
         registry_error = None
     except TaskfilesError as error:
         if not tolerant:

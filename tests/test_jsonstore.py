@@ -17,6 +17,7 @@ import shutil
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 
@@ -170,6 +171,26 @@ def test_write_cycle_replaces_snapshot_json_and_a_torn_one_reads_as_none(reg: Js
     assert reg.read_cycle() is None
     path.write_text("[1, 2]")
     assert reg.read_cycle() is None
+
+
+def test_snapshot_json_keeps_the_task_rows_last_and_a_reader_without_rows_parses_only_before(
+    reg: JsonRegistry,
+) -> None:
+    rows = {"a": {"bucket": "ready", "state": "ready"}, "b": {"bucket": "done", "state": "completed"}}
+    record = CycleRecord(
+        generated_at="2025-03-01T12:00:00.000000Z", host="h", tasks=rows, ready_since={"a": "x"}
+    )
+    reg.write_cycle(record)
+    path = reg.root / "snapshot.json"
+    head, rest = path.read_bytes().split(b"\n")
+    assert rest.startswith(b'"tasks":') and json.loads(head + b"\n" + rest) == record.to_dict()
+    path.write_bytes(head + b'\n"tasks":{"a": not JSON}}')  # the rows line is not read without rows
+    assert reg.read_cycle(rows=False) == replace(record, tasks={})
+    assert reg.read_cycle() is None
+    for indent in (None, 1, 0):  # as earlier versions or a person wrote it
+        path.write_text(json.dumps(record.to_dict(), indent=indent))
+        assert reg.read_cycle() == record
+        assert reg.read_cycle(rows=False) == replace(record, tasks={})
 
 
 # -- torn and hand-edited files -------------------------------------------------------------------

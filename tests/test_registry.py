@@ -902,6 +902,17 @@ def test_write_cycle_and_read_cycle_round_trip(reg: Registry) -> None:
     assert observed(reg)[1:] == before[1:]  # entries, leases, events and logs are another matter
 
 
+def test_a_cycle_record_read_without_rows_has_everything_but_its_task_rows(reg: Registry) -> None:
+    rows = {"a": {"bucket": "ready", "state": "ready"}}
+    record = CycleRecord(
+        generated_at=T0, host="host-1", counts={"ready": 1}, tasks=rows, ready_since={"a": T0}
+    )
+    reg.write_cycle(record)
+    assert reg.read_cycle(rows=False) == replace(record, tasks={})
+    assert reg.read_cycles(rows=False) == (replace(record, tasks={}),)
+    assert reg.read_cycle() == record
+
+
 def test_write_cycle_stamps_duration_ms_with_elapsed_read_once(reg: Registry) -> None:
     readings: list[float] = []
 

@@ -246,17 +246,18 @@ class Registry(ABC):
         building and encoding the record."""
 
     @abstractmethod
-    def read_cycle(self) -> CycleRecord | None:
+    def read_cycle(self, *, rows: bool = True) -> CycleRecord | None:
         """The last heartbeat cycle's classification (the newest of any host), or None before
-        the first cycle."""
+        the first cycle. ``rows=False``: without its task rows (``tasks`` empty), which no
+        reader in this package needs and which are most of a record (50,000 at 50,000 tasks)."""
 
-    def read_cycles(self) -> tuple[CycleRecord, ...]:
+    def read_cycles(self, *, rows: bool = True) -> tuple[CycleRecord, ...]:
         """Each dispatch host's last cycle record, newest first; the first is ``read_cycle()``'s.
 
         A store that keeps one record (the JSON store's ``snapshot.json``) has one host's:
         the one that ran last. A store shared by several hosts keeps one a host.
         """
-        record = self.read_cycle()
+        record = self.read_cycle(rows=rows)
         return (record,) if record is not None else ()
 
     @abstractmethod

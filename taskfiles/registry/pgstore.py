@@ -639,21 +639,21 @@ class PgRegistry(Registry):
 
         self._run(body)
 
-    def read_cycles(self) -> tuple[CycleRecord, ...]:
-        """Each host's last cycle record, newest first."""
+    def read_cycles(self, *, rows: bool = True) -> tuple[CycleRecord, ...]:
+        """Each host's last cycle record, newest first (``rows=False``: the server leaves the
+        task rows out)."""
+        record = "record" if rows else "record - 'tasks'"
 
         def body(conn: psycopg.Connection[tuple[Any, ...]]) -> list[Any]:
-            return [
-                row[0]
-                for row in conn.execute("SELECT record FROM taskfiles_cycles ORDER BY generated_at DESC")
-            ]
+            query = f"SELECT {record} FROM taskfiles_cycles ORDER BY generated_at DESC"
+            return [row[0] for row in conn.execute(query)]
 
         records = [CycleRecord.from_dict(r) for r in self._run(body) if isinstance(r, dict)]
         return tuple(r for r in records if r is not None)
 
-    def read_cycle(self) -> CycleRecord | None:
+    def read_cycle(self, *, rows: bool = True) -> CycleRecord | None:
         """The newest cycle record of any host; None before the first cycle."""
-        cycles = self.read_cycles()
+        cycles = self.read_cycles(rows=rows)
         return cycles[0] if cycles else None
 
     def dump(self) -> Dump:

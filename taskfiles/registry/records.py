@@ -366,6 +366,9 @@ class LogRecord:
 
 
 CYCLE_RECORD_VERSION = 1
+# What precedes the task rows in CycleRecord.to_json's bytes: a line of their own.
+ROWS = b',\n"tasks":'
+_LAST = ("duration_ms", "tasks")  # encoded after the rest, in this order
 
 
 @dataclass(frozen=True)
@@ -404,16 +407,37 @@ class CycleRecord:
         }
 
     def to_json(self, elapsed: Callable[[], float] | None = None) -> bytes:
-        """The JSON form, encoded (UTF-8): what ``to_dict`` holds, ``duration_ms`` last.
+        """The JSON form, encoded (UTF-8): what ``to_dict`` holds, then ``duration_ms``, then
+        the task rows on a line of their own (``ROWS``), so that a reader that does not need
+        them parses only what comes before (``from_json``; ~10% of the bytes).
 
         With ``elapsed``, ``duration_ms`` is its value read once everything else is
         encoded, so that a duration counts the encoding too.
         """
         data: dict[str, Any] = {"version": CYCLE_RECORD_VERSION}
-        data.update((f.name, getattr(self, f.name)) for f in fields(self) if f.name != "duration_ms")
+        data.update((f.name, getattr(self, f.name)) for f in fields(self) if f.name not in _LAST)
         head = orjson.dumps(data, default=_jsonable)
+        rows = orjson.dumps(self.tasks, default=_jsonable)
         duration = self.duration_ms if elapsed is None else round(elapsed(), 1)
-        return head[:-1] + b',"duration_ms":' + orjson.dumps(duration) + b"}"
+        return head[:-1] + b',"duration_ms":' + orjson.dumps(duration) + ROWS + rows + b"}"
+
+    @classmethod
+    def from_json(cls, raw: bytes, *, rows: bool = True) -> CycleRecord | None:
+        """Read a JSON form (``to_json``'s or any other layout); None when it is not one.
+
+        ``rows=False`` leaves ``tasks`` empty, and parses only the bytes before the rows
+        when they are on a line of their own (a raw line break cannot be inside a JSON
+        string, so that line is where ``to_json`` put them) and every other field is there.
+        """
+        head, mark, _ = raw.partition(ROWS) if not rows else (raw, b"", b"")
+        data = _json_object(head + b"}") if mark else None
+        if data is None or not all(name in data for name in _HEAD):
+            data = _json_object(raw)
+            if data is None:
+                return None
+        if not rows:
+            data["tasks"] = {}
+        return cls.from_dict(data)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> CycleRecord | None:
@@ -443,6 +467,17 @@ class CycleRecord:
             ready_since=_stamps(data.get("ready_since")),
             orphan_since=_stamps(data.get("orphan_since")),
         )
+
+
+_HEAD = tuple(f.name for f in fields(CycleRecord) if f.name not in _LAST)
+
+
+def _json_object(raw: bytes) -> dict[str, Any] | None:
+    try:
+        data = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return None
+    return data if isinstance(data, dict) else None
 
 
 def _jsonable(value: object) -> Any:
