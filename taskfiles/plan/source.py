@@ -195,15 +195,26 @@ def _read_entry(
 
 
 def _read_bytes(path: str, size: int, rel: str, config: Config) -> bytes | Parsed:
-    """A file's bytes, or the problem that stops them being read."""
-    if size > config.max_file_bytes:
+    """A file's bytes, or the problem that stops them being read.
+
+    ``size`` is the size lstat gave: the first read asks for one byte more (so a file that
+    grew shows it), then reads go on to EOF or past the limit. One read of the whole limit
+    made a 1 MiB buffer for each file, ~20 us apiece (and open() adds ~5 us of fstat/ioctl).
+    """
+    limit = config.max_file_bytes
+    if size > limit:
         return _too_large(rel, size, config)
     try:
-        with open(path, "rb") as handle:
-            data = handle.read(config.max_file_bytes + 1)
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            data = os.read(fd, size + 1)
+            while len(data) <= limit and (more := os.read(fd, limit + 1 - len(data))):
+                data += more
+        finally:
+            os.close(fd)
     except OSError as exc:
         return _unreadable(rel, exc)
-    if len(data) > config.max_file_bytes:  # it grew since the stat
+    if len(data) > limit:  # it grew since the stat
         return _too_large(rel, len(data), config)
     return data
 
