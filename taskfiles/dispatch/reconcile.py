@@ -88,12 +88,13 @@ def reconcile(scene: Scene, seen: Observation) -> Reconciled:
     tasks = seen.tasks
     orphans = seen.record.orphan_since if seen.record else {}
     unreadable = {slug_of(path): path for path in tasks.skipped}
+    rows = {c.slug: c for c in seen.rows if c.entry is not None}  # not by_slug: 50,000 rows for a few
     out, since = _Out(), {}
     for slug, entry in sorted(seen.entries.items()):
         if entry.state == "released":
             continue
         if slug in tasks.by_slug:
-            _settle(scene, seen.by_slug[slug], out)
+            _settle(scene, rows[slug], out)
         elif slug in unreadable:  # not a deleted task: judge its worker, keep its entry
             task = _unreadable(slug, unreadable[slug])
             _settle(scene, state.classify(task, entry, tasks, seen.inputs), out)
