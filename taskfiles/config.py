@@ -7,9 +7,11 @@ configuration works.
 
 from __future__ import annotations
 
+import marshal
 import os
 import re
-import tomllib
+import sys
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -30,6 +32,11 @@ DEFAULT_PRIORITIES = ("p0", "p1", "p2", "p3")
 REGISTRY_ENV = "TASKFILES_REGISTRY"
 REGISTRY_URL_ENV = "TASKFILES_REGISTRY_URL"
 DEFAULT_AGENT = "default"  # the agent name that means [worker] command
+# The parsed TOML, kept while its file is unchanged: importing tomllib is ~2 ms of every
+# command, reading this a few µs. Per worktree, beside the parse caches.
+TOML_CACHE = "config.marshal"
+TOML_CACHE_FORMAT = 1
+RACY_NS = 2_000_000_000  # a file changed this recently is parsed but not kept (plan/cache.py)
 MAX_DAYS = 36_500  # a century: the longest age in days a setting or `task gc` takes
 # The settings sections live in settings.py, imported on first use; their names are
 # still importable from here.
@@ -184,23 +191,74 @@ def load(start: Path | None = None) -> Config:
     here = (start or Path.cwd()).resolve()
     repo = git.discover(here)
     root = repo.root if repo else here
-    source, section = _read_section(root)
+    source, section = _read_section(root, repo.git_dir / "taskfiles" / TOML_CACHE if repo else None)
     return _build(root, repo, source, section)
 
 
-def _read_section(root: Path) -> tuple[Path | None, dict[str, Any]]:
+def _read_section(root: Path, cache: Path | None) -> tuple[Path | None, dict[str, Any]]:
     standalone = root / "taskfiles.toml"
     if standalone.is_file():
-        return standalone, _parse_toml(standalone)
+        return standalone, _toml(standalone, cache)
     pyproject = root / "pyproject.toml"
     if pyproject.is_file():
-        section = _parse_toml(pyproject).get("tool", {}).get("taskfiles")
+        section = _toml(pyproject, cache).get("tool", {}).get("taskfiles")
         if section is not None:
             return pyproject, _require_table(pyproject, "tool.taskfiles", section)
     return None, {}
 
 
+def _toml(path: Path, cache: Path | None) -> dict[str, Any]:
+    """``path`` parsed; from ``cache`` while the file's identity (mtime, size, inode,
+    ctime) is the one it was parsed at, which as for the parse cache (plan/cache.py)
+    is trusted only for a file that had not changed within ``RACY_NS`` of that parse."""
+    try:
+        st = path.stat()
+    except OSError:
+        return _parse_toml(path)  # which says why it cannot be read
+    key = (
+        TOML_CACHE_FORMAT,
+        sys.version_info[:2],
+        str(path),
+        st.st_mtime_ns,
+        st.st_size,
+        st.st_ino,
+        st.st_ctime_ns,
+    )
+    kept = _kept(cache, key) if cache else None
+    if kept is not None:
+        return kept
+    data = _parse_toml(path)
+    if cache and time.time_ns() - max(st.st_mtime_ns, st.st_ctime_ns) > RACY_NS:
+        _keep(cache, (key, data))
+    return data
+
+
+def _kept(cache: Path, key: tuple[object, ...]) -> dict[str, Any] | None:
+    try:
+        found = marshal.loads(cache.read_bytes())
+    except Exception:  # missing, or a corrupt file (which can raise almost anything): parse
+        return None
+    if isinstance(found, tuple) and len(found) == 2 and found[0] == key and isinstance(found[1], dict):
+        return found[1]
+    return None
+
+
+def _keep(cache: Path, value: tuple[Any, ...]) -> None:
+    """Write the cache; failing (no room, no rights, a TOML date marshal cannot hold)
+    only costs the next command a parse."""
+    from .atomic import atomic_write
+
+    try:
+        data = marshal.dumps(value)
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write(cache, data, sync_dir=False)
+    except (OSError, ValueError):
+        pass
+
+
 def _parse_toml(path: Path) -> dict[str, Any]:
+    import tomllib
+
     try:
         return tomllib.loads(path.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as exc:

@@ -24,6 +24,7 @@ from .annotations import annotation
 from .app import JsonFlag, RefOption, config, echo, emit_json, table, warn
 
 if TYPE_CHECKING:
+    from ..config import Config
     from ..plan.slugspace import NewTask
     from ..registry import RegistryEntry
 
@@ -155,8 +156,6 @@ def list_tasks(
     error (exit 2). --json gives each task's "created": when its file was first committed
     in HEAD's history, following renames (null: not committed yet).
     """
-    from ..plan.created import created_dates
-
     filters = query.Filters(
         status=query.values(status),
         owner=query.values(owner),
@@ -170,7 +169,7 @@ def list_tasks(
     )
     cfg = config(ctx)
     # The creation dates cost one cached read; only the JSON form and the date filters use them.
-    created = created_dates(cfg) if as_json or filters.by_created else {}
+    created = _created(cfg) if as_json or filters.by_created else {}
     # Only --search reads a body; without it a warm list does not read them at all.
     tasks = query.select(_load(ctx, ref, bodies=search is not None).tasks, filters, cfg, created)
     entries = _entries(ctx) if tasks else {}
@@ -184,6 +183,12 @@ def list_tasks(
     ]
     if rows:
         echo(table(rows, ("PRI", "STATUS", "STATE", "SLUG", "OWNER", "TITLE")))
+
+
+def _created(cfg: Config) -> Mapping[str, str]:
+    from ..plan.created import created_dates  # and json: the text form needs neither
+
+    return created_dates(cfg)
 
 
 def _row(task: Task, created: str | None, runtime: dict[str, Any] | None) -> dict[str, Any]:
