@@ -8,9 +8,10 @@ times, in interleaved rounds (one run of every case per round, median over the r
   --json --ref main`` and ``task validate`` right after an untimed run of the same
   command (a sample whose run rewrote a cache file was not warm: its round is retaken);
 - ``list_cold``, ``list_ref_cold``, ``validate_cold``: the same commands after deleting
-  ``.git/taskfiles/``, every parse cache taskfiles keeps (the working tree's, the blobs',
-  each ref's, the created dates). Bytecode and the OS file cache stay warm: "cold" is a
-  first run after a clone or a cache wipe, not after a reboot;
+  ``.git/taskfiles/``, every cache taskfiles keeps there (the parse results of the
+  working tree, the blobs and each ref, the created dates, the parsed settings).
+  Bytecode and the OS file cache stay warm: "cold" is a first run after a clone or a
+  cache wipe, not after a reboot;
 - baselines: ``python -c pass`` and ``python -c "import taskfiles.cli"``;
 - ``backlog task list --plain`` over the same tasks in Backlog.md's format, when its
   ``backlog`` command is on PATH or ``--backlog`` is given (installed with npm into a

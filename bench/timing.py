@@ -65,8 +65,9 @@ def run_output(
 
 
 def cache_folder(repo: Path) -> Path:
-    """Where taskfiles keeps every parse cache of ``repo``: the working tree's, the blobs',
-    each ref's (taskfiles/plan/cache.py, source.py) and the created dates (plan/created.py)."""
+    """Where taskfiles keeps every cache of ``repo``: the parse results of the working tree,
+    the blobs and each ref (taskfiles/plan/cache.py, source.py), the created dates
+    (plan/created.py), the parsed settings (config.py)."""
     return repo / ".git" / "taskfiles"
 
 
@@ -92,7 +93,7 @@ def warm(name: str, argv: list[str], repo: Path) -> Callable[[], float]:
 
 
 def cold(argv: list[str], repo: Path) -> Callable[[], float]:
-    """A cold sample: every parse cache deleted, then one timed run."""
+    """A cold sample: every cache of the repository deleted, then one timed run."""
 
     def sample() -> float:
         shutil.rmtree(cache_folder(repo), ignore_errors=True)
