@@ -254,7 +254,7 @@ def test_a_cache_write_that_cannot_pickle_is_skipped_not_raised(tmp_path: Path) 
         path = tmp_path / "tree-cache.pickle"
         store = cache.TreeStore(path, ("print",))
         odd = Parsed(replace(good.task, extra={"x": strange}))
-        store.put("tasks/good.md", (1, 2, 3, 4), odd, keep=True)
+        store.put("tasks/good.md", bytes(32), odd, keep=True)
         stats = store.save(([], [], []))
         assert (stats.parsed, stats.stored) == (1, None)
         assert list(tmp_path.iterdir()) == []  # no cache file, no temporary file left behind
