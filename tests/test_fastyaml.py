@@ -16,7 +16,7 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from taskfiles.plan import fastyaml, scalars, yamlevents, yamlsafe
+from taskfiles.plan import fastyaml, frontmatter, scalars, yamlevents, yamlsafe
 
 from .conftest import write_task
 
@@ -132,18 +132,64 @@ NEAR_MISSES = st.sampled_from(
 )
 
 
+TRICKY_SCALARS = st.one_of(
+    st.sampled_from(WORDS).filter(lambda word: "'" not in word and '"' not in word),
+    st.sampled_from(WORDS).map(lambda word: "'" + word.replace("'", "''") + "'"),
+    st.sampled_from(WORDS).map(lambda word: '"' + word.replace('"', "") + '"'),
+    st.from_regex(r"[A-Za-z][A-Za-z0-9 ._/()#-]{0,12}", fullmatch=True),
+)
+
+
+@st.composite
+def clean_entries(draw: st.DrawFn) -> list[str]:
+    """A key and its value in the grammar's shapes, the scalars YAML's tricky values (some
+    declined: 'on:', '<<', an integer past 64 bits), and maybe a comment or blank line."""
+    key = draw(st.one_of(SAFE_KEYS, SAFE_KEYS, st.sampled_from(["title", "a.b", "_k", "on", "No"])))
+    comment = draw(st.sampled_from(["", "", " # note"]))
+    shape = draw(st.sampled_from(["scalar", "scalar", "flow", "block", "empty"]))
+    if shape == "scalar":
+        lines = [f"{key}: {draw(TRICKY_SCALARS)}{comment}"]
+    elif shape == "flow":
+        lines = [f"{key}: [{', '.join(draw(st.lists(TRICKY_SCALARS, max_size=3)))}]{comment}"]
+    elif shape == "block":
+        indent = draw(st.sampled_from(["", "  ", "    "]))
+        items = draw(st.lists(TRICKY_SCALARS, min_size=1, max_size=3))
+        lines = [f"{key}:{comment}", *(f"{indent}- {item}" for item in items)]
+    else:
+        lines = [f"{key}:{comment}"]
+    return lines + draw(st.sampled_from([[], [], [""], ["# a comment"], ["  # indented"]]))
+
+
+@st.composite
+def near_misses(draw: st.DrawFn, lines: list[str]) -> list[str]:
+    """``lines`` with one near miss: a tricky character put in, a character taken out, or
+    a line replaced by a tricky one, indented or repeated."""
+    lines = list(lines)
+    at = draw(st.integers(0, len(lines) - 1))
+    line = lines[at]
+    kind = draw(st.sampled_from(["char", "delete", "replace", "indent", "repeat"]))
+    if kind == "char":
+        where = draw(st.integers(0, len(line)))
+        lines[at] = line[:where] + draw(st.sampled_from(TRICKY)) + line[where:]
+    elif kind == "delete" and line:
+        where = draw(st.integers(0, len(line) - 1))
+        lines[at] = line[:where] + line[where + 1 :]
+    elif kind == "replace":
+        lines[at] = draw(st.one_of(key_lines(), item_lines(), NEAR_MISSES))
+    elif kind == "indent":
+        lines[at] = draw(st.sampled_from([" ", "  ", "    "])) + line
+    else:
+        lines.insert(at, line)
+    return lines
+
+
 @st.composite
 def documents(draw: st.DrawFn) -> str:
-    """A frontmatter: key, item, comment and blank lines, and now and then a near miss."""
-    line = st.one_of(
-        key_lines(),
-        key_lines(),
-        item_lines(),
-        COMMENTS.map(str.lstrip),
-        st.sampled_from(["", "  ", " # x"]),
-        NEAR_MISSES,
-    )
-    lines = draw(st.lists(line, min_size=1, max_size=8))
+    """A frontmatter from the grammar, then (for most) a near miss or two."""
+    entries = draw(st.lists(clean_entries(), min_size=1, max_size=6))
+    lines = [line for entry in entries for line in entry]
+    for _ in range(draw(st.sampled_from([0, 0, 1, 2]))):
+        lines = draw(near_misses(lines))
     return "\n".join(lines) + draw(st.sampled_from(["\n", "\n", "", "\n\n"]))
 
 
@@ -211,6 +257,30 @@ def common_documents(draw: st.DrawFn) -> str:
 @given(text=common_documents())
 def test_the_fast_path_reads_the_common_shapes(text: str) -> None:
     assert check_same_as_libyaml(text), f"declined: {text!r}"
+
+
+@st.composite
+def task_files(draw: st.DrawFn) -> str:
+    """A whole file: delimiter lines exact or not, a frontmatter, a body that may hold more
+    delimiter lines."""
+    opening = draw(st.sampled_from(["---\n"] * 6 + ["--- \n", "\ufeff---\n", "---\r\n", "...\n", ""]))
+    closing = draw(st.sampled_from(["---\n"] * 5 + ["---", "...\n", "--- \n", "---\r\n", "----\n", ""]))
+    header = draw(st.one_of(documents(), common_documents(), st.just("")))
+    body = draw(st.sampled_from(["", "\nBody.\n", "---\n", "\n---\nmore\n", "## Plan\n\n- [ ] x\n"]))
+    return opening + header + closing + body
+
+
+@SETTINGS
+@given(text=task_files())
+def test_the_fast_path_splits_a_file_where_frontmatter_split_does(text: str) -> None:
+    fast = fastyaml.read_file(text)
+    if fast is None:
+        return
+    split = frontmatter.split(text)
+    slow = yamlevents.load(split.header, frontmatter.HEADER_LINE)
+    assert (fast.body, fast.body_line) == (split.body, split.body_line)
+    assert typed(fast.meta) == typed(slow.value)
+    assert list(fast.key_lines.items()) == list(slow.key_lines.items())
 
 
 # -- tables ---------------------------------------------------------------------------------------

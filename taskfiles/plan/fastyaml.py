@@ -4,7 +4,8 @@ What it reads: top-level ``key: value`` lines, each key a plain name at the star
 its line, each value a one-line scalar (plain; single-quoted; double-quoted without a
 backslash), a one-line flow list of such scalars (``[a, 'b c']``) or a block list of
 them (``- a`` lines, all at one indent), and comment and blank lines anywhere. Plain
-scalars mean what PyYAML makes of them (``scalars.plain_tag``).
+scalars mean what PyYAML makes of them (``scalars.plain_tag``). ``read_file`` reads a
+whole task file whose frontmatter is that, between two lines that are exactly ``---``.
 
 Everything else is declined, never guessed: ``read`` returns None and yamlsafe has
 libyaml read the text (``yamlevents``), which also reports every error with its line,
@@ -13,14 +14,15 @@ integer past 64 bits, ``a: b: c``) is declined too. So are tabs, carriage return
 every character libyaml refuses or treats as a line break, anchors, aliases, tags,
 block scalars, multi-line scalars and flow lists, nested collections and empty
 documents. tests/test_fastyaml.py generates documents from this grammar and near misses
-of it and checks that whatever this reads, libyaml reads the same, types included.
+of it and checks that whatever this reads, libyaml reads the same, types included (and
+that read_file cuts a file where frontmatter.split does).
 """
 
 from __future__ import annotations
 
 import functools
 import re
-from typing import Any
+from typing import Any, NamedTuple
 
 from .scalars import BOOL, BOOLS, FLOAT, INT, INT_MAX, INT_MIN, NULL, STR, VALUE, float_of, int_of, plain_tag
 
@@ -59,7 +61,40 @@ _LINE = re.compile(
 )
 _FLOW_ITEMS = re.compile(_FLOW_ITEM)
 _DECLINED = object()  # a scalar the fast path does not read (an error, or a merge key)
+_OPEN, _CLOSE = "---\n", "\n---\n"  # a file's first line, and its header's last '\n' and closing line
 KEY, OPEN, ITEM, BLANK = "key", "open", "item", "blank"  # what a line is
+
+
+class File(NamedTuple):
+    """A task file read by the fast path: its frontmatter, and its body."""
+
+    meta: dict[str, Any]
+    key_lines: dict[str, int]  # numbered as in the file
+    body: str
+    body_line: int
+
+
+def read_file(text: str) -> File | None:
+    """A whole task file whose frontmatter is in the grammar and between two lines that are
+    exactly ``---``; None for anything else (a BOM, '...', a delimiter with trailing blanks),
+    which frontmatter.split and yamlsafe.load read as before.
+
+    No line of the grammar is a delimiter line, so when every line up to the first exact
+    ``---`` line is in the grammar, that line is where frontmatter.split closes too; the
+    file is never cut into lines beyond it (tests/test_fastyaml.py checks both agree).
+    """
+    if not text.startswith(_OPEN):
+        return None
+    close = text.find(_CLOSE, len(_OPEN) - 1)  # the '\n' ending the '---' line after the header
+    if close == -1:
+        if not text.endswith(_CLOSE[:-1]):
+            return None
+        close = len(text) - len(_CLOSE) + 1  # the closing line is the last, with no '\n'
+    header = text[len(_OPEN) : close + 1]
+    found = read(header, 2)
+    if found is None:
+        return None
+    return File(found[0], found[1], text[close + len(_CLOSE) :], header.count("\n") + 3)
 
 
 def read(text: str, first_line: int = 1) -> tuple[dict[str, Any], dict[str, int]] | None:

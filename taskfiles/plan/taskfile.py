@@ -9,14 +9,9 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ..slugs import is_slug, slug_of
-
-if TYPE_CHECKING:
-    # Imported where used: the warm `task list` path builds Tasks from the cache
-    # and must not pay ~15 ms for YAML it never parses.
-    from . import frontmatter
 
 STATUSES = ("not_started", "ready", "completed", "cancelled")
 DONE_STATUSES = frozenset({"completed", "cancelled"})
@@ -229,11 +224,21 @@ def _conflict_markers(text: str, path: str) -> list[Problem]:
 
 
 def _parse_text(text: str, path: str, slug: str, workstream: str | None, schema: Schema) -> Parsed:
-    from . import frontmatter, yamlsafe
+    from . import yamlsafe  # imported where used: the warm path builds Tasks from the cache
 
     markers = _conflict_markers(text, path)
     if markers:
         return Parsed(None, tuple(markers))
+    fast = yamlsafe.read_file(text)  # nearly every file: not cut into lines, nor read by libyaml
+    if fast is not None:
+        return _build(fast.meta, fast.key_lines, fast.body, fast.body_line, path, slug, workstream, schema)
+    return _parse_unusual(text, path, slug, workstream, schema)
+
+
+def _parse_unusual(text: str, path: str, slug: str, workstream: str | None, schema: Schema) -> Parsed:
+    """A file the fast path declined: split into lines, its YAML read by libyaml."""
+    from . import frontmatter, yamlsafe
+
     try:
         split = frontmatter.split(text)
     except frontmatter.SplitError as exc:
@@ -246,7 +251,7 @@ def _parse_text(text: str, path: str, slug: str, workstream: str | None, schema:
     if not isinstance(meta, dict):
         message = "frontmatter must be 'key: value' lines, not a list or text"
         return _fatal(path, frontmatter.HEADER_LINE, "not_mapping", message)
-    return _build(meta, document.key_lines, split, path, slug, workstream, schema)
+    return _build(meta, document.key_lines, split.body, split.body_line, path, slug, workstream, schema)
 
 
 class _Checker:
@@ -306,7 +311,8 @@ def _kind(value: object) -> str:
 def _build(
     meta: dict[str, Any],
     lines: dict[str, int],
-    split: frontmatter.Split,
+    body: str,
+    body_line: int,
     path: str,
     slug: str,
     workstream: str | None,
@@ -345,8 +351,8 @@ def _build(
         completed_at=completed_at,
         pr=check.text(meta, "pr"),
         workstream=workstream,
-        body=split.body,
-        body_line=split.body_line,
+        body=body,
+        body_line=body_line,
         extra=extra,
         legacy=legacy,
         lines=lines,

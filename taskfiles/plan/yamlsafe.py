@@ -1,11 +1,11 @@
 """Task-file YAML: read alike on every machine, into JSON-shaped data, within bounds.
 
-``load`` is the one way a task file's YAML is read. The frontmatter almost every file
-has (``key: value`` lines of one-line scalars and lists of them) is read by
-``fastyaml`` without libyaml, and without importing yaml at all; everything else, and
-every error, is libyaml's events built into data by ``yamlevents``. Both give the same
-result for what the fast path reads (tests/test_fastyaml.py), so which one read a file
-never shows.
+``load`` (a YAML text) and ``read_file`` (a whole task file) are how a task file's YAML
+is read. The frontmatter almost every file has (``key: value`` lines of one-line scalars
+and lists of them) is read by ``fastyaml`` without libyaml, and without importing yaml
+at all; everything else, and every error, is libyaml's events built into data by
+``yamlevents``. Both give the same result for what the fast path reads
+(tests/test_fastyaml.py), so which one read a file never shows.
 
 libyaml (PyYAML's C extension) is required either way: PyYAML's pure-Python parser
 accepts and rejects different inputs than libyaml, and a file must not be valid on one
@@ -39,6 +39,7 @@ __all__ = [
     "YamlError",
     "has_libyaml",
     "load",
+    "read_file",
     "short_tag",
     "shown",
 ]
@@ -79,14 +80,26 @@ def load(text: str, first_line: int = 1) -> Document:
 
     Raises YamlError for anything a task file may not hold, ConfigError without libyaml.
     """
-    if not has_libyaml():
-        raise ConfigError(NO_LIBYAML)
+    _require_libyaml()
     fast = fastyaml.read(text, first_line)
     if fast is not None:
         return Document(*fast)
     from . import yamlevents  # imports yaml (~10 ms): only for what the fast path declined
 
     return yamlevents.load(text, first_line)
+
+
+def read_file(text: str) -> fastyaml.File | None:
+    """A whole task file, when the fast path reads it (nearly every file): its frontmatter
+    and body without cutting the file into lines. None: frontmatter.split and ``load``
+    read it. ConfigError without libyaml, as from ``load``."""
+    _require_libyaml()
+    return fastyaml.read_file(text)
+
+
+def _require_libyaml() -> None:
+    if not has_libyaml():
+        raise ConfigError(NO_LIBYAML)
 
 
 @functools.cache
