@@ -37,6 +37,7 @@ _OPEN = b',\n"entries":{'
 _CLOSE = b"\n}}\n"
 _LINE = re.compile(rb'\n"([A-Za-z0-9][A-Za-z0-9._-]*)":\{')  # slugs are check_slug-valid
 _Row = dict[str, Any]
+_RELEASED = b',"state":"released",'  # how the writer renders a released entry's state
 
 
 class DocumentError(ValueError):
@@ -118,8 +119,24 @@ class Rows(Mapping[str, _Row]):
             return row is not None and row.get("state") == "released"
         line = self.line(slug)
         if line is not None:
-            return b',"state":"released",' in line
+            return _RELEASED in line
         return self[slug].get("state") == "released"
+
+    def unreleased(self) -> Iterator[str]:
+        """The slugs of the entries that are not released, in ``iter`` order: ``released`` for
+        each, in one pass over the lines (a registry keeps thousands of released entries)."""
+        if not self._indexed:
+            self._index()
+        raw, changes = self.raw, self.changes
+        for slug, span in self._spans.items():
+            if slug not in changes and span is not None:
+                if raw.find(_RELEASED, *span) < 0:  # released(), without copying the line
+                    yield slug
+            elif slug in self and not self.released(slug):
+                yield slug
+        for slug in changes:
+            if slug not in self._spans and slug in self and not self.released(slug):
+                yield slug
 
     def __contains__(self, slug: object) -> bool:
         if not isinstance(slug, str):

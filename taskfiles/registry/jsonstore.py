@@ -214,7 +214,7 @@ class JsonRegistry(Registry):
         """Every entry but the released ones; a released entry's line is passed over unread."""
         rows = self._current().doc.rows
         entries = _LazyEntries(rows, self)
-        return {slug: entries[slug] for slug in rows if not rows.released(slug)}
+        return {slug: entries[slug] for slug in rows.unreleased()}
 
     # -- writing -----------------------------------------------------------------------------
 
