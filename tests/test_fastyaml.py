@@ -13,20 +13,15 @@ from typing import Any
 
 import pytest
 import yaml
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from taskfiles.plan import fastyaml, frontmatter, scalars, yamlevents, yamlsafe
 
 from .conftest import write_task
+from .test_yaml_fuzz import FUZZ
 
-SETTINGS = settings(
-    max_examples=2000,
-    deadline=None,
-    derandomize=True,
-    database=None,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
-)
+SETTINGS = settings(FUZZ, max_examples=2000)  # derandomized, no example database: as the fuzz test
 
 
 def typed(value: Any) -> Any:
