@@ -132,8 +132,8 @@ def run_cycle(
 ) -> CycleResult:
     """Run one heartbeat cycle, or return at once (``ran=False``) when another one runs.
 
-    Its ``duration_ms`` is measured on ``timer``, from the lock taken to the cycle record
-    written (in the record itself: to the record encoded, just before it is stored)."""
+    Its ``duration_ms`` is measured on ``timer``, from the cycle's start (the lock held) to
+    its record written (in the record itself: to the record encoded, just before it is stored)."""
     clock = clock or utc_now
     registry = registry or open_registry(config, clock=clock)
     # The cycle makes ~100k short objects over 10,000 tasks; the cyclic GC would rescan them.
