@@ -394,15 +394,18 @@ def _task_set(
     """The TaskSet, owners canonical: aliases come from config, after the cache."""
     tasks, problems, skipped = assembled
     if config.owner_aliases:
-        tasks = [_canonical(task, config) for task in tasks]
+        tasks = _canonical(tasks, config)
     return TaskSet(tuple(tasks), tuple(problems), tuple(skipped), ref, commit, stats, bodies=bodies)
 
 
-def _canonical(task: Task, config: Config) -> Task:
-    owner = task.owner
-    if owner is None or owner.lower() not in config.owner_aliases:
-        return task
-    return _copy(task, owner=config.canonical_owner(owner))
+def _canonical(tasks: list[Task], config: Config) -> list[Task]:
+    """``tasks``, each owner that is an alias replaced by its owner: decided once per
+    distinct owner, not once per task (a few hundred owners, 50,000 tasks)."""
+    owners = {task.owner for task in tasks}
+    renamed = {
+        o: config.canonical_owner(o) for o in owners if o is not None and o.lower() in config.owner_aliases
+    }
+    return [_copy(task, owner=renamed[task.owner]) if task.owner in renamed else task for task in tasks]
 
 
 def _copy(task: Task, **changes: object) -> Task:
