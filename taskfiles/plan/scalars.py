@@ -15,9 +15,9 @@ from __future__ import annotations
 import math
 import re
 
-_TAG = "tag:yaml.org,2002:"
-STR, INT, FLOAT, BOOL, NULL = (_TAG + name for name in ("str", "int", "float", "bool", "null"))
-SEQ, MAP, MERGE, VALUE, TIMESTAMP = (_TAG + name for name in ("seq", "map", "merge", "value", "timestamp"))
+TAG = "tag:yaml.org,2002:"  # what '!!' stands for
+STR, INT, FLOAT, BOOL, NULL = (TAG + name for name in ("str", "int", "float", "bool", "null"))
+SEQ, MAP, MERGE, VALUE, TIMESTAMP = (TAG + name for name in ("seq", "map", "merge", "value", "timestamp"))
 INT_MIN, INT_MAX = -(2**63), 2**63 - 1
 BOOLS = {"yes": True, "no": False, "true": True, "false": False, "on": True, "off": False}
 # PyYAML's implicit resolvers (yaml/resolver.py), patterns copied verbatim and in its

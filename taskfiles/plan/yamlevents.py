@@ -47,6 +47,7 @@ from .scalars import (
     RESOLVERS,
     SEQ,
     STR,
+    TAG,
     TIMESTAMP,
     VALUE,
     float_of,
@@ -69,8 +70,7 @@ try:
 except ImportError:  # PyYAML built without libyaml: load() says how to fix that
     _libyaml = None
 
-_TAG = "tag:yaml.org,2002:"
-_UNSUPPORTED = frozenset(_TAG + name for name in ("binary", "set", "omap", "pairs"))
+_UNSUPPORTED = frozenset(TAG + name for name in ("binary", "set", "omap", "pairs"))
 
 
 def load(text: str, first_line: int = 1) -> Document:

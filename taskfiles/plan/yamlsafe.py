@@ -25,7 +25,7 @@ from typing import Any
 
 from ..errors import ConfigError
 from . import fastyaml
-from .scalars import INT_MAX, INT_MIN, TIMESTAMP
+from .scalars import INT_MAX, INT_MIN, TAG, TIMESTAMP
 
 __all__ = [
     "INT_MAX",  # re-exported from scalars, where the plain-scalar rules live
@@ -53,7 +53,6 @@ NO_LIBYAML = (
     "pip install --force-reinstall --only-binary pyyaml pyyaml"
 )
 
-_TAG = "tag:yaml.org,2002:"
 # What str.splitlines() cuts at: escaped, a message stays on one line.
 _LINE_BREAKS = str.maketrans({c: repr(c)[1:-1] for c in "\n\r\v\f\x1c\x1d\x1e\x85\u2028\u2029"})
 
@@ -125,4 +124,4 @@ def shown(text: str, limit: int = 60) -> str:
 
 def short_tag(tag: str) -> str:
     """``tag:yaml.org,2002:int`` as people write it: ``!!int``."""
-    return "!!" + tag[len(_TAG) :] if tag.startswith(_TAG) else tag
+    return "!!" + tag[len(TAG) :] if tag.startswith(TAG) else tag
