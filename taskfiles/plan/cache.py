@@ -246,6 +246,11 @@ class TreeStore:
         self.complete = True  # every listed file is in _new
         self.added = self.hits = self.parsed = self.racy = 0
 
+    @property
+    def empty(self) -> bool:
+        """Whether nothing is stored: a load reads every file."""
+        return not self._old_entries
+
     def unchanged(self, rels: list[str], ids: list[Identity], *, bodies: bool = True) -> Assembled | None:
         """The stored result when ``rels`` and their ``ids`` are exactly the stored listing."""
         if SEP.join(rels) != self._rels or b"".join(ids) != self._ids:

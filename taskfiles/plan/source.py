@@ -96,9 +96,9 @@ def load_tree(config: Config, *, now_ns: int | None = None, bodies: bool = True)
     now_ns = time.time_ns() if now_ns is None else now_ns
     with cache.gc_paused():  # ~100k objects are made and kept; collecting mid-way is wasted work
         store = cache.TreeStore(_cache_path(config.git_dir, cache.TREE_FILE), _fingerprint(config))
-        listing = _listing(config)
-        rels = [rel for rel, _, _, _ in listing]
-        assembled = store.unchanged(rels, [ident for _, ident, _, _ in listing], bodies=bodies)
+        listing = _listing(config, stats=store.empty)  # nothing stored: every file will be read
+        rels = [rel for rel, _, _ in listing]
+        assembled = store.unchanged(rels, [ident for _, ident, _ in listing], bodies=bodies)
         if assembled is not None:
             stats = cache.CacheStats(hits=len(rels), unchanged=True)
             return _task_set(assembled, config, stats=stats, bodies=bodies)
@@ -130,12 +130,14 @@ def _workstream(relative_to_tasks: str) -> str | None:
     return folder or None
 
 
-Listed = tuple[str, cache.Identity, str, os.stat_result]  # path from the root, identity, full path, lstat
+Listed = tuple[str, cache.Identity, os.stat_result | None]  # path from the root, identity, lstat
 
 
-def _listing(config: Config) -> list[Listed]:
-    """Every task-named entry, by path. Hidden folders and symlinked folders are not
-    entered; unreadable ones skipped."""
+def _listing(config: Config, *, stats: bool) -> list[Listed]:
+    """Every task-named entry, by path, with its identity, and its lstat when ``stats``
+    (else the lstat of a file the cache cannot answer for is taken again: freeing 50,000
+    of them costs ~25 ms, more than the few files a warm load reads). Hidden folders
+    and symlinked folders are not entered; unreadable ones skipped."""
     if not config.tasks_dir.is_dir():
         return []
     found = []
@@ -160,7 +162,7 @@ def _listing(config: Config) -> list[Listed]:
             elif _is_task_name(name):
                 # The identity now, while the stat is in the CPU's cache: read from all
                 # 50,000 afterwards, it costs as much again as the walk's own work.
-                found.append((prefix + name, identity(st), path, st))
+                found.append((prefix + name, identity(st), st if stats else None))
     found.sort(key=itemgetter(0))
     return found
 
@@ -169,10 +171,17 @@ def _scan_tree(
     listing: list[Listed], config: Config, store: cache.TreeStore, now_ns: int
 ) -> list[tuple[str, Parsed]]:
     results = []
-    skip = len(_tasks_prefix(config))
-    for rel, ident, path, st in listing:
-        parsed = store.get(rel, ident) if S_ISREG(st.st_mode) else None
+    root, skip = str(config.root), len(_tasks_prefix(config))
+    for rel, ident, st in listing:
+        parsed = store.get(rel, ident)  # a symlink or a pipe is never stored
         if parsed is None:
+            path = os.path.join(root, rel)
+            if st is None:
+                try:
+                    st = os.lstat(path)  # the identity is taken again, before the read
+                except OSError:
+                    continue  # deleted since listed
+                ident = cache.identity(st)
             parsed = _read_entry(path, st, ident, rel, rel[skip:], config, store, now_ns)
         if parsed is not None:
             results.append((rel, parsed))
