@@ -47,7 +47,7 @@ class LazyGroup(TaskfilesGroup):
 
     typer turns every registered command into a click command before it reads the
     arguments, and importing every command module costs ~40 ms; a command line runs one.
-    Help and an unknown name look every command up, so they read as before (typer's
+    Help and an unknown name look every command up, so they read as before (click's
     "Did you mean" included).
     """
 
@@ -70,7 +70,7 @@ class LazyGroup(TaskfilesGroup):
         short, markup = app.pretty_exceptions_short, self.rich_markup_mode
         if isinstance(info, TyperInfo):
             return get_group_from_info(
-                info, pretty_exceptions_short=short, suggest_commands=True, rich_markup_mode=markup
+                info, pretty_exceptions_short=short, suggest_commands=False, rich_markup_mode=markup
             )
         return get_command_from_info(info, pretty_exceptions_short=short, rich_markup_mode=markup)
 

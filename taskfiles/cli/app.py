@@ -88,6 +88,7 @@ def new_app(help_text: str, cls: type[TaskfilesGroup] = TaskfilesGroup) -> typer
         add_completion=False,
         pretty_exceptions_enable=False,
         rich_markup_mode=None,
+        suggest_commands=False,  # click says "Did you mean" itself; typer would say it twice
         context_settings={"help_option_names": ["-h", "--help"]},
     )
 
