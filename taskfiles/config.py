@@ -105,9 +105,10 @@ class Config:
 
     @property
     def has_registry(self) -> bool:
-        """Whether a registry may hold anything yet: its folder exists (a repository where
-        nothing ever ran has none, and read-only views need not open, or create, one)."""
-        return self.registry_dir.exists()
+        """Whether a registry may hold anything yet: a database is named, or the JSON store's
+        folder exists (a repository where nothing ever ran has none, and read-only views
+        need not open, or create, one)."""
+        return self.registry_url is not None or self.registry_dir.exists()
 
     @property
     def git_dir(self) -> Path | None:

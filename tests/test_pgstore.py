@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import threading
@@ -84,6 +85,16 @@ def test_migrate_is_explicit_repeatable_and_every_command_refuses_another_schema
         newer.returncode == 6
         and f"newer than this taskfiles reads ({want}); upgrade taskfiles" in newer.stderr
     )
+
+
+def test_task_list_shows_the_database_registry_without_a_registry_folder(team: Path) -> None:
+    assert task(team, "claim", "a").returncode == 0
+    shutil.rmtree(team / "registry", ignore_errors=True)  # a host that never held the JSON store
+    listed = task(team, "list", "--json")
+    assert listed.returncode == 0, listed.stderr
+    runtime = {row["slug"]: row["runtime"] for row in json.loads(listed.stdout)}
+    assert runtime["a"] is not None and runtime["a"]["state"] == "claimed"
+    assert runtime["b"] is None
 
 
 def test_a_password_is_never_printed(team: Path) -> None:

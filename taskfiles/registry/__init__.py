@@ -81,6 +81,6 @@ def existing_registry(config: Config) -> Registry | None:
     For read-only views that must cost nothing (and create nothing) in a repository
     where no task ever ran.
     """
-    if not config.registry_url and not config.has_registry:
+    if not config.has_registry:
         return None
     return open_registry(config)
