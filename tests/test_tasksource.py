@@ -505,6 +505,20 @@ def test_ref_store_follows_the_ref_when_it_moves_and_when_packed(repo: Path) -> 
     assert load(repo, "topic").get("a").title == "Three"  # type: ignore[union-attr]
 
 
+def test_reads_at_commit_ids_share_one_ref_cache_file(repo: Path) -> None:
+    path = write_task(repo, "a.md", task_text("Zero"))
+    commits = [commit_all(repo)]
+    for title in ("One", "Two", "Three"):  # as task changes reads each pull request's merge base
+        path.write_text(task_text(title), encoding="utf-8")
+        commits.append(commit_all(repo))
+    for commit, title in zip(commits, ("Zero", "One", "Two", "Three"), strict=True):
+        assert load(repo, commit).get("a").title == title  # type: ignore[union-attr]
+    load(repo, "main")
+    files = sorted((repo / ".git" / "taskfiles").glob("ref-*"))
+    assert len(files) == 2, files  # one for main, one slot for every commit id
+    assert load(repo, commits[1]).get("a").title == "One"  # type: ignore[union-attr]
+
+
 def test_ref_problems_symlinks_huge_and_duplicates(repo: Path) -> None:
     (repo / "taskfiles.toml").write_text("max_file_bytes = 200\n", encoding="utf-8")
     write_task(repo, "big.md", task_text("Big") + "x" * 300)

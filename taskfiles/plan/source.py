@@ -9,6 +9,7 @@ changing them never needs a reparse.
 from __future__ import annotations
 
 import os
+import re
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
@@ -293,15 +294,22 @@ def _load_ref(config: Config, ref: str, bodies: bool) -> TaskSet:
     return replace(task_set, paths_to_blobs={e.path: e.blob for e in entries})
 
 
+_COMMIT_ID = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")  # SHA-1 and SHA-256 object names
+
+
 def _ref_store(config: Config, ref: str) -> cache.TreeStore | None:
     if config.repo is None:
         return None
     key = git.peek_ref(config.repo, ref)
     if key is None:
         return None
-    import hashlib  # ~2 ms that only a read at a ref needs
+    if _COMMIT_ID.fullmatch(ref):
+        slot = "commit"  # one file for every commit id (task changes' merge bases), not one each
+    else:
+        import hashlib  # ~2 ms that only a read at a named ref needs
 
-    name = cache.REF_FILE.format(hashlib.sha1(ref.encode()).hexdigest()[:12])
+        slot = hashlib.sha1(ref.encode()).hexdigest()[:12]
+    name = cache.REF_FILE.format(slot)
     return cache.TreeStore(_cache_path(config.repo.common_dir, name), (*_fingerprint(config), key))
 
 
