@@ -61,8 +61,8 @@ _LINE = re.compile(
 )
 _FLOW_ITEMS = re.compile(_FLOW_ITEM)
 _DECLINED = object()  # a scalar the fast path does not read (an error, or a merge key)
-_OPEN, _CLOSE = "---\n", "\n---\n"  # a file's first line, and its header's last '\n' and closing line
-KEY, OPEN, ITEM, BLANK = "key", "open", "item", "blank"  # what a line is
+_OPENING, _CLOSING = "---\n", "\n---\n"  # a file's first line; its header's last '\n' and closing line
+_KEY, _OPEN, _ITEM, _BLANK = "key", "open", "item", "blank"  # what a line is
 
 
 class File(NamedTuple):
@@ -83,18 +83,18 @@ def read_file(text: str) -> File | None:
     ``---`` line is in the grammar, that line is where frontmatter.split closes too; the
     file is never cut into lines beyond it (tests/test_fastyaml.py checks both agree).
     """
-    if not text.startswith(_OPEN):
+    if not text.startswith(_OPENING):
         return None
-    close = text.find(_CLOSE, len(_OPEN) - 1)  # the '\n' ending the '---' line after the header
+    close = text.find(_CLOSING, len(_OPENING) - 1)  # the '\n' ending the '---' line after the header
     if close == -1:
-        if not text.endswith(_CLOSE[:-1]):
+        if not text.endswith(_CLOSING[:-1]):
             return None
-        close = len(text) - len(_CLOSE) + 1  # the closing line is the last, with no '\n'
-    header = text[len(_OPEN) : close + 1]
+        close = len(text) - len(_CLOSING) + 1  # the closing line is the last, with no '\n'
+    header = text[len(_OPENING) : close + 1]
     found = read(header, 2)
     if found is None:
         return None
-    return File(found[0], found[1], text[close + len(_CLOSE) :], header.count("\n") + 3)
+    return File(found[0], found[1], text[close + len(_CLOSING) :], header.count("\n") + 3)
 
 
 def read(text: str, first_line: int = 1) -> tuple[dict[str, Any], dict[str, int]] | None:
@@ -112,17 +112,17 @@ def read(text: str, first_line: int = 1) -> tuple[dict[str, Any], dict[str, int]
         if parsed is None:
             return None
         kind, name, value = parsed
-        if kind == ITEM:
+        if kind == _ITEM:
             if not open_key or (indent and name != indent):
                 return None
             if not indent:
                 indent, result[open_key] = name, items
             items.append(value)
-        elif kind != BLANK:
+        elif kind != _BLANK:
             if name in result:  # a duplicate key: an error for libyaml to report
                 return None
             result[name], lines[name] = list(value) if type(value) is tuple else value, number
-            open_key, items, indent = (name, [], "") if kind == OPEN else ("", items, indent)
+            open_key, items, indent = (name, [], "") if kind == _OPEN else ("", items, indent)
     return (result, lines) if result else None
 
 
@@ -144,14 +144,14 @@ def _line(line: str) -> tuple[str, str, Any] | None:
     elif plain is not None or single is not None or double is not None:
         value = _scalar(plain or "", single or "", double or "")
     elif key is not None:
-        return OPEN, key, None
+        return _OPEN, key, None
     else:  # nothing, or a '-' with nothing: a null item
-        return None if dash is not None else (BLANK, "", None)
+        return None if dash is not None else (_BLANK, "", None)
     if value is _DECLINED:
         return None
     if key is not None:
-        return KEY, key, value
-    return None if dash is None else (ITEM, dash, value)  # a value alone: a multi-line scalar
+        return _KEY, key, value
+    return None if dash is None else (_ITEM, dash, value)  # a value alone: a multi-line scalar
 
 
 def _scalar(plain: str, single: str, double: str) -> Any:
