@@ -10,12 +10,13 @@ with that slug in the working tree or at the base ref.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
-from .config import Config
 from .errors import NotFoundError
-from .plan import query
-from .registry import Registry, RegistryEntry
+
+if TYPE_CHECKING:
+    from .config import Config
+    from .registry import Registry, RegistryEntry
 
 T = TypeVar("T", bound="RegistryEntry | None")
 E = TypeVar("E")
@@ -32,6 +33,8 @@ def record(
     NotFoundError with the closest slug otherwise.
     """
     if lease is None and registry.find(slug) is None:
+        from .plan import query  # the plan (~5 ms of imports) only for a slug without an entry
+
         query.locate(config, slug)
     return fact(registry)
 
@@ -46,6 +49,8 @@ def on_entry(config: Config, registry: Registry, slug: str, write: Callable[[Reg
     except NotFoundError:
         if registry.find(slug) is not None:
             raise
+        from .plan import query
+
         query.locate(config, slug)
         raise NotFoundError(
             f"'{slug}' was never claimed (or gc removed its entry), so there is no attempt to act on; "

@@ -50,7 +50,7 @@ except SystemExit as end:
 loaded = sorted(m.rsplit(".", 1)[1] for m in sys.modules if m.startswith("taskfiles.cli."))
 config = vars(sys.modules["taskfiles.config"]) if "taskfiles.config" in sys.modules else dict()
 settings = "taskfiles.settings" in sys.modules or "WorkerSettings" in config
-print(__import__("json").dumps([code, loaded, settings]), file=sys.stderr)
+print(__import__("json").dumps([code, loaded, settings, sorted(sys.modules)]), file=sys.stderr)
 """
 
 
@@ -71,7 +71,7 @@ def test_a_command_line_imports_only_the_module_of_its_command(
     write_task(repo, "a.md", "---\ntitle: A\n---\n")
     probe = PROBE.format(argv=["-C", str(repo), *argv])
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
-    code, loaded, settings = json.loads(done.stderr.splitlines()[-1])
+    code, loaded, settings, _ = json.loads(done.stderr.splitlines()[-1])
     assert sorted(set(loaded) & set(COMMANDS)) == modules
     if argv[0] in ("list", "note"):  # they read no [worker], [heartbeat], [logs] or [limits]
         assert not settings, "config.py built the settings sections (settings.py) unasked"
@@ -80,3 +80,21 @@ def test_a_command_line_imports_only_the_module_of_its_command(
         assert done.stderr.count("Did you mean") == 1, done.stderr  # click's, not typer's too
     else:
         assert code in (0, None), done.stderr
+
+
+def test_a_note_on_a_claimed_task_imports_neither_the_plan_nor_what_the_store_does_not_run(
+    repo: Path,
+) -> None:
+    """An agent's most frequent command: with an entry to write to, no task file is read
+    (the plan's modules are not imported), and no module only other commands use is."""
+    write_task(repo, "a.md", "---\ntitle: A\nstatus: ready\n---\n")
+    subprocess.run(
+        [sys.executable, "-m", "taskfiles", "-C", str(repo), "claim", "a"], check=True, capture_output=True
+    )
+    probe = PROBE.format(argv=["-C", str(repo), "note", "a", "noted"])
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    code, _, _, modules = json.loads(done.stderr.splitlines()[-1])
+    assert code in (0, None), done.stderr
+    unneeded = {"socket", "secrets", "hashlib", "taskfiles.plan"}
+    unneeded |= {f"taskfiles.registry.{name}" for name in ("rollup", "repair", "runlog")}
+    assert unneeded.isdisjoint(modules), sorted(unneeded & set(modules))

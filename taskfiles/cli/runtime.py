@@ -16,7 +16,6 @@ import typer
 
 from ..config import MAX_DAYS
 from ..errors import UsageError
-from ..plan.cache import gc_paused
 from ..process import exit_code as exit_code_of
 from .app import JsonFlag, RefOption, config, echo, emit_json, new_app
 
@@ -654,6 +653,7 @@ def status(
     Reads task files at the base ref (what the dispatcher sees) unless --ref or
     --working-tree says otherwise, and the same classification the heartbeat uses.
     """
+    from ..plan.cache import gc_paused
     from ..status import observe, planning_source
     from .statusview import render_status
 

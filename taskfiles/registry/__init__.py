@@ -12,15 +12,35 @@ the registry knows nothing about task files.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from .interface import Clock, EventPage, GcReport, Registry, RegistryChange
-from .records import LIVE_STATES, STATES, Actor, CycleRecord, Event, Evidence, LogRecord, RegistryEntry
-from .runlog import LogLine, LogPage, LogStats, LogTail
-from .transaction import Change, Plan, Snapshot
-
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # re-exported: module __getattr__ below loads them at run time
     from ..config import Config
+    from .interface import Clock, EventPage, GcReport, Registry, RegistryChange
+    from .records import LIVE_STATES, STATES, Actor, CycleRecord, Event, Evidence, LogRecord, RegistryEntry
+    from .runlog import LogLine, LogPage, LogStats, LogTail
+    from .transaction import Change, Plan, Snapshot
+
+# Where each re-exported name lives. Loaded when first asked for: 'from ..registry import
+# open_registry' then costs nothing, and a store imports only the modules it runs on.
+EXPORTS = {
+    **dict.fromkeys(("Clock", "EventPage", "GcReport", "Registry", "RegistryChange"), "interface"),
+    **dict.fromkeys(
+        ("LIVE_STATES", "STATES", "Actor", "CycleRecord", "Event", "Evidence", "LogRecord", "RegistryEntry"),
+        "records",
+    ),
+    **dict.fromkeys(("LogLine", "LogPage", "LogStats", "LogTail"), "runlog"),
+    **dict.fromkeys(("Change", "Plan", "Snapshot"), "transaction"),
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in EXPORTS:
+        import importlib
+
+        return getattr(importlib.import_module(f"{__name__}.{EXPORTS[name]}"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "LIVE_STATES",

@@ -24,22 +24,13 @@ from ..errors import NotFoundError, UsageError
 from ..slugs import check_slug
 from . import lifecycle
 from .records import Actor, CycleRecord, Dump, Event, LogRecord, RegistryEntry, format_time, utc_now
-from .rollup import Rollup
-from .runlog import (
-    LogLine,
-    LogPage,
-    LogStats,
-    LogTail,
-    check_fields,
-    check_filters,
-    check_level,
-    check_source,
-    matches,
-)
 from .transaction import Change, Mutation, Snapshot
 
 if TYPE_CHECKING:
+    # Imported where used: runlog and rollup are ~3 ms that a fact's write does not need.
     from .repair import RepairReport
+    from .rollup import Rollup
+    from .runlog import LogLine, LogPage, LogStats, LogTail
 
 
 T = TypeVar("T")
@@ -170,6 +161,8 @@ class Registry(ABC):
         self, slug: str, *, attempt: int | None = None, level: str | None = None, source: str | None = None
     ) -> LogPage:
         """One attempt's log (None: the latest), at ``level`` or above, from ``source``."""
+        from .runlog import LogPage, check_filters, matches
+
         check_filters(level, source)
         number = self._log_attempt(slug, attempt)
         lines, last, warnings = self._read_log(slug, number, 0)
@@ -187,6 +180,8 @@ class Registry(ABC):
     ) -> LogTail:
         """The lines of one attempt's log (None: the latest) after position ``after`` that
         pass the filters, and whether the attempt is over (the live stream's one read)."""
+        from .runlog import LogTail, check_filters, matches
+
         check_filters(level, source)
         if after < 0:
             raise UsageError(f"a log position is 0 or more, not {after}")
@@ -206,6 +201,8 @@ class Registry(ABC):
         poll: float = 0.25,
     ) -> Iterator[LogRecord]:
         """The attempt's log lines so far, then new ones until the attempt is over."""
+        from .runlog import check_filters, matches
+
         check_filters(level, source)
         number = self._log_attempt(slug, attempt)
         lines = self._follow_log(slug, number, poll)
@@ -419,6 +416,8 @@ class Registry(ABC):
         Log lines are not events: a log is its own stream, and one event per line
         would drown the state changes in ``events.jsonl``.
         """
+        from .runlog import check_fields, check_level, check_source
+
         check_level(level)
         check_source(source)
         extra = check_fields(fields or {})

@@ -29,18 +29,22 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from .. import atomic, folders
 from ..errors import RegistryError, TaskfilesError, UsageError
 from ..slugs import check_slug
-from . import eventlog, journal, jsonl, lifecycle, rollup, runlog
+from . import eventlog, journal, jsonl, lifecycle
 from .document import Codec, Document, DocumentError, Rows
 from .interface import Clock, EventPage, GcReport, Registry, RegistryChange, keeps_log
 from .records import Actor, CycleRecord, Dump, Event, LogRecord, RegistryEntry, format_time, parse_time
-from .repair import RepairReport, rebuild
-from .runlog import LogLine, LogStats
 from .transaction import Change, EventOnly, Mutation, Snapshot, apply
+
+if TYPE_CHECKING:
+    # Imported where used: logs, gc's rollup and repair are ~3 ms that a fact's write does not need.
+    from . import rollup
+    from .repair import RepairReport
+    from .runlog import LogLine, LogStats
 
 T = TypeVar("T")
 # A snapshot is written once the journal after it outgrows half the snapshot (at least
@@ -376,6 +380,8 @@ class JsonRegistry(Registry):
     # -- logs --------------------------------------------------------------------------------
 
     def _append_log(self, slug: str, lease: int | None, records: Sequence[LogRecord]) -> int:
+        from . import runlog
+
         check_slug(slug)
         with self._writing(shared=True):
             snap = self.snapshot()
@@ -386,9 +392,13 @@ class JsonRegistry(Registry):
             return entry.attempt
 
     def _logged_attempts(self, slug: str) -> list[int]:
+        from . import runlog
+
         return runlog.attempts(self.root, check_slug(slug))
 
     def _read_log(self, slug: str, attempt: int, after: int) -> tuple[list[LogLine], int, list[str]]:
+        from . import runlog
+
         try:
             return runlog.read_after(runlog.log_path(self.root, slug, attempt), after)
         except OSError as exc:
@@ -396,6 +406,8 @@ class JsonRegistry(Registry):
 
     def log_stats(self, slug: str, *, attempt: int | None = None) -> LogStats:
         """One attempt's stats from its file; ``bytes`` is the file's size."""
+        from . import runlog
+
         number = self._log_attempt(slug, attempt)
         lines, _, _ = self._read_log(slug, number, 0)
         path = runlog.log_path(self.root, slug, number)
@@ -404,6 +416,8 @@ class JsonRegistry(Registry):
 
     def _follow_log(self, slug: str, attempt: int, poll: float) -> Iterator[LogRecord]:
         """The file's lines as they come (``jsonl.follow``: only new bytes are read)."""
+        from . import runlog
+
         path = runlog.log_path(self.root, slug, attempt)
 
         def over() -> bool:
@@ -461,6 +475,8 @@ class JsonRegistry(Registry):
         """Remove the attempt logs whose last line is older than ``cutoff`` (lock held: no line
         is appended meanwhile), but what ``keeps_log`` keeps; return them and their bytes. A
         log without a readable line is as old as its file."""
+        from . import runlog
+
         removed, size, stamp = [], 0, format_time(cutoff)
         folder = self.root / "logs"
         for slug in sorted(p.name for p in folder.iterdir() if p.is_dir()) if folder.is_dir() else ():
@@ -483,6 +499,8 @@ class JsonRegistry(Registry):
         places, and their keys make them one. The first fold also reads the archives of
         a gc that ran before rollups existed.
         """
+        from . import rollup
+
         have, first = self.rollups(), not self.rollups_path.exists()
         if first:  # the archives and the live journal, each line once
             events = eventlog.events_in(eventlog.history_lines(self.root, self.events_path)[0])
@@ -503,6 +521,8 @@ class JsonRegistry(Registry):
 
     def rollups(self) -> rollup.Rollup:
         """``rollups.json`` (empty before the first gc); RegistryError when it cannot be read."""
+        from . import rollup
+
         raw = self._read(self.rollups_path)
         if raw is None:
             return rollup.Rollup()
@@ -532,6 +552,8 @@ class JsonRegistry(Registry):
 
     def dump(self) -> Dump:
         """Entries, lease history, every event (archives included) and every attempt's log."""
+        from . import runlog
+
         snap = self.snapshot()
         lines, _ = eventlog.history_lines(self.root, self.events_path)
         leases = dict(snap.leases)
@@ -555,6 +577,8 @@ class JsonRegistry(Registry):
     def load(self, dump: Dump) -> None:
         """Write ``dump`` into this empty folder: the journal (each transaction's events on
         one line), a snapshot covering it, and the logs."""
+        from . import runlog
+
         with self._writing():
             held = [
                 p.name
@@ -582,6 +606,8 @@ class JsonRegistry(Registry):
 
     def repair(self) -> RepairReport:
         """Rebuild registry.json from the backup and the journal when it cannot be read."""
+        from .repair import RepairReport
+
         if not self.root.exists():  # nothing was ever written: nothing to repair, nothing to create
             return RepairReport(needed=False, registry=str(self.data))
         with self._writing():
@@ -602,6 +628,8 @@ class JsonRegistry(Registry):
         return None
 
     def _rebuild(self, problem: str) -> RepairReport:
+        from .repair import RepairReport, rebuild
+
         base, notes = self._backup_document()
         lines, warnings = eventlog.history_lines(self.root, self.events_path)
         result = rebuild(base, lines, also=self._readable_snapshot())
@@ -745,6 +773,8 @@ def _wanted(event: Event, slug: str | None, since: datetime | None) -> bool:
 
 def _carried(dump: Dump) -> rollup.Rollup:
     """The dump's rollup, read (RegistryError when it is not one) before anything is written."""
+    from . import rollup
+
     try:
         return rollup.Rollup.from_dict(dump.rollup)
     except ValueError as exc:
@@ -760,6 +790,8 @@ def _before(event: Event, cutoff: datetime) -> bool:
 
 def _older(path: Path, stamp: str, cutoff: datetime) -> bool:
     """Whether the log at ``path`` last logged before ``stamp`` (``cutoff`` formatted)."""
+    from . import runlog
+
     last = runlog.last_time(path)
     if last is not None:
         return last < stamp  # registry times are one format: they sort as text
