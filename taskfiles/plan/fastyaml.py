@@ -100,8 +100,6 @@ def read_file(text: str) -> File | None:
 def read(text: str, first_line: int = 1) -> tuple[dict[str, Any], dict[str, int]] | None:
     """The top-level mapping of ``text`` and each key's line (its first line numbered
     ``first_line``), or None when ``text`` is not in the fast path's grammar."""
-    if _UNUSUAL.search(text):
-        return None
     result: dict[str, Any] = {}
     lines: dict[str, int] = {}
     open_key = ""  # the last key when written with no value: a list may follow it
@@ -132,7 +130,7 @@ def _line(line: str) -> tuple[str, str, Any] | None:
     dash, value) or (BLANK, "", None); None when it is not in the grammar. A flow list
     is a tuple here, so that what is cached cannot be changed."""
     match = _LINE.fullmatch(line)
-    if match is None:
+    if match is None or _UNUSUAL.search(line):
         return None
     key, dash, plain, single, double, flow = match.groups()
     if key is not None and plain_tag(key) != STR:  # 'on:', 'null:': for libyaml to report

@@ -205,7 +205,8 @@ def _decode(data: bytes, path: str) -> str | Problem:
         line = data.count(b"\n", 0, exc.start) + 1
         message = f"not UTF-8 (byte 0x{data[exc.start]:02x}); re-save the file as UTF-8"
         return Problem(path, line, message, "encoding")
-    if not text.lstrip("\ufeff").strip():
+    content = text.lstrip("\ufeff")
+    if not content or content.isspace():  # as strip() would leave nothing, without copying
         return Problem(path, 1, "empty file; start it with '---', a 'title:' line and '---'", "empty")
     return text
 
