@@ -30,8 +30,9 @@ from .errors import GitError, NotFoundError, TaskfilesError
 from .plan import query
 from .plan.source import TaskSet, load
 from .plan.taskfile import Task
-from .registry import CycleRecord, Registry, RegistryEntry, existing_registry
-from .registry.records import format_time, parse_time
+from .registry import CycleRecord, Registry, RegistryEntry
+from .registry.records import format_time
+from .registry.runtimeview import age_seconds
 from .slugs import slug_of
 
 
@@ -438,52 +439,3 @@ def _host_views(
     for found in sorted(records, key=lambda r: r.generated_at, reverse=True):
         views.setdefault(found.host, CycleView(found, age_seconds(found.generated_at, now), stale_after))
     return list(views.values())
-
-
-def age_seconds(stamp: object, now: datetime) -> float | None:
-    """How old ``stamp`` is, to a tenth of a second; None when it is not a readable time."""
-    try:
-        return round((now - parse_time(str(stamp))).total_seconds(), 1) if stamp else None
-    except (TypeError, ValueError):
-        return None
-
-
-# -- planning views: the registry's facts next to a task ------------------------------------------
-
-
-@dataclass(frozen=True)
-class EntriesRead:
-    """Registry entries for a planning view, or why they could not be read."""
-
-    entries: Mapping[str, RegistryEntry]
-    warning: str | None = None
-
-
-def read_entries(config: Config, registry: Registry | None = None) -> EntriesRead:
-    """Every registry entry, read once, for views that must work without the registry.
-
-    No registry folder means nothing ever ran: no entries, and no store is opened.
-    An unreadable registry is a warning here, not an error: the plan is still shown.
-    """
-    registry = registry or existing_registry(config)
-    if registry is None:
-        return EntriesRead({})
-    try:
-        return EntriesRead(registry.entries())  # every entry checked here, not mid-listing
-    except TaskfilesError as error:
-        return EntriesRead({}, f"runtime state not shown: {error}")
-
-
-def runtime_view(entry: RegistryEntry | None, now: datetime) -> dict[str, Any] | None:
-    """The runtime facts ``task list``/``show`` print next to a task (None: no entry)."""
-    if entry is None:
-        return None
-    return {
-        "state": entry.state,
-        "lease": entry.lease,
-        "attempt": entry.attempt,
-        "max_attempts": entry.max_attempts,
-        "worker": entry.worker,
-        "heartbeat_at": entry.heartbeat_at,
-        "heartbeat_age_seconds": age_seconds(entry.heartbeat_at, now),
-    }

@@ -82,19 +82,27 @@ def test_a_command_line_imports_only_the_module_of_its_command(
         assert code in (0, None), done.stderr
 
 
-def test_a_note_on_a_claimed_task_imports_neither_the_plan_nor_what_the_store_does_not_run(
-    repo: Path,
+NOT_FOR_A_NOTE = {"socket", "secrets", "hashlib", "taskfiles.plan"} | {
+    f"taskfiles.registry.{name}" for name in ("rollup", "repair", "runlog")
+}
+NOT_FOR_A_LIST = {"taskfiles.status", "taskfiles.state", "taskfiles.settings", "socket", "secrets"}
+
+
+@pytest.mark.parametrize(
+    ("argv", "unneeded"),
+    [(["note", "a", "noted"], NOT_FOR_A_NOTE), (["list", "--json"], NOT_FOR_A_LIST)],
+)
+def test_the_most_run_commands_on_a_claimed_task_import_only_what_they_run(
+    repo: Path, argv: list[str], unneeded: set[str]
 ) -> None:
-    """An agent's most frequent command: with an entry to write to, no task file is read
-    (the plan's modules are not imported), and no module only other commands use is."""
+    """An agent's note reads no task file when its task has an entry (the plan is not
+    imported); a listing shows each entry's runtime view without the heartbeat's
+    classification or its settings; neither imports a module only other commands use."""
     write_task(repo, "a.md", "---\ntitle: A\nstatus: ready\n---\n")
-    subprocess.run(
-        [sys.executable, "-m", "taskfiles", "-C", str(repo), "claim", "a"], check=True, capture_output=True
-    )
-    probe = PROBE.format(argv=["-C", str(repo), "note", "a", "noted"])
+    claim = [sys.executable, "-m", "taskfiles", "-C", str(repo), "claim", "a"]
+    subprocess.run(claim, check=True, capture_output=True)
+    probe = PROBE.format(argv=["-C", str(repo), *argv])
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
     code, _, _, modules = json.loads(done.stderr.splitlines()[-1])
     assert code in (0, None), done.stderr
-    unneeded = {"socket", "secrets", "hashlib", "taskfiles.plan"}
-    unneeded |= {f"taskfiles.registry.{name}" for name in ("rollup", "repair", "runlog")}
     assert unneeded.isdisjoint(modules), sorted(unneeded & set(modules))

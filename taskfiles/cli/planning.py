@@ -204,7 +204,7 @@ def _entries(ctx: typer.Context) -> Mapping[str, RegistryEntry]:
     cfg = config(ctx)
     if not cfg.has_registry:
         return {}  # nothing ever ran here; do not pay for importing the registry
-    from ..status import read_entries
+    from ..registry.runtimeview import read_entries
 
     found = read_entries(cfg)
     if found.warning:
@@ -219,7 +219,7 @@ def _state(entry: RegistryEntry | None) -> str:
 def _runtime(entry: RegistryEntry | None, now: datetime) -> dict[str, Any] | None:
     if entry is None:
         return None
-    from ..status import runtime_view
+    from ..registry.runtimeview import runtime_view
 
     return runtime_view(entry, now)
 

@@ -19,8 +19,9 @@ from ..plan import graph, query
 from ..registry import Event
 from ..registry.attempts import Attempt
 from ..registry.attempts import attempts as every_attempt
+from ..registry.runtimeview import runtime_view
 from ..state import BUCKETS, Classification
-from ..status import observe, planning_source, runtime_view
+from ..status import observe, planning_source
 from .work import claim_ref
 from .workspace import Workspace
 

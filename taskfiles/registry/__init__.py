@@ -3,8 +3,8 @@
 Owns the interface and its front door ``open_registry`` (``interface``), the
 records (``records``), the pure transitions every store shares (``lifecycle``,
 ``transaction``), the JSON store and its document codec (``jsonstore``,
-``document``), the event log and run logs (``eventlog``, ``runlog``, ``jsonl``) and
-repair (``repair``).
+``document``), the event log and run logs (``eventlog``, ``runlog``, ``jsonl``),
+repair (``repair``) and what planning views print of an entry (``runtimeview``).
 
 May import the low floor (``errors``, ``atomic``, ``slugs``, ``folders``) and never ``plan``:
 the registry knows nothing about task files.

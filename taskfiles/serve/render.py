@@ -16,7 +16,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse
 
 from ..registry.records import parse_time
-from ..status import age_seconds
+from ..registry.runtimeview import age_seconds
 from .overview import staleness
 
 HERE = Path(__file__).parent
