@@ -4,6 +4,9 @@ Repository discovery reads ``.git`` files by hand: it runs on every command and
 importing gitpython costs more than the rest of a warm ``task list``. Everything
 that talks to git proper uses gitpython, imported lazily, with plumbing calls
 (``ls-tree``, ``cat-file --batch``) where its object model would be slow.
+
+git's answers (``TreeEntry``, ``LogEntry``, ...) are NamedTuples, not frozen dataclasses:
+every command imports this module, and a dataclass costs ~0.4 ms to build at import.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from .errors import GitError, NotFoundError
 
@@ -169,8 +172,7 @@ def resolve_commit(root: Path, ref: str) -> str:
             ) from None
 
 
-@dataclass(frozen=True)
-class TreeEntry:
+class TreeEntry(NamedTuple):
     """One file of a tree listing."""
 
     path: str  # relative to the repository root, posix separators
@@ -303,8 +305,7 @@ def blob_at(root: Path, ref: str, path: str) -> str | None:
     return out.split("\t", 1)[0].split()[2]
 
 
-@dataclass(frozen=True)
-class Change:
+class Change(NamedTuple):
     """A commit that changed a file: its id and its commit time (Unix seconds)."""
 
     commit: str
@@ -364,8 +365,7 @@ def _file_history(root: Path, commit: str, path: str, limit: int | None) -> list
     return found
 
 
-@dataclass(frozen=True)
-class FileChange:
+class FileChange(NamedTuple):
     """What one commit did to a file: its status (``A`` added, ``M`` modified, ``D`` deleted,
     ``R`` renamed, ``C`` copied, ...), the path before (a rename's or copy's source) and after,
     and the blob it left (None: deleted)."""
@@ -376,8 +376,7 @@ class FileChange:
     blob: str | None = None
 
 
-@dataclass(frozen=True)
-class LogEntry:
+class LogEntry(NamedTuple):
     """One commit of a ``git log`` walk and the file changes it listed."""
 
     commit: str
@@ -560,8 +559,7 @@ def _first_error(stderr: bytes) -> str:
 # -- worktrees: one per dispatched task ----------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Worktree:
+class Worktree(NamedTuple):
     """One worktree of a repository, as ``git worktree list`` reports it."""
 
     path: Path
@@ -661,8 +659,7 @@ def ensure_excluded(common_dir: Path, pattern: str) -> bool:
 # -- the task-file merge driver: merge-file, the repository's own settings, attributes -----------
 
 
-@dataclass(frozen=True)
-class FileMerge:
+class FileMerge(NamedTuple):
     """What ``git merge-file`` made of three texts."""
 
     data: bytes
@@ -737,8 +734,7 @@ def _plain(
 # -- every branch at once: names and object ids, without a checkout ------------------------------
 
 
-@dataclass(frozen=True)
-class RefTip:
+class RefTip(NamedTuple):
     """A branch and the commit it points to."""
 
     name: str  # in full: refs/heads/x, refs/remotes/origin/x
