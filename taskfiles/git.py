@@ -415,22 +415,45 @@ def folder_log(root: Path, folder: str, since: str | None = None) -> list[LogEnt
     """Every commit of HEAD's history (after ``since``, when given: ``since..HEAD``) that
     added, renamed, copied or deleted a file under ``folder``, oldest first, with those
     changes (renames detected): one ``git log`` for the whole folder."""
+    return start_folder_log(root, folder, since).result()
+
+
+def start_folder_log(root: Path, folder: str, since: str | None = None) -> PendingLog:
+    """``folder_log`` started now and read later: git walks the history on another core
+    while the caller goes on (``task list --json`` parses the tasks meanwhile)."""
     span = f"{since}..HEAD" if since else "HEAD"
-    with open_repo(root) as repo:
-        out = _run(
-            repo,
-            "log",
-            "--reverse",
-            "--name-status",
-            "-M",
-            "--diff-filter=ACDR",
-            "-z",
-            _LOG_FORMAT,
-            span,
-            "--",
-            f":(top,literal){folder}",
-        )
-    return _parse_log(out, raw=False)
+    args = ("log", "--reverse", "--name-status", "-M", "--diff-filter=ACDR", "-z", _LOG_FORMAT, span)
+    return PendingLog(root, *args, "--", f":(top,literal){folder}")
+
+
+class PendingLog:
+    """A ``git log`` running in the background as a plain process (no gitpython: importing
+    it costs a cold ``task list --json`` 40 ms). Its output goes to an unnamed temporary
+    file, not a pipe, which would stop git once 64 KiB of it wait unread."""
+
+    def __init__(self, root: Path, *args: str) -> None:
+        import subprocess
+        import tempfile
+
+        self._what = f"git {' '.join(args)}"
+        self._out = tempfile.TemporaryFile()  # noqa: SIM115 (result() closes it)
+        try:
+            self._child = subprocess.Popen(
+                ["git", *args], cwd=root, stdin=subprocess.DEVNULL, stdout=self._out, stderr=subprocess.PIPE
+            )
+        except OSError as exc:
+            self._out.close()
+            raise GitError(f"cannot run {self._what}: {exc.strerror}") from None
+
+    def result(self) -> list[LogEntry]:
+        """The log, once git is done; GitError with git's message when it failed."""
+        with self._out:
+            _, err = self._child.communicate()
+            if self._child.returncode != 0:
+                stderr = err.decode("utf-8", "replace").strip() or f"exit status {self._child.returncode}"
+                raise GitError(f"{self._what} failed: {stderr}")
+            self._out.seek(0)
+            return _parse_log(self._out.read().decode("utf-8", "surrogateescape"), raw=False)
 
 
 def _parse_log(out: str, *, raw: bool) -> list[LogEntry]:

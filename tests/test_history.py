@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -463,6 +464,31 @@ def test_created_dates_are_computed_afresh_when_a_shallow_clone_is_deepened(shal
     assert listed(shallow)["fix-login"]["created"].startswith("2025-03-01T13:00:00")  # the boundary
     git(shallow, "fetch", "-q", "--unshallow")  # HEAD stays; the history behind it grows
     assert listed(shallow)["fix-login"]["created"].startswith("2025-03-01T08:00:00")
+
+
+def test_a_cold_list_json_reads_the_creation_dates_without_importing_gitpython(repo: Path) -> None:
+    write_task(repo, "a.md", task_text("A"))
+    commit(repo, "a", at(0))
+    probe = (
+        "import sys\nfrom taskfiles.cli import main\n"
+        f"sys.argv = ['task', '-C', {str(repo)!r}, 'list', '--json']\n"
+        "try:\n    main()\nexcept SystemExit:\n    pass\n"
+        "sys.stderr.write(repr('git' in sys.modules))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert json.loads(done.stdout)[0]["created"].startswith("2025-03-01T12:00:00")
+    assert done.stderr == "False"  # the git log ran as a plain process, beside the parse
+
+
+def test_a_failing_creation_log_is_the_one_error_even_beside_an_unreadable_task(repo: Path) -> None:
+    write_task(repo, "a.md", task_text("A"))
+    head = commit(repo, "a", at(0))
+    (repo / ".git" / "objects" / head[:2] / head[2:]).unlink()  # HEAD still names it; git log fails
+    write_task(repo, "b.md", "---\ntitle: [\n---\n")
+    done = task(repo, {}, "list", "--json")
+    assert done.exit_code == 1 and done.stdout == ""
+    assert done.stderr.startswith("error: git log --reverse") and "bad object HEAD" in done.stderr
+    assert "skipped" not in done.stderr  # the log, run beside the parse, is still heard first
 
 
 @pytest.mark.parametrize("value", ["yesterday", "2025-13-01", "1/2/2025"])

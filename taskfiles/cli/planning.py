@@ -6,7 +6,7 @@ that need them: a warm ``task list`` must not pay for them.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -169,9 +169,15 @@ def list_tasks(
     )
     cfg = config(ctx)
     # The creation dates cost one cached read; only the JSON form and the date filters use them.
-    created = _created(cfg) if as_json or filters.by_created else {}
-    # Only --search reads a body; without it a warm list does not read them at all.
-    tasks = query.select(_load(ctx, ref, bodies=search is not None).tasks, filters, cfg, created)
+    # On a cache miss their git log runs on the other core while the tasks are read.
+    dates = _created(cfg) if as_json or filters.by_created else dict
+    try:
+        # Only --search reads a body; without it a warm list does not read them at all.
+        loaded = source.load(cfg, ref, bodies=search is not None)
+    finally:
+        created = dates()  # git's error, when it fails, comes before any other word, as it always did
+    _warn_skipped(loaded)
+    tasks = query.select(loaded.tasks, filters, cfg, created)
     entries = _entries(ctx) if tasks else {}
     if as_json:
         now = datetime.now(UTC)
@@ -185,10 +191,10 @@ def list_tasks(
         echo(table(rows, ("PRI", "STATUS", "STATE", "SLUG", "OWNER", "TITLE")))
 
 
-def _created(cfg: Config) -> Mapping[str, str]:
-    from ..plan.created import created_dates  # and json: the text form needs neither
+def _created(cfg: Config) -> Callable[[], Mapping[str, str]]:
+    from ..plan import created  # and json: the text form needs neither
 
-    return created_dates(cfg)
+    return created.start(cfg)
 
 
 def _row(task: Task, created: str | None, runtime: dict[str, Any] | None) -> dict[str, Any]:
