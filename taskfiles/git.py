@@ -462,24 +462,22 @@ def _parse_log(out: str, *, raw: bool) -> list[LogEntry]:
     for record in out.split("\x1e")[1:]:
         head, _, rest = record.partition("\0")
         commit, author, date, subject = [*head.split("\x1f"), "", "", ""][:4]
-        tokens = [t.lstrip("\n") for t in rest.split("\0")]
+        tokens = iter(rest.split("\0"))
         files: list[FileChange] = []
-        at = 0
-        while at < len(tokens):
-            token = tokens[at]
+        for token in tokens:
+            token = token.lstrip("\n")  # git starts the list on a line of its own
             if not token:
-                at += 1
                 continue
-            meta = token.split()
-            status = meta[-1] if raw else token
-            blob = meta[3] if raw and len(meta) >= 4 else None
-            two = status[:1] in ("R", "C")
-            paths = tokens[at + 1 : at + (3 if two else 2)]
-            at += 3 if two else 2
-            if len(paths) < (2 if two else 1):
+            meta = token.split() if raw else None
+            status = meta[-1] if meta else token
+            blob = meta[3] if meta and len(meta) >= 4 and set(meta[3]) != {"0"} else None
+            path = next(tokens, None)
+            old = None
+            if status[:1] in ("R", "C") and path is not None:
+                old, path = path.lstrip("\n"), next(tokens, None)
+            if path is None:
                 break  # a truncated record: nothing more to read in it
-            gone = blob is None or set(blob) == {"0"}
-            files.append(FileChange(status[:1], paths[-1], paths[0] if two else None, None if gone else blob))
+            files.append(FileChange(status[:1], path.lstrip("\n"), old, blob))
         entries.append(LogEntry(commit, author, date, subject, tuple(files)))
     return entries
 
