@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import frontmatter as python_frontmatter
+import orjson
 import pytest
 
 from taskfiles.plan import taskfile
@@ -200,6 +201,18 @@ def test_good_file_fields_not_listed_default(tmp_path: Path) -> None:
     assert task is not None
     assert (task.slug, task.path, task.workstream) == ("task", "tasks/infra/task.md", "infra")
     assert (task.owner, task.depends_on, task.labels, task.extra, task.legacy) == (None, (), (), {}, {})
+
+
+def test_shared_json_form_prints_the_same_and_copies_nothing(tmp_path: Path) -> None:
+    text = b"---\ntitle: x\ndepends_on: [a, b]\nlabels: [ui]\nteam: core\nattempts: 2\n---\nBody\n"
+    task = parse_file(tmp_path, text).task
+    assert task is not None and task.extra and task.legacy
+    copied, shared = task.to_dict(), task.to_dict(shared=True)
+    assert orjson.dumps(shared) == orjson.dumps(copied) and list(shared) == list(copied)
+    assert copied["depends_on"] == ["a", "b"] and copied["extra"] is not task.extra
+    assert shared["depends_on"] is task.depends_on and shared["labels"] is task.labels
+    assert shared["extra"] is task.extra and shared["legacy_runtime"] is task.legacy
+    assert task.to_dict(body=True, shared=True)["body"] == "Body\n"
 
 
 # (id, file bytes, code, line, message fragment, still loads as a task)

@@ -14,7 +14,7 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from functools import cached_property
-from operator import itemgetter
+from operator import attrgetter, itemgetter
 from pathlib import Path
 from stat import S_ISDIR, S_ISLNK, S_ISREG
 
@@ -284,8 +284,7 @@ def _load_ref(config: Config, ref: str, bodies: bool) -> TaskSet:
             hits = cache.CacheStats(hits=len(assembled[0]), unchanged=True)
             commit = store.fingerprint[-1]
             task_set = _task_set(assembled, config, ref, commit, hits, bodies)  # type: ignore[arg-type]
-            blobs = {path: blob.decode() for path, blob in store.listing.items()}
-            return replace(task_set, paths_to_blobs=blobs)
+            return replace(task_set, paths_to_blobs=store.blob_ids())
     commit, entries, results, stats = _read_ref(config, ref)
     assembled = _assemble(results)
     if store is not None:
@@ -418,11 +417,18 @@ def _task_set(
 def _canonical(tasks: list[Task], config: Config) -> list[Task]:
     """``tasks``, each owner that is an alias replaced by its owner: decided once per
     distinct owner, not once per task (a few hundred owners, 50,000 tasks)."""
-    owners = {task.owner for task in tasks}
+    owners = list(map(attrgetter("owner"), tasks))
     renamed = {
-        o: config.canonical_owner(o) for o in owners if o is not None and o.lower() in config.owner_aliases
+        o: config.canonical_owner(o)
+        for o in set(owners)
+        if o is not None and o.lower() in config.owner_aliases
     }
-    return [_copy(task, owner=renamed[task.owner]) if task.owner in renamed else task for task in tasks]
+    if not renamed:
+        return tasks
+    return [
+        task if owner not in renamed else _copy(task, owner=renamed[owner])
+        for task, owner in zip(tasks, owners, strict=True)
+    ]
 
 
 def _copy(task: Task, **changes: object) -> Task:
