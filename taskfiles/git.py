@@ -483,13 +483,13 @@ def _parse_log(out: str, *, raw: bool) -> list[LogEntry]:
 
 
 def is_ancestor(root: Path, ancestor: str, commit: str) -> bool:
-    """Whether ``ancestor`` is in ``commit``'s history (False too when either is unknown)."""
-    with open_repo(root) as repo:
-        try:
-            _run(repo, "merge-base", "--is-ancestor", ancestor, commit)
-        except GitError:
-            return False
-    return True
+    """Whether ``ancestor`` is in ``commit``'s history (False too when either is unknown).
+    A plain process: ``task list --json`` asks it each time HEAD moves, and importing
+    gitpython would cost it more than the log it then reads."""
+    try:
+        return _plain(root, "merge-base", "--is-ancestor", ancestor, commit, ok=(0, 1)).returncode == 0
+    except GitError:
+        return False
 
 
 def merge_base(root: Path, one: str, other: str) -> str | None:

@@ -466,18 +466,36 @@ def test_created_dates_are_computed_afresh_when_a_shallow_clone_is_deepened(shal
     assert listed(shallow)["fix-login"]["created"].startswith("2025-03-01T08:00:00")
 
 
-def test_a_cold_list_json_reads_the_creation_dates_without_importing_gitpython(repo: Path) -> None:
-    write_task(repo, "a.md", task_text("A"))
-    commit(repo, "a", at(0))
+def listed_in_a_process(root: Path) -> tuple[dict[str, Any], bool]:
+    """``task list --json`` run in a fresh interpreter: its rows, and whether it imported gitpython."""
     probe = (
         "import sys\nfrom taskfiles.cli import main\n"
-        f"sys.argv = ['task', '-C', {str(repo)!r}, 'list', '--json']\n"
+        f"sys.argv = ['task', '-C', {str(root)!r}, 'list', '--json']\n"
         "try:\n    main()\nexcept SystemExit:\n    pass\n"
         "sys.stderr.write(repr('git' in sys.modules))\n"
     )
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
-    assert json.loads(done.stdout)[0]["created"].startswith("2025-03-01T12:00:00")
-    assert done.stderr == "False"  # the git log ran as a plain process, beside the parse
+    return {row["slug"]: row for row in json.loads(done.stdout)}, done.stderr == "True"
+
+
+def test_a_cold_list_json_reads_the_creation_dates_without_importing_gitpython(repo: Path) -> None:
+    write_task(repo, "a.md", task_text("A"))
+    commit(repo, "a", at(0))
+    rows, gitpython = listed_in_a_process(repo)
+    assert rows["a"]["created"].startswith("2025-03-01T12:00:00")
+    assert not gitpython  # the git log ran as a plain process, beside the parse
+
+
+def test_list_json_after_head_moved_reads_the_new_commits_without_importing_gitpython(repo: Path) -> None:
+    write_task(repo, "a.md", task_text("A"))
+    commit(repo, "a", at(0))
+    listed(repo)  # the dates cached at this HEAD
+    write_task(repo, "b.md", task_text("B"))
+    commit(repo, "b", at(2))
+    rows, gitpython = listed_in_a_process(repo)
+    assert rows["a"]["created"].startswith("2025-03-01T12:00:00")
+    assert rows["b"]["created"].startswith("2025-03-01T14:00:00")
+    assert not gitpython  # HEAD descends from the cached commit: asked of a plain git process
 
 
 def test_a_failing_creation_log_is_the_one_error_even_beside_an_unreadable_task(repo: Path) -> None:
