@@ -48,7 +48,8 @@ class TaskSet:
     @cached_property
     def blobs(self) -> dict[str, str]:
         """slug -> blob id of its task file, for sets read at a ref (empty for the tree)."""
-        return {t.slug: self.paths_to_blobs[t.path] for t in self.tasks if t.path in self.paths_to_blobs}
+        blob_at = self.paths_to_blobs.get  # one look-up a task: the heartbeat asks at 50,000
+        return {t.slug: blob for t in self.tasks if (blob := blob_at(t.path)) is not None}
 
     def get(self, slug: str) -> Task | None:
         return self.by_slug.get(slug)
