@@ -439,7 +439,12 @@ class PendingLog:
         self._out = tempfile.TemporaryFile()  # noqa: SIM115 (result() closes it)
         try:
             self._child = subprocess.Popen(
-                ["git", *args], cwd=root, stdin=subprocess.DEVNULL, stdout=self._out, stderr=subprocess.PIPE
+                ["git", *args],
+                cwd=root,
+                env={**os.environ, "LANGUAGE": "C", "LC_ALL": "C"},  # English errors, as gitpython had
+                stdin=subprocess.DEVNULL,
+                stdout=self._out,
+                stderr=subprocess.PIPE,
             )
         except OSError as exc:
             self._out.close()
