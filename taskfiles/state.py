@@ -14,14 +14,14 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, NamedTuple
 
 from .config import Limits
 from .plan import query
 from .plan.source import TaskSet
-from .plan.taskfile import Task
+from .plan.taskfile import DONE_STATUSES, Task
 from .registry.records import LIVE_STATES, RegistryEntry, format_time, parse_time
 from .slugs import slug_of
 
@@ -47,8 +47,7 @@ DISPATCHABLE_STATES = frozenset({"ready", "retry_due"})
 LEGACY_CLAIM_KEYS = ("claimed_by", "claimed_at", "started_at", "worker", "claim")
 
 
-@dataclass(frozen=True)
-class Signal:
+class Signal(NamedTuple):
     """Something a human should look at: what, why, and since when (the moment it became true).
 
     One condition, one kind: a task parked after its worker vanished carries
@@ -63,9 +62,12 @@ class Signal:
         return {"kind": self.kind, "reason": self.reason, "since": self.since}
 
 
-@dataclass(frozen=True, init=False)
-class Classification:
-    """The effective state of one task (or of one orphaned registry entry)."""
+class Classification(NamedTuple):
+    """The effective state of one task (or of one orphaned registry entry).
+
+    A NamedTuple, not a frozen dataclass: a cycle makes one per task (50,000), and a
+    tuple is built in a quarter of the time; it is as immutable and compares alike.
+    """
 
     slug: str
     bucket: str
@@ -75,34 +77,6 @@ class Classification:
     signals: tuple[Signal, ...] = ()
     blocked_by: tuple[str, ...] = ()  # dependencies not completed
     detail: str = ""  # one human line: why it is in this bucket
-
-    def __init__(
-        self,
-        slug: str,
-        bucket: str,
-        state: str,
-        task: Task | None,
-        entry: RegistryEntry | None,
-        signals: tuple[Signal, ...] = (),
-        blocked_by: tuple[str, ...] = (),
-        detail: str = "",
-    ) -> None:
-        # A frozen dataclass's own __init__ sets each field through object.__setattr__; one
-        # dict at once halves the cost of a row (a cycle makes 50,000 of them).
-        object.__setattr__(
-            self,
-            "__dict__",
-            {
-                "slug": slug,
-                "bucket": bucket,
-                "state": state,
-                "task": task,
-                "entry": entry,
-                "signals": signals,
-                "blocked_by": blocked_by,
-                "detail": detail,
-            },
-        )
 
     @property
     def owner(self) -> str | None:
@@ -154,7 +128,14 @@ def classify_all(
     tasks: TaskSet, entries: Mapping[str, RegistryEntry], inputs: Inputs
 ) -> list[Classification]:
     """Every task in path order, then registry entries whose task is gone."""
-    result = [classify(task, entries.get(task.slug), tasks, inputs) for task in tasks.tasks]
+    result: list[Classification] = []
+    add, entry_of = result.append, entries.get
+    for task in tasks.tasks:
+        entry = entry_of(task.slug)
+        if entry is None and not task.legacy:
+            add(_plain(task, tasks, inputs))  # most tasks: no runtime record, nothing to check
+        else:
+            add(classify(task, entry, tasks, inputs))
     unreadable = {slug_of(path) for path in tasks.skipped}
     for slug, entry in sorted(entries.items()):
         if slug not in tasks.by_slug and entry.state != "released":
@@ -176,7 +157,7 @@ def classify(task: Task, entry: RegistryEntry | None, tasks: TaskSet, inputs: In
         return base  # the common case: no copy (50,000 tasks per cycle)
     signals = (*base.signals, *extra)
     bucket = base.bucket if base.bucket == "done" else "needs_attention"
-    return replace(base, bucket=bucket, signals=signals)
+    return base._replace(bucket=bucket, signals=signals)
 
 
 def _base(task: Task, entry: RegistryEntry | None, tasks: TaskSet, inputs: Inputs) -> Classification:
@@ -203,6 +184,27 @@ def _base(task: Task, entry: RegistryEntry | None, tasks: TaskSet, inputs: Input
     if entry is not None:
         return _from_entry(task, entry, inputs)  # retry_wait or failed, its gates met
     return _ready(task, inputs)
+
+
+def _plain(task: Task, tasks: TaskSet, inputs: Inputs) -> Classification:
+    """``classify`` of a task without a registry entry or legacy keys: only the plan and the
+    pickup wait can apply, so the row is built straight from the status (most of a cycle)."""
+    status = task.status
+    if status in DONE_STATUSES:
+        return _row(Classification, (task.slug, "done", status, task, None, (), (), task.completed_at or ""))
+    if status == "not_started":
+        return _row(Classification, (task.slug, "backlog", "not_started", task, None, (), (), ""))
+    if task.depends_on:
+        blocked = query.blocked_by(task, tasks)
+        if blocked:
+            detail = "waits for " + ", ".join(blocked)
+            return _row(Classification, (task.slug, "waiting", "waiting", task, None, (), blocked, detail))
+    ready = _ready(task, inputs)
+    return ready._replace(bucket="needs_attention") if ready.signals else ready  # as ``classify``
+
+
+# A row from its eight fields in order, without the NamedTuple's argument handling.
+_row = tuple.__new__
 
 
 def _done(task: Task, entry: RegistryEntry | None) -> Classification:
@@ -233,7 +235,7 @@ def _ready(task: Task, inputs: Inputs) -> Classification:
         signals = (
             Signal("pickup_overdue", "ready with free capacity but not dispatched", _after(since, wait)),
         )
-    return Classification(task.slug, "ready", "ready", task, None, signals)
+    return _row(Classification, (task.slug, "ready", "ready", task, None, signals, (), ""))
 
 
 def _from_entry(task: Task, entry: RegistryEntry, inputs: Inputs) -> Classification:
