@@ -14,9 +14,9 @@ never claimed: an entry needs a lease, and only a claim issues one).
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, NamedTuple, TypeVar
 
 from ..errors import NotFoundError, RegistryError
 from ..slugs import check_slug
@@ -92,27 +92,24 @@ class _Written(Mapping[str, RegistryEntry]):
         return sum(1 for _ in self)
 
 
-@dataclass(frozen=True)
-class Change:
+class Change(NamedTuple):
     """One entry's new value, and the event that records it."""
 
     slug: str
     entry: RegistryEntry | None  # None removes the entry (its lease history stays)
     event: str | None = None  # None: a silent change (a heartbeat without news)
-    details: Mapping[str, Any] = field(default_factory=dict)
+    details: Mapping[str, Any] = {}  # read-only (a Mapping): one shared empty default is safe
 
 
-@dataclass(frozen=True)
-class EventOnly:
+class EventOnly(NamedTuple):
     """An event recorded for ``slug`` that leaves its entry (or its having none) as it is."""
 
     slug: str
     event: str
-    details: Mapping[str, Any] = field(default_factory=dict)
+    details: Mapping[str, Any] = {}  # read-only (a Mapping): one shared empty default is safe
 
 
-@dataclass(frozen=True)
-class Plan(Generic[T]):
+class Plan(NamedTuple, Generic[T]):
     """What a mutation decided: the changes to write and the value to return."""
 
     changes: tuple[Change | EventOnly, ...]
@@ -122,8 +119,7 @@ class Plan(Generic[T]):
 Mutation = Callable[[Snapshot], Plan[T]]
 
 
-@dataclass(frozen=True)
-class Applied:
+class Applied(NamedTuple):
     """A plan made ready to write: new rows, raised lease highs, the journal's changes."""
 
     rows: dict[str, dict[str, Any] | None]  # slug -> sparse JSON form; None: removed
