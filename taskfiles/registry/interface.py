@@ -18,7 +18,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, NamedTuple, TypeVar
 
 from ..errors import NotFoundError, UsageError
 from ..slugs import check_slug
@@ -37,16 +37,14 @@ T = TypeVar("T")
 Clock = Callable[[], datetime]
 
 
-@dataclass(frozen=True)
-class EventPage:
+class EventPage(NamedTuple):
     """Events in log order, and warnings for lines that could not be read."""
 
     events: tuple[Event, ...]
     warnings: tuple[str, ...] = ()
 
 
-@dataclass(frozen=True)
-class RegistryChange:
+class RegistryChange(NamedTuple):
     """One batch of changes, for live views: what changed, for which tasks, and the events
     recorded since the batch before (oldest first)."""
 
