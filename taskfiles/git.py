@@ -1,9 +1,11 @@
 """Every git call the package makes goes through this module.
 
 Repository discovery reads ``.git`` files by hand: it runs on every command and
-importing gitpython costs more than the rest of a warm ``task list``. Everything
-that talks to git proper uses gitpython, imported lazily, with plumbing calls
-(``ls-tree``, ``cat-file --batch``) where its object model would be slow.
+importing gitpython (~40 ms) costs more than the rest of a warm ``task list``. The
+calls on a hot path (``ls-tree``, ``cat-file --batch``, the created dates' ``log``,
+``merge-base --is-ancestor``, the slugs of every branch, the merge driver's
+``merge-file``) run git as a plain process (``_plain``, ``start_folder_log``); the
+rest uses gitpython, imported lazily.
 
 git's answers (``TreeEntry``, ``LogEntry``, ...) are NamedTuples, not frozen dataclasses:
 every command imports this module, and a dataclass costs ~0.4 ms to build at import.
