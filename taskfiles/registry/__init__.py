@@ -16,8 +16,9 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # re-exported: module __getattr__ below loads them at run time
     from ..config import Config
+    from .cyclerecord import CycleRecord
     from .interface import Clock, EventPage, GcReport, Registry, RegistryChange
-    from .records import LIVE_STATES, STATES, Actor, CycleRecord, Event, Evidence, LogRecord, RegistryEntry
+    from .records import LIVE_STATES, STATES, Actor, Event, Evidence, LogRecord, RegistryEntry
     from .runlog import LogLine, LogPage, LogStats, LogTail
     from .transaction import Change, Plan, Snapshot
 
@@ -26,9 +27,9 @@ if TYPE_CHECKING:  # re-exported: module __getattr__ below loads them at run tim
 EXPORTS = {
     **dict.fromkeys(("Clock", "EventPage", "GcReport", "Registry", "RegistryChange"), "interface"),
     **dict.fromkeys(
-        ("LIVE_STATES", "STATES", "Actor", "CycleRecord", "Event", "Evidence", "LogRecord", "RegistryEntry"),
-        "records",
+        ("LIVE_STATES", "STATES", "Actor", "Event", "Evidence", "LogRecord", "RegistryEntry"), "records"
     ),
+    "CycleRecord": "cyclerecord",
     **dict.fromkeys(("LogLine", "LogPage", "LogStats", "LogTail"), "runlog"),
     **dict.fromkeys(("Change", "Plan", "Snapshot"), "transaction"),
 }

@@ -32,9 +32,8 @@ import contextlib
 import json
 import os
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from .. import atomic
 from .jsonl import Mark
@@ -152,8 +151,7 @@ def events_of(obj: Mapping[str, Any]) -> list[Event]:
 _DIFF_KEYS = ("set", "unset", "drop", "append")
 
 
-@dataclass(frozen=True)
-class Transaction:
+class Transaction(NamedTuple):
     """One parsed journal line and where it ends in the file."""
 
     seq: int

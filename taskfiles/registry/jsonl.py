@@ -11,15 +11,13 @@ import os
 import time
 import zlib
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 Line = tuple[int, dict[str, Any]]  # (line number, object)
 
 
-@dataclass(frozen=True)
-class Lines:
+class Lines(NamedTuple):
     """The objects of a JSON-lines file, and what was wrong with the lines skipped."""
 
     name: str
@@ -95,8 +93,7 @@ def _follow(tail: Tail, poll: float, done: Callable[[], bool] | None) -> Iterato
         time.sleep(poll)
 
 
-@dataclass(frozen=True)
-class Mark:
+class Mark(NamedTuple):
     """The last complete line read: where it starts and its CRC-32. A reader that goes on
     from its end first checks the line is still there: a write whose fsync failed is cut
     back, and the next one may end at the same offset with other bytes."""

@@ -29,7 +29,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 
 from .. import atomic, folders
 from ..errors import RegistryError, TaskfilesError, UsageError
@@ -37,12 +37,14 @@ from ..slugs import check_slug
 from . import eventlog, journal, jsonl, lifecycle
 from .document import Codec, Document, DocumentError, Rows
 from .interface import Clock, EventPage, GcReport, Registry, RegistryChange, keeps_log
-from .records import Actor, CycleRecord, Dump, Event, LogRecord, RegistryEntry, format_time, parse_time
+from .records import Actor, Event, LogRecord, RegistryEntry, format_time, parse_time
 from .transaction import Change, EventOnly, Mutation, Snapshot, apply
 
 if TYPE_CHECKING:
     # Imported where used: logs, gc's rollup and repair are ~3 ms that a fact's write does not need.
     from . import rollup
+    from .copy import Dump
+    from .cyclerecord import CycleRecord
     from .repair import RepairReport
     from .runlog import LogLine, LogStats
 
@@ -547,12 +549,15 @@ class JsonRegistry(Registry):
     def read_cycle(self, *, rows: bool = True) -> CycleRecord | None:
         """``snapshot.json`` as written by the last cycle; None when absent or unreadable
         (the next cycle rewrites it)."""
+        from .cyclerecord import CycleRecord
+
         raw = self._read(self.root / "snapshot.json")
         return CycleRecord.from_json(raw, rows=rows) if raw is not None else None
 
     def dump(self) -> Dump:
         """Entries, lease history, every event (archives included) and every attempt's log."""
         from . import runlog
+        from .copy import Dump
 
         snap = self.snapshot()
         lines, _ = eventlog.history_lines(self.root, self.events_path)
@@ -692,8 +697,7 @@ class _Known:
     mark: jsonl.Mark | None = None  # that line, to prove it is still there
 
 
-@dataclass(frozen=True)
-class _Tail:
+class _Tail(NamedTuple):
     """Journal lines read from an offset."""
 
     inode: int | None

@@ -8,9 +8,8 @@ neither the classification nor the settings it reads.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from ..errors import TaskfilesError
 from . import existing_registry
@@ -22,8 +21,7 @@ if TYPE_CHECKING:
     from .records import RegistryEntry
 
 
-@dataclass(frozen=True)
-class EntriesRead:
+class EntriesRead(NamedTuple):
     """Registry entries for a planning view, or why they could not be read."""
 
     entries: Mapping[str, RegistryEntry]
