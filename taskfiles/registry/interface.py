@@ -29,8 +29,8 @@ from .transaction import Change, Mutation, Snapshot
 if TYPE_CHECKING:
     # Imported where used: runlog and rollup are ~3 ms that a fact's write does not need,
     # nor the cycle record and the dump (~1 ms) that a listing and a fact's write do not.
-    from .copy import Dump
     from .cyclerecord import CycleRecord
+    from .dump import Dump
     from .repair import RepairReport
     from .rollup import Rollup
     from .runlog import LogLine, LogPage, LogStats, LogTail

@@ -43,8 +43,8 @@ from .transaction import Change, EventOnly, Mutation, Snapshot, apply
 if TYPE_CHECKING:
     # Imported where used: logs, gc's rollup and repair are ~3 ms that a fact's write does not need.
     from . import rollup
-    from .copy import Dump
     from .cyclerecord import CycleRecord
+    from .dump import Dump
     from .repair import RepairReport
     from .runlog import LogLine, LogStats
 
@@ -557,7 +557,7 @@ class JsonRegistry(Registry):
     def dump(self) -> Dump:
         """Entries, lease history, every event (archives included) and every attempt's log."""
         from . import runlog
-        from .copy import Dump
+        from .dump import Dump
 
         snap = self.snapshot()
         lines, _ = eventlog.history_lines(self.root, self.events_path)

@@ -40,8 +40,8 @@ from ..config import redacted
 from ..errors import NotFoundError, RegistryError, UsageError
 from ..slugs import check_slug
 from . import lifecycle, pgschema, rollup, runlog
-from .copy import Dump
 from .cyclerecord import CycleRecord
+from .dump import Dump
 from .interface import EventPage, GcReport, Registry, RegistryChange, keeps_log
 from .records import Actor, Event, LogRecord, RegistryEntry, format_time
 from .repair import RepairReport
