@@ -260,6 +260,27 @@ def test_a_crlf_conflict_has_crlf_markers(installed: Path) -> None:
     assert outcome.text == edit(ours, ("status: ready\r\n", marked)).encode()
 
 
+def test_a_taskfiles_package_in_the_repository_is_never_what_the_driver_runs(
+    installed: Path, tmp_path: Path
+) -> None:
+    """git runs the driver in the work tree: ``python -m`` would import a ``taskfiles``
+    folder a branch committed there before the installed package (-P keeps it out)."""
+    marker = tmp_path / "ran-the-branch's-code"
+    planted = installed / "taskfiles"
+    planted.mkdir()
+    (planted / "__init__.py").write_text("")
+    (planted / "__main__.py").write_text(f"open({str(marker)!r}, 'w').write('x')\nraise SystemExit(0)\n")
+    commit_all(installed, "a package named like ours")
+    ours = edit(BASE, ("status: not_started", "status: ready"))
+    theirs = edit(BASE, ("priority: p2", "priority: p0"))
+    outcome = merged(installed, BASE, ours, theirs)
+    assert not marker.exists()
+    assert outcome.code == 0, outcome.output
+    assert outcome.text.decode() == edit(
+        BASE, ("status: not_started", "status: ready"), ("priority: p2", "priority: p0")
+    )
+
+
 def test_without_the_driver_git_conflicts_on_neighbouring_keys(repo: Path) -> None:
     """What the driver is for: git's line merge cannot tell two neighbouring keys apart."""
     ours = edit(BASE, ("status: not_started", "status: ready"))
@@ -276,7 +297,7 @@ def test_install_is_idempotent_and_uninstall_leaves_other_lines(repo: Path) -> N
     assert "not installed" in task(repo, "merge-driver", "status")
     first = task(repo, "merge-driver", "install")
     assert "added 'tasks/**/*.md merge=taskfiles' to .gitattributes" in first
-    assert f"{shlex.quote(sys.executable)} -m taskfiles merge-driver run %O %A %B %L %P" in first
+    assert f"{shlex.quote(sys.executable)} -P -m taskfiles merge-driver run %O %A %B %L %P" in first
     after = attributes.read_bytes()
     assert after == b"*.png binary\n# keep this comment\n*.sh text eol=lf\ntasks/**/*.md merge=taskfiles\n"
     config = (repo / ".git" / "config").read_bytes()

@@ -6,8 +6,10 @@ config (``.git/config``: git never runs a command that a clone brings in) gets
 ``[merge "taskfiles"]`` with the command. A clone with the attribute but without the
 config merges task files as text, as git always did.
 
-The command is this interpreter's ``-m taskfiles``, by its full path: git runs drivers
-from IDEs and hooks whose PATH may not have the virtualenv's ``task`` on it. When that
+The command is this interpreter's ``-P -m taskfiles``, by its full path: git runs drivers
+from IDEs and hooks whose PATH may not have the virtualenv's ``task`` on it. ``-P``: git
+runs it in the work tree, and plain ``-m`` would import a ``taskfiles`` folder a branch
+committed there before the installed package, running the branch's code. When that
 interpreter moves (a virtualenv made anew elsewhere), ``state`` says so and ``install``
 writes the new one.
 """
@@ -76,7 +78,7 @@ class DriverState:
 def driver_command() -> str:
     """The command git runs for a task file both branches changed (a shell line: the
     interpreter's path is quoted; git quotes the %P path itself)."""
-    return f"{shlex.quote(sys.executable)} -m taskfiles merge-driver run %O %A %B %L %P"
+    return f"{shlex.quote(sys.executable)} -P -m taskfiles merge-driver run %O %A %B %L %P"
 
 
 def attribute_line(cfg: Config) -> str:
