@@ -172,6 +172,15 @@ def test_validate_reports_path_line_and_exit_code(repo: Path) -> None:
     assert report["problems"][0]["line"] == 3 and report["problems"][0]["path"] == "tasks/bad.md"
 
 
+def test_validate_refuses_a_path_that_does_not_exist(repo: Path) -> None:
+    good = write_task(repo, "ok.md", "---\ntitle: OK\n---\n")
+    assert runner.invoke(app, ["-C", str(repo), "validate", str(good)]).exit_code == 0
+    typo = repo / "tasks" / "okk.md"
+    result = runner.invoke(app, ["-C", str(repo), "validate", str(good), str(typo), "--format", "github"])
+    assert result.exit_code == 2
+    assert f"error: no such file: {typo}; give paths of task files" in result.stderr
+
+
 def test_next_orders_by_priority_then_slug_and_waits_for_dependencies(repo: Path) -> None:
     write_task(repo, "zeta.md", "---\ntitle: Z\nstatus: ready\npriority: p0\ndepends_on: [base]\n---\n")
     write_task(repo, "beta.md", "---\ntitle: B\nstatus: ready\npriority: p1\nowner: bob\n---\n")
