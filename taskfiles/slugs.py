@@ -16,6 +16,11 @@ from .errors import UsageError
 SLUG_RE = re.compile(r"(?!.*\.\.)(?!.*\.lock$)[a-z0-9][a-z0-9._-]*(?<!\.)", re.IGNORECASE)
 
 
+# File stems a tasks folder keeps for other pages (plan/source.py's NOT_TASKS): never a slug
+# `task new` picks, or the file it wrote would not be read as a task.
+RESERVED = frozenset({"readme", "index"})
+
+
 def is_slug(text: object) -> bool:
     """True when ``text`` can name a task (and is safe as a folder and branch name)."""
     return isinstance(text, str) and SLUG_RE.fullmatch(text) is not None
@@ -61,6 +66,7 @@ def candidates(base: str) -> Iterator[str]:
     One derivation of the numbering: creating a task and explaining which slugs it passed
     over both walk it.
     """
-    yield base
+    if base not in RESERVED:
+        yield base
     for n in range(2, MAX_SUFFIX + 1):
         yield f"{base}-{n}"

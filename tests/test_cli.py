@@ -65,6 +65,13 @@ def test_new_writes_sections_and_unique_slugs(repo: Path) -> None:
     assert json.loads(run(repo, "show", "add-login-page-2", "--json"))["workstream"] == "web"
 
 
+@pytest.mark.parametrize("title", ["index", "README"])
+def test_new_never_takes_a_name_the_tasks_folder_keeps_for_other_pages(repo: Path, title: str) -> None:
+    path = run(repo, "new", title).strip()
+    assert path == f"tasks/{title.lower()}-2.md"
+    assert json.loads(run(repo, "show", f"{title.lower()}-2", "--json"))["title"] == title
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [

@@ -20,10 +20,11 @@ from stat import S_ISDIR, S_ISLNK, S_ISREG
 
 from .. import git
 from ..config import Config
+from ..slugs import RESERVED
 from . import cache
 from .taskfile import Parsed, Problem, Schema, Task, parse
 
-NOT_TASKS = frozenset({"README.md", "readme.md", "index.md"})
+NOT_TASKS = frozenset({"README.md", *(f"{stem}.md" for stem in RESERVED)})
 SYMLINK_MODE = "120000"
 NO_CACHE = cache.CacheStats()
 
