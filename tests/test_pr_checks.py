@@ -114,7 +114,9 @@ def test_github_annotations_are_the_json_problems_one_to_one(repo: Path) -> None
     assert [parse_annotation(line) for line in lines] == document["problems"]
     codes = {p["code"] for p in document["problems"]}
     assert {"unknown_dependency", "unknown_key", "bad_status", "bad_slug"} <= codes
-    assert any("%" in p["message"] and "\n" in p["message"] for p in document["problems"])
+    # the slug's % and line break come back (the message quotes it as Python would: one line;
+    # a raw line break's %0A is test_annotation_escapes_as_the_toolkit_does)
+    assert any("'100%,a:b\\nc'" in p["message"] for p in document["problems"])
     assert any(line.startswith("::warning file=tasks/warn.md,line=") for line in lines)
     assert "::error file=tasks/odd%25%2C%3Aname.md,line=1,title=bad_slug::" in github.stdout
     assert "5 files, " in github.stderr and "error: " in github.stderr  # as text: summary, exit 1

@@ -73,6 +73,13 @@ def test_unknown_dependency_without_a_close_slug(tmp_path: Path) -> None:
     assert problem.message == "depends on unknown task 'zzz'; check the slug or remove it from depends_on"
 
 
+def test_a_dependency_with_a_line_break_is_reported_on_one_line(tmp_path: Path) -> None:
+    files = {"login.md": task_text(depends_on='["x\\ny"]')}
+    (problem,) = check(tmp_path, files)
+    assert problem.code == "unknown_dependency" and "\n" not in str(problem)
+    assert "depends on unknown task 'x\\ny'" in str(problem)
+
+
 def test_unknown_dependency_suggestion_in_a_large_set() -> None:
     tasks = [_task(f"service-{n:04d}-deploy") for n in range(1000)]
     tasks.append(_task("app", depends=("service-0421-deplyo", "sevrice-0777-deploy")))

@@ -227,7 +227,7 @@ def _dependency_problem(task: Task, dep: str, context: _Context) -> tuple[str, s
         return None
     path = context.unreadable.get(dep)
     if path is not None:
-        message = f"depends on '{dep}', but {path} has problems and was skipped; fix that file first"
+        message = f"depends on {dep!r}, but {path} has problems and was skipped; fix that file first"
         return message, "unreadable_dependency", "error"
     return _unknown_dependency(dep, context), "unknown_dependency", "error"
 
@@ -235,7 +235,7 @@ def _dependency_problem(task: Task, dep: str, context: _Context) -> tuple[str, s
 def _unknown_dependency(dep: str, context: _Context) -> str:
     close = context.suggester.closest(dep)
     hint = f"did you mean '{close}'?" if close else "check the slug or remove it from depends_on"
-    return f"depends on unknown task '{dep}'; {hint}"
+    return f"depends on unknown task {dep!r}; {hint}"
 
 
 def _owner_problems(task: Task, context: _Context) -> Iterator[Problem]:
