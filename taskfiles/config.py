@@ -288,7 +288,7 @@ def _build(root: Path, repo: git.RepoPaths | None, source: Path | None, raw: dic
         )
     return Config(
         root=root,
-        tasks_dir=(root / str(raw.get("tasks_dir", "tasks"))).resolve(),
+        tasks_dir=(root / _folder_name(raw.get("tasks_dir", "tasks"), f"{where}: tasks_dir")).resolve(),
         registry_dir=_registry_dir(root, repo, raw),
         base_ref=str(raw.get("base_ref", "main")),
         owners=tuple(owners),
@@ -301,6 +301,14 @@ def _build(root: Path, repo: git.RepoPaths | None, source: Path | None, raw: dic
         raw=raw,
         registry_url=_registry_url(raw, where),
     )
+
+
+def _folder_name(value: object, what: str) -> str:
+    """A folder setting: a non-empty string without control characters (it becomes a
+    .gitattributes pattern, git arguments and paths in output, all one line each)."""
+    if not isinstance(value, str) or not value.strip() or any(ord(c) < 32 or ord(c) == 127 for c in value):
+        raise ConfigError(f"{what} must be a folder name on one line, not {value!r}")
+    return value
 
 
 def _registry_url(raw: dict[str, Any], where: str) -> str | None:

@@ -61,3 +61,17 @@ def test_a_pyproject_section_and_values_the_cache_cannot_hold(repo: Path) -> Non
         loaded = config.load(repo)
         assert loaded.owners == ("alice",) and str(loaded.raw["since"]) == "2026-01-31"
     assert not kept(repo).exists()
+
+
+@pytest.mark.parametrize("value", ['"t\\n* merge=evil"', '""', "7", '"a\\tb"'])
+def test_tasks_dir_must_be_a_folder_name_on_one_line(repo: Path, value: str) -> None:
+    (repo / "taskfiles.toml").write_text(f"tasks_dir = {value}\n")
+    with pytest.raises(ConfigError, match=r"taskfiles\.toml: tasks_dir must be a folder name on one line"):
+        config.load(repo)
+    done = subprocess.run(
+        [str(Path(sys.executable).with_name("task")), "-C", str(repo), "merge-driver", "install"],
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 2 and "tasks_dir must be a folder name on one line" in done.stderr
+    assert not (repo / ".gitattributes").exists()
