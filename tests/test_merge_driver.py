@@ -314,6 +314,22 @@ def test_install_is_idempotent_and_uninstall_leaves_other_lines(repo: Path) -> N
     assert "not installed; nothing changed" in task(repo, "merge-driver", "install", "--uninstall")
 
 
+def test_uninstall_keeps_an_attribute_line_it_did_not_add_and_install_keeps_a_foreign_driver(
+    repo: Path,
+) -> None:
+    attributes = repo / ".gitattributes"
+    attributes.write_text("tasks/**/*.md merge=taskfiles\n")  # came with the repository
+    task(repo, "merge-driver", "install")
+    assert "install did not add it in this clone" in task(repo, "merge-driver", "install", "--uninstall")
+    assert attributes.read_text() == "tasks/**/*.md merge=taskfiles\n"
+    assert "merge.taskfiles" not in git(repo, "config", "--list", "--local")
+    git(repo, "config", "merge.taskfiles.driver", "my-own-merge %A %B")
+    refused = subprocess.run([TASK, "merge-driver", "install"], cwd=repo, capture_output=True, text=True)
+    assert refused.returncode == 4
+    assert 'a [merge "taskfiles"] driver that is not this tool\'s (my-own-merge %A %B)' in refused.stderr
+    assert git(repo, "config", "--get", "merge.taskfiles.driver").strip() == "my-own-merge %A %B"
+
+
 def test_uninstall_deletes_the_gitattributes_install_made(repo: Path) -> None:
     task(repo, "merge-driver", "install")
     task(repo, "merge-driver", "install", "--uninstall")

@@ -25,7 +25,7 @@ from typing import Any
 
 from .. import atomic, git
 from ..config import Config
-from ..errors import ConfigError, TaskFileError, UsageError
+from ..errors import ConfigError, ConflictError, TaskFileError, UsageError
 
 __all__ = ["ATTRIBUTES", "DriverState", "attribute_line", "driver_command", "install", "state", "uninstall"]
 
@@ -33,6 +33,8 @@ NAME = "taskfiles"
 SECTION = f"merge.{NAME}"
 ATTRIBUTES = ".gitattributes"
 DESCRIPTION = "taskfiles: task files merged key by key (task merge-driver install)"
+ADDED_LINE = "addedattribute"  # set when install wrote the .gitattributes line in this clone
+OUR_RUN = "-m taskfiles merge-driver run"  # in every command install writes, whichever interpreter
 _GLOB = re.compile(r"([*?\[\\])")
 
 
@@ -115,11 +117,17 @@ def install(cfg: Config) -> list[str]:
     what changed, one sentence each (none: it was all there)."""
     root = _root(cfg)
     line = attribute_line(cfg)
-    changes = []
-    if _add_line(root / ATTRIBUTES, line):
-        changes.append(f"added '{line}' to {ATTRIBUTES}")
     command = driver_command()
     configured = git.config_get(root, f"{SECTION}.driver")
+    if configured is not None and OUR_RUN not in configured:
+        raise ConflictError(
+            f'{_config_file(cfg)} already has a [merge "{NAME}"] driver that is not this tool\'s '
+            f"({configured}); remove it first (git config --remove-section {SECTION}) if it may go"
+        )
+    changes = []
+    if _add_line(root / ATTRIBUTES, line):
+        git.config_set(root, f"{SECTION}.{ADDED_LINE}", "true")  # so uninstall takes only its own line
+        changes.append(f"added '{line}' to {ATTRIBUTES}")
     if configured != command:
         git.config_set(root, f"{SECTION}.name", DESCRIPTION)
         git.config_set(root, f"{SECTION}.driver", command)
@@ -134,8 +142,10 @@ def uninstall(cfg: Config) -> list[str]:
     root = _root(cfg)
     line = attribute_line(cfg)
     changes = []
-    if _remove_line(root / ATTRIBUTES, line):
+    if git.config_get(root, f"{SECTION}.{ADDED_LINE}") == "true" and _remove_line(root / ATTRIBUTES, line):
         changes.append(f"removed '{line}' from {ATTRIBUTES}")
+    elif line in _attribute_lines(root):
+        changes.append(f"kept '{line}' in {ATTRIBUTES}: install did not add it in this clone")
     if any(git.config_get(root, f"{SECTION}.{key}") is not None for key in ("driver", "name")):
         git.config_remove_section(root, SECTION)
         changes.append(f'removed [merge "{NAME}"] from {_config_file(cfg)}')
