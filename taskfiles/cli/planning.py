@@ -25,7 +25,7 @@ from .app import JsonFlag, RefOption, config, echo, emit_json, table, warn
 
 if TYPE_CHECKING:
     from ..config import Config
-    from ..plan.slugspace import NewTask
+    from ..plan.edits import NewTask
     from ..registry import RegistryEntry
 
 
@@ -84,9 +84,9 @@ def new(
     the title's slug is taken, the next free one (fix-login-2, ...) is used and stderr says
     where the taken one is.
     """
-    from ..plan import slugspace
+    from ..plan import edits
 
-    created = slugspace.new_task(
+    created = edits.create(
         config(ctx),
         title,
         workstream=workstream,

@@ -19,7 +19,7 @@ from pydantic_core import core_schema
 
 from .. import claims
 from ..errors import UsageError
-from ..plan import edits, query, slugspace
+from ..plan import edits, query
 from ..plan.source import load
 from ..plan.validate import validate
 from . import views, work
@@ -228,7 +228,7 @@ def _report(call: Call, a: ReportArgs) -> Mapping[str, Any]:
 
 def _create(call: Call, a: CreateArgs) -> Mapping[str, Any]:
     config = call.ws.config
-    path = slugspace.new_task(  # as task new: a slug no branch holds
+    path = edits.create(  # as task new: a slug no branch holds
         config,
         a.title,
         workstream=a.workstream,

@@ -13,11 +13,12 @@ from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from ..config import Config
 from ..errors import ConflictError, NotFoundError, UsageError
 from ..slugs import candidates, slugify
-from . import graph
+from . import graph, slugspace
 from .batch import Batch, edit_file, write_atomic
 from .query import Filters, find, select
 from .source import TaskSet, load
@@ -423,3 +424,29 @@ def _check_cycles(tasks: TaskSet, plans: Mapping[str, Mapping[str, object]]) -> 
             f"the new dependencies would make a dependency cycle: {cycle.text(edited)}; "
             "a task cannot wait for a task that waits for it"
         )
+
+
+@dataclass(frozen=True)
+class NewTask:
+    """What ``create`` wrote, and the slugs it passed over on the way."""
+
+    path: Path
+    passed_over: tuple[tuple[str, slugspace.Place], ...]  # (slug, where it is taken), in the order tried
+
+
+def create(config: Config, title: str, **fields: Any) -> NewTask:
+    """``new_task`` with a slug free on the base ref and every branch too (what ``task new``
+    and MCP's create run).
+
+    ``fields`` are ``new_task``'s keyword arguments. Each slug passed over is
+    returned with the place that holds it, so the caller can say why the file is not
+    named after the title.
+    """
+    taken = slugspace.taken_on_refs(config)
+    path = new_task(config, title, elsewhere=taken, **fields)
+    passed = []
+    for slug in candidates(slugify(title)):
+        if slug == path.stem:
+            break
+        passed.append((slug, taken.get(slug) or slugspace.in_tree(config, slug)))
+    return NewTask(path, tuple(passed))

@@ -2,7 +2,7 @@
 
 Two branches can each add ``fix-login.md`` without either seeing the other; the merge
 then holds two tasks with one slug. ``task new`` passes over every slug taken on the
-base ref or on any local or remote-tracking branch (``new_task``), and ``task validate``
+base ref or on any local or remote-tracking branch (``edits.create``), and ``task validate``
 reports a file added here whose slug the base ref got at another path (``collisions``).
 Both read names and object ids only, never a task file's content: a few git processes
 however many branches there are.
@@ -13,12 +13,10 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Collection
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
 
 from .. import git
 from ..config import Config
-from ..slugs import candidates, slug_of, slugify
+from ..slugs import candidates, slug_of
 from .source import TaskSet
 from .taskfile import Problem
 
@@ -34,33 +32,6 @@ class Place:
 
     def __str__(self) -> str:
         return f"on {self.ref} ({self.path})" if self.ref else f"in the working tree ({self.path})"
-
-
-@dataclass(frozen=True)
-class NewTask:
-    """What ``new_task`` wrote, and the slugs it passed over on the way."""
-
-    path: Path
-    passed_over: tuple[tuple[str, Place], ...]  # (slug, where it is taken), in the order tried
-
-
-def new_task(config: Config, title: str, **fields: Any) -> NewTask:
-    """``edits.new_task`` with a slug free on the base ref and every branch too.
-
-    ``fields`` are ``edits.new_task``'s keyword arguments. Each slug passed over is
-    returned with the place that holds it, so the caller can say why the file is not
-    named after the title.
-    """
-    from . import edits  # edits reads YAML; validate imports this module for collisions only
-
-    taken = taken_on_refs(config)
-    path = edits.new_task(config, title, elsewhere=taken, **fields)
-    passed = []
-    for slug in candidates(slugify(title)):
-        if slug == path.stem:
-            break
-        passed.append((slug, taken.get(slug) or _in_tree(config, slug)))
-    return NewTask(path, tuple(passed))
 
 
 def taken_on_refs(config: Config) -> dict[str, Place]:
@@ -94,7 +65,8 @@ def taken_on_refs(config: Config) -> dict[str, Place]:
     return taken
 
 
-def _in_tree(config: Config, slug: str) -> Place:
+def in_tree(config: Config, slug: str) -> Place:
+    """Where the working tree holds ``slug``."""
     found = next(config.tasks_dir.rglob(f"{slug}.md"), config.tasks_dir / f"{slug}.md")
     return Place(None, config.relpath(found))
 
