@@ -22,6 +22,8 @@ from . import git
 from .errors import ConfigError, UsageError
 
 if TYPE_CHECKING:  # re-exported: module __getattr__ below loads them at run time
+    from .settings import DEFAULT_AGENT as DEFAULT_AGENT
+    from .settings import MAX_DAYS as MAX_DAYS
     from .settings import HeartbeatSettings as HeartbeatSettings
     from .settings import Limits as Limits
     from .settings import LogSettings as LogSettings
@@ -31,16 +33,24 @@ if TYPE_CHECKING:  # re-exported: module __getattr__ below loads them at run tim
 DEFAULT_PRIORITIES = ("p0", "p1", "p2", "p3")
 REGISTRY_ENV = "TASKFILES_REGISTRY"
 REGISTRY_URL_ENV = "TASKFILES_REGISTRY_URL"
-DEFAULT_AGENT = "default"  # the agent name that means [worker] command
 # The parsed TOML, kept while its file is unchanged: importing tomllib is ~2 ms of every
 # command, reading this a few µs. Per worktree, beside the parse caches.
 TOML_CACHE = "config.marshal"
 TOML_CACHE_FORMAT = 1
 RACY_NS = 2_000_000_000  # a file changed this recently is parsed but not kept (plan/cache.py)
-MAX_DAYS = 36_500  # a century: the longest age in days a setting or `task gc` takes
 # The settings sections live in settings.py, imported on first use; their names are
 # still importable from here.
-SETTINGS = frozenset({"WorkerSettings", "HeartbeatSettings", "LogSettings", "Limits", "agent_profiles"})
+SETTINGS = frozenset(
+    {
+        "WorkerSettings",
+        "HeartbeatSettings",
+        "LogSettings",
+        "Limits",
+        "agent_profiles",
+        "DEFAULT_AGENT",
+        "MAX_DAYS",
+    }
+)
 
 
 def __getattr__(name: str) -> Any:
@@ -133,6 +143,8 @@ class Config:
     def worker_for(self, agent: str | None) -> WorkerSettings:
         """The settings an attempt runs with when its task names ``agent`` (None or
         ``default``: ``[worker]``); ConfigError for a profile that is not configured."""
+        from .settings import DEFAULT_AGENT
+
         if agent is None or agent == DEFAULT_AGENT:
             return self.worker
         profile = self.agents.get(agent)
@@ -143,6 +155,8 @@ class Config:
     def unknown_agent(self, agent: str) -> str:
         """The message for a task naming an agent profile that is not configured."""
         import difflib  # only on a miss
+
+        from .settings import DEFAULT_AGENT
 
         known = sorted(self.agents)
         close = difflib.get_close_matches(agent, known, n=1)

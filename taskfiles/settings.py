@@ -2,9 +2,9 @@
 and ``[limits]``, each read and checked once into a frozen dataclass.
 
 ``Config`` (config.py) reads them on first use, so a command that needs none (``task
-list``, ``task note``) never builds these classes: ~3 ms of start-up. The constants
-commands name (``DEFAULT_AGENT``, ``MAX_DAYS``) stay in config.py, imported here where
-used: config.py imports this module, so a module-level import would close a circle.
+list``, ``task note``) never builds these classes: ~3 ms of start-up. This module
+imports nothing of config.py (config.py imports it, on first use); config.py re-exports
+its names, the constants included.
 """
 
 from __future__ import annotations
@@ -16,6 +16,9 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from .errors import ConfigError
+
+DEFAULT_AGENT = "default"  # the agent name that means [worker] command
+MAX_DAYS = 36_500  # a century: the longest age in days a setting or `task gc` takes
 
 PLACEHOLDERS = ("{slug}", "{task_file}", "{worktree}", "{branch}", "{prompt_file}")
 PROFILE_KEYS = ("command", "deadline_seconds", "cost_cap_usd")
@@ -66,7 +69,6 @@ def agent_profiles(raw: object, worker: WorkerSettings, where: str) -> dict[str,
     """Read ``[agents]``: each ``[agents.NAME]`` is ``worker`` with its own ``command``
     (required, checked like ``[worker] command``) and optional ``deadline_seconds`` and
     ``cost_cap_usd`` (0: none, as in ``[worker]``)."""
-    from .config import DEFAULT_AGENT
 
     profiles: dict[str, WorkerSettings] = {}
     for name, value in _table(raw, where).items():
@@ -151,7 +153,6 @@ class LogSettings:
     @classmethod
     def from_raw(cls, raw: object, where: str) -> LogSettings:
         """Read ``[logs]``; ConfigError names the bad key."""
-        from .config import MAX_DAYS
 
         section = _table(raw, where)
         days = _seconds(section, "retention_days", cls.retention_days, where)

@@ -14,7 +14,6 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from ..config import MAX_DAYS
 from ..errors import UsageError
 from ..process import exit_code as exit_code_of
 from .app import JsonFlag, RefOption, config, echo, emit_json, new_app
@@ -532,6 +531,7 @@ def gc(
     older than the cutoff; and attempt logs older than [logs] retention_days (not a live one)."""
     from ..dispatch.hostfiles import HostFiles
     from ..dispatch.hostfiles import gc as collect
+    from ..settings import MAX_DAYS
 
     if not 0 <= older_than <= MAX_DAYS:  # NaN fails both; past it the cutoff is before year 1
         raise UsageError(f"--older-than must be a number of days from 0 to {MAX_DAYS}, not {older_than:g}")

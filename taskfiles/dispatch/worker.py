@@ -32,11 +32,12 @@ from pathlib import Path
 from typing import IO
 
 from .. import git, process
-from ..config import DEFAULT_AGENT, Config, WorkerSettings
+from ..config import Config
 from ..errors import ConflictError, StaleLeaseError, TaskfilesError
 from ..plan import query, source
 from ..plan.taskfile import Task
 from ..registry import Registry, RegistryEntry
+from ..settings import DEFAULT_AGENT, WorkerSettings
 from . import prompt
 from .hostfiles import HostFiles
 

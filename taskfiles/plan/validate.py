@@ -20,7 +20,7 @@ from functools import cached_property
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from ..config import DEFAULT_AGENT, Config
+from ..config import Config
 from . import graph
 from .source import TaskSet
 from .taskfile import Problem, Task
@@ -254,7 +254,11 @@ def _owner_problems(task: Task, context: _Context) -> Iterator[Problem]:
 
 def _agent_problems(task: Task, config: Config) -> Iterator[Problem]:
     """A task naming an agent profile the configuration does not have: dispatch could not run it."""
-    if task.agent is None or task.agent == DEFAULT_AGENT or task.agent in config.agents:
+    if task.agent is None:
+        return
+    from ..settings import DEFAULT_AGENT  # the settings sections: only for a task naming an agent
+
+    if task.agent == DEFAULT_AGENT or task.agent in config.agents:
         return
     yield Problem(task.path, task.lines.get("agent", 1), config.unknown_agent(task.agent), "unknown_agent")
 
