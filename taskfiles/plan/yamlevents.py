@@ -53,7 +53,7 @@ from .scalars import (
     float_of,
     int_of,
 )
-from .yamlsafe import (
+from .yamltypes import (
     MAX_ALIAS_CHARS,
     MAX_ALIAS_NODES,
     MAX_DEPTH,

@@ -19,16 +19,24 @@ import functools
 import importlib.util
 import os
 import sys
-from dataclasses import dataclass, field
 from importlib.machinery import EXTENSION_SUFFIXES
-from typing import Any
 
 from ..errors import ConfigError
 from . import fastyaml
-from .scalars import INT_MAX, INT_MIN, TAG, TIMESTAMP
+from .scalars import INT_MAX, INT_MIN, TIMESTAMP
+from .yamltypes import (
+    MAX_ALIAS_CHARS,
+    MAX_ALIAS_NODES,
+    MAX_DEPTH,
+    NO_LIBYAML,
+    Document,
+    YamlError,
+    short_tag,
+    shown,
+)
 
 __all__ = [
-    "INT_MAX",  # re-exported from scalars, where the plain-scalar rules live
+    "INT_MAX",  # re-exported from scalars and yamltypes, where they live
     "INT_MIN",
     "MAX_ALIAS_CHARS",
     "MAX_ALIAS_NODES",
@@ -43,35 +51,6 @@ __all__ = [
     "short_tag",
     "shown",
 ]
-
-MAX_DEPTH = 64
-MAX_ALIAS_NODES = 4096
-MAX_ALIAS_CHARS = 65536
-NO_LIBYAML = (
-    "PyYAML is installed without libyaml, the YAML parser task files are read with (so every "
-    "machine reads them alike); reinstall it from a wheel: "
-    "pip install --force-reinstall --only-binary pyyaml pyyaml"
-)
-
-# What str.splitlines() cuts at: escaped, a message stays on one line.
-_LINE_BREAKS = str.maketrans({c: repr(c)[1:-1] for c in "\n\r\v\f\x1c\x1d\x1e\x85\u2028\u2029"})
-
-
-@dataclass(frozen=True)
-class Document:
-    """What a YAML text holds, and the line of each key of its top-level mapping."""
-
-    value: Any  # None for an empty text
-    key_lines: dict[str, int] = field(default_factory=dict)
-
-
-class YamlError(ValueError):
-    """The text is not YAML, or not YAML a task file may hold; ``line`` says where."""
-
-    def __init__(self, line: int, message: str) -> None:
-        super().__init__(message)
-        self.line = line
-        self.message = message
 
 
 def load(text: str, first_line: int = 1) -> Document:
@@ -113,15 +92,3 @@ def has_libyaml() -> bool:
         for folder in folders
         for suffix in EXTENSION_SUFFIXES
     )
-
-
-def shown(text: str, limit: int = 60) -> str:
-    """``text`` fit for a one-line message: line breaks escaped, cut after ``limit`` characters."""
-    if len(text) > limit:
-        text = text[: limit - 3] + "..."
-    return text.translate(_LINE_BREAKS)
-
-
-def short_tag(tag: str) -> str:
-    """``tag:yaml.org,2002:int`` as people write it: ``!!int``."""
-    return "!!" + tag[len(TAG) :] if tag.startswith(TAG) else tag
