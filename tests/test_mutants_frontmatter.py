@@ -1,0 +1,83 @@
+"""frontmatter.py's line editor at the edges mutation testing found untested (issue 16)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from taskfiles.errors import TaskFileError
+from taskfiles.plan.frontmatter import set_keys
+
+HEADER = "---\ntitle: x\n---\n"
+
+
+@pytest.mark.parametrize("key", [5, 1.5, True, "a\tb", "a\\b"], ids=repr)
+def test_a_key_the_locator_cannot_find_again_is_refused(key: object) -> None:
+    # Written, it would read back right once, but the next edit of it could not find
+    # its line and would add a second one.
+    with pytest.raises(TaskFileError, match=r"cannot add key .*use a plain name"):
+        set_keys(HEADER, {key: "v"})  # type: ignore[dict-item]
+
+
+@pytest.mark.parametrize(
+    ("key", "line"),
+    [("due date", "due date: v"), ("it's", '"it\'s": v'), ("a: b", '"a: b": v'), ("#a", '"#a": v')],
+)
+def test_an_added_key_is_found_again_by_the_next_edit(key: str, line: str) -> None:
+    added = set_keys(HEADER, {key: "v"})
+    assert added == f"---\ntitle: x\n{line}\n---\n"
+    assert set_keys(added, {key: "w"}) == f"---\ntitle: x\n{line[:-1]}w\n---\n"
+    assert set_keys(added, {key: None}) == HEADER
+
+
+# (id, text before, updates, text after)
+EDITS: list[tuple[str, str, dict[str, Any], str]] = [
+    (
+        "single-quoted value with an escaped quote",
+        "---\ntitle: 'it''s'  # c\n---\n",
+        {"title": "new"},
+        "---\ntitle: 'new'  # c\n---\n",
+    ),
+    (
+        "single-quoted value with an escaped quote, new value with one",
+        "---\ntitle: 'it''s'  # c\nstatus: ready\n---\n",
+        {"title": "it's new"},
+        "---\ntitle: 'it''s new'  # c\nstatus: ready\n---\n",
+    ),
+    (
+        "apostrophe in a flow list, value replaced",
+        "---\ntags: [it's, b]  # note\n---\n",
+        {"tags": "c"},
+        "---\ntags: c  # note\n---\n",
+    ),
+    (
+        "apostrophe in a flow list, items dropped and added",
+        "---\ntags: [it's, b]  # note\n---\n",
+        {"tags": ["c"]},
+        "---\ntags: [c]  # note\n---\n",
+    ),
+    (
+        "apostrophe in a flow list, item kept",
+        "---\ntags: [it's, b]  # note\n---\n",
+        {"tags": ["it's", "c"]},
+        "---\ntags: [it's, c]  # note\n---\n",
+    ),
+    (
+        "apostrophe in a flow mapping",
+        "---\ntags: {a: it's}  # note\n---\n",
+        {"tags": "c"},
+        "---\ntags: c  # note\n---\n",
+    ),
+    (
+        "escaped quote in a flow list item",
+        "---\ntags: [b, 'it''s']  # note\n---\n",
+        {"tags": ["b"]},
+        "---\ntags: [b]  # note\n---\n",
+    ),
+]
+
+
+@pytest.mark.parametrize(("before", "updates", "after"), [c[1:] for c in EDITS], ids=[c[0] for c in EDITS])
+def test_set_keys(before: str, updates: dict[str, Any], after: str) -> None:
+    assert set_keys(before, updates) == after
