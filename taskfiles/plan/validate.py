@@ -193,7 +193,7 @@ def _is_web_url(text: str) -> bool:
         return False
     try:
         parts = urlsplit(text)
-        return parts.scheme.lower() in ("http", "https") and bool(parts.hostname)
+        return parts.scheme in ("http", "https") and bool(parts.hostname)  # the scheme comes lowercased
     except ValueError:  # e.g. an unclosed IPv6 bracket
         return False
 
