@@ -17,8 +17,7 @@ from typing import Any
 
 import httpx2
 import pytest
-from click.testing import Result
-from typer.testing import CliRunner
+from click.testing import CliRunner, Result
 
 from taskfiles import process
 from taskfiles.cli import app

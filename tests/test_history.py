@@ -19,7 +19,7 @@ from typing import Any
 
 import httpx2
 import pytest
-from typer.testing import CliRunner
+from click.testing import CliRunner
 
 from taskfiles import history as history_module
 from taskfiles.cli import app

@@ -108,10 +108,8 @@ def test_imports_point_down_the_layers(module: str, path: Path) -> None:
     assert not wrong, f"{module} ({mine}) may import only {sorted(allowed)}; it imports {wrong}"
 
 
-def test_only_cli_imports_typer_or_click() -> None:
-    found = [
-        m for m, path in modules() if room(m) != "cli" and third_party(path) & {"typer", "click", "rich"}
-    ]
+def test_only_cli_imports_click() -> None:
+    found = [m for m, path in modules() if room(m) != "cli" and third_party(path) & {"click"}]
     assert found == []
 
 

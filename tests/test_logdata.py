@@ -17,7 +17,7 @@ from typing import Any
 import httpx2
 import psycopg
 import pytest
-from typer.testing import CliRunner, Result
+from click.testing import CliRunner, Result
 
 from taskfiles.cli import app
 from taskfiles.config import REGISTRY_ENV, REGISTRY_URL_ENV, Config

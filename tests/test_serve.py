@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 import uvicorn
+from click.testing import CliRunner
 from starlette.applications import Starlette
 from starlette.testclient import TestClient
-from typer.testing import CliRunner
 
 from taskfiles.cli import app as cli_app
 from taskfiles.config import Config

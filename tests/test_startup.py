@@ -10,19 +10,19 @@ import sys
 from pathlib import Path
 
 import pytest
-import typer
 
 from taskfiles import cli
 from taskfiles.cli import COMMANDS
+from taskfiles.cli.params import App
 
 from .conftest import write_task
 
 
 @pytest.mark.parametrize("module", COMMANDS)
 def test_the_table_names_what_each_module_registers_in_order(module: str) -> None:
-    scratch = typer.Typer()
+    scratch = App()
     importlib.import_module(f"taskfiles.cli.{module}").register(scratch)
-    built = typer.main.get_group(scratch)  # typer's own naming of commands and groups
+    built = scratch.group()  # the names click gets, commands then groups
     assert list(built.commands) == list(COMMANDS[module])
 
 
@@ -77,7 +77,7 @@ def test_a_command_line_imports_only_the_module_of_its_command(
         assert not settings, "config.py built the settings sections (settings.py) unasked"
     if argv == ["lst"]:
         assert code == 2 and "No such command 'lst'. (Did you mean one of: 'list', 'set'?)" in done.stderr
-        assert done.stderr.count("Did you mean") == 1, done.stderr  # click's, not typer's too
+        assert done.stderr.count("Did you mean") == 1, done.stderr  # once
     else:
         assert code in (0, None), done.stderr
 

@@ -14,9 +14,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from click.testing import Result
+from click.testing import CliRunner, Result
 from starlette.testclient import TestClient
-from typer.testing import CliRunner
 
 from taskfiles import config as config_module
 from taskfiles.cli import app

@@ -1,4 +1,4 @@
-"""The typer app, the one place errors become exit codes, and output helpers."""
+"""The house command classes, the one place errors become exit codes, and output helpers."""
 
 from __future__ import annotations
 
@@ -8,12 +8,11 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import click
-import typer
-from typer.core import TyperCommand, TyperGroup
 
 from ..config import Config
 from ..config import load as load_config
 from ..errors import Reported, TaskfilesError, UsageError
+from .params import App, Command, Group, Option
 
 
 class CommandError(click.ClickException):
@@ -34,14 +33,17 @@ class CommandError(click.ClickException):
 
 
 def mapped(invoke: Callable[[click.Context], Any], ctx: click.Context) -> Any:
-    """Run ``invoke(ctx)``, turning a TaskfilesError into its CommandError."""
+    """Run ``invoke(ctx)``, turning a TaskfilesError into its CommandError and Ctrl-C into
+    exit 130 (the shell's code for an interrupt), without a traceback."""
     try:
         return invoke(ctx)
     except TaskfilesError as error:
         raise CommandError(error) from error
+    except KeyboardInterrupt:
+        raise click.exceptions.Exit(130) from None
 
 
-class TaskfilesGroup(TyperGroup):
+class TaskfilesGroup(Group):
     """Maps the error hierarchy to exit codes, once, for every command of a group;
     the top-level group also takes ``--version``."""
 
@@ -72,31 +74,22 @@ VERSION_OPTION = click.Option(
 )
 
 
-class TaskfilesCommand(TyperCommand):
-    """The same map for an app of one command (``task-manager-heartbeat``)."""
+class TaskfilesCommand(Command):
+    """The same map for a command on its own (``task-manager-heartbeat``)."""
 
     def invoke(self, ctx: click.Context) -> Any:
         return mapped(super().invoke, ctx)
 
 
-def new_app(help_text: str, cls: type[TaskfilesGroup] = TaskfilesGroup) -> typer.Typer:
-    """A Typer (sub)app with the house settings."""
-    return typer.Typer(
-        cls=cls,
-        help=help_text,
-        no_args_is_help=True,
-        add_completion=False,
-        pretty_exceptions_enable=False,
-        rich_markup_mode=None,
-        suggest_commands=False,  # click says "Did you mean" itself; typer would say it twice
-        context_settings={"help_option_names": ["-h", "--help"]},
-    )
+def new_app(help_text: str) -> App:
+    """A group of commands with the house classes."""
+    return App(help_text, cls=TaskfilesGroup)
 
 
-JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON for machines instead of text.")]
+JsonFlag = Annotated[bool, Option("--json", help="Print JSON for machines instead of text.")]
 RefOption = Annotated[
     str | None,
-    typer.Option("--ref", help="Read task files from this git ref (e.g. origin/main), not the working tree."),
+    Option("--ref", help="Read task files from this git ref (e.g. origin/main), not the working tree."),
 ]
 
 
@@ -145,7 +138,7 @@ def emit_json(value: Any) -> None:
 
 
 def echo(text: str = "") -> None:
-    typer.echo(text)
+    click.echo(text)
 
 
 def error(problem: TaskfilesError) -> None:
@@ -155,7 +148,7 @@ def error(problem: TaskfilesError) -> None:
 
 def warn(text: str) -> None:
     """A one-line warning on stderr."""
-    typer.echo(f"warning: {text}", err=True)
+    click.echo(f"warning: {text}", err=True)
 
 
 def table(rows: Sequence[Sequence[str]], headers: Sequence[str]) -> str:

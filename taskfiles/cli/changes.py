@@ -9,11 +9,12 @@ import re
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Annotated, Any
 
-import typer
+import click
 
 from ..errors import UsageError
 from ..slugs import is_slug
 from .app import JsonFlag, config, echo, emit_json, table
+from .params import App, Argument, Option
 
 if TYPE_CHECKING:
     from ..changes import Changes, Edited, Range
@@ -24,16 +25,16 @@ SHOWN_ROWS = 100  # rows of one markdown table; a comment on GitHub holds at mos
 OPEN_ROWS = 10  # a longer markdown table is folded into <details>
 
 
-def register(app: typer.Typer) -> None:
+def register(app: App) -> None:
     """Add ``changes`` to ``app``."""
     app.command("changes")(changes)
 
 
 def changes(
-    ctx: typer.Context,
+    ctx: click.Context,
     spec: Annotated[
         str | None,
-        typer.Argument(
+        Argument(
             metavar="[BASE..HEAD]",
             show_default=False,
             help="BASE (the working tree against it), or BASE..HEAD; default: the configured base_ref.",
@@ -41,7 +42,7 @@ def changes(
     ] = None,
     as_json: JsonFlag = False,
     markdown: Annotated[
-        bool, typer.Option("--markdown", help="Print a summary ready to post as a pull request comment.")
+        bool, Option("--markdown", help="Print a summary ready to post as a pull request comment.")
     ] = False,
 ) -> None:
     """Show what the task files change between two points: tasks added, removed, renamed and

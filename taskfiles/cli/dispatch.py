@@ -9,11 +9,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
-import typer
+import click
 
 from ..config import Config
 from ..errors import Reported, TaskfilesError, UsageError
 from .app import JsonFlag, TaskfilesCommand, config, echo, emit_json, error, load_repo_config, new_app, warn
+from .params import App, Option, command
 from .runtime import LeaseOption, SlugArg
 
 if TYPE_CHECKING:
@@ -21,7 +22,7 @@ if TYPE_CHECKING:
 
 OwnerOption = Annotated[
     list[str] | None,
-    typer.Option(
+    Option(
         "--owner",
         help="Dispatch only this owner's tasks (repeatable; aliases collapse; with owners configured, "
         "an unknown owner is an error).",
@@ -29,22 +30,22 @@ OwnerOption = Annotated[
 ]
 MaxParallelOption = Annotated[
     int | None,
-    typer.Option(
+    Option(
         "--max-parallel",
         min=1,
         help="Live workers allowed at once on all hosts together (default: [heartbeat] max_parallel).",
     ),
 ]
 NoDispatchOption = Annotated[
-    bool, typer.Option("--no-dispatch", help="Reconcile, classify and write the snapshot; start nothing.")
+    bool, Option("--no-dispatch", help="Reconcile, classify and write the snapshot; start nothing.")
 ]
 DryRunOption = Annotated[
     bool,
-    typer.Option("--dry-run", help="Say what the cycle would do; change nothing (no lock taken, no fetch)."),
+    Option("--dry-run", help="Say what the cycle would do; change nothing (no lock taken, no fetch)."),
 ]
 LoopOption = Annotated[
     float | None,
-    typer.Option(
+    Option(
         "--loop",
         min=0,
         metavar="SECONDS",
@@ -53,43 +54,43 @@ LoopOption = Annotated[
 ]
 RepoOption = Annotated[
     Path | None,
-    typer.Option("--repo", "-C", help="Run as if started in this folder (default: the current one)."),
+    Option("--repo", "-C", help="Run as if started in this folder (default: the current one)."),
 ]
 TaskFileOption = Annotated[
-    str | None, typer.Option(help="The task file, relative to the worktree (default: found by slug).")
+    str | None, Option(help="The task file, relative to the worktree (default: found by slug).")
 ]
 PromptFileOption = Annotated[
-    str | None, typer.Option(help="The prompt file (default: rendered under the registry).")
+    str | None, Option(help="The prompt file (default: rendered under the registry).")
 ]
 WorktreeOption = Annotated[
-    Path | None, typer.Option(help="Where the agent works (default: the claim's worktree, else here).")
+    Path | None, Option(help="Where the agent works (default: the claim's worktree, else here).")
 ]
 AgentOption = Annotated[
     str | None,
-    typer.Option(
+    Option(
         help="The agent profile to run ([agents.NAME]; 'default': [worker] command). With neither "
         "--agent nor --budget-usd, the task file's agent and budget_usd are used."
     ),
 ]
 BudgetOption = Annotated[
     float | None,
-    typer.Option("--budget-usd", help="This attempt's cost cap in USD (instead of cost_cap_usd)."),
+    Option("--budget-usd", help="This attempt's cost cap in USD (instead of cost_cap_usd)."),
 ]
 DispatchedFlag = Annotated[
-    bool, typer.Option("--dispatched", hidden=True, help="Started by the heartbeat: wait for 'go'.")
+    bool, Option("--dispatched", hidden=True, help="Started by the heartbeat: wait for 'go'.")
 ]
 
 
-def register(app: typer.Typer) -> None:
+def register(app: App) -> None:
     """Add ``heartbeat-cycle`` and the ``worker`` group to ``app``."""
     app.command("heartbeat-cycle")(heartbeat_cycle)
     group = new_app("The worker wrapper the heartbeat starts for each dispatched task.")
     group.command("run")(worker_run)
-    app.add_typer(group, name="worker")
+    app.add_group(group, "worker")
 
 
 def heartbeat_cycle(
-    ctx: typer.Context,
+    ctx: click.Context,
     owner: OwnerOption = None,
     max_parallel: MaxParallelOption = None,
     no_dispatch: NoDispatchOption = False,
@@ -169,7 +170,7 @@ def summary(result: CycleResult) -> str:
 
 
 def worker_run(
-    ctx: typer.Context,
+    ctx: click.Context,
     slug: SlugArg,
     lease: LeaseOption,
     task_file: TaskFileOption = None,
@@ -216,15 +217,7 @@ def worker_run(
 
 # -- task-manager-heartbeat: the same cycle as a console script of its own ------------------------
 
-manager = typer.Typer(
-    add_completion=False,
-    pretty_exceptions_enable=False,
-    rich_markup_mode=None,
-    context_settings={"help_option_names": ["-h", "--help"]},
-)
 
-
-@manager.command(cls=TaskfilesCommand)
 def _manager(
     repo: RepoOption = None,
     owner: OwnerOption = None,
@@ -242,6 +235,9 @@ def _manager(
     run_heartbeat(load_repo_config(repo), owner, max_parallel, no_dispatch, dry_run, loop, as_json)
 
 
+manager = command(_manager, "task-manager-heartbeat", cls=TaskfilesCommand)
+
+
 def manager_main() -> None:
     """Console-script entry point of ``task-manager-heartbeat``."""
-    manager(prog_name="task-manager-heartbeat")
+    manager.main(prog_name="task-manager-heartbeat")

@@ -11,29 +11,28 @@ from __future__ import annotations
 import inspect
 from typing import TYPE_CHECKING, Annotated, Any
 
-import typer
+import click
 
 from .app import JsonFlag, config, echo, emit_json, warn
+from .params import App, Argument, Option
 
 if TYPE_CHECKING:
     from ..plan.batch import Batch
     from ..plan.edits import Selection
 
 Many = list[str] | None
-MilestoneFilter = Annotated[
-    Many, typer.Option("--milestone", help="Select tasks of this milestone; repeatable.")
-]
-StatusFilter = Annotated[Many, typer.Option("--status", help="Select tasks with this status; repeatable.")]
+MilestoneFilter = Annotated[Many, Option("--milestone", help="Select tasks of this milestone; repeatable.")]
+StatusFilter = Annotated[Many, Option("--status", help="Select tasks with this status; repeatable.")]
 OwnerFilter = Annotated[
-    Many, typer.Option("--owner", help="Select tasks of this owner (aliases collapse); repeatable.")
+    Many, Option("--owner", help="Select tasks of this owner (aliases collapse); repeatable.")
 ]
-LabelFilter = Annotated[Many, typer.Option("--label", help="Select tasks carrying this label; repeatable.")]
+LabelFilter = Annotated[Many, Option("--label", help="Select tasks carrying this label; repeatable.")]
 WorkstreamFilter = Annotated[
-    Many, typer.Option("--workstream", help="Select tasks in this subfolder of tasks/; repeatable.")
+    Many, Option("--workstream", help="Select tasks in this subfolder of tasks/; repeatable.")
 ]
 DryRun = Annotated[
     bool,
-    typer.Option("--dry-run", help="Print the unified diff of every file it would change; write nothing."),
+    Option("--dry-run", help="Print the unified diff of every file it would change; write nothing."),
 ]
 SELECTING = (
     "Name the tasks by slug, or select them with --milestone, --status, --owner, --label and "
@@ -42,32 +41,28 @@ SELECTING = (
 )
 
 
-def register(app: typer.Typer) -> None:
+def register(app: App) -> None:
     """Add this module's commands to ``app``; each one's help ends with how to name tasks."""
     for name, command in (("set", set_), ("assign", assign), ("cancel", cancel)):
         app.command(name, help=f"{inspect.getdoc(command)}\n\n{SELECTING}")(command)
 
 
 def set_(
-    ctx: typer.Context,
+    ctx: click.Context,
     args: Annotated[
         Many,
-        typer.Argument(
+        Argument(
             metavar="[SLUG]... [KEY=VALUE]...",
             help="Tasks to edit, then what to set: priority=P, owner=O, milestone=M, title=T. "
             "owner= and milestone= (empty) remove the key.",
         ),
     ] = None,
-    add_label: Annotated[Many, typer.Option("--add-label", help="Add this label; repeatable.")] = None,
-    remove_label: Annotated[
-        Many, typer.Option("--remove-label", help="Remove this label; repeatable.")
-    ] = None,
+    add_label: Annotated[Many, Option("--add-label", help="Add this label; repeatable.")] = None,
+    remove_label: Annotated[Many, Option("--remove-label", help="Remove this label; repeatable.")] = None,
     add_dep: Annotated[
-        Many, typer.Option("--add-dep", help="Depend on this task too (it must exist); repeatable.")
+        Many, Option("--add-dep", help="Depend on this task too (it must exist); repeatable.")
     ] = None,
-    remove_dep: Annotated[
-        Many, typer.Option("--remove-dep", help="Drop this dependency; repeatable.")
-    ] = None,
+    remove_dep: Annotated[Many, Option("--remove-dep", help="Drop this dependency; repeatable.")] = None,
     milestone: MilestoneFilter = None,
     status: StatusFilter = None,
     owner: OwnerFilter = None,
@@ -103,10 +98,10 @@ def set_(
 
 
 def assign(
-    ctx: typer.Context,
+    ctx: click.Context,
     args: Annotated[
         list[str],
-        typer.Argument(metavar="[SLUG]... OWNER", help="Tasks to assign (unless selected), then the owner."),
+        Argument(metavar="[SLUG]... OWNER", help="Tasks to assign (unless selected), then the owner."),
     ],
     milestone: MilestoneFilter = None,
     status: StatusFilter = None,
@@ -128,13 +123,11 @@ def assign(
 
 
 def cancel(
-    ctx: typer.Context,
-    slugs: Annotated[
-        Many, typer.Argument(metavar="[SLUG]...", help="Tasks to cancel (unless selected).")
-    ] = None,
+    ctx: click.Context,
+    slugs: Annotated[Many, Argument(metavar="[SLUG]...", help="Tasks to cancel (unless selected).")] = None,
     reason: Annotated[
         str | None,
-        typer.Option(help="Why (not empty); recorded in the registry's events, not in the file."),
+        Option(help="Why (not empty); recorded in the registry's events, not in the file."),
     ] = None,
     milestone: MilestoneFilter = None,
     status: StatusFilter = None,
@@ -168,7 +161,7 @@ def cancel(
     verb = "would end" if dry_run else "ended"
     for entry in done.released:
         stopped = " (its live attempt stopped: the worker gets exit 5)" if entry in done.stopped else ""
-        typer.echo(f"{entry.slug}: {verb} the {entry.state} claim, lease {entry.lease}{stopped}", err=True)
+        click.echo(f"{entry.slug}: {verb} the {entry.state} claim, lease {entry.lease}{stopped}", err=True)
 
 
 def _selection(
@@ -194,12 +187,12 @@ def _report(batch: Batch, dry_run: bool, as_json: bool) -> None:
         emit_json({**batch.to_dict(), **_json_extra(batch, dry_run)})
         return
     if dry_run:
-        typer.echo(batch.diff(), nl=False)
+        click.echo(batch.diff(), nl=False)
     for edit in batch.edits:
         what = ", ".join(edit.keys) if edit.changed else "unchanged"
         line = f"{edit.path}: {'would set ' if dry_run and edit.changed else ''}{what}"
         if dry_run:
-            typer.echo(line, err=True)  # stdout is the diff, for 'git apply'
+            click.echo(line, err=True)  # stdout is the diff, for 'git apply'
         else:
             echo(line)
     if not batch.edits:

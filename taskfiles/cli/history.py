@@ -4,19 +4,20 @@ from __future__ import annotations
 
 from typing import Annotated
 
-import typer
+import click
 
 from .app import JsonFlag, config, echo, emit_json, warn
+from .params import App, Argument
 
 
-def register(app: typer.Typer) -> None:
+def register(app: App) -> None:
     """Add ``history`` to ``app``."""
     app.command("history")(history)
 
 
 def history(
-    ctx: typer.Context,
-    slug: Annotated[str, typer.Argument(help="The task's slug.")],
+    ctx: click.Context,
+    slug: Annotated[str, Argument(help="The task's slug.")],
     as_json: JsonFlag = False,
 ) -> None:
     """Show a task's history, oldest first: its file's commits (created, edited keys, readied,

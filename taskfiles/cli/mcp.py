@@ -4,44 +4,43 @@ from __future__ import annotations
 
 from typing import Annotated
 
-import typer
+import click
 from click.core import ParameterSource
 
 from ..errors import UsageError
 from .app import config
+from .params import App, Option
 
 
-def register(app: typer.Typer) -> None:
+def register(app: App) -> None:
     """Add ``mcp`` to ``app``."""
     app.command("mcp")(mcp)
 
 
 def mcp(
-    ctx: typer.Context,
+    ctx: click.Context,
     tools: Annotated[
         str,
-        typer.Option(
+        Option(
             help="Which tools: 'default' (tasks, task, next, report, finish, create, status), 'all', "
             "or names separated by commas."
         ),
     ] = "default",
-    http: Annotated[
-        bool, typer.Option("--http", help="Serve streamable HTTP at /mcp instead of stdio.")
-    ] = False,
+    http: Annotated[bool, Option("--http", help="Serve streamable HTTP at /mcp instead of stdio.")] = False,
     host: Annotated[
-        str, typer.Option(help="With --http: address to listen on (loopback unless --allow-remote).")
+        str, Option(help="With --http: address to listen on (loopback unless --allow-remote).")
     ] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="With --http: port, 0..65535 (0: any free port).")] = 8006,
+    port: Annotated[int, Option(help="With --http: port, 0..65535 (0: any free port).")] = 8006,
     token: Annotated[
         str | None,
-        typer.Option(
+        Option(
             envvar="TASKFILES_SERVE_TOKEN",
             help="With --http: the token every request must carry (Authorization: Bearer); "
             "prefer $TASKFILES_SERVE_TOKEN, which ps does not show.",
         ),
     ] = None,
     allow_remote: Annotated[
-        bool, typer.Option("--allow-remote", help="With --http: allow a non-loopback --host; needs a token.")
+        bool, Option("--allow-remote", help="With --http: allow a non-loopback --host; needs a token.")
     ] = False,
 ) -> None:
     """Serve the task manager over the Model Context Protocol (stdio by default).
@@ -67,12 +66,12 @@ def mcp(
     from ..mcp.http import Listen, serve
 
     def started(url: str) -> None:
-        typer.echo(f"serving {config(ctx).root} over MCP at {url} (Ctrl-C to stop)", err=True)
+        click.echo(f"serving {config(ctx).root} over MCP at {url} (Ctrl-C to stop)", err=True)
 
     serve(server, Listen(host, port, token, "token", allow_remote), on_started=started)
 
 
-def _http_options_need_http(ctx: typer.Context, http: bool) -> None:
+def _http_options_need_http(ctx: click.Context, http: bool) -> None:
     """UsageError for --host, --port or --allow-remote without --http: over stdio they would be
     ignored, and the server would wait on stdin while the user waits for a port."""
     given = [

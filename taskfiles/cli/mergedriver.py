@@ -5,13 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated
 
-import typer
+import click
 
 from ..errors import Reported
 from .app import JsonFlag, config, echo, emit_json, new_app
+from .params import App, Argument, Option
 
 
-def register(app: typer.Typer) -> None:
+def register(app: App) -> None:
     """Add the ``merge-driver`` group to ``app``."""
     group = new_app(
         "A git merge driver for task files: frontmatter merged key by key, the body line by line. "
@@ -20,16 +21,14 @@ def register(app: typer.Typer) -> None:
     group.command("install")(install)
     group.command("status")(status)
     group.command("run", hidden=True)(run)
-    app.add_typer(group, name="merge-driver")
+    app.add_group(group, "merge-driver")
 
 
 def install(
-    ctx: typer.Context,
+    ctx: click.Context,
     uninstall: Annotated[
         bool,
-        typer.Option(
-            "--uninstall", help="Remove the .gitattributes line and the git config section instead."
-        ),
+        Option("--uninstall", help="Remove the .gitattributes line and the git config section instead."),
     ] = False,
 ) -> None:
     """Make git merge task files with taskfiles: add '<tasks_dir>/**/*.md merge=taskfiles' to
@@ -48,7 +47,7 @@ def install(
         echo(f"commit {mergedriver.ATTRIBUTES} so that every clone knows the driver is for task files")
 
 
-def status(ctx: typer.Context, as_json: JsonFlag = False) -> None:
+def status(ctx: click.Context, as_json: JsonFlag = False) -> None:
     """Say whether the merge driver is installed here, with which command, and whether git
     would use it for a task file (a later .gitattributes line can override it)."""
     from ..plan import mergedriver
@@ -70,11 +69,11 @@ def status(ctx: typer.Context, as_json: JsonFlag = False) -> None:
 
 
 def run(
-    ancestor: Annotated[Path, typer.Argument(help="%O: the common ancestor's version.")],
-    current: Annotated[Path, typer.Argument(help="%A: our version; the merge result is written here.")],
-    other: Annotated[Path, typer.Argument(help="%B: their version.")],
-    marker_size: Annotated[int, typer.Argument(help="%L: the conflict marker size.")] = 7,
-    path: Annotated[str, typer.Argument(help="%P: the file's path in the repository.")] = "",
+    ancestor: Annotated[Path, Argument(help="%O: the common ancestor's version.")],
+    current: Annotated[Path, Argument(help="%A: our version; the merge result is written here.")],
+    other: Annotated[Path, Argument(help="%B: their version.")],
+    marker_size: Annotated[int, Argument(help="%L: the conflict marker size.")] = 7,
+    path: Annotated[str, Argument(help="%P: the file's path in the repository.")] = "",
 ) -> None:
     """What git runs to merge a task file (merge.taskfiles.driver): writes the result over
     CURRENT; exit 0 when clean, 1 when conflict markers are left."""
@@ -83,7 +82,7 @@ def run(
     merged = merge_files(ancestor, current, other, marker_size=marker_size)
     name = path or str(current)
     if merged.note:
-        typer.echo(f"{name}: merged line by line: {merged.note}", err=True)
+        click.echo(f"{name}: merged line by line: {merged.note}", err=True)
     if merged.conflicts:
-        typer.echo(f"{name}: conflicting changes to {', '.join(merged.conflicts)}", err=True)
+        click.echo(f"{name}: conflicting changes to {', '.join(merged.conflicts)}", err=True)
         raise Reported(1)

@@ -5,37 +5,34 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Annotated
 
-import typer
+import click
 
 from .app import JsonFlag, RefOption, config, echo, emit_json, table
+from .params import App, Option
 
 if TYPE_CHECKING:
     from ..metrics import Figures, Metrics
 
 
-def register(app: typer.Typer) -> None:
+def register(app: App) -> None:
     """Add ``metrics`` to ``app``."""
     app.command("metrics")(metrics)
 
 
 def metrics(
-    ctx: typer.Context,
+    ctx: click.Context,
     window: Annotated[
         str,
-        typer.Option(
-            "--window", help="How far back: 1d, 7d, 30d, 90d or all (7d: today and the six days before)."
-        ),
+        Option("--window", help="How far back: 1d, 7d, 30d, 90d or all (7d: today and the six days before)."),
     ] = "7d",
     by: Annotated[
         str | None,
-        typer.Option("--by", help="Also group the run figures by owner, worker or label."),
+        Option("--by", help="Also group the run figures by owner, worker or label."),
     ] = None,
     ref: RefOption = None,
     working_tree: Annotated[
         bool,
-        typer.Option(
-            "--working-tree", help="Read completion records from the working tree, not the base ref."
-        ),
+        Option("--working-tree", help="Read completion records from the working tree, not the base ref."),
     ] = False,
     as_json: JsonFlag = False,
 ) -> None:

@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import click
-import typer
 
 from .. import git
 from ..errors import Reported, UsageError, ValidationFailed
@@ -22,6 +21,7 @@ from ..plan.source import TaskSet
 from ..plan.taskfile import STATUSES, Task
 from .annotations import annotation
 from .app import JsonFlag, RefOption, config, echo, emit_json, table, warn
+from .params import App, Argument, Option
 
 if TYPE_CHECKING:
     from ..config import Config
@@ -29,14 +29,14 @@ if TYPE_CHECKING:
     from ..registry import RegistryEntry
 
 
-def register(app: typer.Typer) -> None:
+def register(app: App) -> None:
     """Add this module's commands to ``app``."""
     for command in (init, new, list_tasks, show, ready, complete, validate, next_task):
         name = {"list_tasks": "list", "next_task": "next"}.get(command.__name__, command.__name__)
         app.command(name)(command)
 
 
-def _load(ctx: typer.Context, ref: str | None, *, bodies: bool = True) -> TaskSet:
+def _load(ctx: click.Context, ref: str | None, *, bodies: bool = True) -> TaskSet:
     tasks = source.load(config(ctx), ref, bodies=bodies)
     _warn_skipped(tasks)
     return tasks
@@ -49,7 +49,7 @@ def _warn_skipped(tasks: TaskSet) -> None:
 
 
 def init(
-    path: Annotated[Path, typer.Argument(help="A folder inside the git repository.")] = Path("."),
+    path: Annotated[Path, Argument(help="A folder inside the git repository.")] = Path("."),
 ) -> None:
     """Set up taskfiles in a git repository: tasks/, registry/, config and SKILL.md.
 
@@ -65,17 +65,17 @@ def init(
 
 
 def new(
-    ctx: typer.Context,
-    title: Annotated[str, typer.Argument(help="The task's title; the slug is made from it.")],
-    workstream: Annotated[str | None, typer.Option(help="Subfolder of tasks/ to put it in.")] = None,
-    priority: Annotated[str | None, typer.Option(help="p0 (highest) .. p3; default from config.")] = None,
-    owner: Annotated[str | None, typer.Option(help="Who owns the task.")] = None,
-    milestone: Annotated[str | None, typer.Option(help="Milestone name.")] = None,
+    ctx: click.Context,
+    title: Annotated[str, Argument(help="The task's title; the slug is made from it.")],
+    workstream: Annotated[str | None, Option(help="Subfolder of tasks/ to put it in.")] = None,
+    priority: Annotated[str | None, Option(help="p0 (highest) .. p3; default from config.")] = None,
+    owner: Annotated[str | None, Option(help="Who owns the task.")] = None,
+    milestone: Annotated[str | None, Option(help="Milestone name.")] = None,
     depends_on: Annotated[
-        list[str] | None, typer.Option("--depends-on", help="Slug this task needs first; repeat.")
+        list[str] | None, Option("--depends-on", help="Slug this task needs first; repeat.")
     ] = None,
-    label: Annotated[list[str] | None, typer.Option(help="A label; repeat for more.")] = None,
-    ready: Annotated[bool, typer.Option("--ready", help="Mark it ready for dispatch at once.")] = False,
+    label: Annotated[list[str] | None, Option(help="A label; repeat for more.")] = None,
+    ready: Annotated[bool, Option("--ready", help="Mark it ready for dispatch at once.")] = False,
 ) -> None:
     """Create a task file with the conventional sections and print its path.
 
@@ -98,7 +98,7 @@ def new(
         ready=ready,
     )
     if created.passed_over:
-        typer.echo(_passed_over(created), err=True)
+        click.echo(_passed_over(created), err=True)
     echo(config(ctx).relpath(created.path))
 
 
@@ -114,36 +114,30 @@ Many = list[str] | None  # a repeatable filter: a task passes when it has any of
 
 
 def list_tasks(
-    ctx: typer.Context,
+    ctx: click.Context,
     status: Annotated[
         Many,
-        typer.Option(
-            help=f"One of {', '.join(STATUSES)}; repeat, or separate with commas, for any of several."
-        ),
+        Option(help=f"One of {', '.join(STATUSES)}; repeat, or separate with commas, for any of several."),
     ] = None,
-    owner: Annotated[
-        Many, typer.Option(help="Owner (aliases collapse); repeatable or comma-separated.")
-    ] = None,
-    milestone: Annotated[Many, typer.Option(help="Milestone; repeatable or comma-separated.")] = None,
-    priority: Annotated[Many, typer.Option(help="Priority, e.g. p1; repeatable or comma-separated.")] = None,
+    owner: Annotated[Many, Option(help="Owner (aliases collapse); repeatable or comma-separated.")] = None,
+    milestone: Annotated[Many, Option(help="Milestone; repeatable or comma-separated.")] = None,
+    priority: Annotated[Many, Option(help="Priority, e.g. p1; repeatable or comma-separated.")] = None,
     label: Annotated[
         Many,
-        typer.Option(help="Tasks carrying this label; repeatable or comma-separated, for any of several."),
+        Option(help="Tasks carrying this label; repeatable or comma-separated, for any of several."),
     ] = None,
-    workstream: Annotated[
-        Many, typer.Option(help="Subfolder of tasks/; repeatable or comma-separated.")
-    ] = None,
-    search: Annotated[str | None, typer.Option(help="Case-insensitive text in title or body.")] = None,
+    workstream: Annotated[Many, Option(help="Subfolder of tasks/; repeatable or comma-separated.")] = None,
+    search: Annotated[str | None, Option(help="Case-insensitive text in title or body.")] = None,
     created_after: Annotated[
         str | None,
-        typer.Option(
+        Option(
             help="Only files first committed at or after this ISO date or date-time "
             "(a date is its midnight; no offset is UTC), e.g. 2026-01-31."
         ),
     ] = None,
     created_before: Annotated[
         str | None,
-        typer.Option(help="Only files first committed before this ISO date or date-time."),
+        Option(help="Only files first committed before this ISO date or date-time."),
     ] = None,
     ref: RefOption = None,
     as_json: JsonFlag = False,
@@ -207,7 +201,7 @@ def _row(task: Task, created: str | None, runtime: dict[str, Any] | None) -> dic
     return row
 
 
-def _entries(ctx: typer.Context) -> Mapping[str, RegistryEntry]:
+def _entries(ctx: click.Context) -> Mapping[str, RegistryEntry]:
     """Registry entries by slug for the runtime view; a registry problem is a warning."""
     cfg = config(ctx)
     if not cfg.has_registry:
@@ -233,8 +227,8 @@ def _runtime(entry: RegistryEntry | None, now: datetime) -> dict[str, Any] | Non
 
 
 def show(
-    ctx: typer.Context,
-    slug: Annotated[str, typer.Argument(help="The task's slug (its file stem).")],
+    ctx: click.Context,
+    slug: Annotated[str, Argument(help="The task's slug (its file stem).")],
     ref: RefOption = None,
     as_json: JsonFlag = False,
 ) -> None:
@@ -317,8 +311,8 @@ def _show_text(
 
 
 def ready(
-    ctx: typer.Context,
-    slug: Annotated[str, typer.Argument(help="The task to queue for dispatch.")],
+    ctx: click.Context,
+    slug: Annotated[str, Argument(help="The task to queue for dispatch.")],
 ) -> None:
     """Mark a task ready for dispatch (edits only its status line)."""
     from ..plan import edits
@@ -328,12 +322,12 @@ def ready(
 
 
 def complete(
-    ctx: typer.Context,
-    slug: Annotated[str, typer.Argument(help="The task that is done.")],
+    ctx: click.Context,
+    slug: Annotated[str, Argument(help="The task that is done.")],
     by: Annotated[
-        str | None, typer.Option(help="Who completed it (default: $TASKFILES_ACTOR or your login).")
+        str | None, Option(help="Who completed it (default: $TASKFILES_ACTOR or your login).")
     ] = None,
-    pr: Annotated[str | None, typer.Option(help="The pull request that landed it.")] = None,
+    pr: Annotated[str | None, Option(help="The pull request that landed it.")] = None,
 ) -> None:
     """Record the completion in the task file: status, completed_by, completed_at, pr.
 
@@ -349,21 +343,21 @@ FORMATS = ("text", "json", "github")
 
 
 def validate(
-    ctx: typer.Context,
+    ctx: click.Context,
     paths: Annotated[
-        list[Path] | None, typer.Argument(help="Only report these files (checked against all).")
+        list[Path] | None, Argument(help="Only report these files (checked against all).")
     ] = None,
     ref: RefOption = None,
     base: Annotated[
         str | None,
-        typer.Option(
+        Option(
             help="The ref this work merges into, for slug_collision (default: base_ref of the "
             "settings, skipped when it does not exist; given here, it must exist)."
         ),
     ] = None,
     output: Annotated[
         str | None,
-        typer.Option(
+        Option(
             "--format",
             click_type=click.Choice(FORMATS),
             help="text: path:line: message (default); json: one document (as --json); "
@@ -406,7 +400,7 @@ def validate(
         return
     for problem in problems:
         echo(annotation(problem) if chosen == "github" else str(problem))
-    typer.echo(f"{files} files, {errors} error(s), {len(problems) - errors} warning(s)", err=True)
+    click.echo(f"{files} files, {errors} error(s), {len(problems) - errors} warning(s)", err=True)
     if errors:
         raise ValidationFailed(f"{errors} error(s) in task files; fix them and run 'task validate' again")
 
@@ -419,18 +413,14 @@ def _output_format(output: str | None, as_json: bool) -> str:
 
 
 def next_task(
-    ctx: typer.Context,
+    ctx: click.Context,
     owner: Annotated[
         str | None,
-        typer.Option(
-            help="Only tasks of this owner (aliases collapse; with owners configured, it must be one)."
-        ),
+        Option(help="Only tasks of this owner (aliases collapse; with owners configured, it must be one)."),
     ] = None,
-    claim: Annotated[
-        bool, typer.Option("--claim", help="Claim it too, atomically, and print the lease.")
-    ] = False,
+    claim: Annotated[bool, Option("--claim", help="Claim it too, atomically, and print the lease.")] = False,
     worker: Annotated[
-        str | None, typer.Option(help="Worker id for --claim (default: $TASKFILES_WORKER or you@host).")
+        str | None, Option(help="Worker id for --claim (default: $TASKFILES_WORKER or you@host).")
     ] = None,
     ref: RefOption = None,
     as_json: JsonFlag = False,
@@ -459,13 +449,13 @@ def next_task(
     if as_json:
         emit_json(task.to_dict() if task else None)
     elif task is None:
-        typer.echo("no ready task with all dependencies completed and no live claim", err=True)
+        click.echo("no ready task with all dependencies completed and no live claim", err=True)
     else:
         echo(f"{task.slug}\t{task.priority}\t{task.path}\t{task.title}")
 
 
 def _claim_next(
-    ctx: typer.Context, owner: str | None, worker: str | None, ref: str | None, as_json: bool
+    ctx: click.Context, owner: str | None, worker: str | None, ref: str | None, as_json: bool
 ) -> None:
     from ..claims import claim_next
     from ..registry import open_registry
@@ -476,6 +466,6 @@ def _claim_next(
     if as_json:
         emit_json(entry.to_dict(sparse=False) if entry else None)
     elif entry is None:
-        typer.echo("no ready task with all dependencies completed and no live claim", err=True)
+        click.echo("no ready task with all dependencies completed and no live claim", err=True)
     else:
         echo(f"{entry.slug}\t{entry.lease}")

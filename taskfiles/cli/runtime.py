@@ -12,11 +12,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
-import typer
+import click
 
 from ..errors import UsageError
 from ..process import exit_code as exit_code_of
 from .app import JsonFlag, RefOption, config, echo, emit_json, new_app
+from .params import App, Argument, Option
 
 if TYPE_CHECKING:
     # Imported where used: every command pays for this module's import, and the
@@ -25,15 +26,13 @@ if TYPE_CHECKING:
 
 LeaseOption = Annotated[
     int,
-    typer.Option("--lease", envvar="TASKFILES_LEASE", help="The lease from your claim ($TASKFILES_LEASE)."),
+    Option("--lease", envvar="TASKFILES_LEASE", help="The lease from your claim ($TASKFILES_LEASE)."),
 ]
 OptionalLease = Annotated[
     int | None,
-    typer.Option(
-        "--lease", envvar="TASKFILES_LEASE", help="Fence the write with this lease ($TASKFILES_LEASE)."
-    ),
+    Option("--lease", envvar="TASKFILES_LEASE", help="Fence the write with this lease ($TASKFILES_LEASE)."),
 ]
-SlugArg = Annotated[str, typer.Argument(help="The task's slug.")]
+SlugArg = Annotated[str, Argument(help="The task's slug.")]
 
 
 def worker_id() -> str:
@@ -44,13 +43,13 @@ def worker_id() -> str:
     return os.environ.get("TASKFILES_WORKER") or f"{actor.who}@{actor.host}"
 
 
-def _registry(ctx: typer.Context) -> Registry:
+def _registry(ctx: click.Context) -> Registry:
     from ..registry import open_registry
 
     return open_registry(config(ctx))
 
 
-def _operate(ctx: typer.Context, slug: str, write: Callable[[Registry], RegistryEntry]) -> RegistryEntry:
+def _operate(ctx: click.Context, slug: str, write: Callable[[Registry], RegistryEntry]) -> RegistryEntry:
     """An operator's write on the entry of ``slug``; without one, says whether the task is
     unknown or was never claimed (``facts.on_entry``)."""
     from ..facts import on_entry
@@ -66,7 +65,7 @@ def _show_entry(entry: RegistryEntry, as_json: bool, text: str) -> None:
 
 
 def _fact(
-    ctx: typer.Context,
+    ctx: click.Context,
     slug: str,
     lease: int | None,
     fact: Callable[[Registry], RegistryEntry | None],
@@ -86,7 +85,7 @@ def _fact(
         echo(f"{slug}: recorded as an event (the task has no registry entry; 'task events {slug}' shows it)")
 
 
-def register(app: typer.Typer) -> None:
+def register(app: App) -> None:
     """Add this module's commands (and the ``registry`` group) to ``app``."""
     for command in (
         claim,
@@ -116,15 +115,13 @@ def register(app: typer.Typer) -> None:
     group.command("repair")(repair)
     group.command("migrate")(migrate_schema)
     group.command("copy")(copy_registry)
-    app.add_typer(group, name="registry")
+    app.add_group(group, "registry")
 
 
 def claim(
-    ctx: typer.Context,
+    ctx: click.Context,
     slug: SlugArg,
-    worker: Annotated[
-        str | None, typer.Option(help="Worker id (default: $TASKFILES_WORKER or you@host).")
-    ] = None,
+    worker: Annotated[str | None, Option(help="Worker id (default: $TASKFILES_WORKER or you@host).")] = None,
     ref: RefOption = None,
     as_json: JsonFlag = False,
 ) -> None:
@@ -135,23 +132,23 @@ def claim(
     from ..claims import claim as claim_task
 
     entry = claim_task(config(ctx), _registry(ctx), slug, worker=worker or worker_id(), ref=ref)
-    typer.echo(f"claimed {slug!r} for {entry.worker} (attempt {entry.attempt})", err=True)
+    click.echo(f"claimed {slug!r} for {entry.worker} (attempt {entry.attempt})", err=True)
     _show_entry(entry, as_json, str(entry.lease))
 
 
 def start(
-    ctx: typer.Context,
+    ctx: click.Context,
     slug: SlugArg,
     lease: LeaseOption,
     pid: Annotated[
         int | None,
-        typer.Option(
+        Option(
             help="The long-lived worker process to watch (e.g. --pid $$ in a wrapper script); "
             "status flags worker_gone when it dies. Default: none, only heartbeats count."
         ),
     ] = None,
-    worktree: Annotated[str | None, typer.Option(help="Where the work happens.")] = None,
-    branch: Annotated[str | None, typer.Option(help="The branch of the work.")] = None,
+    worktree: Annotated[str | None, Option(help="Where the work happens.")] = None,
+    branch: Annotated[str | None, Option(help="The branch of the work.")] = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Record that the worker holding the lease has started."""
@@ -167,12 +164,12 @@ def start(
 
 
 def heartbeat(
-    ctx: typer.Context,
+    ctx: click.Context,
     slug: SlugArg,
     lease: LeaseOption,
-    note: Annotated[str | None, typer.Option(help="A progress note.")] = None,
+    note: Annotated[str | None, Option(help="A progress note.")] = None,
     cost_usd: Annotated[
-        float | None, typer.Option("--cost-usd", help="Cost since the last heartbeat, in USD.")
+        float | None, Option("--cost-usd", help="Cost since the last heartbeat, in USD.")
     ] = None,
     as_json: JsonFlag = False,
 ) -> None:
@@ -184,14 +181,14 @@ def heartbeat(
 
 
 def finish(
-    ctx: typer.Context,
+    ctx: click.Context,
     slug: SlugArg,
     lease: LeaseOption,
     exit_code: Annotated[
         int,
-        typer.Option("--exit-code", help="The work's exit code: 0..255 (0: success), -N killed by signal N."),
+        Option("--exit-code", help="The work's exit code: 0..255 (0: success), -N killed by signal N."),
     ],
-    error: Annotated[str | None, typer.Option(help="What went wrong, when it did.")] = None,
+    error: Annotated[str | None, Option(help="What went wrong, when it did.")] = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Record the end of an attempt with its exit code."""
@@ -200,9 +197,9 @@ def finish(
 
 
 def release(
-    ctx: typer.Context,
+    ctx: click.Context,
     slug: SlugArg,
-    reason: Annotated[str | None, typer.Option(help="Why.")] = None,
+    reason: Annotated[str | None, Option(help="Why.")] = None,
     as_json: JsonFlag = False,
 ) -> None:
     """End the claim for good (the lease history stays, so no lease is reused)."""
@@ -211,9 +208,9 @@ def release(
 
 
 def note(
-    ctx: typer.Context,
+    ctx: click.Context,
     slug: SlugArg,
-    text: Annotated[str, typer.Argument(help="The note.")],
+    text: Annotated[str, Argument(help="The note.")],
     lease: OptionalLease = None,
     as_json: JsonFlag = False,
 ) -> None:
@@ -223,10 +220,10 @@ def note(
 
 
 def progress(
-    ctx: typer.Context,
+    ctx: click.Context,
     slug: SlugArg,
-    percent: Annotated[int, typer.Argument(help="0 to 100.")],
-    message: Annotated[str | None, typer.Argument(help="What is done so far.")] = None,
+    percent: Annotated[int, Argument(help="0 to 100.")],
+    message: Annotated[str | None, Argument(help="What is done so far.")] = None,
     lease: OptionalLease = None,
     as_json: JsonFlag = False,
 ) -> None:
@@ -242,16 +239,16 @@ def progress(
 
 
 def blocker(
-    ctx: typer.Context,
+    ctx: click.Context,
     slug: SlugArg,
-    text: Annotated[str | None, typer.Argument(help="What blocks the work.")] = None,
-    clear: Annotated[bool, typer.Option("--clear", help="Clear the blocker.")] = False,
+    text: Annotated[str | None, Argument(help="What blocks the work.")] = None,
+    clear: Annotated[bool, Option("--clear", help="Clear the blocker.")] = False,
     lease: OptionalLease = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Record (or with --clear, clear) what blocks the work (on any known task; see 'task note')."""
     if not clear and not text:
-        raise typer.BadParameter("give the blocker's text, or --clear")
+        raise click.BadParameter("give the blocker's text, or --clear")
     said = "cleared" if clear else "recorded"
     _fact(
         ctx,
@@ -264,13 +261,13 @@ def blocker(
 
 
 def evidence(
-    ctx: typer.Context,
+    ctx: click.Context,
     slug: SlugArg,
-    command: Annotated[str, typer.Option("--command", help="The command that was run, e.g. 'make test'.")],
+    command: Annotated[str, Option("--command", help="The command that was run, e.g. 'make test'.")],
     exit_code: Annotated[
-        int, typer.Option("--exit-code", help="How it ended: 0..255 (0: success), -N killed by signal N.")
+        int, Option("--exit-code", help="How it ended: 0..255 (0: success), -N killed by signal N.")
     ],
-    summary: Annotated[str | None, typer.Option(help="One line on what it showed.")] = None,
+    summary: Annotated[str | None, Option(help="One line on what it showed.")] = None,
     lease: OptionalLease = None,
     as_json: JsonFlag = False,
 ) -> None:
@@ -287,9 +284,9 @@ def evidence(
 
 
 def artifact(
-    ctx: typer.Context,
+    ctx: click.Context,
     slug: SlugArg,
-    ref: Annotated[str, typer.Argument(metavar="PATH_OR_URL", help="What the work produced.")],
+    ref: Annotated[str, Argument(metavar="PATH_OR_URL", help="What the work produced.")],
     lease: OptionalLease = None,
     as_json: JsonFlag = False,
 ) -> None:
@@ -305,9 +302,9 @@ def artifact(
 
 
 def stop(
-    ctx: typer.Context,
+    ctx: click.Context,
     slug: SlugArg,
-    reason: Annotated[str | None, typer.Option(help="Why.")] = None,
+    reason: Annotated[str | None, Option(help="Why.")] = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Operator: stop a running attempt (its worker is refused from then on)."""
@@ -316,17 +313,17 @@ def stop(
 
 
 def retry(
-    ctx: typer.Context,
+    ctx: click.Context,
     slug: SlugArg,
-    reason: Annotated[str | None, typer.Option(help="Why.")] = None,
-    fresh: Annotated[bool, typer.Option("--fresh", help="Start over from the base ref.")] = False,
+    reason: Annotated[str | None, Option(help="Why.")] = None,
+    fresh: Annotated[bool, Option("--fresh", help="Start over from the base ref.")] = False,
     instructions: Annotated[
         str | None,
-        typer.Option(help="What the next attempt should do differently (its prompt shows them)."),
+        Option(help="What the next attempt should do differently (its prompt shows them)."),
     ] = None,
     instructions_file: Annotated[
         str | None,
-        typer.Option("--instructions-file", help="Read the instructions from this file ('-': stdin)."),
+        Option("--instructions-file", help="Read the instructions from this file ('-': stdin)."),
     ] = None,
     as_json: JsonFlag = False,
 ) -> None:
@@ -342,15 +339,15 @@ def retry(
 
 
 def review(
-    ctx: typer.Context,
+    ctx: click.Context,
     slug: SlugArg,
     request_changes: Annotated[
         str | None,
-        typer.Option("--request-changes", help="What to change: the next attempt's prompt shows it."),
+        Option("--request-changes", help="What to change: the next attempt's prompt shows it."),
     ] = None,
     request_changes_file: Annotated[
         str | None,
-        typer.Option("--request-changes-file", help="Read what to change from this file ('-': stdin)."),
+        Option("--request-changes-file", help="Read what to change from this file ('-': stdin)."),
     ] = None,
     as_json: JsonFlag = False,
 ) -> None:
@@ -394,9 +391,9 @@ def _read_text(path: str, option: str) -> str:
 
 
 def park(
-    ctx: typer.Context,
+    ctx: click.Context,
     slug: SlugArg,
-    reason: Annotated[str, typer.Option(help="Why it must wait for a human (not empty).")],
+    reason: Annotated[str, Option(help="Why it must wait for a human (not empty).")],
     as_json: JsonFlag = False,
 ) -> None:
     """Operator: keep a task from being dispatched until it is unparked."""
@@ -409,9 +406,9 @@ def park(
 
 
 def unpark(
-    ctx: typer.Context,
+    ctx: click.Context,
     slug: SlugArg,
-    reason: Annotated[str | None, typer.Option(help="Why.")] = None,
+    reason: Annotated[str | None, Option(help="Why.")] = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Operator: let a parked task be dispatched again."""
@@ -420,14 +417,14 @@ def unpark(
 
 
 def log(
-    ctx: typer.Context,
+    ctx: click.Context,
     slug: SlugArg,
-    message: Annotated[str, typer.Argument(help="The line to log.")],
-    level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
-    source: Annotated[str, typer.Option(help="Who speaks, e.g. agent, tests.")] = "agent",
+    message: Annotated[str, Argument(help="The line to log.")],
+    level: Annotated[str, Option(help="debug, info, warning or error.")] = "info",
+    source: Annotated[str, Option(help="Who speaks, e.g. agent, tests.")] = "agent",
     field: Annotated[
         list[str] | None,
-        typer.Option(
+        Option(
             "--field",
             metavar="NAME=VALUE",
             help="A structured fact on the line, e.g. --field tool=pytest --field passed=41 (repeatable; "
@@ -452,13 +449,13 @@ def _log_line(record: LogRecord) -> str:
 
 
 def logs(
-    ctx: typer.Context,
+    ctx: click.Context,
     slug: SlugArg,
-    attempt: Annotated[int | None, typer.Option(help="Which attempt (default: the latest).")] = None,
-    level: Annotated[str | None, typer.Option(help="This level and above.")] = None,
-    source: Annotated[str | None, typer.Option(help="Only this source.")] = None,
+    attempt: Annotated[int | None, Option(help="Which attempt (default: the latest).")] = None,
+    level: Annotated[str | None, Option(help="This level and above.")] = None,
+    source: Annotated[str | None, Option(help="Only this source.")] = None,
     follow: Annotated[
-        bool, typer.Option("--follow", "-f", help="Keep printing new lines until the attempt ends.")
+        bool, Option("--follow", "-f", help="Keep printing new lines until the attempt ends.")
     ] = False,
     as_json: JsonFlag = False,
 ) -> None:
@@ -470,7 +467,7 @@ def logs(
         return
     page = registry.logs(slug, attempt=attempt, level=level, source=source)
     for warning in page.warnings:
-        typer.echo(f"warning: {warning}", err=True)
+        click.echo(f"warning: {warning}", err=True)
     if as_json:
         emit_json({"slug": slug, "attempt": page.attempt, "records": [r.to_dict() for r in page.records]})
     else:
@@ -486,11 +483,11 @@ def _event_line(event: Event) -> str:
 
 
 def events(
-    ctx: typer.Context,
-    slug: Annotated[str | None, typer.Argument(help="Only this task's events.")] = None,
-    since: Annotated[str | None, typer.Option(help="ISO time, e.g. 2026-11-22T10:00:00Z.")] = None,
+    ctx: click.Context,
+    slug: Annotated[str | None, Argument(help="Only this task's events.")] = None,
+    since: Annotated[str | None, Option(help="ISO time, e.g. 2026-11-22T10:00:00Z.")] = None,
     follow: Annotated[
-        bool, typer.Option("--follow", "-f", help="Keep printing new events (Ctrl-C to stop).")
+        bool, Option("--follow", "-f", help="Keep printing new events (Ctrl-C to stop).")
     ] = False,
     as_json: JsonFlag = False,
 ) -> None:
@@ -503,7 +500,7 @@ def events(
         return
     page = registry.events(slug, when)
     for warning in page.warnings:
-        typer.echo(f"warning: {warning}", err=True)
+        click.echo(f"warning: {warning}", err=True)
     if as_json:
         emit_json([event.to_dict() for event in page.events])
     else:
@@ -519,12 +516,12 @@ def _since(text: str | None) -> datetime | None:
     try:
         return parse_time(text)
     except ValueError:
-        raise typer.BadParameter(f"{text!r} is not an ISO time; use e.g. 2026-11-22T10:00:00Z") from None
+        raise click.BadParameter(f"{text!r} is not an ISO time; use e.g. 2026-11-22T10:00:00Z") from None
 
 
 def gc(
-    ctx: typer.Context,
-    older_than: Annotated[float, typer.Option("--older-than", help="Age in days.")] = 30.0,
+    ctx: click.Context,
+    older_than: Annotated[float, Option("--older-than", help="Age in days.")] = 30.0,
     as_json: JsonFlag = False,
 ) -> None:
     """Remove released entries, their logs, prompts and worker output, and archive events,
@@ -555,7 +552,7 @@ def gc(
     )
 
 
-def repair(ctx: typer.Context, as_json: JsonFlag = False) -> None:
+def repair(ctx: click.Context, as_json: JsonFlag = False) -> None:
     """Rebuild an unreadable registry.json from its backup and the event log."""
     report = _registry(ctx).repair()
     if as_json:
@@ -574,10 +571,10 @@ def repair(ctx: typer.Context, as_json: JsonFlag = False) -> None:
 
 
 def migrate_schema(
-    ctx: typer.Context,
+    ctx: click.Context,
     url: Annotated[
         str | None,
-        typer.Option(help="The database (default: registry_url / $TASKFILES_REGISTRY_URL)."),
+        Option(help="The database (default: registry_url / $TASKFILES_REGISTRY_URL)."),
     ] = None,
 ) -> None:
     """Create or upgrade the PostgreSQL registry's tables (once, from any host; safe to repeat)."""
@@ -599,11 +596,11 @@ def migrate_schema(
 
 
 def copy_registry(
-    ctx: typer.Context,
-    to: Annotated[str, typer.Option("--to", help="Where to copy: a postgresql:// URL or a folder.")],
+    ctx: click.Context,
+    to: Annotated[str, Option("--to", help="Where to copy: a postgresql:// URL or a folder.")],
     source: Annotated[
         str | None,
-        typer.Option("--from", help="What to copy (default: this repository's registry)."),
+        Option("--from", help="What to copy (default: this repository's registry)."),
     ] = None,
     as_json: JsonFlag = False,
 ) -> None:
@@ -634,17 +631,15 @@ def _asdict(value: Any) -> dict[str, Any]:
 
 
 def status(
-    ctx: typer.Context,
-    slug: Annotated[str | None, typer.Argument(help="Only this task.")] = None,
+    ctx: click.Context,
+    slug: Annotated[str | None, Argument(help="Only this task.")] = None,
     owner: Annotated[
         str | None,
-        typer.Option(
-            help="Only this owner's tasks (aliases collapse; with owners configured, it must be one)."
-        ),
+        Option(help="Only this owner's tasks (aliases collapse; with owners configured, it must be one)."),
     ] = None,
     ref: RefOption = None,
     working_tree: Annotated[
-        bool, typer.Option("--working-tree", help="Read task files from the working tree, not the base ref.")
+        bool, Option("--working-tree", help="Read task files from the working tree, not the base ref.")
     ] = False,
     as_json: JsonFlag = False,
 ) -> None:
@@ -673,10 +668,8 @@ def status(
 
 
 def migrate(
-    ctx: typer.Context,
-    dry_run: Annotated[
-        bool, typer.Option("--dry-run", help="Report what would move; change nothing.")
-    ] = False,
+    ctx: click.Context,
+    dry_run: Annotated[bool, Option("--dry-run", help="Report what would move; change nothing.")] = False,
     as_json: JsonFlag = False,
 ) -> None:
     """Move legacy runtime keys (status: in_progress, started_at, claimed_by, ...) into the registry.

@@ -5,46 +5,43 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated
 
-import typer
+import click
 
 from .app import RefOption, config, echo, load_repo_config
+from .params import App, Option
 
 
-def register(app: typer.Typer) -> None:
+def register(app: App) -> None:
     """Add ``serve`` to ``app``."""
     app.command("serve")(serve)
 
 
 def serve(
-    ctx: typer.Context,
-    host: Annotated[
-        str, typer.Option(help="Address to listen on (loopback unless --allow-remote).")
-    ] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="Port to listen on, 0..65535 (0: any free port).")] = 8005,
+    ctx: click.Context,
+    host: Annotated[str, Option(help="Address to listen on (loopback unless --allow-remote).")] = "127.0.0.1",
+    port: Annotated[int, Option(help="Port to listen on, 0..65535 (0: any free port).")] = 8005,
     repo: Annotated[
         Path | None,
-        typer.Option("--repo", help="The repository to show (default: the root --repo/-C, else the cwd)."),
+        Option("--repo", help="The repository to show (default: the root --repo/-C, else the cwd)."),
     ] = None,
-    open_browser: Annotated[
-        bool, typer.Option("--open", help="Open the page in a browser once serving.")
-    ] = False,
+    open_browser: Annotated[bool, Option("--open", help="Open the page in a browser once serving.")] = False,
     token: Annotated[
         str | None,
-        typer.Option(
+        Option(
             envvar="TASKFILES_SERVE_TOKEN",
             help="Access token every request must carry (Bearer header or login cookie); "
             "prefer $TASKFILES_SERVE_TOKEN, which ps does not show.",
         ),
     ] = None,
     token_name: Annotated[
-        str, typer.Option(help="Who the token stands for in the event log (web:<name>@<address>).")
+        str, Option(help="Who the token stands for in the event log (web:<name>@<address>).")
     ] = "token",
     allow_remote: Annotated[
-        bool, typer.Option("--allow-remote", help="Allow a non-loopback --host; requires --token.")
+        bool, Option("--allow-remote", help="Allow a non-loopback --host; requires --token.")
     ] = False,
     ref: RefOption = None,
     working_tree: Annotated[
-        bool, typer.Option("--working-tree", help="Read task files from the working tree, not the base ref.")
+        bool, Option("--working-tree", help="Read task files from the working tree, not the base ref.")
     ] = False,
 ) -> None:
     """Serve the live status page, the JSON API (/api/...) and operator actions.

@@ -1,0 +1,115 @@
+"""The command layer (cli/params.py): typed signatures read as click reads command lines."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import click
+from click.testing import CliRunner
+
+from taskfiles.cli.params import App, Argument, Option
+
+from .conftest import write_task
+
+runner = CliRunner()
+seen: dict[str, object] = {}
+
+
+def probe(
+    ctx: click.Context,
+    slug: Annotated[str, Argument(help="The task's slug.")],
+    rest: Annotated[list[str] | None, Argument(help="Anything after it.")] = None,
+    label: Annotated[list[str] | None, Option(help="Repeatable.")] = None,
+    count: Annotated[int, Option(min=1, help="At least one.")] = 3,
+    where: Annotated[Path | None, Option("--where", "-w", help="A folder.")] = None,
+    force: Annotated[bool, Option(help="An undeclared flag gets --force/--no-force.")] = False,
+    as_json: Annotated[bool, Option("--json", help="JSON.")] = False,
+    lease: Annotated[int | None, Option(envvar="PROBE_LEASE", help="From the environment too.")] = None,
+) -> None:
+    """Record what it was given."""
+    seen.clear()
+    seen.update(slug=slug, rest=rest, label=label, count=count, where=where, force=force, as_json=as_json)
+    seen.update(lease=lease, context=ctx.info_name)
+
+
+def needs(must: Annotated[str, Option(help="A required option.")]) -> None:
+    """Needs --must."""
+
+
+def group() -> click.Group:
+    app = App("Probe commands.")
+    app.command()(probe)
+    app.command("needs-it", hidden=True)(needs)
+    sub = App("A group.")
+    sub.command("inner")(needs)
+    app.add_group(sub, "sub")
+    return app.group("probe")
+
+
+def test_values_arrive_converted_and_the_context_is_passed() -> None:
+    result = runner.invoke(group(), ["probe", "a", "b", "c", "--label", "x", "--label", "y", "--where", "."])
+    assert result.exit_code == 0, result.output
+    assert seen == {
+        "slug": "a",
+        "rest": ["b", "c"],
+        "label": ["x", "y"],
+        "count": 3,
+        "where": Path("."),
+        "force": False,
+        "as_json": False,
+        "lease": None,
+        "context": "probe",
+    }
+    result = runner.invoke(
+        group(), ["probe", "a", "--force", "--json", "--count", "2"], env={"PROBE_LEASE": "7"}
+    )
+    assert result.exit_code == 0, result.output
+    assert (seen["rest"], seen["label"], seen["force"], seen["as_json"]) == (None, None, True, True)
+    assert (seen["count"], seen["lease"]) == (2, 7)
+
+
+def test_bad_values_are_usage_errors_naming_the_parameter() -> None:
+    result = runner.invoke(group(), ["probe"])
+    assert result.exit_code == 2 and "Missing argument 'SLUG'" in result.output
+    result = runner.invoke(group(), ["probe", "a", "--count", "0"])
+    assert result.exit_code == 2 and "'--count': 0 is not in the range x>=1" in result.output
+    result = runner.invoke(group(), ["needs-it"])
+    assert result.exit_code == 2 and "Missing option '--must'" in result.output
+    result = runner.invoke(group(), ["sub", "inner"])
+    assert result.exit_code == 2 and "Missing option '--must'" in result.output
+
+
+def test_help_lists_arguments_options_and_commands_as_declared() -> None:
+    text = runner.invoke(group(), ["probe", "--help"]).output
+    assert "Usage: probe probe [OPTIONS] SLUG [REST]..." in text
+    arguments = text[text.index("Arguments:") : text.index("Options:")]
+    assert "SLUG       The task's slug.  [required]" in arguments
+    assert "[REST]...  Anything after it." in arguments
+    options = " ".join(text[text.index("Options:") :].split())  # as one line: wrapping aside
+    assert "--count INTEGER RANGE At least one." in options and "[default: 3; x>=1]" in options
+    assert "--force / --no-force" in options and "[default: no-force]" in options
+    assert "-w, --where PATH" in options and "[env var: PROBE_LEASE]" in options
+    assert "-h, --help" in options
+    listing = runner.invoke(group(), ["--help"]).output
+    assert listing.index("probe ") < listing.index("sub ") and "needs-it" not in listing
+
+
+def test_ctrl_c_ends_a_command_with_130_and_no_traceback(repo: Path) -> None:
+    write_task(repo, "a.md", "---\ntitle: A\nstatus: ready\n---\n")
+    task = Path(sys.executable).parent / "task"
+    subprocess.run([task, "claim", "a"], cwd=repo, check=True, capture_output=True)
+    follow = subprocess.Popen(
+        [task, "events", "a", "--follow", "--since", "2000-01-01T00:00:00Z"],
+        cwd=repo,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert follow.stdout is not None and "task.claimed" in follow.stdout.readline()  # it is following now
+    follow.send_signal(signal.SIGINT)
+    _, err = follow.communicate(timeout=60)
+    assert follow.returncode == 130 and "Traceback" not in err and "Aborted" not in err, err
