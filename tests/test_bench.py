@@ -21,7 +21,13 @@ Check = Callable[[dict[str, Any]], None]
 
 
 def startup(result: dict[str, Any]) -> None:
-    assert set(result["results"]) == {"python_bare", "import_cli", "task_list_one", "task_note_claimed"}
+    assert set(result["results"]) == {
+        "python_bare",
+        "import_click",
+        "import_cli",
+        "task_list_one",
+        "task_note_claimed",
+    }
     assert targets(result) == ["task_list_one <= 70 ms", "task_note_claimed <= 70 ms"]
 
 
