@@ -75,6 +75,74 @@ EDITS: list[tuple[str, str, dict[str, Any], str]] = [
         {"tags": ["b"]},
         "---\ntags: [b]  # note\n---\n",
     ),
+    (
+        "a single-quoted key with an escaped quote is found",
+        "---\n'it''s': a\n---\n",
+        {"it's": "b"},
+        "---\n'it''s': b\n---\n",
+    ),
+    (
+        "the next key starts with a capital letter",
+        "---\nstatus: a\nXray: 1\n---\n",
+        {"status": "ready"},
+        "---\nstatus: ready\nXray: 1\n---\n",
+    ),
+    (
+        "an empty item of a block list at the margin",
+        "---\nlabels:\n-\n- a\nstatus: x\n---\n",
+        {"labels": "b"},
+        "---\nlabels: b\nstatus: x\n---\n",
+    ),
+    (
+        "a single-quoted value over two lines, the last one starting with '#'",
+        "---\ntitle: 'a\n  # b'\nstatus: x\n---\n",
+        {"title": "new"},
+        "---\ntitle: new\nstatus: x\n---\n",
+    ),
+    (
+        "a double-quoted value over two lines, the last one starting with '#'",
+        '---\ntitle: "a\n  # b"\nstatus: x\n---\n',
+        {"title": "new"},
+        "---\ntitle: new\nstatus: x\n---\n",
+    ),
+    (
+        "a value ending in a no-break space (not a YAML blank)",
+        "---\nstatus: a\xa0\n---\n",
+        {"status": "ready"},
+        "---\nstatus: ready\n---\n",
+    ),
+    ("a value ending in capitals", "---\nowner: MAX\n---\n", {"owner": "bob"}, "---\nowner: bob\n---\n"),
+    (
+        "a value starting with a capital, then a comment",
+        "---\nowner: Xavier  # who\n---\n",
+        {"owner": "bob"},
+        "---\nowner: bob  # who\n---\n",
+    ),
+    (
+        "'#' in a quoted item of a flow mapping",
+        "---\ntags: {a: 'x # y'}  # note\n---\n",
+        {"tags": "c"},
+        "---\ntags: c  # note\n---\n",
+    ),
+    (
+        "a comment with no blank after its '#'",
+        "---\nstatus: a #c\n---\n",
+        {"status": "ready"},
+        "---\nstatus: ready #c\n---\n",
+    ),
+    ("'#' inside a plain value", "---\nowner: a# b\n---\n", {"owner": "bob"}, "---\nowner: bob\n---\n"),
+    (
+        "'#' after a capital inside a plain value",
+        "---\nowner: X#1\n---\n",
+        {"owner": "bob"},
+        "---\nowner: bob\n---\n",
+    ),
+    (
+        "a flow list whose first item starts with a capital, value replaced",
+        "---\ntags: [Xa, b]  # note\n---\n",
+        {"tags": "c"},
+        "---\ntags: c  # note\n---\n",
+    ),
 ]
 
 
