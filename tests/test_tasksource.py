@@ -257,6 +257,46 @@ def test_deleted_and_added_files(repo: Path) -> None:
     assert (added.stats.hits, added.stats.parsed, added.stats.stored) == (1, 1, 2)
 
 
+def test_folders_named_between_files_keep_the_warm_load_whole(repo: Path) -> None:
+    # Path order puts tasks/a/x.md before tasks/a0.md; the listing (each folder's files,
+    # then its subfolders) does not: the cache must keep the listing's own order.
+    for rel in ("a0.md", "a-b.md", "z.md", "a/x.md", "a/b/y.md", "b/c.md"):
+        write_task(repo, rel, task_text(rel))
+    cold = load_later(repo)
+    assert cold.stats.stored == 6
+    for _ in range(2):
+        warm = load_later(repo)
+        assert warm.stats == cache.CacheStats(hits=6, parsed=0, racy=0, stored=None, unchanged=True)
+        assert warm.tasks == cold.tasks
+    paths = [t.path for t in warm.tasks]
+    assert paths == sorted(paths) and len(paths) == 6
+
+
+def test_a_renamed_folder_moves_its_tasks(repo: Path) -> None:
+    # Renaming a folder leaves its files' identities (inode, times, size) as they were:
+    # only their paths say they moved.
+    write_task(repo, "web/a.md", task_text("A"))
+    write_task(repo, "web/deep/b.md", task_text("B"))
+    load_later(repo)
+    (repo / "tasks" / "web").rename(repo / "tasks" / "api")
+    tasks = load_later(repo)
+    assert [(t.slug, t.path, t.workstream) for t in tasks.tasks] == [
+        ("a", "tasks/api/a.md", "api"),
+        ("b", "tasks/api/deep/b.md", "api/deep"),
+    ]
+    assert load_later(repo).stats.unchanged
+
+
+def test_an_edit_in_a_subfolder_is_seen(repo: Path) -> None:
+    write_task(repo, "top.md", task_text("Top"))
+    path = write_task(repo, "web/deep/a.md", task_text("Aaaa"))
+    load_later(repo)
+    path.write_text(task_text("A longer title"), encoding="utf-8")
+    tasks = load_later(repo)
+    assert tasks.get("a").title == "A longer title"  # type: ignore[union-attr]
+    assert (tasks.stats.hits, tasks.stats.parsed) == (1, 1)
+
+
 @pytest.mark.parametrize(
     "garbage",
     [
@@ -301,7 +341,7 @@ def test_entry_of_wrong_shape_is_a_miss(repo: Path) -> None:
     write_task(repo, "b.md", task_text("B"))
     load_later(repo)
     (header, tag, rels, ids, entries, assembled), tail = read_cache(repo)
-    assert rels == "tasks/a.md\0tasks/b.md" and assembled is not None
+    assert sorted(rels.split("\0")) == ["tasks/a.md", "tasks/b.md"] and assembled is not None
     entries[0] = ({"slug": "a"}, ())
     write_cache(repo, (header, tag, rels, ids, entries, assembled), tail)
     tasks = load_later(repo)  # the whole-listing path refuses the entry

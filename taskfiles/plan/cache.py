@@ -4,10 +4,11 @@ Two stores, one file each, inside git's own folders so they never show up in
 ``git status`` and go away with the clone:
 
 - the tree store, ``<git dir>/taskfiles/tree-cache.pickle`` (per worktree): every
-  file's parse result with its identity (mtime_ns, size, inode, ctime_ns), in path
-  order, plus the assembled result. When the listing and every identity are
-  exactly as stored, the whole result is rebuilt in one pass; otherwise each file
-  whose identity still matches is reused and the rest are parsed.
+  file's parse result with its identity (mtime_ns, size, inode, ctime_ns), in the
+  order the listing gave them, plus the assembled result. When the listing (its
+  paths, their order, every identity) is exactly as stored, the whole result is
+  rebuilt in one pass; otherwise each file whose identity still matches is reused
+  and the rest are parsed.
 - the blob store, ``<common dir>/taskfiles/blob-cache.pickle`` (shared by the
   worktrees): entries keyed by (blob id, path). Blobs never change, so these
   entries never go stale.
@@ -54,6 +55,7 @@ FORMAT = 3
 # paths as one string joined by NUL (which no path holds): a warm load compares two
 # strings instead of 50,000 tuples of four integers (~30 ms at 50,000 tasks).
 _PACKED = struct.Struct("<qqQq")
+IDENTITY_SIZE = _PACKED.size  # every identity's width, packed or hashed
 SEP = "\0"
 RACY_WINDOW_NS = 2_000_000_000
 # Named .pickle for the format they had before marshal: the same names make an upgrade
@@ -119,7 +121,7 @@ def identity(st: os.stat_result) -> Identity:
         import hashlib
 
         numbers = repr((st.st_mtime_ns, st.st_size, st.st_ino, st.st_ctime_ns)).encode()
-        return hashlib.blake2b(numbers, digest_size=_PACKED.size).digest()
+        return hashlib.blake2b(numbers, digest_size=IDENTITY_SIZE).digest()
 
 
 def is_racy(st: os.stat_result, now_ns: int) -> bool:
@@ -242,7 +244,7 @@ def _rebuild_all(cls: type[_T], states: list[dict[str, Any]]) -> list[_T]:
 
 
 class TreeStore:
-    """The working tree's cache: the last listing, in path order, and its result.
+    """The working tree's cache: the last listing, in the order it was given, and its result.
 
     Bodies are read from the file only when asked for (``stored(bodies=True)``) or when
     a changed listing reuses single entries (``get``).
@@ -266,9 +268,10 @@ class TreeStore:
         """Whether nothing is stored: a load reads every file."""
         return not self._old_entries
 
-    def unchanged(self, rels: list[str], ids: list[Identity], *, bodies: bool = True) -> Assembled | None:
-        """The stored result when ``rels`` and their ``ids`` are exactly the stored listing."""
-        if SEP.join(rels) != self._rels or b"".join(ids) != self._ids:
+    def unchanged(self, rels: str, ids: bytes, *, bodies: bool = True) -> Assembled | None:
+        """The stored result when ``rels`` (paths joined by SEP) and their ``ids`` (joined)
+        are exactly the stored listing, in the same order."""
+        if rels != self._rels or ids != self._ids:
             return None
         return self.stored(bodies=bodies)
 
@@ -356,15 +359,15 @@ class TreeStore:
         self.complete = False
 
     def save(self, result: Assembled) -> CacheStats:
-        """Write the new listing when it differs from the stored one, with ``result``
-        when every listed file is in it (a later load may then skip the per-file work)."""
+        """Write the new listing, in the order its files were given (``get``, ``put``), when
+        it differs from the stored one, with ``result`` when every listed file is in it (a
+        later load may then skip the per-file work)."""
         stats = CacheStats(self.hits, self.parsed, self.racy, None)
         if self.path is None:
             return stats
         dropped = self.hits != len(self._old_entries)
         if not (self.added or dropped or (self.complete and self._assembled is None)):
             return stats
-        self._new.sort(key=_first)
         parts = self._parts(result if self.complete else None)
         written = parts is not None and _write(self.path, *parts)
         return CacheStats(self.hits, self.parsed, self.racy, len(self._new) if written else None)
@@ -385,10 +388,6 @@ class TreeStore:
         tag = os.urandom(8)
         head = (self.fingerprint, tag, SEP.join(rels), b"".join(ids), entries, assembled)
         return head, (tag, [body for _, _, _, body in self._new])
-
-
-def _first(item: tuple[str, Identity, Entry, Body]) -> str:
-    return item[0]
 
 
 def _tree_parts(found: tuple[Any, int] | None) -> tuple[bytes | None, str, bytes, list[Entry], Any]:

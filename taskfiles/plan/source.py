@@ -17,6 +17,7 @@ from functools import cached_property
 from operator import attrgetter, itemgetter
 from pathlib import Path
 from stat import S_ISDIR, S_ISLNK, S_ISREG
+from typing import NamedTuple
 
 from .. import git
 from ..config import Config
@@ -100,12 +101,11 @@ def load_tree(config: Config, *, now_ns: int | None = None, bodies: bool = True)
     with cache.gc_paused():  # ~100k objects are made and kept; collecting mid-way is wasted work
         store = cache.TreeStore(_cache_path(config.git_dir, cache.TREE_FILE), _fingerprint(config))
         listing = _listing(config, stats=store.empty)  # nothing stored: every file will be read
-        rels = [rel for rel, _, _ in listing]
-        assembled = store.unchanged(rels, [ident for _, ident, _ in listing], bodies=bodies)
+        assembled = store.unchanged(listing.rels, listing.ids, bodies=bodies)
         if assembled is not None:
-            stats = cache.CacheStats(hits=len(rels), unchanged=True)
+            stats = cache.CacheStats(hits=listing.file_count, unchanged=True)
             return _task_set(assembled, config, stats=stats, bodies=bodies)
-        assembled = _assemble(_scan_tree(listing, config, store, now_ns))
+        assembled = _assemble(_scan_tree(listing.files(), config, store, now_ns))
         return _task_set(assembled, config, stats=store.save(assembled))
 
 
@@ -136,38 +136,89 @@ def _workstream(relative_to_tasks: str) -> str | None:
 Listed = tuple[str, cache.Identity, os.stat_result | None]  # path from the root, identity, lstat
 
 
-def _listing(config: Config, *, stats: bool) -> list[Listed]:
-    """Every task-named entry, by path, with its identity, and its lstat when ``stats``
-    (else the lstat of a file the cache cannot answer for is taken again: freeing 50,000
-    of them costs ~25 ms, more than the few files a warm load reads). Hidden folders
-    and symlinked folders are not entered; unreadable ones skipped."""
+class Listing(NamedTuple):
+    """Every task-named file under the tasks folder: their paths joined by ``cache.SEP``,
+    their identities joined, and their lstats when kept.
+
+    Joined, because a warm load only compares them with the stored listing (two string
+    comparisons). In the walk's order: each folder's files by name, then its subfolders
+    by name, so the order depends on the paths alone (not on the order the file system
+    lists them) and is close to path order, the order tasks are then read in (the cache
+    stores entries in listing order; reading them out of it costs cache misses)."""
+
+    rels: str
+    ids: bytes
+    stats: list[os.stat_result] | None
+
+    @property
+    def file_count(self) -> int:
+        return len(self.ids) // cache.IDENTITY_SIZE
+
+    def files(self) -> list[Listed]:
+        """One (path, identity, lstat or None) a file, in the listing's order."""
+        if not self.ids:
+            return []
+        width, ids = cache.IDENTITY_SIZE, self.ids
+        idents = [ids[at : at + width] for at in range(0, len(ids), width)]
+        stats = self.stats if self.stats is not None else [None] * len(idents)
+        return list(zip(self.rels.split(cache.SEP), idents, stats, strict=True))
+
+
+def _listing(config: Config, *, stats: bool) -> Listing:
+    """Every task-named file, with its identity, and its lstat when ``stats`` (else the lstat
+    of a file the cache cannot answer for is taken again: freeing 50,000 of them costs
+    ~25 ms, more than the few files a warm load reads). Hidden folders and symlinked
+    folders are not entered; unreadable ones skipped."""
+    kept: list[os.stat_result] | None = [] if stats else None
     if not config.tasks_dir.is_dir():
-        return []
-    found = []
-    folders = [(str(config.tasks_dir) + os.sep, _tasks_prefix(config))]
-    lstat, identity = os.lstat, cache.identity  # the loop runs once a file: 10,000 to 50,000 times
+        return Listing("", b"", kept)
+    rels: list[str] = []
+    ids: list[cache.Identity] = []
+    folders = [(str(config.tasks_dir), _tasks_prefix(config))]
     while folders:
         folder, prefix = folders.pop()
+        names, subfolders = _list_folder(folder, ids, kept)
+        if names:  # each path is its folder's prefix and its name, joined without a loop
+            rels.append(prefix + (cache.SEP + prefix).join(names))
+        folders.extend((f"{folder}/{name}", f"{prefix}{name}/") for name in reversed(subfolders))
+    return Listing(cache.SEP.join(rels), b"".join(ids), kept)
+
+
+def _list_folder(
+    folder: str, ids: list[cache.Identity], kept: list[os.stat_result] | None
+) -> tuple[list[str], list[str]]:
+    """The task names in ``folder`` and its subfolders, each by name; the tasks' identities
+    added to ``ids`` (and lstats to ``kept``). Each lstat is taken relative to the folder,
+    so the kernel resolves one name rather than the whole path (~15% of the walk)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
         try:
-            names = os.listdir(folder)
+            listed = sorted(os.listdir(fd))
         except OSError:
-            continue
-        for name in names:
+            os.close(fd)
+            raise
+    except OSError:
+        return [], []
+    names, subfolders = [], []
+    lstat, identity = os.lstat, cache.identity  # the loop runs once a file: 10,000 to 50,000 times
+    try:
+        for name in listed:
             if name[0] == ".":
                 continue  # neither a task nor a folder that is entered
-            path = folder + name
             try:
-                st = lstat(path)  # one call gives the type and the identity
+                st = lstat(name, dir_fd=fd)  # one call gives the type and the identity
             except OSError:
                 continue  # deleted since listed
             if S_ISDIR(st.st_mode):
-                folders.append((path + os.sep, f"{prefix}{name}/"))
+                subfolders.append(name)
             elif _is_task_name(name):
-                # The identity now, while the stat is in the CPU's cache: read from all
-                # 50,000 afterwards, it costs as much again as the walk's own work.
-                found.append((prefix + name, identity(st), st if stats else None))
-    found.sort(key=itemgetter(0))
-    return found
+                names.append(name)
+                ids.append(identity(st))
+                if kept is not None:
+                    kept.append(st)
+    finally:
+        os.close(fd)
+    return names, subfolders
 
 
 def _scan_tree(
