@@ -469,19 +469,23 @@ def _task_set(
 
 def _canonical(tasks: list[Task], config: Config) -> list[Task]:
     """``tasks``, each owner that is an alias replaced by its owner: decided once per
-    distinct owner, not once per task (a few hundred owners, 50,000 tasks)."""
+    distinct owner, not once per task (a few hundred owners, 50,000 tasks).
+
+    In place: every task here was made by this load (rebuilt from the cache's data or
+    parsed; the cache keeps its own copy of what it writes) and nothing holds it yet, so
+    setting its owner is part of making it. Copying each aliased task instead cost ~11 ms
+    at 50,000 tasks with a fifth of them aliased."""
     owners = list(map(attrgetter("owner"), tasks))
     renamed = {
         o: config.canonical_owner(o)
         for o in set(owners)
         if o is not None and o.lower() in config.owner_aliases
     }
-    if not renamed:
-        return tasks
-    return [
-        task if owner not in renamed else _copy(task, owner=renamed[owner])
-        for task, owner in zip(tasks, owners, strict=True)
-    ]
+    if renamed:
+        for task, owner in zip(tasks, owners, strict=True):
+            if owner in renamed:
+                task.__dict__["owner"] = renamed[owner]
+    return tasks
 
 
 def _copy(task: Task, **changes: object) -> Task:
