@@ -143,6 +143,36 @@ EDITS: list[tuple[str, str, dict[str, Any], str]] = [
         {"tags": "c"},
         "---\ntags: c  # note\n---\n",
     ),
+    (
+        "an apostrophe after a capital in a flow item",
+        "---\ntags: [X'a, b]  # note\n---\n",
+        {"tags": "d"},
+        "---\ntags: d  # note\n---\n",
+    ),
+    (
+        "an apostrophe after a no-break space in a flow item (not a YAML blank)",
+        "---\ntags: [a,\xa0'b, c]  # note\n---\n",
+        {"tags": "d"},
+        "---\ntags: d  # note\n---\n",
+    ),
+    (
+        "a backslash ends a single-quoted value (no escapes there)",
+        "---\nowner: 'a\\'  # c\n---\n",
+        {"owner": "bob"},
+        "---\nowner: 'bob'  # c\n---\n",
+    ),
+    (
+        "an escaped quote ends a double-quoted value",
+        '---\nowner: "a\\""  # c\n---\n',
+        {"owner": "bob"},
+        '---\nowner: "bob"  # c\n---\n',
+    ),
+    (
+        "an escaped backslash ends a double-quoted value",
+        '---\nowner: "a\\\\"  # c\n---\n',
+        {"owner": "bob"},
+        '---\nowner: "bob"  # c\n---\n',
+    ),
 ]
 
 
