@@ -39,11 +39,20 @@ def test_on_one_line_an_error_comes_before_a_warning() -> None:
     ]
 
 
+def test_a_severity_validate_does_not_know_sorts_after_warnings() -> None:
+    note = Problem("tasks/a.md", 1, "a note", "a_note", "note")
+    tasks = (_task("a", ("dropped", "a")), _task("dropped", status="cancelled"))
+    problems = validate(_config(), TaskSet(tasks, (note,), ()))
+    assert [p.severity for p in problems] == ["error", "warning", "note"]
+
+
 def test_a_task_without_line_numbers_is_reported_on_its_first_line() -> None:
-    task = _task("a", ("a", "ghost"), title="x\n" * 101, pr="nope", owner="zed", agent="robot")
-    problems = _check(task, config=_config(owners=("core",)))
+    task = _task("a", ("a", "ghost", "b"), title="x\n" * 101, pr="nope", owner="zed", agent="robot")
+    problems = _check(task, _task("b", ("a",)), config=_config(owners=("core",)))
     assert sorted(p.code for p in problems) == [
         "bad_pr",
+        "dependency_cycle",
+        "dependency_cycle",
         "self_dependency",
         "title_not_one_line",
         "title_too_long",
@@ -56,7 +65,28 @@ def test_a_task_without_line_numbers_is_reported_on_its_first_line() -> None:
 
 def test_a_repeated_dependency_does_not_hide_the_ones_after_it() -> None:
     problems = _check(_task("a", ("b", "b", "ghost")), _task("b"))
-    assert [p.code for p in problems] == ["unknown_dependency", "duplicate_dependency"]
+    assert [(p.code, p.severity) for p in problems] == [
+        ("unknown_dependency", "error"),
+        ("duplicate_dependency", "warning"),
+    ]
+
+
+def test_a_dependency_on_a_cancelled_task_and_on_a_skipped_file() -> None:
+    tasks = (_task("a", ("dropped", "broken")), _task("dropped", status="cancelled"))
+    problems = validate(_config(), TaskSet(tasks, (), ("tasks/broken.md",)))
+    assert [(p.code, p.severity, p.message) for p in problems] == [
+        (
+            "unreadable_dependency",
+            "error",
+            "depends on 'broken', but tasks/broken.md has problems and was skipped; fix that file first",
+        ),
+        (
+            "cancelled_dependency",
+            "warning",
+            "depends on 'dropped', which is cancelled, so this task would wait forever; "
+            "remove the dependency",
+        ),
+    ]
 
 
 @pytest.mark.parametrize(
@@ -116,6 +146,12 @@ def test_a_group_member_names_five_others_and_counts_the_rest() -> None:
     assert problems["tasks/t6.md"].startswith("part of a dependency cycle with a, b, t1, t2, t3 and 2 more ")
 
 
+def test_a_group_of_seven_counts_the_one_not_named() -> None:
+    problems = {p.path: p.message for p in _check(*_group(7))}
+    shown = "part of a dependency cycle with a, b, t1, t2, t3 and 1 more (e.g. "
+    assert problems["tasks/t5.md"].startswith(shown)
+
+
 def test_a_group_of_six_names_every_other_member() -> None:
     problems = {p.path: p.message for p in _check(*_group(6))}
     assert problems["tasks/t4.md"].startswith("part of a dependency cycle with a, b, t1, t2, t3 (e.g. ")
@@ -129,3 +165,19 @@ def test_up_to_200_tasks_every_slug_is_a_suggestion() -> None:
     tasks = (*fillers, _task("xdeploy-webx"), _task("app", ("adeploy-weba",)))
     (problem,) = _check(*tasks)
     assert problem.message.endswith("did you mean 'xdeploy-webx'?")
+
+
+@pytest.mark.parametrize(("between", "suggested"), [(7, True), (8, False)])
+def test_over_200_tasks_the_suggestions_are_the_8_slugs_on_each_side(between: int, suggested: bool) -> None:
+    # In sorted order the typo 'c-deploy-wex' is followed by ``between`` slugs, then the
+    # right one; reversed, it sorts after every slug, far from the right one.
+    fillers = [_task(f"m{n:03d}m") for n in range(300)] + [_task(f"d{n}") for n in range(between)]
+    (problem,) = _check(*fillers, _task("e-deploy-web"), _task("app", ("c-deploy-wex",)))
+    hint = "did you mean 'e-deploy-web'?" if suggested else "check the slug or remove it from depends_on"
+    assert problem.message.endswith(hint)
+
+
+def test_over_200_tasks_the_first_slug_in_sorted_order_is_a_suggestion() -> None:
+    fillers = [_task(f"m{n:03d}m") for n in range(300)]
+    (problem,) = _check(*fillers, _task("b-deploy-web"), _task("z-app", ("a-deploy-wex",)))
+    assert problem.message.endswith("did you mean 'b-deploy-web'?")
