@@ -18,7 +18,7 @@ from typing import Any
 import orjson
 import pytest
 import yaml
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from taskfiles import config as tconfig
@@ -422,6 +422,18 @@ class _PyYAMLOracle(yaml.CSafeLoader):
             raise yaml.constructor.ConstructorError(None, None, "duplicate key", node.start_mark)
         return super().construct_mapping(node, deep=deep)
 
+    def flatten_mapping(self, node: yaml.MappingNode) -> None:
+        """PyYAML merges a tagged mapping (``<<: !!set {a: 1}``) as a plain one; yamlsafe,
+        like this oracle, refuses the tag."""
+        for key, value in node.value:
+            merged = value.value if isinstance(value, yaml.SequenceNode) else [value]
+            for each in merged if key.tag == MERGE else []:
+                if isinstance(each, yaml.MappingNode) and each.tag != MAP:
+                    raise yaml.constructor.ConstructorError(
+                        None, None, f"tag {each.tag} refused", each.start_mark
+                    )
+        super().flatten_mapping(node)
+
 
 def _as_text(loader: _PyYAMLOracle, node: yaml.Node) -> Any:
     return loader.construct_scalar(node)  # type: ignore[arg-type]
@@ -432,6 +444,7 @@ def _refused(loader: _PyYAMLOracle, node: yaml.Node) -> Any:
 
 
 MERGE = "tag:yaml.org,2002:merge"
+MAP = "tag:yaml.org,2002:map"
 _PyYAMLOracle.yaml_implicit_resolvers = {
     first: [(tag, rx) for tag, rx in found if tag != yamlsafe.TIMESTAMP]
     for first, found in yaml.SafeLoader.yaml_implicit_resolvers.items()
@@ -509,6 +522,7 @@ def fuzz_config(tmp_path_factory: pytest.TempPathFactory) -> tconfig.Config:
 
 @FUZZ
 @given(data=mutated_files())
+@example(data=b"---\n<<: !!set {a: 1}\ntitle: Fix login\nstatus: ready\n---\n")  # a tag on a merged mapping
 def test_mutated_task_files_parse_validate_classify_and_serialise(
     fuzz_config: tconfig.Config, data: bytes
 ) -> None:
