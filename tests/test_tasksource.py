@@ -71,6 +71,15 @@ def codes(tasks: tasksource.TaskSet) -> list[tuple[str, str]]:
     return [(p.path, p.code) for p in tasks.problems]
 
 
+@pytest.fixture(params=["read", "mapped"])
+def parts(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Both ways a cache file's parts are loaded: read, and mapped (a large file's, from
+    ``cache.MAP_FROM`` bytes; here every part's)."""
+    if request.param == "mapped":
+        monkeypatch.setattr(cache, "MAP_FROM", 0)
+    return str(request.param)
+
+
 def test_load_reads_tasks_workstreams_and_sorts_by_path(repo: Path) -> None:
     write_task(repo, "web/b.md", task_text("B"))
     write_task(repo, "a.md", task_text("A"))
@@ -92,7 +101,7 @@ def test_files_that_are_not_tasks(repo: Path, name: str) -> None:
     assert [t.slug for t in tasks.tasks] == ["real"] and tasks.skipped == ()
 
 
-def test_warm_load_is_served_from_cache_and_writes_nothing(repo: Path) -> None:
+def test_warm_load_is_served_from_cache_and_writes_nothing(repo: Path, parts: str) -> None:
     write_task(repo, "a.md", task_text("A"))
     write_task(repo, "infra/b.md", task_text("B"))
     cold = load_later(repo)
@@ -105,7 +114,7 @@ def test_warm_load_is_served_from_cache_and_writes_nothing(repo: Path) -> None:
     assert warm.tasks == cold.tasks and warm.problems == cold.problems
 
 
-def test_cached_results_equal_fresh_parses(repo: Path) -> None:
+def test_cached_results_equal_fresh_parses(repo: Path, parts: str) -> None:
     write_task(
         repo,
         "x/rich.md",
@@ -145,7 +154,7 @@ def _rewrite_same_size_same_mtime(path: Path, text: str) -> os.stat_result:
     return old
 
 
-def test_a_load_without_bodies_reads_none_and_says_so(repo: Path) -> None:
+def test_a_load_without_bodies_reads_none_and_says_so(repo: Path, parts: str) -> None:
     write_task(repo, "a.md", task_text("A"))
     write_task(repo, "b.md", task_text("B"))
     cold = load_later(repo)
@@ -159,7 +168,7 @@ def test_a_load_without_bodies_reads_none_and_says_so(repo: Path) -> None:
     assert load_later(repo).stats.unchanged
 
 
-def test_bodies_of_another_write_are_never_joined_to_a_head(repo: Path) -> None:
+def test_bodies_of_another_write_are_never_joined_to_a_head(repo: Path, parts: str) -> None:
     path = write_task(repo, "a.md", task_text("A"))
     load_later(repo)
     _, old_bodies = read_cache(repo)
@@ -307,7 +316,7 @@ def test_an_edit_in_a_subfolder_is_seen(repo: Path) -> None:
         framed(("header", 1)),
     ],
 )
-def test_corrupt_or_foreign_cache_is_ignored_and_rebuilt(repo: Path, garbage: bytes) -> None:
+def test_corrupt_or_foreign_cache_is_ignored_and_rebuilt(repo: Path, garbage: bytes, parts: str) -> None:
     write_task(repo, "a.md", task_text("A"))
     load_later(repo)
     tree_cache(repo).write_bytes(garbage)

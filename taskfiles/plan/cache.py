@@ -46,7 +46,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, BinaryIO, TypeVar
 
 from .taskfile import Parsed, Problem, Schema, Task
 
@@ -73,6 +73,7 @@ PARSE_RULES = (PACKAGE_DIR.parent / "slugs.py",)
 # fails only skips the cache.
 UNWRITABLE = (ValueError,)
 HEAD_SIZE = 8  # bytes: the length of a tree-store file's head, little-endian
+MAP_FROM = 1 << 20  # bytes: a part of a cache file this large is mapped, not read (_load)
 # Unused blob entries kept beyond the ones a load used, so switching between two
 # refs does not reparse; the oldest go first.
 BLOB_SPARE = 2000
@@ -456,7 +457,7 @@ def _read(path: Path, print_: tuple[object, ...]) -> tuple[tuple[Any, ...], int]
             size = int.from_bytes(handle.read(HEAD_SIZE), "little")
             if size > os.fstat(handle.fileno()).st_size:
                 return None
-            data = marshal.loads(handle.read(size))
+            data = _load(handle, HEAD_SIZE, size)
     except Exception:  # a corrupt cache can raise almost anything; it is rebuilt
         return None
     if not isinstance(data, tuple) or not data or data[0] != print_:
@@ -468,13 +469,34 @@ def _read_tail(path: Path, offset: int, tag: bytes | None) -> list[Body] | None:
     """The bodies written with the head tagged ``tag``, or None."""
     try:
         with open(path, "rb") as handle, gc_paused():
-            handle.seek(offset)
-            data = marshal.loads(handle.read())
+            data = _load(handle, offset, os.fstat(handle.fileno()).st_size - offset)
     except Exception:  # replaced meanwhile by a shorter file, or corrupt: the head is not trusted
         return None
     if not isinstance(data, tuple) or len(data) != 2 or data[0] != tag or not isinstance(data[1], list):
         return None
     return data[1]
+
+
+def _load(handle: BinaryIO, offset: int, size: int) -> Any:
+    """The marshal data in the ``size`` bytes at ``offset`` of the open file.
+
+    A large part is mapped rather than read: read() copies it into new memory, a page
+    fault for every 4 KiB (the head is 19 MB at 50,000 tasks: ~9 ms of a ~66 ms load).
+    A cache file is only ever replaced whole (``_write``: a new file renamed over it),
+    never cut short in place, so the mapped file keeps its length while it is read; one
+    truncated under the mapping would end the process (SIGBUS), as git's mapped index
+    would. The mapping and every view of it are closed before this returns."""
+    if size < MAP_FROM:
+        handle.seek(offset)
+        return marshal.loads(handle.read(size))
+    import mmap  # only for a large cache file
+
+    with (
+        mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as mapped,
+        memoryview(mapped) as view,
+        view[offset : offset + size] as part,
+    ):
+        return marshal.loads(part)
 
 
 @contextmanager
