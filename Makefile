@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test check lint bench clean
+.PHONY: demo test check lint bench clean mutate
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -37,6 +37,15 @@ bench: $(STAMP)
 	$(BENCH_PY) bench/bench_heartbeat.py $(BENCH_FLAGS)
 	$(BENCH_PY) bench/bench_serve.py $(BENCH_FLAGS)
 	$(BENCH_PY) bench/bench_graph.py $(BENCH_FLAGS)
+
+# Mutation testing of the core modules with mutmut (tools/mutate.py; not part of `make test`:
+# minutes to hours a module). One module: `make mutate MODULE=taskfiles/state.py`; each runs in
+# .mutate/<module>/ and writes its score and surviving mutants to .mutate/<module>/report.md.
+# MUTATE_FLAGS: e.g. --mutants 'taskfiles.state.x__age*' (some mutants), --max-children 2.
+MODULE ?=
+MUTATE_FLAGS ?=
+mutate: $(STAMP)
+	$(BIN)/python tools/mutate.py $(MODULE) $(MUTATE_FLAGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
