@@ -22,6 +22,7 @@ from .config import Limits
 from .plan import query
 from .plan.source import TaskSet
 from .plan.taskfile import DONE_STATUSES, Task
+from .registry.lifecycle import retry_due
 from .registry.records import LIVE_STATES, RegistryEntry, format_time, parse_time
 from .slugs import slug_of
 
@@ -245,8 +246,8 @@ def _from_entry(task: Task, entry: RegistryEntry, inputs: Inputs) -> Classificat
     if state == "exited" and entry.exit_code == 0:
         return _review(task, entry, inputs)
     if state == "retry_wait":
-        when = entry.next_attempt_at or ""
-        if when and _age(when, inputs.now) < 0:
+        if not retry_due(entry, inputs.now):  # the claim's own rule: both say "due" alike
+            when = entry.next_attempt_at
             detail = f"attempt {entry.attempt} failed ({entry.failure_class}); retry at {when}"
             return Classification(slug, "waiting", "retry_wait", task, entry, detail=detail)
         return Classification(slug, "ready", "retry_due", task, entry, detail="retry due")

@@ -5,16 +5,21 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from taskfiles.config import Limits
-from taskfiles.errors import ConfigError
+from taskfiles.errors import ConfigError, ConflictError
 from taskfiles.plan.source import TaskSet
 from taskfiles.plan.taskfile import Task
+from taskfiles.registry.jsonstore import JsonRegistry
 from taskfiles.registry.records import RegistryEntry, format_time
-from taskfiles.state import BUCKETS, SIGNALS, Edit, Inputs, classify_all, counts
+from taskfiles.registry.transaction import Change, Snapshot
+from taskfiles.state import BUCKETS, SIGNALS, Edit, Inputs, classify_all, counts, dispatchable
+
+from .conftest import TEST_ACTOR, ManualClock
 
 NOW = datetime(2026, 11, 22, 12, 0, 0, tzinfo=UTC)
 
@@ -508,3 +513,53 @@ def test_a_failure_waiting_for_the_heartbeat_says_how_the_attempt_ended() -> Non
     gone = entry(state="failed", failure_class="dispatch_failed")  # no exit: it never ran
     [row] = classify_all(tasks, {"t": gone}, Inputs(now=NOW))
     assert row.detail == "attempt 1 failed (dispatch_failed); the next heartbeat decides"
+
+
+def retry_waiting(registry: JsonRegistry, clock: ManualClock, next_attempt_at: str | None) -> None:
+    """Registry entry ``t``: its first attempt failed, its retry set for ``next_attempt_at``."""
+    lease = registry.claim("t", worker="w1").lease
+    registry.finish("t", lease, 1)
+    registry.schedule_retry("t", at=clock.now)
+
+    def backoff(entry: RegistryEntry, _: Snapshot) -> Change:
+        return Change("t", replace(entry, next_attempt_at=next_attempt_at), None, {})
+
+    registry.update("t", backoff)
+
+
+@pytest.mark.parametrize(
+    ("offset", "due"),
+    [(-1, False), (0, True), (1, True)],
+    ids=["a second before its time", "exactly at its time", "a second after"],
+)
+def test_a_retry_is_due_from_its_time_on_for_the_classification_and_the_claim_alike(
+    tmp_path: Path, clock: ManualClock, offset: int, due: bool
+) -> None:
+    """One rule (lifecycle.retry_due) says when a backed-off task may run again: the
+    classification calls it ready exactly when the claim takes it."""
+    registry = JsonRegistry(tmp_path / "registry", clock=clock, actor=TEST_ACTOR)
+    retry_waiting(registry, clock, format_time(clock.now + timedelta(seconds=60)))
+    clock.advance(seconds=60 + offset)
+    [row] = classify_all(TaskSet((task("t"),), (), ()), registry.entries(), Inputs(now=clock.now))
+    if due:
+        assert (row.bucket, row.state, dispatchable(row)) == ("ready", "retry_due", True)
+        assert registry.claim("t", worker="w2").attempt == 2
+    else:
+        assert (row.bucket, row.state, dispatchable(row)) == ("waiting", "retry_wait", False)
+        assert row.detail == "attempt 1 failed (exit_1); retry at 2025-03-01T12:01:00.000000Z"
+        with pytest.raises(ConflictError) as refused:
+            registry.claim("t", worker="w2")
+        assert str(refused.value).startswith("'t' is backing off until 2025-03-01T12:01:00.000000Z;")
+
+
+@pytest.mark.parametrize("next_attempt_at", ["after lunch", None], ids=["unparsable", "missing"])
+def test_a_retry_time_that_does_not_parse_or_is_missing_is_due_for_the_classification_and_the_claim(
+    tmp_path: Path, clock: ManualClock, next_attempt_at: str | None
+) -> None:
+    """A hand-edited next_attempt_at: the task is ready and the claim takes it (no crash,
+    no task stuck for ever)."""
+    registry = JsonRegistry(tmp_path / "registry", clock=clock, actor=TEST_ACTOR)
+    retry_waiting(registry, clock, next_attempt_at)
+    [row] = classify_all(TaskSet((task("t"),), (), ()), registry.entries(), Inputs(now=clock.now))
+    assert (row.bucket, row.state, dispatchable(row)) == ("ready", "retry_due", True)
+    assert registry.claim("t", worker="w2").attempt == 2

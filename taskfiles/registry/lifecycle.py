@@ -74,16 +74,29 @@ def _same_lease(s: Snapshot, slug: str, lease: int) -> None:
         raise UsageError(f"lease {lease} for '{slug}' was never issued; the current lease is {current}")
 
 
+def retry_due(entry: RegistryEntry, now: datetime) -> bool:
+    """THE rule for when a ``retry_wait`` entry may be claimed again: from ``next_attempt_at``
+    on (exactly then included); at once without one, or with one that does not parse (a
+    hand-edited registry: a claim beats a task stuck for ever). ``claim_refusal`` and
+    ``state``'s classification both ask this, so they cannot disagree at the boundary."""
+    due = entry.next_attempt_at
+    if not due:
+        return True
+    try:
+        return parse_time(due) <= now
+    except ValueError:
+        return True
+
+
 def claim_refusal(entry: RegistryEntry | None, now: datetime) -> str | None:
     """Why ``entry`` cannot be claimed at ``now``, or None when it can."""
     if entry is None or entry.state == "released":
         return None
     slug, state = entry.slug, entry.state
     if state == "retry_wait":
-        due = entry.next_attempt_at
-        if due is None or parse_time(due) <= now:
+        if retry_due(entry, now):
             return None
-        return f"'{slug}' is backing off until {due}; run 'task retry {slug}' to retry now"
+        return f"'{slug}' is backing off until {entry.next_attempt_at}; run 'task retry {slug}' to retry now"
     if state in LIVE_STATES:
         return (
             f"'{slug}' has a live claim (lease {entry.lease}, {state} by {entry.worker} "
