@@ -97,6 +97,9 @@ CASES = {
         signals=("stalled",),
         since=(ago(1),),  # the last heartbeat + stall_after_seconds (600)
     ),
+    "quiet exactly as long as the stall limit: not stalled yet": Case(
+        [task("t")], [entry(heartbeat_at=ago(600))], bucket="active", state="running"
+    ),
     "claimed, never started, stalled": Case(
         [task("t")],
         [entry(state="claimed", claimed_at=ago(3600))],
@@ -126,6 +129,12 @@ CASES = {
     "review": Case(
         [task("t")],
         [entry(state="exited", exit_code=0, finished_at=ago(600))],
+        bucket="review",
+        state="review",
+    ),
+    "exited exactly the review grace ago: not unreconciled yet": Case(
+        [task("t")],
+        [entry(state="exited", exit_code=0, finished_at=ago(3600))],
         bucket="review",
         state="review",
     ),
@@ -372,6 +381,9 @@ CASES = {
     "not overdue yet": Case(
         [task("t")], inputs={"ready_since": {"t": ago(899)}}, bucket="ready", state="ready"
     ),
+    "ready exactly as long as the pickup limit: not overdue yet": Case(
+        [task("t")], inputs={"ready_since": {"t": ago(900)}}, bucket="ready", state="ready"
+    ),
     "done": Case([task("t", "completed")], bucket="done", state="completed"),
     "cancelled": Case([task("t", "cancelled")], bucket="done", state="cancelled"),
     "done with a lingering entry": Case(
@@ -381,6 +393,14 @@ CASES = {
         state="completed",
         signals=("registry_orphan",),
         since=(ago(60),),
+    ),
+    "cancelled with a lingering entry, updated since its claim": Case(
+        [task("t", "cancelled")],
+        [entry(state="stopped", finished_at=ago(50), updated_at=ago(40))],
+        bucket="done",
+        state="cancelled",
+        signals=("registry_orphan",),
+        since=(ago(40),),  # its last update, not its claim
     ),
     "released entry ignored": Case(
         [task("t")], [entry(state="released", finished_at=ago(60))], bucket="ready", state="ready"
@@ -410,9 +430,122 @@ def test_classification_table(case: Case) -> None:
     assert tuple(s.kind for s in got.signals) == case.signals
     assert tuple(s.since for s in got.signals) == case.since
     assert got.blocked_by == case.blocked_by
+    given = {e.slug: e for e in case.entries if e.state != "released"}.get(case.slug)
+    assert got.entry == given  # the row carries its entry (a released one is no claim)
     assert got.bucket in BUCKETS and {s.kind for s in got.signals} <= set(SIGNALS)
     for signal in got.signals:
         assert signal.reason, f"{signal.kind} has no reason"
+
+
+# What each row of CASES says to a human: its detail line, and each signal's reason in order.
+WORDS: dict[str, tuple[str, tuple[str, ...]]] = {
+    "backlog": ("", ()),
+    "waiting on a dependency": ("waits for dep", ()),
+    "waiting on a missing dependency": ("waits for ghost", ()),
+    "ready": ("", ()),
+    "claimed, fresh": ("", ()),
+    "running, fresh heartbeat": ("", ()),
+    "stalled": ("", ("no heartbeat for 601 s",)),
+    "quiet exactly as long as the stall limit: not stalled yet": ("", ()),
+    "claimed, never started, stalled": ("", ("no heartbeat for 3600 s",)),
+    "stall limit from config": ("", ("no heartbeat for 120 s",)),
+    "worker gone": ("", ("worker pid 4242 is gone without an exit record",)),
+    "review": ("waiting for the merge", ()),
+    "exited exactly the review grace ago: not unreconciled yet": ("waiting for the merge", ()),
+    "exited, unreconciled after the grace": (
+        "waiting for the merge",
+        ("worker exited 0 but the completion record is not on the base ref",),
+    ),
+    "retry_wait (backing off)": ("attempt 1 failed (exit_1); retry at 2026-11-22T12:02:00.000000Z", ()),
+    "retry due": ("retry due", ()),
+    "retry due, but its task went back to planning": ("runtime record: retry_wait", ()),
+    "retry due, but a dependency is not completed": ("waits for dep", ()),
+    "failed, the heartbeat decides": ("attempt 1 exited 2; the next heartbeat decides", ()),
+    "dispatch failed": (
+        "attempt 1 failed (dispatch_failed); retry at 2026-11-22T12:01:00.000000Z",
+        ("git worktree add failed",),
+    ),
+    "dispatched again after a failed dispatch: that failure is over": ("", ()),
+    "parked": ("", ("needs a human",)),
+    "parked after failed dispatches: each its own signal": (
+        "",
+        ("boom", "circuit open: dispatch_failed 3 times in a row (boom)"),
+    ),
+    "parked after its worker vanished: worker_gone and parked": (
+        "",
+        (
+            "worker pid 7 is gone without an exit record",
+            "circuit open: worker_gone 3 times in a row (worker pid 7 is gone)",
+        ),
+    ),
+    "parked after a stall: stalled and parked": (
+        "",
+        ("no heartbeat for 700 s", "retries exhausted: 3 failed attempts (no heartbeat for 700 s)"),
+    ),
+    "parked after exit 1 three times: only parked": (
+        "",
+        ("circuit open: exit_1 3 times in a row (exit code 1)",),
+    ),
+    "parked while live: an earlier attempt's worker_gone is not this one's": ("", ("wrong approach",)),
+    "stopped": ("", ("wrong approach",)),
+    "root task edited on the base ref": (
+        "",
+        ("task file changed on the base ref since dispatch (commit cccccccccccc)",),
+    ),
+    "root task edited, its commit unknown: since the dispatch": (
+        "",
+        ("task file changed on the base ref since dispatch",),
+    ),
+    "root task unchanged": ("", ()),
+    "registry orphan": (
+        "",
+        ("registry entry (running) for a task that no longer exists; run 'task release gone'",),
+    ),
+    "legacy in_progress file, no entry": (
+        "status=in_progress, claimed_by=bot",
+        ("runtime keys in frontmatter (claimed_by, status); run 'task migrate'",),
+    ),
+    "legacy runtime key that claims nothing": (
+        "",
+        ("runtime keys in frontmatter (retries); run 'task migrate'",),
+    ),
+    "legacy key on a completed task": (
+        "2026-11-01",
+        ("runtime keys in frontmatter (claimed_by); run 'task migrate'",),
+    ),
+    "pickup overdue": ("", ("ready with free capacity but not dispatched",)),
+    "not overdue without free capacity": ("", ()),
+    "not overdue yet": ("", ()),
+    "ready exactly as long as the pickup limit: not overdue yet": ("", ()),
+    "done": ("2026-11-01", ()),
+    "cancelled": ("", ()),
+    "done with a lingering entry": (
+        "2026-11-01",
+        (
+            "task is completed but its registry entry is still exited (lease 3); "
+            "the heartbeat releases it, or run 'task release t'",
+        ),
+    ),
+    "cancelled with a lingering entry, updated since its claim": (
+        "",
+        (
+            "task is cancelled but its registry entry is still stopped (lease 3); "
+            "the heartbeat releases it, or run 'task release t'",
+        ),
+    ),
+    "released entry ignored": ("", ()),
+    "unparsable heartbeat time is no crash": ("", ()),
+}
+
+
+@pytest.mark.parametrize("name", CASES)
+def test_what_each_row_says_its_detail_and_each_signals_reason(name: str) -> None:
+    """The words ``task status`` prints for each row of the table: a wrong or empty one is
+    a human sent the wrong way."""
+    case = CASES[name]
+    tasks, entries, inputs = world(case)
+    got = {c.slug: c for c in classify_all(tasks, entries, inputs)}[case.slug]
+    assert (got.detail, tuple(s.reason for s in got.signals)) == WORDS[name]
 
 
 def test_every_bucket_and_signal_is_in_the_table() -> None:
@@ -468,6 +601,49 @@ def test_to_dict_keys_and_counts() -> None:
     assert {"slug", "bucket", "state", "lease", "attempt", "signals", "blocked_by", "detail"} <= set(data)
     assert data["lease"] == 3 and data["entry"]["worker"] == "w1" and data["owner"] == "alice"
     assert counts(rows) == {bucket: int(bucket == "active") for bucket in BUCKETS}
+
+
+def test_to_dict_of_a_task_row_and_of_an_orphan_row() -> None:
+    """Every key of the JSON form (task status --json, the status page): a task's fields
+    from its file, an orphan's owner from its entry and None for what only a file has."""
+    working = entry(heartbeat_at=ago(5), progress="half done", owner="bob", attempt=2)
+    gone = entry("gone", state="failed", owner="carol", exit_code=1)
+    task_row, orphan_row = classify_all(
+        TaskSet((task("t"),), (), ()), {"t": working, "gone": gone}, Inputs(now=NOW)
+    )
+    assert task_row.to_dict() == {
+        "slug": "t",
+        "bucket": "active",
+        "state": "running",
+        "lease": 3,
+        "attempt": 2,
+        "title": "T",
+        "owner": "alice",
+        "priority": "p2",
+        "path": "tasks/t.md",
+        "status": "ready",
+        "signals": [],
+        "blocked_by": [],
+        "detail": "half done",
+        "entry": working.to_dict(),
+    }
+    reason = "registry entry (failed) for a task that no longer exists; run 'task release gone'"
+    assert orphan_row.to_dict() == {
+        "slug": "gone",
+        "bucket": "needs_attention",
+        "state": "orphan",
+        "lease": 3,
+        "attempt": 1,
+        "title": None,
+        "owner": "carol",
+        "priority": None,
+        "path": None,
+        "status": None,
+        "signals": [{"kind": "registry_orphan", "reason": reason, "since": ago(60)}],
+        "blocked_by": [],
+        "detail": "",
+        "entry": gone.to_dict(),
+    }
 
 
 def test_pure_same_inputs_same_answer_and_only_the_given_clock_counts() -> None:
