@@ -10,6 +10,7 @@ from taskfiles.errors import TaskFileError
 from taskfiles.plan.frontmatter import set_keys
 
 HEADER = "---\ntitle: x\n---\n"
+READY = {"status": "ready"}
 
 
 @pytest.mark.parametrize("key", [5, 1.5, True, "a\tb", "a\\b"], ids=repr)
@@ -173,9 +174,81 @@ EDITS: list[tuple[str, str, dict[str, Any], str]] = [
         {"owner": "bob"},
         '---\nowner: "bob"  # c\n---\n',
     ),
+    (
+        "a single-quoted value ending in an escaped quote",
+        "---\nowner: 'a'''  # c\n---\n",
+        {"owner": "bob"},
+        "---\nowner: 'bob'  # c\n---\n",
+    ),
+    (
+        "a list added as a new key",
+        "---\ntitle: x\n---\n",
+        {"labels": ["a", "b c"]},
+        "---\ntitle: x\nlabels: [a, b c]\n---\n",
+    ),
+    (
+        "a flow list reordered",
+        "---\nlabels: [a, b]  # n\n---\n",
+        {"labels": ["b", "a"]},
+        "---\nlabels: [b, a]  # n\n---\n",
+    ),
+    ("a flow list emptied", "---\nlabels: [a, b]  # n\n---\n", {"labels": []}, "---\nlabels: []  # n\n---\n"),
+    (
+        "a block list reordered becomes a flow list",
+        "---\nlabels:\n  - a\n  - b\nstatus: x\n---\n",
+        {"labels": ("b", "a")},
+        "---\nlabels: [b, a]\nstatus: x\n---\n",
+    ),
 ]
 
 
 @pytest.mark.parametrize(("before", "updates", "after"), [c[1:] for c in EDITS], ids=[c[0] for c in EDITS])
 def test_set_keys(before: str, updates: dict[str, Any], after: str) -> None:
     assert set_keys(before, updates) == after
+
+
+# (id, text, updates, the whole message)
+REFUSED: list[tuple[str, str, dict[str, Any], str]] = [
+    ("no frontmatter", "# t\n", READY, "line 1: no frontmatter: a task file must start with a '---' line"),
+    (
+        "unclosed frontmatter",
+        "---\ntitle: x\n",
+        READY,
+        "line 1: frontmatter opened on line 1 is never closed; add a '---' line after it",
+    ),
+    (
+        "invalid YAML",
+        "---\ntitle: [x\n---\n",
+        READY,
+        "the frontmatter is not valid YAML (line 3: invalid YAML (while parsing a flow sequence on line 2, "
+        "did not find expected ',' or ']'); check quoting and indentation); fix it before editing",
+    ),
+    (
+        "not a mapping",
+        "---\n- a\n---\n",
+        READY,
+        "the frontmatter is not 'key: value' lines; fix it before editing",
+    ),
+    (
+        "an anchor used elsewhere",
+        "---\nstatus: &s ready\nnext: *s\n---\n",
+        {"status": "completed"},
+        "editing the frontmatter would break its YAML (line 3: alias *s has no anchor &s before it; "
+        "define it first); edit the file by hand",
+    ),
+    (
+        "a key a merge key sets",
+        "---\n<<: {status: ready}\ntitle: x\n---\n",
+        {"status": None, "owner": None},
+        "this frontmatter is too unusual to edit safely by line (keys status, owner); edit the file by hand",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("text", "updates", "message"), [c[1:] for c in REFUSED], ids=[c[0] for c in REFUSED]
+)
+def test_set_keys_refuses_saying_why(text: str, updates: dict[str, Any], message: str) -> None:
+    with pytest.raises(TaskFileError) as caught:
+        set_keys(text, updates)
+    assert str(caught.value) == message
