@@ -199,6 +199,48 @@ EDITS: list[tuple[str, str, dict[str, Any], str]] = [
         {"labels": ("b", "a")},
         "---\nlabels: [b, a]\nstatus: x\n---\n",
     ),
+    (
+        "a flow list keeps the quoting of the first item",
+        "---\ntags: ['a', b]  # n\n---\n",
+        {"tags": ["a"]},
+        "---\ntags: ['a']  # n\n---\n",
+    ),
+    (
+        "a flow list keeps the quoting of the last item",
+        "---\ntags: ['a', 'b']  # n\n---\n",
+        {"tags": ["b"]},
+        "---\ntags: ['b']  # n\n---\n",
+    ),
+    (
+        "a flow item with a comma inside quotes",
+        "---\ntags: ['a, b', c]  # n\n---\n",
+        {"tags": ["a, b"]},
+        "---\ntags: ['a, b']  # n\n---\n",
+    ),
+    (
+        "a flow list without blanks",
+        "---\ntags: [a,bc]  # n\n---\n",
+        {"tags": ["bc"]},
+        "---\ntags: [bc]  # n\n---\n",
+    ),
+    (
+        "a plain flow item that would be written quoted",
+        "---\ntags: [X#y, b]  # n\n---\n",
+        {"tags": ["X#y"]},
+        "---\ntags: [X#y]  # n\n---\n",
+    ),
+    (
+        "an item added to a block list takes the ending of its last line",
+        "---\nlabels:\n  - a\r\n  - b\n---\n",
+        {"labels": ["a", "b", "c"]},
+        "---\nlabels:\n  - a\r\n  - b\n  - c\n---\n",
+    ),
+    (
+        "a key added before a closing line with no ending takes the opening line's",
+        "---\r\ntitle: x\n---",
+        READY,
+        "---\r\ntitle: x\nstatus: ready\r\n---",
+    ),
 ]
 
 

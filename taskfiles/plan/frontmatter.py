@@ -373,9 +373,10 @@ def _replace_value(line: str, value: object, multi_line: bool) -> str:
 
 
 def _line_ending(line: str, lines: list[str]) -> str:
-    """The closing line's ending; if it has none (end of file), the opening line's."""
+    """The closing line's ending; if it has none (end of file), the opening line's (which has
+    one: the closing line follows it)."""
     own = line[len(line.rstrip("\r\n")) :]
-    return own or lines[0][len(lines[0].rstrip("\r\n")) :] or "\n"
+    return own or lines[0][len(lines[0].rstrip("\r\n")) :]
 
 
 def _check_edit(old: Mapping[str, Any], after: str, updates: Mapping[str, object]) -> None:
