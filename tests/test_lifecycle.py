@@ -1,0 +1,124 @@
+"""registry/lifecycle.py: what each transition writes on the entry and in its event, down to
+the times and the details, on a real JSON registry in tmp_path (the rules are the same
+functions on every store; test_registry.py runs the contract on each). The clock is the
+only fake: it moves between steps, so a time left from an earlier step shows."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from taskfiles.errors import ConflictError
+from taskfiles.registry import Registry, RegistryEntry, Snapshot, lifecycle
+from taskfiles.registry.jsonstore import JsonRegistry
+from taskfiles.registry.records import format_time
+
+from .conftest import TEST_ACTOR, ManualClock
+
+
+@pytest.fixture
+def reg(tmp_path: Path, clock: ManualClock) -> Registry:
+    return JsonRegistry(tmp_path / "registry", clock=clock, actor=TEST_ACTOR)
+
+
+def failed(reg: Registry, clock: ManualClock, slug: str = "t") -> int:
+    """``slug`` claimed, started and failed (exit 1) a minute later; its lease."""
+    lease = reg.claim(slug, worker="w1").lease
+    reg.start(slug, lease)
+    clock.advance(minutes=1)
+    reg.finish(slug, lease, 1)
+    return lease
+
+
+def last_event(reg: Registry, slug: str = "t") -> tuple[str, dict[str, Any]]:
+    event = reg.events(slug).events[-1]
+    return event.type, dict(event.details)
+
+
+def now(clock: ManualClock) -> str:
+    return format_time(clock.now)
+
+
+def test_fail_marks_the_attempt_finished_and_updated_now(reg: Registry, clock: ManualClock) -> None:
+    lease = reg.claim("t", worker="w1").lease
+    clock.advance(minutes=5)
+    entry = reg.fail("t", lease, failure_class="stalled", error="no heartbeat for 700 s")
+    assert (entry.state, entry.finished_at, entry.updated_at) == ("failed", now(clock), now(clock))
+
+
+def test_schedule_retry_sets_the_time_and_records_who_decided_why(reg: Registry, clock: ManualClock) -> None:
+    lease = failed(reg, clock)
+    clock.advance(minutes=1)
+    at = clock.now + timedelta(minutes=10)
+    entry = reg.schedule_retry("t", at=at, reason="backoff after attempt 1", lease=lease)
+    assert (entry.state, entry.next_attempt_at) == ("retry_wait", format_time(at))
+    assert entry.updated_at == now(clock)
+    assert last_event(reg) == (
+        "task.retry_scheduled",
+        {"reason": "backoff after attempt 1", "at": format_time(at), "manual": False},
+    )
+
+
+def test_schedule_retry_of_an_attempt_that_did_not_fail_says_why_not(reg: Registry) -> None:
+    reg.claim("t", worker="w1")
+    with pytest.raises(ConflictError) as refused:
+        reg.schedule_retry("t", at=reg.snapshot().now)
+    assert str(refused.value) == "'t' is claimed; only a failed attempt is scheduled for retry"
+
+
+def test_request_changes_makes_the_task_due_now(reg: Registry, clock: ManualClock) -> None:
+    lease = reg.claim("t", worker="w1").lease
+    reg.finish("t", lease, 0)
+    clock.advance(minutes=3)
+    entry = reg.request_changes("t", instructions="split the migration in two")
+    assert (entry.state, entry.next_attempt_at, entry.updated_at) == ("retry_wait", now(clock), now(clock))
+    assert lifecycle.claim_refusal(entry, clock.now) is None
+
+
+def test_unpark_makes_the_task_due_now_and_says_why(reg: Registry, clock: ManualClock) -> None:
+    failed(reg, clock)
+    reg.park("t", reason="needs a human")
+    clock.advance(minutes=3)
+    entry = reg.unpark("t", reason="credentials added")
+    assert (entry.state, entry.next_attempt_at, entry.updated_at) == ("retry_wait", now(clock), now(clock))
+    assert entry.parked_reason is None
+    assert last_event(reg) == ("task.unparked", {"reason": "credentials added"})
+
+
+@pytest.mark.parametrize(
+    ("reason", "details"), [("duplicate of #12", {"reason": "duplicate of #12"}), (None, {})]
+)
+def test_cancelled_is_an_event_alone_with_its_reason(
+    reg: Registry, clock: ManualClock, reason: str | None, details: dict[str, str]
+) -> None:
+    """``task cancel`` records the cancellation; the entry, if any, stays as it was."""
+    assert reg.cancelled("t", reason=reason) is None  # no entry: an event alone
+    assert last_event(reg) == ("task.cancelled", details)
+    lease = failed(reg, clock, "u")
+    before = reg.get("u")
+    assert reg.cancelled("u", reason=reason) == before
+    assert reg.get("u") == before and before.lease == lease
+    assert last_event(reg, "u") == ("task.cancelled", details)
+
+
+def test_chain_of_no_steps_writes_nothing_and_returns_none(reg: Registry) -> None:
+    assert reg.transact(lambda s: lifecycle.chain(s, [])) is None
+    assert reg.events().events == ()
+
+
+def test_update_hands_the_hook_the_snapshot_and_a_none_change_writes_nothing(
+    reg: Registry, clock: ManualClock
+) -> None:
+    reg.claim("t", worker="w1")
+    seen: list[Snapshot] = []
+
+    def look(entry: RegistryEntry, snapshot: Snapshot) -> None:
+        seen.append(snapshot)
+
+    count = len(reg.events("t").events)
+    assert reg.update("t", look) == reg.get("t")
+    assert [s.now for s in seen] == [clock.now]
+    assert len(reg.events("t").events) == count
