@@ -8,15 +8,22 @@ hanging the suite.
 
 from __future__ import annotations
 
+import json
 import os
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import cast
 
 import pytest
 
+from taskfiles.errors import RegistryError
+from taskfiles.registry import RegistryEntry
+from taskfiles.registry.dump import Dump
 from taskfiles.registry.jsonstore import JsonRegistry
 
 from .conftest import TEST_ACTOR, ManualClock
+
+T0 = "2025-03-01T12:00:00.000000Z"  # the ManualClock's start, as the registry writes it
 
 
 @pytest.fixture
@@ -68,3 +75,127 @@ def test_a_follower_of_an_attempt_that_is_over_reads_once_and_never_waits(reg: J
     waits = Waits(limit=0)
     assert [r.message for r in reg.follow_logs("fix-login", poll=waits.poll)] == ["only"]
     assert waits.count == 0
+
+
+# -- log stats, dump and load --------------------------------------------------------------------
+
+
+def test_the_stats_of_an_attempt_that_logged_nothing_count_no_bytes(reg: JsonRegistry) -> None:
+    reg.claim("quiet", worker="w1")
+    stats = reg.log_stats("quiet")
+    assert (stats.attempt, stats.total, stats.bytes) == (1, 0, 0)
+
+
+def _copied(reg: JsonRegistry, entries: dict[str, RegistryEntry], leases: dict[str, int]) -> None:
+    rows = {slug: entry.to_dict() for slug, entry in entries.items()}
+    reg.load(Dump(rows, leases, (), seq=7))
+
+
+def test_a_dump_gives_each_entry_the_highest_lease_of_its_history_and_its_own(reg: JsonRegistry) -> None:
+    entries = {"a": RegistryEntry("a", "released", 3), "b": RegistryEntry("b", "released", 2)}
+    _copied(reg, entries, {"a": 5})  # 'b' from a registry that kept no lease history
+    assert dict(reg.dump().leases) == {"a": 5, "b": 2}
+
+
+def test_a_loaded_snapshot_names_the_time_and_the_journal_it_covers(reg: JsonRegistry) -> None:
+    _copied(reg, {"a": RegistryEntry("a", "released", 1)}, {"a": 1})
+    written = json.loads(reg.data.read_bytes())
+    assert (written["seq"], written["updated_at"], written["journal"]) == (7, T0, 0)
+
+
+@pytest.mark.parametrize(
+    "held", [["registry.json"], ["events.jsonl"], ["logs"], ["rollups.json"], ["registry.json", "logs"]]
+)
+def test_load_refuses_a_folder_that_holds_any_part_of_a_registry(reg: JsonRegistry, held: list[str]) -> None:
+    reg.root.mkdir()
+    for name in held:
+        (reg.root / name).mkdir() if name == "logs" else (reg.root / name).write_text("{}")
+    with pytest.raises(RegistryError) as refused:
+        reg.load(Dump({}, {}, ()))
+    listed = ", ".join(held)
+    assert str(refused.value) == f"{reg.root} already holds a registry ({listed}); copy into an empty folder"
+    assert sorted(p.name for p in reg.root.iterdir()) == sorted({*held, "registry.lock"})
+
+
+# -- gc's log retention --------------------------------------------------------------------------
+
+
+def _log_file(reg: JsonRegistry, name: str, content: bytes, mtime: datetime) -> None:
+    path = reg.root / "logs" / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(content)
+    os.utime(path, (mtime.timestamp(), mtime.timestamp()))
+
+
+def test_log_retention_keeps_a_log_whose_last_line_is_exactly_as_old_as_the_cutoff(
+    reg: JsonRegistry, clock: ManualClock
+) -> None:
+    lease = running(reg, "edge")
+    reg.log("edge", "at the cutoff", lease=lease)
+    reg.finish("edge", lease, 0)
+    clock.advance(days=2)
+    assert reg.gc(30, log_retention_days=2).logs_removed == ()
+    clock.advance(seconds=1)
+    assert reg.gc(30, log_retention_days=2).logs_removed == ("logs/edge/1.log",)
+
+
+def test_log_retention_dates_a_log_without_a_readable_line_by_its_file(
+    reg: JsonRegistry, clock: ManualClock
+) -> None:
+    reg.claim("live", worker="w1")  # the folder exists, and gc has an entry to keep
+    cutoff = clock.now - timedelta(days=1)
+    _log_file(reg, "s/1.log", b"not json\n", cutoff)  # kept: not older than the cutoff
+    _log_file(reg, "s/2.log", b"not json\n", cutoff - timedelta(seconds=1))
+    _log_file(reg, "s/3.log", b"", cutoff + timedelta(seconds=1))
+    assert reg.gc(30, log_retention_days=1).logs_removed == ("logs/s/2.log",)
+
+
+def test_a_copy_keeps_every_event_as_it_was_and_every_attempts_log(
+    reg: JsonRegistry, tmp_path: Path, clock: ManualClock
+) -> None:
+    lease = running(reg, "a")
+    reg.log("a", "first", lease=lease)
+    reg.finish("a", lease, 1)
+    reg.retry("a")
+    again = reg.claim("a", worker="w1").lease
+    reg.log("a", "second", lease=again)
+    reg.claim("gone", worker="w1")
+    reg.release("gone")
+    reg.prune("gone", reason="its file was deleted")
+    copy = JsonRegistry(tmp_path / "copy", clock=clock, actor=TEST_ACTOR)
+    copy.load(reg.dump())
+    assert [e.to_dict() for e in copy.events().events] == [e.to_dict() for e in reg.events().events]
+    assert any(e.removed for e in copy.events().events) and any(e.lease == 2 for e in copy.events().events)
+    assert [[r.message for r in copy.logs("a", attempt=n).records] for n in (1, 2)] == [["first"], ["second"]]
+
+
+def test_a_copy_with_a_malformed_rollup_is_refused_before_anything_is_written(reg: JsonRegistry) -> None:
+    with pytest.raises(RegistryError, match=r"^the registry copied holds a malformed rollup: .+"):
+        reg.load(Dump({}, {}, (), rollup={"runs": [{"seq": "not a number"}]}))
+    assert sorted(p.name for p in reg.root.iterdir()) == ["registry.lock"]
+
+
+# -- a corrupt registry.json ---------------------------------------------------------------------
+
+
+def test_a_corrupt_registry_names_its_backup_and_when_it_was_saved(reg: JsonRegistry) -> None:
+    reg.claim("a", worker="w1")
+    reg.checkpoint()
+    reg.checkpoint()  # the first snapshot is now the backup
+    saved = datetime(2025, 2, 1, 8, 30, tzinfo=UTC)
+    os.utime(reg.backup, (saved.timestamp(), saved.timestamp()))
+    reg.data.write_bytes(b"{")
+    with pytest.raises(RegistryError) as caught:
+        reg.entries()
+    problem = str(caught.value).partition(": ")[2].partition(". The file")[0]
+    assert str(caught.value) == (
+        f"{reg.data}: {problem}. The file was left untouched; the last good copy is {reg.backup} "
+        "(saved 2025-02-01T08:30:00.000000Z); run 'task registry repair' to rebuild the registry "
+        "from it and events.jsonl"
+    )
+    reg.backup.unlink()
+    with pytest.raises(RegistryError) as caught:
+        reg.entries()
+    assert f"untouched; there is no backup ({reg.backup} is missing); run 'task registry repair'" in str(
+        caught.value
+    )
