@@ -199,3 +199,38 @@ def test_a_corrupt_registry_names_its_backup_and_when_it_was_saved(reg: JsonRegi
     assert f"untouched; there is no backup ({reg.backup} is missing); run 'task registry repair'" in str(
         caught.value
     )
+
+
+def test_repair_records_what_it_did_in_the_next_transaction(reg: JsonRegistry) -> None:
+    lease = running(reg, "a")
+    reg.heartbeat("a", lease, note="busy")
+    reg.checkpoint()
+    reg.checkpoint()  # the first snapshot is now the backup
+    seq = reg.snapshot().seq
+    reg.data.write_bytes(b"{")
+    report = reg.repair()
+    repaired = reg.events().events[-1]
+    assert (repaired.type, repaired.seq, reg.snapshot().seq) == ("registry.repaired", seq + 1, seq + 1)
+    assert repaired.details == {
+        "problem": report.problem,
+        "from_backup": True,
+        "replayed": report.events_replayed,
+    }
+    assert report.moved_aside == str(reg.root / "registry.json.corrupt-2025-03-01T120000.000000Z")
+    assert Path(report.moved_aside).read_bytes() == b"{"
+
+
+def test_repair_keeps_what_only_the_backup_holds_once_gc_dropped_silent_lines(
+    reg: JsonRegistry, clock: ManualClock
+) -> None:
+    lease = running(reg, "a")
+    reg.heartbeat("a", lease)
+    clock.advance(minutes=5)
+    reg.heartbeat("a", lease, cost_usd=0.5)  # a second heartbeat records no event
+    reg.gc(0)  # archives every event and drops the journal lines that record none
+    want = reg.entries()
+    reg.data.write_bytes(b"{")
+    reg.repair()
+    assert reg.entries() == want
+    line = json.loads(reg.events_path.read_bytes().splitlines()[-1])
+    assert [sorted(change) for change in line["changes"]] == [["details", "lease", "slug", "type"]]
