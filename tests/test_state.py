@@ -81,8 +81,20 @@ CASES = {
     "waiting on a missing dependency": Case(
         [task("t", deps=["ghost"])], bucket="waiting", state="waiting", blocked_by=("ghost",)
     ),
+    "waiting on two dependencies": Case(
+        [task("t", deps=["b", "a"]), task("a"), task("b")],
+        bucket="waiting",
+        state="waiting",
+        blocked_by=("b", "a"),
+    ),
     "ready": Case([task("t", deps=["dep"]), DONE_DEP], bucket="ready", state="ready"),
     "claimed, fresh": Case([task("t")], [entry(state="claimed")], bucket="active", state="claimed"),
+    "running, with progress and a note": Case(
+        [task("t")],
+        [entry(heartbeat_at=ago(5), progress="half done", note="waiting on CI")],
+        bucket="active",
+        state="running",
+    ),
     "running, fresh heartbeat": Case(
         [task("t")],
         [entry(started_at=ago(300), heartbeat_at=ago(30))],
@@ -170,6 +182,35 @@ CASES = {
         bucket="waiting",
         state="waiting",
         blocked_by=("dep",),
+    ),
+    "retry due, but two dependencies are not completed": Case(
+        [task("t", deps=["a", "b"]), task("a"), task("b")],
+        [entry(state="retry_wait", next_attempt_at=ago(1))],
+        bucket="waiting",
+        state="waiting",
+        blocked_by=("a", "b"),
+    ),
+    "changes requested after review: due, not in review again": Case(
+        [task("t")],
+        [entry(state="retry_wait", exit_code=0, finished_at=ago(30), next_attempt_at=ago(10))],
+        bucket="ready",
+        state="retry_due",
+    ),
+    "retry due after a failed dispatch: dispatched with its signal": Case(
+        [task("t")],
+        [
+            entry(
+                state="retry_wait",
+                next_attempt_at=ago(1),
+                failure_class="dispatch_failed",
+                last_error="git worktree add failed",
+                finished_at=ago(30),
+            )
+        ],
+        bucket="needs_attention",
+        state="retry_due",
+        signals=("dispatch_failed",),
+        since=(ago(30),),
     ),
     "failed, the heartbeat decides": Case(
         [task("t")],
@@ -350,6 +391,27 @@ CASES = {
         signals=("legacy_runtime_keys",),
         since=(None,),  # a fact of the file, not of a moment
     ),
+    "legacy status alone: a claim": Case(
+        [task("t", legacy={"status": "in_progress"})],
+        bucket="needs_attention",
+        state="legacy_in_progress",
+        signals=("legacy_runtime_keys",),
+        since=(None,),
+    ),
+    "legacy claim key alone: a claim": Case(
+        [task("t", legacy={"claimed_by": "bot"})],
+        bucket="needs_attention",
+        state="legacy_in_progress",
+        signals=("legacy_runtime_keys",),
+        since=(None,),
+    ),
+    "legacy claim key on a task not started: no claim": Case(
+        [task("t", "not_started", legacy={"claimed_by": "bot"})],
+        bucket="needs_attention",
+        state="not_started",
+        signals=("legacy_runtime_keys",),
+        since=(None,),
+    ),
     "legacy runtime key that claims nothing": Case(
         [task("t", legacy={"retries": 2})],
         bucket="needs_attention",
@@ -371,6 +433,15 @@ CASES = {
         state="ready",
         signals=("pickup_overdue",),
         since=(ago(1),),  # first seen ready + pickup_overdue_seconds (900)
+    ),
+    "ready since a time that does not parse, no pickup wait: not overdue": Case(
+        [task("t")],
+        inputs={
+            "ready_since": {"t": "last week"},
+            "limits": Limits.from_config({"limits": {"pickup_overdue_seconds": 0}}),
+        },
+        bucket="ready",
+        state="ready",
     ),
     "not overdue without free capacity": Case(
         [task("t")],
@@ -432,6 +503,7 @@ def test_classification_table(case: Case) -> None:
     assert got.blocked_by == case.blocked_by
     given = {e.slug: e for e in case.entries if e.state != "released"}.get(case.slug)
     assert got.entry == given  # the row carries its entry (a released one is no claim)
+    assert got.task == tasks.by_slug.get(case.slug)  # and its task (an orphan has none)
     assert got.bucket in BUCKETS and {s.kind for s in got.signals} <= set(SIGNALS)
     for signal in got.signals:
         assert signal.reason, f"{signal.kind} has no reason"
@@ -442,8 +514,10 @@ WORDS: dict[str, tuple[str, tuple[str, ...]]] = {
     "backlog": ("", ()),
     "waiting on a dependency": ("waits for dep", ()),
     "waiting on a missing dependency": ("waits for ghost", ()),
+    "waiting on two dependencies": ("waits for b, a", ()),
     "ready": ("", ()),
     "claimed, fresh": ("", ()),
+    "running, with progress and a note": ("half done; note: waiting on CI", ()),
     "running, fresh heartbeat": ("", ()),
     "stalled": ("", ("no heartbeat for 601 s",)),
     "quiet exactly as long as the stall limit: not stalled yet": ("", ()),
@@ -460,6 +534,12 @@ WORDS: dict[str, tuple[str, tuple[str, ...]]] = {
     "retry due": ("retry due", ()),
     "retry due, but its task went back to planning": ("runtime record: retry_wait", ()),
     "retry due, but a dependency is not completed": ("waits for dep", ()),
+    "retry due, but two dependencies are not completed": ("waits for a, b", ()),
+    "changes requested after review: due, not in review again": ("retry due", ()),
+    "retry due after a failed dispatch: dispatched with its signal": (
+        "retry due",
+        ("git worktree add failed",),
+    ),
     "failed, the heartbeat decides": ("attempt 1 exited 2; the next heartbeat decides", ()),
     "dispatch failed": (
         "attempt 1 failed (dispatch_failed); retry at 2026-11-22T12:01:00.000000Z",
@@ -505,6 +585,18 @@ WORDS: dict[str, tuple[str, tuple[str, ...]]] = {
         "status=in_progress, claimed_by=bot",
         ("runtime keys in frontmatter (claimed_by, status); run 'task migrate'",),
     ),
+    "legacy status alone: a claim": (
+        "status=in_progress",
+        ("runtime keys in frontmatter (status); run 'task migrate'",),
+    ),
+    "legacy claim key alone: a claim": (
+        "claimed_by=bot",
+        ("runtime keys in frontmatter (claimed_by); run 'task migrate'",),
+    ),
+    "legacy claim key on a task not started: no claim": (
+        "",
+        ("runtime keys in frontmatter (claimed_by); run 'task migrate'",),
+    ),
     "legacy runtime key that claims nothing": (
         "",
         ("runtime keys in frontmatter (retries); run 'task migrate'",),
@@ -514,6 +606,7 @@ WORDS: dict[str, tuple[str, tuple[str, ...]]] = {
         ("runtime keys in frontmatter (claimed_by); run 'task migrate'",),
     ),
     "pickup overdue": ("", ("ready with free capacity but not dispatched",)),
+    "ready since a time that does not parse, no pickup wait: not overdue": ("", ()),
     "not overdue without free capacity": ("", ()),
     "not overdue yet": ("", ()),
     "ready exactly as long as the pickup limit: not overdue yet": ("", ()),
@@ -548,6 +641,33 @@ def test_what_each_row_says_its_detail_and_each_signals_reason(name: str) -> Non
     assert (got.detail, tuple(s.reason for s in got.signals)) == WORDS[name]
 
 
+# The rows a worker may take (THE readiness rule): ready or due, with no signal but the wait's own.
+DISPATCHABLE = {
+    "ready",
+    "retry due",
+    "changes requested after review: due, not in review again",
+    "retry due after a failed dispatch: dispatched with its signal",
+    "pickup overdue",
+    "ready since a time that does not parse, no pickup wait: not overdue",
+    "not overdue without free capacity",
+    "not overdue yet",
+    "ready exactly as long as the pickup limit: not overdue yet",
+    "released entry ignored",
+}
+
+
+def test_the_readiness_rule_over_the_table() -> None:
+    """Ready or retry due and no signal, or only pickup_overdue / dispatch_failed; not a
+    ready task with another signal (legacy keys), nor anything else."""
+    assert set(CASES) >= DISPATCHABLE
+    taken = set()
+    for name, case in CASES.items():
+        tasks, entries, inputs = world(case)
+        if dispatchable({c.slug: c for c in classify_all(tasks, entries, inputs)}[case.slug]):
+            taken.add(name)
+    assert taken == DISPATCHABLE
+
+
 def test_every_bucket_and_signal_is_in_the_table() -> None:
     assert {case.bucket for case in CASES.values()} == set(BUCKETS)
     assert {kind for case in CASES.values() for kind in case.signals} == set(SIGNALS)
@@ -567,7 +687,8 @@ def test_released_orphan_is_not_listed_and_order_is_path_then_orphans() -> None:
 def test_orphan_of_an_unreadable_file_says_so() -> None:
     tasks = TaskSet((), (), ("tasks/broken.md",))
     [row] = classify_all(tasks, {"broken": entry("broken")}, Inputs(now=NOW))
-    assert row.signals[0].kind == "registry_orphan" and "cannot be read" in row.signals[0].reason
+    assert row.signals[0].kind == "registry_orphan"
+    assert row.signals[0].reason == "registry entry for a task whose file cannot be read; run 'task validate'"
 
 
 def test_signals_carry_since_and_readable_reasons() -> None:
