@@ -342,6 +342,22 @@ CASES = {
         signals=("parked",),
         since=(ago(50),),
     ),
+    "parked without a reason": Case(
+        [task("t")],
+        [entry(state="parked", updated_at=ago(120))],
+        bucket="needs_attention",
+        state="parked",
+        signals=("parked",),
+        since=(ago(120),),
+    ),
+    "stopped without a reason": Case(
+        [task("t")],
+        [entry(state="stopped", finished_at=ago(50))],
+        bucket="needs_attention",
+        state="stopped",
+        signals=("stopped",),
+        since=(ago(50),),
+    ),
     "stopped": Case(
         [task("t")],
         [entry(state="stopped", stop_reason="wrong approach", finished_at=ago(50))],
@@ -567,6 +583,8 @@ WORDS: dict[str, tuple[str, tuple[str, ...]]] = {
         ("circuit open: exit_1 3 times in a row (exit code 1)",),
     ),
     "parked while live: an earlier attempt's worker_gone is not this one's": ("", ("wrong approach",)),
+    "parked without a reason": ("", ("parked",)),
+    "stopped without a reason": ("", ("stopped by an operator",)),
     "stopped": ("", ("wrong approach",)),
     "root task edited on the base ref": (
         "",
