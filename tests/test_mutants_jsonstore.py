@@ -201,14 +201,18 @@ def test_a_corrupt_registry_names_its_backup_and_when_it_was_saved(reg: JsonRegi
     )
 
 
-def test_repair_records_what_it_did_in_the_next_transaction(reg: JsonRegistry) -> None:
+def test_repair_records_what_it_did_in_the_next_transaction(reg: JsonRegistry, clock: ManualClock) -> None:
     lease = running(reg, "a")
     reg.heartbeat("a", lease, note="busy")
     reg.checkpoint()
     reg.checkpoint()  # the first snapshot is now the backup
-    seq = reg.snapshot().seq
+    seq, backup = reg.snapshot().seq, reg.backup.read_bytes()
     reg.data.write_bytes(b"{")
+    clock.advance(hours=1)
     report = reg.repair()
+    written = json.loads(reg.data.read_bytes())
+    assert (written["seq"], written["updated_at"]) == (seq + 1, "2025-03-01T13:00:00.000000Z")
+    assert reg.backup.read_bytes() == backup  # still the last good copy from before
     repaired = reg.events().events[-1]
     assert (repaired.type, repaired.seq, reg.snapshot().seq) == ("registry.repaired", seq + 1, seq + 1)
     assert repaired.details == {
@@ -216,7 +220,7 @@ def test_repair_records_what_it_did_in_the_next_transaction(reg: JsonRegistry) -
         "from_backup": True,
         "replayed": report.events_replayed,
     }
-    assert report.moved_aside == str(reg.root / "registry.json.corrupt-2025-03-01T120000.000000Z")
+    assert report.moved_aside == str(reg.root / "registry.json.corrupt-2025-03-01T130000.000000Z")
     assert Path(report.moved_aside).read_bytes() == b"{"
 
 

@@ -648,8 +648,8 @@ class JsonRegistry(Registry):
         repaired = {"slug": None, "type": "registry.repaired", "lease": None, "details": details}
         line = journal.encode(seq, stamp, self.actor, [repaired])
         offset = len(journal.complete(self._read(self.events_path) or b""))
-        inode = _identity(self.events_path)
-        start = _Known(doc, None, 0, 0, False, inode[0] if inode else None, offset)
+        # Not current: the commit writes the snapshot at once (and sets the journal's inode).
+        start = _Known(doc, None, 0, 0, False, None, offset)
         self._committed(start, line, replace(doc, seq=seq, updated_at=stamp))
         if not self.data.exists():  # the quiet compaction failed: this time say why
             self._compact()
