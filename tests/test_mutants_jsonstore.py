@@ -238,3 +238,29 @@ def test_repair_keeps_what_only_the_backup_holds_once_gc_dropped_silent_lines(
     assert reg.entries() == want
     line = json.loads(reg.events_path.read_bytes().splitlines()[-1])
     assert [sorted(change) for change in line["changes"]] == [["details", "lease", "slug", "type"]]
+
+
+def test_repair_of_a_readable_registry_with_a_malformed_entry_keeps_its_leases(reg: JsonRegistry) -> None:
+    reg.claim("a", worker="w")
+    doc = json.loads(reg.data.read_bytes())
+    doc["entries"]["a"]["heartbeats"] = "many"
+    doc["leases"]["z"] = 9  # issued, as far as this file knows: never to be issued again
+    reg.data.write_text(json.dumps(doc, indent=2))
+    report = reg.repair()
+    assert (report.needed, report.registry, report.warnings) == (True, str(reg.data), ())
+    assert reg.claim("z", worker="w").lease == 10
+
+
+def test_repair_of_a_missing_registry_moves_nothing_aside_and_reports_unreadable_lines(
+    reg: JsonRegistry,
+) -> None:
+    reg.claim("a", worker="w")
+    reg.checkpoint()
+    reg.checkpoint()
+    with reg.events_path.open("ab") as journal_file:
+        journal_file.write(b"not json\n")
+    reg.data.unlink()
+    report = reg.repair()
+    assert (report.needed, report.moved_aside, report.from_backup) == (True, None, True)
+    assert len(report.warnings) == 1 and "events.jsonl" in report.warnings[0]
+    assert set(reg.entries()) == {"a"}
