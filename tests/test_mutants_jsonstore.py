@@ -19,7 +19,7 @@ import pytest
 from taskfiles.errors import RegistryError
 from taskfiles.registry import RegistryEntry
 from taskfiles.registry.dump import Dump
-from taskfiles.registry.jsonstore import JsonRegistry
+from taskfiles.registry.jsonstore import JsonRegistry, _scope
 
 from .conftest import TEST_ACTOR, ManualClock
 
@@ -264,3 +264,35 @@ def test_repair_of_a_missing_registry_moves_nothing_aside_and_reports_unreadable
     assert (report.needed, report.moved_aside, report.from_backup) == (True, None, True)
     assert len(report.warnings) == 1 and "events.jsonl" in report.warnings[0]
     assert set(reg.entries()) == {"a"}
+
+
+# -- what a changed path means to the live feed --------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("rel", "scope"),
+    [
+        ("registry.json", ("registry", None)),
+        ("events.jsonl", ("registry", None)),
+        ("snapshot.json", ("cycle", None)),
+        ("logs", ("logs", None)),
+        ("logs/fix-login", ("logs", "fix-login")),
+        ("logs/fix-login/2.log", ("logs", "fix-login")),
+        ("logs/fix-login/2.log.tmp", None),
+        ("logs/fix-login/2.lock", None),
+        ("logs/fix-login/.#2.log", None),
+        ("registry.lock", None),
+        ("registry.json.tmp", None),
+        ("rollups.json", None),
+        ("old/registry.json", None),
+        ("", None),
+    ],
+)
+def test_a_changed_path_touches_the_registry_the_cycle_or_a_slugs_logs(
+    tmp_path: Path, rel: str, scope: tuple[str, str | None] | None
+) -> None:
+    assert _scope(tmp_path, str(tmp_path / rel)) == scope
+
+
+def test_a_path_outside_the_folder_is_not_the_stores(tmp_path: Path) -> None:
+    assert _scope(tmp_path / "registry", str(tmp_path / "registry.json")) is None
