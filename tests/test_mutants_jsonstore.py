@@ -296,3 +296,72 @@ def test_a_changed_path_touches_the_registry_the_cycle_or_a_slugs_logs(
 
 def test_a_path_outside_the_folder_is_not_the_stores(tmp_path: Path) -> None:
     assert _scope(tmp_path / "registry", str(tmp_path / "registry.json")) is None
+
+
+# -- files that cannot be read -------------------------------------------------------------------
+
+
+def test_an_unreadable_registry_file_names_itself_and_what_to_do(reg: JsonRegistry) -> None:
+    reg.root.mkdir()
+    reg.data.mkdir()
+    with pytest.raises(RegistryError) as caught:
+        reg.entries()
+    assert str(caught.value) == (
+        f"cannot read {reg.data}: Is a directory; check the folder, or set TASKFILES_REGISTRY or registry_dir"
+    )
+
+
+def test_an_unreadable_event_log_or_attempt_log_names_itself(reg: JsonRegistry) -> None:
+    reg.claim("a", worker="w")
+    (reg.root / "logs" / "a" / "1.log").mkdir(parents=True)
+    with pytest.raises(RegistryError) as caught:
+        reg.logs("a")
+    assert str(caught.value) == "cannot read the log of 'a': Is a directory"
+    reg.events_path.unlink()
+    reg.events_path.mkdir()
+    with pytest.raises(RegistryError) as caught:
+        reg.events()
+    assert str(caught.value) == f"cannot read {reg.events_path}: Is a directory"
+
+
+def test_rollups_are_empty_before_gc_and_a_malformed_file_says_what_to_do(reg: JsonRegistry) -> None:
+    assert len(reg.rollups()) == 0
+    reg.root.mkdir()
+    for text, why in [("[]", "not a JSON object"), ("{", "Expecting property name")]:
+        reg.rollups_path.write_text(text)
+        with pytest.raises(RegistryError) as caught:
+            reg.rollups()
+        message = str(caught.value)
+        assert message.startswith(f"{reg.rollups_path} cannot be read ({why}")
+        assert message.endswith(
+            "); it holds the run history gc folded for 'task metrics': restore it from a backup, "
+            "or move it aside to start that history over"
+        )
+
+
+def test_a_missing_registry_json_with_a_journal_not_from_the_start_is_refused(reg: JsonRegistry) -> None:
+    reg.claim("a", worker="w")
+    reg.claim("b", worker="w")
+    rest = reg.events_path.read_bytes().split(b"\n", 1)[1]
+    reg.events_path.write_bytes(rest)
+    reg.data.unlink()
+    with pytest.raises(RegistryError) as caught:
+        JsonRegistry(reg.root).entries()
+    assert str(caught.value) == (
+        f"{reg.data} is missing but events.jsonl holds history; run 'task registry repair' to rebuild it "
+        "(starting empty would reuse leases)"
+    )
+
+
+def test_a_missing_registry_json_names_every_copy_that_holds_history(reg: JsonRegistry) -> None:
+    reg.claim("a", worker="w")
+    reg.checkpoint()
+    reg.checkpoint()
+    (reg.root / "events-2025-01.jsonl.gz").write_bytes(b"")
+    reg.data.unlink()
+    with pytest.raises(RegistryError) as caught:
+        JsonRegistry(reg.root).entries()
+    assert str(caught.value) == (
+        f"{reg.data} is missing but registry.json.bak, events-2025-01.jsonl.gz exists; run 'task registry "
+        "repair' to rebuild it (starting empty would reuse leases)"
+    )
