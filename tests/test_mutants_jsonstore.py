@@ -17,9 +17,9 @@ from typing import cast
 import pytest
 
 from taskfiles.errors import RegistryError
-from taskfiles.registry import RegistryEntry
+from taskfiles.registry import Event, RegistryEntry
 from taskfiles.registry.dump import Dump
-from taskfiles.registry.jsonstore import JsonRegistry, _scope
+from taskfiles.registry.jsonstore import JsonRegistry, _before, _released_before, _scope, _wanted
 
 from .conftest import TEST_ACTOR, ManualClock
 
@@ -365,3 +365,51 @@ def test_a_missing_registry_json_names_every_copy_that_holds_history(reg: JsonRe
         f"{reg.data} is missing but registry.json.bak, events-2025-01.jsonl.gz exists; run 'task registry "
         "repair' to rebuild it (starting empty would reuse leases)"
     )
+
+
+# -- which events and entries a read or gc takes ---------------------------------------------------
+
+
+def _event(time: str, slug: str | None = "a") -> Event:
+    return Event(time, "task.note", slug, None, TEST_ACTOR)
+
+
+NOON = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("event", "slug", "since", "wanted"),
+    [
+        (_event(T0), None, None, True),
+        (_event("not a time"), None, None, True),
+        (_event("not a time"), None, NOON, False),
+        (_event(T0), "a", NOON, True),
+        (_event(T0), "b", None, False),
+        (_event(T0, slug=None), "a", None, False),
+        (_event(T0), None, NOON.replace(tzinfo=None), True),  # a naive time is UTC
+        (_event(T0), None, NOON.replace(tzinfo=None) + timedelta(microseconds=1), False),
+    ],
+)
+def test_an_event_is_read_for_its_slug_from_since_on(
+    event: Event, slug: str | None, since: datetime | None, wanted: bool
+) -> None:
+    assert _wanted(event, slug, since) is wanted
+
+
+@pytest.mark.parametrize(
+    ("time", "folded"), [("2025-03-01T11:59:59.999999Z", True), (T0, False), ("not a time", False)]
+)
+def test_gc_folds_the_events_before_its_cutoff_and_none_it_cannot_date(time: str, folded: bool) -> None:
+    assert _before(_event(time), NOON) is folded
+
+
+def test_gc_prunes_the_entries_released_before_its_cutoff_in_slug_order() -> None:
+    old = "2025-03-01T11:00:00.000000Z"
+    rows = {
+        "z": {"state": "released", "updated_at": old},
+        "b": {"state": "released", "updated_at": T0},  # at the cutoff: not before it
+        "c": {"state": "claimed", "updated_at": old},
+        "d": {"state": "released", "updated_at": None},
+        "a": {"state": "released", "updated_at": old},
+    }
+    assert _released_before(rows, NOON) == ["a", "z"]
