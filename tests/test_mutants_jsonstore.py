@@ -12,7 +12,7 @@ import json
 import os
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import cast
+from typing import Any, cast
 
 import pytest
 
@@ -405,7 +405,7 @@ def test_gc_folds_the_events_before_its_cutoff_and_none_it_cannot_date(time: str
 
 def test_gc_prunes_the_entries_released_before_its_cutoff_in_slug_order() -> None:
     old = "2025-03-01T11:00:00.000000Z"
-    rows = {
+    rows: dict[str, dict[str, Any]] = {
         "z": {"state": "released", "updated_at": old},
         "b": {"state": "released", "updated_at": T0},  # at the cutoff: not before it
         "c": {"state": "claimed", "updated_at": old},
