@@ -8,6 +8,7 @@ hanging the suite.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 from datetime import UTC, datetime, timedelta
@@ -413,3 +414,26 @@ def test_gc_prunes_the_entries_released_before_its_cutoff_in_slug_order() -> Non
         "a": {"state": "released", "updated_at": old},
     }
     assert _released_before(rows, NOON) == ["a", "z"]
+
+
+# -- why a write failed ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("error", "why"),
+    [
+        (OSError(errno.EROFS, "Read-only file system"), "read-only or not permitted (Read-only file system)"),
+        (OSError(errno.EACCES, "Permission denied"), "read-only or not permitted (Permission denied)"),
+        (OSError(errno.EPERM, "Not permitted"), "read-only or not permitted (Not permitted)"),
+        (OSError(errno.ENOSPC, "No space left on device"), "no space left (No space left on device)"),
+        (OSError(errno.EFBIG, "File too large"), "no space left (File too large)"),
+        (OSError(errno.EDQUOT, "Disk quota exceeded"), "no space left (Disk quota exceeded)"),
+        (OSError(errno.EIO, "Input/output error", "events.jsonl"), "Input/output error (events.jsonl)"),
+        (OSError(errno.EIO, "Input/output error"), "Input/output error"),
+    ],
+)
+def test_a_failed_write_says_why_and_what_to_do(reg: JsonRegistry, error: OSError, why: str) -> None:
+    assert str(reg._write_error(error)) == (
+        f"cannot write registry at {reg.root}: {why}; free space or set TASKFILES_REGISTRY or "
+        "registry_dir to a writable folder"
+    )
