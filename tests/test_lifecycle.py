@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from taskfiles.errors import ConflictError
+from taskfiles.errors import ConflictError, UsageError
 from taskfiles.registry import Registry, RegistryEntry, Snapshot, lifecycle
 from taskfiles.registry.jsonstore import JsonRegistry
 from taskfiles.registry.records import format_time
@@ -122,3 +122,107 @@ def test_update_hands_the_hook_the_snapshot_and_a_none_change_writes_nothing(
     assert reg.update("t", look) == reg.get("t")
     assert [s.now for s in seen] == [clock.now]
     assert len(reg.events("t").events) == count
+
+
+def test_claim_first_passes_max_attempts_on_and_claims_nothing_when_none_can_be(
+    reg: Registry, clock: ManualClock
+) -> None:
+    entry = reg.claim_first(["t"], worker="w1", max_attempts=5)
+    assert entry is not None and (entry.slug, entry.max_attempts) == ("t", 5)
+    count = len(reg.events().events)
+    assert reg.claim_first(["t"], worker="w2") is None  # live: nothing to take
+    assert len(reg.events().events) == count
+
+
+def test_release_ends_the_claim_now_and_keeps_an_earlier_finish(reg: Registry, clock: ManualClock) -> None:
+    reg.claim("t", worker="w1")
+    clock.advance(minutes=2)
+    entry = reg.release("t", reason="not needed")
+    assert (entry.state, entry.updated_at, entry.finished_at) == ("released", now(clock), now(clock))
+    finished = format_time(clock.now + timedelta(minutes=1))
+    failed(reg, clock, "u")
+    clock.advance(minutes=5)
+    entry = reg.release("u")
+    assert (entry.updated_at, entry.finished_at) == (now(clock), finished)
+
+
+def test_release_of_a_released_entry_returns_it_and_writes_nothing_even_in_a_chain(reg: Registry) -> None:
+    reg.claim("t", worker="w1")
+    released = reg.release("t")
+    count = len(reg.events().events)
+    assert reg.release("t") == released
+    assert reg.transact(lambda s: lifecycle.chain(s, [lambda s: lifecycle.release(s, "t")])) == released
+    assert len(reg.events().events) == count
+
+
+def test_a_fact_on_a_task_without_an_entry_is_an_event_alone(reg: Registry) -> None:
+    assert reg.note("t", "looked at it") is None
+    event = reg.events("t").events[-1]
+    assert (event.type, event.slug, dict(event.details)) == ("task.note", "t", {"text": "looked at it"})
+    assert reg.find("t") is None
+
+
+def test_a_fact_on_an_entry_updates_it_now(reg: Registry, clock: ManualClock) -> None:
+    reg.claim("t", worker="w1")
+    clock.advance(minutes=4)
+    entry = reg.note("t", "halfway")
+    assert entry is not None and (entry.note, entry.updated_at) == ("halfway", now(clock))
+
+
+@pytest.mark.parametrize("percent", [0, 100])
+def test_progress_takes_0_and_100(reg: Registry, percent: int) -> None:
+    reg.claim("t", worker="w1")
+    entry = reg.progress("t", percent)
+    assert entry is not None and entry.progress_percent == percent
+
+
+@pytest.mark.parametrize("percent", [-1, 101])
+def test_progress_refuses_what_is_not_a_percentage(reg: Registry, percent: int) -> None:
+    reg.claim("t", worker="w1")
+    with pytest.raises(UsageError) as refused:
+        reg.progress("t", percent)
+    assert str(refused.value) == f"progress must be a whole percentage from 0 to 100, not {percent}"
+
+
+def test_retry_is_not_fresh_unless_asked(reg: Registry, clock: ManualClock) -> None:
+    failed(reg, clock)
+    assert reg.transact(lambda s: lifecycle.retry(s, "t")).fresh is False  # the rule's own default
+    assert reg.retry("t").fresh is False
+    assert reg.retry("t", fresh=True).fresh is True
+
+
+@pytest.mark.parametrize(
+    ("release", "message"),
+    [
+        (False, "'t' is claimed and cannot be retried; run 'task stop t' first"),
+        (True, "'t' is released and cannot be retried; claim it with 'task claim t'"),
+    ],
+)
+def test_retry_refuses_a_live_or_released_entry_saying_what_to_run(
+    reg: Registry, release: bool, message: str
+) -> None:
+    reg.claim("t", worker="w1")
+    if release:
+        reg.release("t")
+    with pytest.raises(ConflictError) as refused:
+        reg.retry("t")
+    assert str(refused.value) == message
+
+
+def test_request_changes_records_when(reg: Registry, clock: ManualClock) -> None:
+    lease = reg.claim("t", worker="w1").lease
+    reg.finish("t", lease, 0)
+    clock.advance(minutes=3)
+    reg.request_changes("t", instructions="add a test")
+    assert last_event(reg) == ("task.changes_requested", {"instructions": "add a test", "at": now(clock)})
+
+
+def test_park_records_why_and_when_and_refuses_twice(reg: Registry, clock: ManualClock) -> None:
+    failed(reg, clock)
+    clock.advance(minutes=2)
+    entry = reg.park("t", reason="needs a human")
+    assert (entry.state, entry.parked_reason, entry.updated_at) == ("parked", "needs a human", now(clock))
+    assert last_event(reg) == ("task.parked", {"reason": "needs a human", "previous_state": "failed"})
+    with pytest.raises(ConflictError) as refused:
+        reg.park("t", reason="again")
+    assert str(refused.value) == "'t' is parked; only a task with a claim history can be parked"
