@@ -18,7 +18,7 @@ from typing import Any, cast
 import pytest
 
 from taskfiles.errors import RegistryError
-from taskfiles.registry import Event, RegistryEntry
+from taskfiles.registry import Event, RegistryEntry, eventlog
 from taskfiles.registry.dump import Dump
 from taskfiles.registry.jsonstore import JsonRegistry, _before, _released_before, _scope, _wanted
 
@@ -437,3 +437,39 @@ def test_a_failed_write_says_why_and_what_to_do(reg: JsonRegistry, error: OSErro
         f"cannot write registry at {reg.root}: {why}; free space or set TASKFILES_REGISTRY or "
         "registry_dir to a writable folder"
     )
+
+
+# -- one batch of the live feed --------------------------------------------------------------------
+
+
+def test_a_batch_of_log_and_cycle_paths_reads_no_events(reg: JsonRegistry) -> None:
+    reg.claim("a", worker="w")
+    tail = eventlog.Tail(reg.events_path, from_start=True)
+    names = ("logs/b/1.log", "snapshot.json", "registry.lock", "logs/c/1.log.tmp")
+    paths = {str(reg.root / name) for name in names}
+    change = reg._change(paths, tail, appeared=False, first=False)
+    assert (change.scopes, change.slugs) == (frozenset({"logs", "cycle"}), frozenset({"b"}))
+    assert change.events == ()
+    assert [e.slug for e in tail.read()] == ["a"]  # still unread
+
+
+@pytest.mark.parametrize(
+    ("paths", "appeared", "first"),
+    [({"events.jsonl"}, False, False), (set(), True, False), (set(), False, True)],
+    ids=["journal-changed", "folder-appeared", "first-batch"],
+)
+def test_a_batch_reads_the_new_events_when_the_journal_changed_the_folder_appeared_or_first(
+    reg: JsonRegistry, paths: set[str], appeared: bool, first: bool
+) -> None:
+    reg.claim("a", worker="w")
+    tail = eventlog.Tail(reg.events_path, from_start=True)
+    change = reg._change({str(reg.root / p) for p in paths}, tail, appeared, first)
+    assert (change.scopes, change.slugs) == (frozenset({"registry"}), frozenset({"a"}))
+    assert [e.type for e in change.events] == ["task.claimed"]
+
+
+def test_a_first_batch_with_nothing_new_touches_nothing(reg: JsonRegistry) -> None:
+    reg.claim("a", worker="w")
+    tail = eventlog.Tail(reg.events_path)  # from now on
+    change = reg._change(set(), tail, appeared=False, first=True)
+    assert (change.scopes, change.slugs, change.events) == (frozenset(), frozenset(), ())
