@@ -384,6 +384,15 @@ CASES = {
         signals=("root_task_edited",),
         since=(ago(60),),
     ),
+    "root task edited after its worker exited": Case(
+        [task("t")],
+        [entry(state="exited", exit_code=0, task_blob="a" * 40, finished_at=ago(30))],
+        {"blobs": {"t": "b" * 40}, "edits": {"t": Edit(ago(20), "c" * 40)}},
+        bucket="needs_attention",
+        state="review",
+        signals=("root_task_edited",),
+        since=(ago(20),),
+    ),
     "root task unchanged": Case(
         [task("t")],
         [entry(task_blob="a" * 40, heartbeat_at=ago(5))],
@@ -470,6 +479,31 @@ CASES = {
     ),
     "ready exactly as long as the pickup limit: not overdue yet": Case(
         [task("t")], inputs={"ready_since": {"t": ago(900)}}, bucket="ready", state="ready"
+    ),
+    "running while its task went back to planning: the claim holds": Case(
+        [task("t", "not_started")], [entry(heartbeat_at=ago(5))], bucket="active", state="running"
+    ),
+    "exited while a dependency was reopened: still in review": Case(
+        [task("t", deps=["dep"]), task("dep")],
+        [entry(state="exited", exit_code=0, finished_at=ago(60))],
+        bucket="review",
+        state="review",
+    ),
+    "parked while its task went back to planning": Case(
+        [task("t", "not_started")],
+        [entry(state="parked", parked_reason="needs a human", updated_at=ago(120))],
+        bucket="needs_attention",
+        state="parked",
+        signals=("parked",),
+        since=(ago(120),),
+    ),
+    "stopped while its task went back to planning": Case(
+        [task("t", "not_started")],
+        [entry(state="stopped", stop_reason="wrong approach", finished_at=ago(50))],
+        bucket="needs_attention",
+        state="stopped",
+        signals=("stopped",),
+        since=(ago(50),),
     ),
     "done": Case([task("t", "completed")], bucket="done", state="completed"),
     "cancelled": Case([task("t", "cancelled")], bucket="done", state="cancelled"),
@@ -594,6 +628,10 @@ WORDS: dict[str, tuple[str, tuple[str, ...]]] = {
         "",
         ("task file changed on the base ref since dispatch",),
     ),
+    "root task edited after its worker exited": (
+        "waiting for the merge",
+        ("task file changed on the base ref since dispatch (commit cccccccccccc)",),
+    ),
     "root task unchanged": ("", ()),
     "registry orphan": (
         "",
@@ -628,6 +666,10 @@ WORDS: dict[str, tuple[str, tuple[str, ...]]] = {
     "not overdue without free capacity": ("", ()),
     "not overdue yet": ("", ()),
     "ready exactly as long as the pickup limit: not overdue yet": ("", ()),
+    "running while its task went back to planning: the claim holds": ("", ()),
+    "exited while a dependency was reopened: still in review": ("waiting for the merge", ()),
+    "parked while its task went back to planning": ("", ("needs a human",)),
+    "stopped while its task went back to planning": ("", ("wrong approach",)),
     "done": ("2026-11-01", ()),
     "cancelled": ("", ()),
     "done with a lingering entry": (
