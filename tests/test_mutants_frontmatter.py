@@ -241,6 +241,31 @@ EDITS: list[tuple[str, str, dict[str, Any], str]] = [
         READY,
         "---\r\ntitle: x\nstatus: ready\r\n---",
     ),
+    ("a number replaced by a list", "---\nn: 5\n---\n", {"n": ["a"]}, "---\nn: [a]\n---\n"),
+    (
+        "a block list with an empty item is written again as a flow list",
+        "---\nlabels:\n  -\n  - b\n---\n",
+        {"labels": ["b"]},
+        "---\nlabels: [b]\n---\n",
+    ),
+    (
+        "a quoted item over two '- ' lines: the list is written again, an item dropped",
+        "---\nlabels:\n  - 'a\n  - b'\n  - c\n---\n",
+        {"labels": ["a - b"]},
+        "---\nlabels: [a - b]\n---\n",
+    ),
+    (
+        "a quoted item over two '- ' lines: the list is written again, an item added",
+        "---\nlabels:\n  - 'a\n  - b'\n---\n",
+        {"labels": ["a - b", "c"]},
+        "---\nlabels: [a - b, c]\n---\n",
+    ),
+    (
+        "an empty quoted value",
+        '---\nowner: ""  # c\n---\n',
+        {"owner": "bob"},
+        '---\nowner: "bob"  # c\n---\n',
+    ),
 ]
 
 
