@@ -226,3 +226,52 @@ def test_park_records_why_and_when_and_refuses_twice(reg: Registry, clock: Manua
     with pytest.raises(ConflictError) as refused:
         reg.park("t", reason="again")
     assert str(refused.value) == "'t' is parked; only a task with a claim history can be parked"
+
+
+def test_heartbeat_updates_the_entry_now_and_takes_a_cost_of_zero(reg: Registry, clock: ManualClock) -> None:
+    lease = reg.claim("t", worker="w1").lease
+    clock.advance(minutes=1)
+    entry = reg.heartbeat("t", lease, cost_usd=0)
+    assert (entry.heartbeat_at, entry.updated_at, entry.cost_usd) == (now(clock), now(clock), 0.0)
+
+
+def test_stop_ends_the_attempt_now_and_records_what_it_stopped(reg: Registry, clock: ManualClock) -> None:
+    lease = reg.claim("t", worker="w1").lease
+    reg.start("t", lease, pid=4242)
+    clock.advance(minutes=2)
+    entry = reg.stop("t")
+    assert (entry.state, entry.stop_reason) == ("stopped", "stopped by an operator")
+    assert (entry.finished_at, entry.updated_at) == (now(clock), now(clock))
+    assert last_event(reg) == ("task.stopped", {"pid": 4242, "previous_state": "running"})
+    with pytest.raises(ConflictError) as refused:
+        reg.stop("t", reason="again")
+    assert str(refused.value) == "'t' is stopped, not claimed or running; there is nothing to stop"
+
+
+def test_retry_is_due_now_and_its_event_says_a_person_asked(reg: Registry, clock: ManualClock) -> None:
+    failed(reg, clock)
+    clock.advance(minutes=2)
+    entry = reg.retry("t", reason="flaky network")
+    assert (entry.state, entry.next_attempt_at, entry.updated_at) == ("retry_wait", now(clock), now(clock))
+    details = {"reason": "flaky network", "fresh": False, "at": now(clock), "manual": True}
+    assert last_event(reg) == ("task.retry_scheduled", details)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (" \n", "the instructions are empty; say what the next attempt should do differently"),
+        (
+            "x" * 16_001,
+            "the instructions are 16001 characters, over the limit of 16000; "
+            "shorten them, or put the detail in the task file's body",
+        ),
+    ],
+)
+def test_instructions_empty_or_too_long_are_refused_saying_what_to_do(
+    reg: Registry, clock: ManualClock, text: str, message: str
+) -> None:
+    failed(reg, clock)
+    with pytest.raises(UsageError) as refused:
+        reg.retry("t", instructions=text)
+    assert str(refused.value) == message
