@@ -330,11 +330,13 @@ def _registry_url(raw: dict[str, Any], where: str) -> str | None:
     url = os.environ.get(REGISTRY_URL_ENV) or raw.get("registry_url")
     if url is None or url == "":
         return None
+    return postgres_url(url, f"{where}: registry_url", f" (or set {REGISTRY_URL_ENV})")
+
+
+def postgres_url(url: object, what: str, hint: str = "") -> str:
+    """``url`` when it is a postgresql:// URL; else a ConfigError saying ``what`` must be one."""
     if not isinstance(url, str) or not url.startswith(("postgresql://", "postgres://")):
-        raise ConfigError(
-            f"{where}: registry_url must be a postgresql:// URL, not {redacted(str(url))!r} "
-            f"(or set {REGISTRY_URL_ENV})"
-        )
+        raise ConfigError(f"{what} must be a postgresql:// URL, not {redacted(str(url))!r}{hint}")
     return url
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import os
 import signal
 import subprocess
 import sys
@@ -11,7 +13,7 @@ from typing import Annotated
 import click
 from click.testing import CliRunner
 
-from taskfiles.cli.params import App, Argument, Option
+from taskfiles.cli.params import App, Argument, Option, parameters
 
 from .conftest import write_task
 
@@ -113,3 +115,66 @@ def test_ctrl_c_ends_a_command_with_130_and_no_traceback(repo: Path) -> None:
     follow.send_signal(signal.SIGINT)
     _, err = follow.communicate(timeout=60)
     assert follow.returncode == 130 and "Traceback" not in err and "Aborted" not in err, err
+
+
+def run_task(repo: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[bytes]:
+    task = Path(sys.executable).parent / "task"
+    return subprocess.run([task, *args], cwd=repo, capture_output=True, env=env, check=False)
+
+
+def test_a_completion_variable_in_the_environment_changes_nothing(repo: Path) -> None:
+    write_task(repo, "a.md", "---\ntitle: A\n---\n")
+    for instruction in ("bash_source", "bash_complete", "zsh_source", "bogus"):
+        env = {**os.environ, "_TASK_COMPLETE": instruction, "COMP_WORDS": "task li", "COMP_CWORD": "1"}
+        done = run_task(repo, "list", "--json", env=env)
+        assert done.returncode == 0 and json.loads(done.stdout)[0]["slug"] == "a", done.stderr
+
+
+def test_values_a_command_cannot_use_are_usage_errors_not_crashes(repo: Path) -> None:
+    write_task(repo, "a.md", "---\ntitle: A\nstatus: ready\n---\n")
+    cases = {
+        ("-C", "", "list"): "-C/--repo '' is empty; give a folder",
+        ("heartbeat-cycle", "--loop", "nan", "--dry-run"): "'--loop': nan is not a finite number",
+        ("heartbeat-cycle", "--loop", "inf", "--dry-run"): "'--loop': inf is not a finite number",
+        ("registry", "migrate", "--url", "sqlite://x"): "--url must be a postgresql:// URL, not 'sqlite://x'",
+    }
+    for argv, message in cases.items():
+        done = run_task(repo, *argv)
+        assert done.returncode == 2 and message in done.stderr.decode(), (argv, done.stderr)
+    note = subprocess.run(
+        [Path(sys.executable).parent / "task", "note", "a", b"\xff\xfe"], cwd=repo, capture_output=True
+    )
+    assert note.returncode == 2 and b"'TEXT': b'\\xff\\xfe' is not UTF-8 text" in note.stderr, note.stderr
+
+
+def test_an_output_with_no_room_left_is_one_error_line(repo: Path) -> None:
+    write_task(repo, "a.md", "---\ntitle: A\n---\n")
+    with open("/dev/full", "wb") as full:
+        done = subprocess.run(
+            [Path(sys.executable).parent / "task", "list", "--json"],
+            cwd=repo,
+            stdout=full,
+            stderr=subprocess.PIPE,
+        )
+    assert (
+        done.returncode == 1 and done.stderr == b"error: cannot write the output: No space left on device\n"
+    )
+
+
+def test_a_signature_it_cannot_read_is_named() -> None:
+    def two_types(value: Annotated[int | str, Option(help="Either.")] = 1) -> None:
+        """Two types."""
+
+    def not_a_marker(value: Annotated[str, "a note"] = "") -> None:
+        """A bare annotation."""
+
+    for function, words in (
+        (two_types, "two_types(value): no command-line type"),
+        (not_a_marker, "not_a_marker(value): annotate it"),
+    ):
+        try:
+            parameters(function)
+        except TypeError as error:
+            assert words in str(error)
+        else:
+            raise AssertionError(f"{function.__name__} was read")

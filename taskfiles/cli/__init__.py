@@ -10,13 +10,11 @@ from __future__ import annotations
 
 import importlib
 from functools import cache
-from pathlib import Path
-from typing import Annotated
 
 import click
 
-from .app import TaskfilesGroup, set_repo
-from .params import CONTEXT_SETTINGS, App, Option, parameters
+from .app import RepoOption, TaskfilesGroup, set_repo
+from .params import App
 
 # Each command module and the commands (then groups) its register() adds, in order;
 # `task --help` lists them so. Adding a module is one line here: tests/test_startup.py
@@ -73,26 +71,16 @@ def registered(module: str) -> App:
     return declared
 
 
-def _root(
-    ctx: click.Context,
-    repo: Annotated[
-        Path | None,
-        Option("--repo", "-C", help="Run as if started in this folder (default: the current one)."),
-    ] = None,
-) -> None:
+def _root(ctx: click.Context, repo: RepoOption = None) -> None:
     set_repo(ctx, repo)
 
 
-_params, _callback = parameters(_root)
-app = LazyGroup(
-    help="Run a team's work queue out of the git repository.\n\n"
+app = App(
+    "Run a team's work queue out of the git repository.\n\n"
     "Task files under tasks/ hold the durable plan; the runtime registry under "
     "registry/ holds everything that happens while work runs.",
-    params=_params,
-    callback=_callback,
-    no_args_is_help=True,
-    context_settings=CONTEXT_SETTINGS,
-)
+    cls=LazyGroup,
+).group(options=_root)
 
 
 def main() -> None:

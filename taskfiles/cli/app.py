@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import errno
+import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 import click
 
 from ..config import Config
 from ..config import load as load_config
 from ..errors import Reported, TaskfilesError, UsageError
-from .params import App, Command, Group, Option
+from .params import Command, Group, Option
 
 
 class CommandError(click.ClickException):
@@ -32,23 +34,43 @@ class CommandError(click.ClickException):
             click.echo(f"error: {self.format_message()}", err=True)
 
 
-def mapped(invoke: Callable[[click.Context], Any], ctx: click.Context) -> Any:
-    """Run ``invoke(ctx)``, turning a TaskfilesError into its CommandError and Ctrl-C into
-    exit 130 (the shell's code for an interrupt), without a traceback."""
+T = TypeVar("T")
+# Writing the output failed for want of room, not for a bug: one error line, not a traceback.
+FULL = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
+
+
+def mapped(call: Callable[[], T]) -> T:
+    """``call()``, with a TaskfilesError turned into its CommandError, Ctrl-C into exit 130
+    (the shell's code for an interrupt) and a full disk under the output into an error,
+    each without a traceback."""
     try:
-        return invoke(ctx)
+        return call()
     except TaskfilesError as error:
         raise CommandError(error) from error
     except KeyboardInterrupt:
         raise click.exceptions.Exit(130) from None
+    except OSError as error:
+        if error.errno not in FULL or error.filename is not None:
+            raise
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # what is left goes nowhere
+        raise CommandError(TaskfilesError(f"cannot write the output: {error.strerror}")) from error
 
 
-class TaskfilesGroup(Group):
-    """Maps the error hierarchy to exit codes, once, for every command of a group;
-    the top-level group also takes ``--version``."""
+class Ends(click.Command):
+    """Every command line of ``task`` and ``task-manager-heartbeat`` ends through mapped(),
+    from reading its arguments to the command's last line."""
+
+    def make_context(
+        self, info_name: str | None, args: list[str], parent: click.Context | None = None, **extra: Any
+    ) -> click.Context:
+        return mapped(lambda: super(Ends, self).make_context(info_name, args, parent, **extra))
 
     def invoke(self, ctx: click.Context) -> Any:
-        return mapped(super().invoke, ctx)
+        return mapped(lambda: super(Ends, self).invoke(ctx))
+
+
+class TaskfilesGroup(Ends, Group):
+    """The top-level group: the command classes' ending, and ``--version``."""
 
     def get_params(self, ctx: click.Context) -> list[click.Parameter]:
         params = super().get_params(ctx)
@@ -74,19 +96,17 @@ VERSION_OPTION = click.Option(
 )
 
 
-class TaskfilesCommand(Command):
-    """The same map for a command on its own (``task-manager-heartbeat``)."""
-
-    def invoke(self, ctx: click.Context) -> Any:
-        return mapped(super().invoke, ctx)
-
-
-def new_app(help_text: str) -> App:
-    """A group of commands with the house classes."""
-    return App(help_text, cls=TaskfilesGroup)
+class TaskfilesCommand(Ends, Command):
+    """A command on its own (``task-manager-heartbeat``)."""
 
 
 JsonFlag = Annotated[bool, Option("--json", help="Print JSON for machines instead of text.")]
+RepoOption = Annotated[
+    str | None,
+    Option(
+        "--repo", "-C", metavar="PATH", help="Run as if started in this folder (default: the current one)."
+    ),
+]
 RefOption = Annotated[
     str | None,
     Option("--ref", help="Read task files from this git ref (e.g. origin/main), not the working tree."),
@@ -104,21 +124,25 @@ def config(ctx: click.Context) -> Config:
     return cfg
 
 
-def set_repo(ctx: click.Context, repo: Path | None) -> None:
+def set_repo(ctx: click.Context, repo: str | None) -> None:
     """Remember --repo for config(); UsageError when it names no folder."""
     ctx.obj = {"repo": checked_repo(repo)}
 
 
-def checked_repo(repo: Path | None, option: str = "-C/--repo") -> Path | None:
-    """``repo`` as given by ``option``, refused when it is not a folder: run elsewhere, a
-    command would read an empty task list and exit 0 as if there were nothing to do."""
-    if repo is not None and not repo.is_dir():
-        what = "is not a folder" if repo.exists() else "does not exist"
-        raise UsageError(f"{option} {str(repo)!r} {what}; give a folder inside the git repository")
-    return repo
+def checked_repo(repo: str | None, option: str = "-C/--repo") -> Path | None:
+    """``repo`` as given by ``option``, refused when it is not a folder (an empty one
+    included): run elsewhere, a command would read an empty task list and exit 0 as if
+    there were nothing to do."""
+    if repo is None:
+        return None
+    folder = Path(repo)
+    if not repo or not folder.is_dir():
+        what = "is empty" if not repo else "is not a folder" if folder.exists() else "does not exist"
+        raise UsageError(f"{option} {repo!r} {what}; give a folder inside the git repository")
+    return folder
 
 
-def load_repo_config(repo: Path | None, option: str = "-C/--repo") -> Config:
+def load_repo_config(repo: str | None, option: str = "-C/--repo") -> Config:
     """The configuration of the repository around ``repo`` (default: the cwd)."""
     return load_config(checked_repo(repo, option))
 

@@ -13,7 +13,17 @@ import click
 
 from ..config import Config
 from ..errors import Reported, TaskfilesError, UsageError
-from .app import JsonFlag, TaskfilesCommand, config, echo, emit_json, error, load_repo_config, new_app, warn
+from .app import (
+    JsonFlag,
+    RepoOption,
+    TaskfilesCommand,
+    config,
+    echo,
+    emit_json,
+    error,
+    load_repo_config,
+    warn,
+)
 from .params import App, Option, command
 from .runtime import LeaseOption, SlugArg
 
@@ -52,10 +62,6 @@ LoopOption = Annotated[
         help="Run a cycle every SECONDS until interrupted; 0: every [heartbeat] interval_seconds.",
     ),
 ]
-RepoOption = Annotated[
-    Path | None,
-    Option("--repo", "-C", help="Run as if started in this folder (default: the current one)."),
-]
 TaskFileOption = Annotated[
     str | None, Option(help="The task file, relative to the worktree (default: found by slug).")
 ]
@@ -84,7 +90,7 @@ DispatchedFlag = Annotated[
 def register(app: App) -> None:
     """Add ``heartbeat-cycle`` and the ``worker`` group to ``app``."""
     app.command("heartbeat-cycle")(heartbeat_cycle)
-    group = new_app("The worker wrapper the heartbeat starts for each dispatched task.")
+    group = App("The worker wrapper the heartbeat starts for each dispatched task.")
     group.command("run")(worker_run)
     app.add_group(group, "worker")
 

@@ -8,13 +8,13 @@ from typing import Annotated
 import click
 
 from ..errors import Reported
-from .app import JsonFlag, config, echo, emit_json, new_app
+from .app import JsonFlag, config, echo, emit_json
 from .params import App, Argument, Option
 
 
 def register(app: App) -> None:
     """Add the ``merge-driver`` group to ``app``."""
-    group = new_app(
+    group = App(
         "A git merge driver for task files: frontmatter merged key by key, the body line by line. "
         "Local merges and rebases only: hosting platforms' merge buttons ignore it."
     )

@@ -15,6 +15,7 @@ Types a parameter may have: ``str``, ``int``, ``float``, ``bool``, ``Path``, any
 from __future__ import annotations
 
 import inspect
+import math
 import types
 import typing
 from collections.abc import Callable, Sequence
@@ -26,32 +27,35 @@ import click
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"]}
 
 
-class Option:
-    """How one parameter is read as an option: its names (default ``--param-name``)."""
+class Argument:
+    """How one parameter is read as a positional argument (and what an option shares)."""
 
     def __init__(
         self,
-        *decls: str,
+        *,
         help: str = "",
-        envvar: str | None = None,
+        metavar: str | None = None,
+        show_default: bool = True,
         min: float | None = None,
         max: float | None = None,
-        metavar: str | None = None,
-        hidden: bool = False,
-        show_default: bool = True,
         click_type: click.ParamType[Any] | None = None,
     ) -> None:
-        self.decls, self.help, self.envvar, self.metavar = decls, help, envvar, metavar
-        self.min, self.max, self.hidden, self.show_default = min, max, hidden, show_default
-        self.click_type = click_type
+        self.help = help
+        self.metavar = metavar
+        self.show_default = show_default
+        self.min = min
+        self.max = max
+        self.click_type = click_type  # instead of the type the annotation gives (e.g. a Choice)
 
 
-class Argument:
-    """How one parameter is read as a positional argument."""
+class Option(Argument):
+    """How one parameter is read as an option: its names (default ``--param-name``)."""
 
-    def __init__(self, *, help: str = "", metavar: str | None = None, show_default: bool = True) -> None:
-        self.help, self.metavar, self.show_default = help, metavar, show_default
-        self.min = self.max = self.click_type = None
+    def __init__(self, *decls: str, envvar: str | None = None, hidden: bool = False, **shared: Any) -> None:
+        super().__init__(**shared)
+        self.decls = decls
+        self.envvar = envvar
+        self.hidden = hidden
 
 
 class HelpArgument(click.Argument):
@@ -95,22 +99,25 @@ def format_parameters(command: click.Command, ctx: click.Context, formatter: cli
 
 
 class Command(click.Command):
+    """Help with an "Arguments" section; no shell completion (click's would answer any
+    command line run with ``_TASK_COMPLETE`` set, with exit 0 and nothing done)."""
+
     def format_options(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         format_parameters(self, ctx, formatter)
 
     def format_arguments(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         """Written by format_options (click 8.5 would write them a second time)."""
 
+    def _main_shell_completion(self, *args: Any, **kwargs: Any) -> None:
+        """Never complete: the command runs as given."""
 
-class Group(click.Group):
+
+class Group(Command, click.Group):
     """Lists its commands in the order they were declared."""
 
     def format_options(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
-        format_parameters(self, ctx, formatter)
+        super().format_options(ctx, formatter)
         self.format_commands(ctx, formatter)
-
-    def format_arguments(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
-        """Written by format_options."""
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return list(self.commands)
@@ -127,10 +134,9 @@ class Declared(NamedTuple):
 class App:
     """The commands and groups one module (or the top level) declares, by name."""
 
-    def __init__(
-        self, help: str = "", *, cls: type[Group] = Group, command_cls: type[Command] = Command
-    ) -> None:
-        self.help, self.cls, self.command_cls = help, cls, command_cls
+    def __init__(self, help: str = "", *, cls: type[Group] = Group) -> None:
+        self.help = help
+        self.cls = cls
         self.declared: dict[str, Declared | App] = {}
 
     def command(
@@ -159,9 +165,18 @@ class App:
             return what.group(name)
         return command(what.function, name, help=what.help, hidden=what.hidden)
 
-    def group(self, name: str | None = None) -> Group:
-        """This app as a click group, every command built."""
-        group = self.cls(name, help=self.help, no_args_is_help=True, context_settings=CONTEXT_SETTINGS)
+    def group(self, name: str | None = None, *, options: Callable[..., Any] | None = None) -> Group:
+        """This app as a click group, every command declared so far built; ``options`` is a
+        function whose parameters are the group's own options (given before a command)."""
+        params, callback = parameters(options) if options else ([], None)
+        group = self.cls(
+            name,
+            help=self.help,
+            params=params,
+            callback=callback,
+            no_args_is_help=True,
+            context_settings=CONTEXT_SETTINGS,
+        )
         for declared in self.names():
             group.add_command(self.build(declared), declared)
         return group
@@ -199,10 +214,15 @@ def parameters(function: Callable[..., Any]) -> tuple[list[click.Parameter], Cal
             contexts.append(name)
             continue
         if typing.get_origin(hint) is typing.Annotated:
-            kind, marker = hint.__origin__, hint.__metadata__[0]
+            kind, marker, *_ = typing.get_args(hint)
         else:  # as typer reads a bare parameter: an argument, or with a default an option
             kind, marker = hint, Argument() if signature.default is inspect.Parameter.empty else Option()
-        param, converter = _parameter(name, kind, marker, signature.default)
+        try:
+            if not isinstance(marker, Argument):
+                raise TypeError("annotate it Annotated[type, Option(...)] or Argument(...)")
+            param, converter = _parameter(name, kind, marker, signature.default)
+        except TypeError as error:
+            raise TypeError(f"{function.__qualname__}({name}): {error}") from None
         params.append(param)
         if converter:
             converters[name] = converter
@@ -219,7 +239,7 @@ def parameters(function: Callable[..., Any]) -> tuple[list[click.Parameter], Cal
 
 
 def _parameter(
-    name: str, kind: Any, marker: Option | Argument, default: Any
+    name: str, kind: Any, marker: Argument, default: Any
 ) -> tuple[click.Parameter, Callable[[Any], Any] | None]:
     required = default is inspect.Parameter.empty
     # A required parameter has no default at all: click (8.3+) takes a None default as a value.
@@ -228,7 +248,7 @@ def _parameter(
     many = typing.get_origin(kind) is list
     item = typing.get_args(kind)[0] if many else kind
     converter = _listed(None if required else default) if many else None
-    if isinstance(marker, Argument):
+    if not isinstance(marker, Option):
         argument = HelpArgument(
             [name],
             type=_click_type(item, marker),
@@ -253,7 +273,7 @@ def _parameter(
         help=marker.help,
         hidden=marker.hidden,
         show_default=marker.show_default,
-        show_envvar=True,
+        show_envvar=marker.envvar is not None,
         envvar=marker.envvar,
         metavar=marker.metavar,
     )
@@ -263,25 +283,59 @@ def _parameter(
 def _without_none(kind: Any) -> Any:
     """``X`` of ``X | None``."""
     if isinstance(kind, types.UnionType) or typing.get_origin(kind) is typing.Union:
-        (kind,) = [each for each in typing.get_args(kind) if each is not type(None)]
+        kinds = [each for each in typing.get_args(kind) if each is not type(None)]
+        if len(kinds) != 1:
+            raise TypeError(f"no command-line type for {kind!r}: one type, or one type | None")
+        return kinds[0]
     return kind
 
 
-def _click_type(kind: Any, marker: Option | Argument) -> click.ParamType[Any]:
+def _click_type(kind: Any, marker: Argument) -> click.ParamType[Any]:
     if marker.click_type is not None:
         return marker.click_type
     if kind is int:
         return click.IntRange(marker.min, marker.max) if _bounded(marker) else click.INT  # type: ignore[arg-type]
     if kind is float:
-        return click.FloatRange(marker.min, marker.max) if _bounded(marker) else click.FLOAT
+        return FiniteRange(marker.min, marker.max) if _bounded(marker) else FINITE
     if kind is Path:
         return click.Path(path_type=Path)
     if kind is str:
-        return click.STRING
+        return TEXT
     raise TypeError(f"no command-line type for {kind!r}; use str, int, float, bool or Path")
 
 
-def _bounded(marker: Option | Argument) -> bool:
+class Text(click.types.StringParamType):
+    """Text that is UTF-8: bytes that are not (which Python keeps as lone surrogates) are
+    a usage error here, rather than a crash where the text is first written."""
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        text = super().convert(value, param, ctx)
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            self.fail(f"{text.encode('utf-8', 'surrogateescape')!r} is not UTF-8 text", param, ctx)
+        return text
+
+
+class Finite(click.types.FloatParamType):
+    """A number, never nan or inf (a --loop of nan seconds spins; of inf, it crashes)."""
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        number = super().convert(value, param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{number} is not a finite number", param, ctx)
+        return number
+
+
+class FiniteRange(Finite, click.FloatRange):
+    """A finite number within the bounds."""
+
+
+TEXT = Text()
+FINITE = Finite()
+
+
+def _bounded(marker: Argument) -> bool:
     return marker.min is not None or marker.max is not None
 
 

@@ -16,7 +16,7 @@ import click
 
 from ..errors import UsageError
 from ..process import exit_code as exit_code_of
-from .app import JsonFlag, RefOption, config, echo, emit_json, new_app
+from .app import JsonFlag, RefOption, config, echo, emit_json
 from .params import App, Argument, Option
 
 if TYPE_CHECKING:
@@ -111,7 +111,7 @@ def register(app: App) -> None:
         migrate,
     ):
         app.command(command.__name__)(command)
-    group = new_app("Maintain the runtime registry itself.")
+    group = App("Maintain the runtime registry itself.")
     group.command("repair")(repair)
     group.command("migrate")(migrate_schema)
     group.command("copy")(copy_registry)
@@ -578,10 +578,10 @@ def migrate_schema(
     ] = None,
 ) -> None:
     """Create or upgrade the PostgreSQL registry's tables (once, from any host; safe to repeat)."""
-    from ..config import redacted
+    from ..config import postgres_url, redacted
     from ..registry import pgschema
 
-    target = url or config(ctx).registry_url
+    target = postgres_url(url, "--url") if url is not None else config(ctx).registry_url
     if not target:
         raise UsageError(
             "no PostgreSQL registry is configured: set registry_url in taskfiles.toml or "

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated
 
 import click
@@ -21,8 +20,12 @@ def serve(
     host: Annotated[str, Option(help="Address to listen on (loopback unless --allow-remote).")] = "127.0.0.1",
     port: Annotated[int, Option(help="Port to listen on, 0..65535 (0: any free port).")] = 8005,
     repo: Annotated[
-        Path | None,
-        Option("--repo", help="The repository to show (default: the root --repo/-C, else the cwd)."),
+        str | None,
+        Option(
+            "--repo",
+            metavar="PATH",
+            help="The repository to show (default: the root --repo/-C, else the cwd).",
+        ),
     ] = None,
     open_browser: Annotated[bool, Option("--open", help="Open the page in a browser once serving.")] = False,
     token: Annotated[
