@@ -5,6 +5,7 @@ only fake: it moves between steps, so a time left from an earlier step shows."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -12,7 +13,7 @@ from typing import Any
 import pytest
 
 from taskfiles.errors import ConflictError, UsageError
-from taskfiles.registry import Registry, RegistryEntry, Snapshot, lifecycle
+from taskfiles.registry import Plan, Registry, RegistryEntry, Snapshot, lifecycle
 from taskfiles.registry.jsonstore import JsonRegistry
 from taskfiles.registry.records import format_time
 
@@ -275,3 +276,15 @@ def test_instructions_empty_or_too_long_are_refused_saying_what_to_do(
     with pytest.raises(UsageError) as refused:
         reg.retry("t", instructions=text)
     assert str(refused.value) == message
+
+
+def test_steps_that_change_nothing_chain_into_a_transaction_that_writes_nothing(reg: Registry) -> None:
+    """A step with no change still hands ``chain`` a sequence of changes (an empty one)."""
+    reg.claim("t", worker="w1")
+    count = len(reg.events().events)
+    steps: list[Callable[[Snapshot], Plan[Any]]] = [
+        lambda s: lifecycle.claim_first(s, ["t"], worker="w2"),  # live: nothing to take
+        lambda s: lifecycle.update(s, "t", lambda entry, snapshot: None),
+    ]
+    assert reg.transact(lambda s: lifecycle.chain(s, steps)) == reg.get("t")
+    assert len(reg.events().events) == count
