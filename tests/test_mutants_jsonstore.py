@@ -286,6 +286,7 @@ def test_repair_of_a_missing_registry_moves_nothing_aside_and_reports_unreadable
         ("registry.json.tmp", None),
         ("rollups.json", None),
         ("old/registry.json", None),
+        ("registry.json/x", None),  # only the folder's own files
         ("", None),
     ],
 )
