@@ -11,18 +11,21 @@ from __future__ import annotations
 import errno
 import json
 import os
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, cast
 
 import pytest
 
+from taskfiles import atomic
 from taskfiles.errors import RegistryError
-from taskfiles.registry import Event, RegistryEntry, eventlog
+from taskfiles.registry import CycleRecord, Event, RegistryEntry, eventlog
 from taskfiles.registry.dump import Dump
 from taskfiles.registry.jsonstore import JsonRegistry, _before, _released_before, _scope, _wanted
+from taskfiles.registry.rollup import Removed
 
-from .conftest import TEST_ACTOR, ManualClock
+from .conftest import TEST_ACTOR, ManualClock, take
 
 T0 = "2025-03-01T12:00:00.000000Z"  # the ManualClock's start, as the registry writes it
 
@@ -474,3 +477,77 @@ def test_a_first_batch_with_nothing_new_touches_nothing(reg: JsonRegistry) -> No
     tail = eventlog.Tail(reg.events_path)  # from now on
     change = reg._change(set(), tail, appeared=False, first=True)
     assert (change.scopes, change.slugs, change.events) == (frozenset(), frozenset(), ())
+
+
+# -- gc's defaults and the rollup it folds first -------------------------------------------------
+
+
+def test_gc_by_default_prunes_what_was_released_over_30_days_ago(
+    reg: JsonRegistry, clock: ManualClock
+) -> None:
+    reg.claim("a", worker="w")
+    reg.release("a")
+    clock.advance(days=30, seconds=1)
+    assert reg.gc().entries_removed == ("a",)
+
+
+def _ran(reg: JsonRegistry, slug: str, worker: str = "w") -> None:
+    lease = reg.claim(slug, worker=worker).lease
+    reg.start(slug, lease, pid=os.getpid(), worktree="w", branch="b")
+    reg.heartbeat(slug, lease, cost_usd=0.25)
+    reg.finish(slug, lease, 0)
+    reg.release(slug)
+
+
+def test_gc_folds_runs_and_removed_entries_into_a_compact_utf8_rollup(
+    reg: JsonRegistry, clock: ManualClock
+) -> None:
+    _ran(reg, "a", worker="wörker")
+    clock.advance(days=40)
+    report = reg.gc(30)
+    rolled = reg.rollups()
+    assert report.rolled_up == len(rolled) == 2
+    assert [(r.slug, r.ok) for r in rolled.runs] == [("a", True)]
+    assert rolled.removed == (Removed("a", 1, "2025-04-10T12:00:00.000000Z", 0.25),)
+    data = reg.rollups_path.read_bytes()
+    assert "wörker".encode() in data and b", " not in data and b'": ' not in data
+
+
+def test_gc_writes_an_empty_rollup_the_first_time_and_leaves_it_alone_with_nothing_new(
+    reg: JsonRegistry,
+) -> None:
+    reg.claim("a", worker="w")
+    assert reg.gc(30).rolled_up == 0
+    assert len(reg.rollups()) == 0 and reg.rollups_path.exists()
+    before = reg.rollups_path.stat().st_ino
+    reg.gc(30)
+    assert reg.rollups_path.stat().st_ino == before
+
+
+def test_a_first_fold_reads_the_archives_of_a_gc_from_before_rollups(
+    reg: JsonRegistry, clock: ManualClock
+) -> None:
+    _ran(reg, "a")
+    clock.advance(days=40)
+    reg.gc(30)  # archives the run's events
+    reg.rollups_path.unlink()  # as a version before rollups left it
+    reg.gc(30)
+    assert [r.slug for r in reg.rollups().runs] == ["a"]
+
+
+# -- the lock a write takes ----------------------------------------------------------------------
+
+
+def _each(*calls: Callable[[], object]) -> Iterator[object]:
+    for call in calls:
+        yield call()
+
+
+def test_log_lines_and_cycle_records_share_the_lock_with_other_loggers(reg: JsonRegistry) -> None:
+    lease = running(reg, "a")
+    record = CycleRecord(generated_at=T0, counts={"ready": 1})
+    with atomic.locked(reg.lock, shared=True):  # another worker, appending its log line
+        # Under an exclusive lock these would wait for it: take() fails instead of hanging.
+        written = take(_each(lambda: reg.log("a", "x", lease=lease), lambda: reg.write_cycle(record)), 2)
+    assert written == [1, None]
+    assert [r.message for r in reg.logs("a").records] == ["x"] and reg.read_cycle() == record
