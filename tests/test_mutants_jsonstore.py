@@ -19,9 +19,10 @@ from typing import Any, cast
 import pytest
 
 from taskfiles import atomic
-from taskfiles.errors import RegistryError
+from taskfiles.errors import RegistryError, UsageError
 from taskfiles.registry import CycleRecord, Event, RegistryEntry, eventlog
 from taskfiles.registry.dump import Dump
+from taskfiles.registry.interface import GcReport
 from taskfiles.registry.jsonstore import JsonRegistry, _before, _released_before, _scope, _wanted
 from taskfiles.registry.rollup import Removed
 
@@ -517,7 +518,7 @@ def test_gc_writes_an_empty_rollup_the_first_time_and_leaves_it_alone_with_nothi
     reg: JsonRegistry,
 ) -> None:
     reg.claim("a", worker="w")
-    assert reg.gc(30).rolled_up == 0
+    assert reg.gc(30) == GcReport((), (), 0, 0, None, (), rolled_up=0)
     assert len(reg.rollups()) == 0 and reg.rollups_path.exists()
     before = reg.rollups_path.stat().st_ino
     reg.gc(30)
@@ -551,3 +552,27 @@ def test_log_lines_and_cycle_records_share_the_lock_with_other_loggers(reg: Json
         written = take(_each(lambda: reg.log("a", "x", lease=lease), lambda: reg.write_cycle(record)), 2)
     assert written == [1, None]
     assert [r.message for r in reg.logs("a").records] == ["x"] and reg.read_cycle() == record
+
+
+@pytest.mark.parametrize(
+    ("days", "message"),
+    [
+        ({"older_than_days": -1}, "older_than_days must not be negative, not -1"),
+        ({"log_retention_days": -0.5}, "log_retention_days must not be negative, not -0.5"),
+    ],
+)
+def test_gc_refuses_negative_days_naming_the_value(
+    reg: JsonRegistry, days: dict[str, float], message: str
+) -> None:
+    with pytest.raises(UsageError) as refused:
+        reg.gc(**days)
+    assert str(refused.value) == message
+
+
+def test_gc_reports_the_journal_lines_it_could_not_read(reg: JsonRegistry, clock: ManualClock) -> None:
+    reg.claim("a", worker="w")
+    with reg.events_path.open("ab") as journal_file:
+        journal_file.write(b"not json\n")
+    clock.advance(days=40)
+    report = reg.gc(30)
+    assert len(report.warnings) == 1 and "events.jsonl" in report.warnings[0]
