@@ -17,7 +17,9 @@ HEADER = "---\ntitle: x\n---\n"
 READY = {"status": "ready"}
 
 
-@pytest.mark.parametrize("key", [5, 1.5, True, "a\tb", "a\\b"], ids=repr)
+@pytest.mark.parametrize(
+    "key", [5, 1.5, True, "a\tb", "a\\b"], ids=["int", "float", "bool", "tab", "backslash"]
+)
 def test_a_key_the_locator_cannot_find_again_is_refused(key: object) -> None:
     # Written, it would read back right once, but the next edit of it could not find
     # its line and would add a second one.
