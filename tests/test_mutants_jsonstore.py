@@ -576,3 +576,19 @@ def test_gc_reports_the_journal_lines_it_could_not_read(reg: JsonRegistry, clock
     clock.advance(days=40)
     report = reg.gc(30)
     assert len(report.warnings) == 1 and "events.jsonl" in report.warnings[0]
+
+
+def _ignored_first(root: Path, valid: str) -> set[str]:
+    """``valid`` and a path the feed ignores, in a set that yields the ignored one first
+    (a set's order is its hashes' order: try names until one comes first)."""
+    for n in range(64):
+        paths = {valid, str(root / f"logs/a/{n}.log.tmp")}
+        if next(iter(paths)) != valid:
+            return paths
+    raise AssertionError("no ignored path came first")
+
+
+def test_a_batch_goes_on_past_a_path_it_ignores(reg: JsonRegistry) -> None:
+    tail = eventlog.Tail(reg.events_path)
+    change = reg._change(_ignored_first(reg.root, str(reg.root / "snapshot.json")), tail, False, False)
+    assert change.scopes == frozenset({"cycle"})
