@@ -288,3 +288,56 @@ def test_steps_that_change_nothing_chain_into_a_transaction_that_writes_nothing(
     ]
     assert reg.transact(lambda s: lifecycle.chain(s, steps)) == reg.get("t")
     assert len(reg.events().events) == count
+
+
+def test_max_attempts_of_one_is_taken_and_of_zero_refused(reg: Registry) -> None:
+    assert reg.claim("t", worker="w1", max_attempts=1).max_attempts == 1
+    with pytest.raises(UsageError) as refused:
+        reg.claim("u", worker="w1", max_attempts=0)
+    assert str(refused.value) == "max_attempts must be at least 1, not 0"
+
+
+def test_start_records_the_worker_now_and_refuses_a_second_start(reg: Registry, clock: ManualClock) -> None:
+    lease = reg.claim("t", worker="w1").lease
+    clock.advance(seconds=30)
+    entry = reg.start("t", lease, pid=4242, worktree=".worktrees/t", branch="task/t")
+    assert (entry.started_at, entry.updated_at) == (now(clock), now(clock))
+    assert last_event(reg) == ("task.started", {"pid": 4242, "worktree": ".worktrees/t", "branch": "task/t"})
+    with pytest.raises(ConflictError) as refused:
+        reg.start("t", lease)
+    assert str(refused.value) == f"'t' was already started at {now(clock)}; a lease runs one worker"
+
+
+def test_heartbeat_costs_are_kept_to_the_micro_dollar_and_in_the_event(reg: Registry) -> None:
+    lease = reg.claim("t", worker="w1").lease
+    entry = reg.heartbeat("t", lease, cost_usd=0.0000004)
+    assert (entry.cost_usd, entry.total_cost_usd) == (0.0, 0.0)
+    entry = reg.heartbeat("t", lease, note="step 2", cost_usd=0.25)
+    assert (entry.cost_usd, entry.total_cost_usd) == (0.25, 0.25)
+    assert last_event(reg) == ("task.heartbeat", {"note": "step 2", "cost_usd": 0.25})
+
+
+def test_an_exit_0_after_a_failure_clears_the_error(reg: Registry, clock: ManualClock) -> None:
+    failed(reg, clock)
+    reg.retry("t")
+    lease = reg.claim("t", worker="w2").lease
+    clock.advance(minutes=7)
+    entry = reg.finish("t", lease, 0)
+    assert (entry.state, entry.last_error, entry.failure_class) == ("exited", None, None)
+    assert (entry.finished_at, entry.updated_at) == (now(clock), now(clock))
+
+
+def test_an_attempts_end_event_says_when_it_started_or_else_was_claimed(
+    reg: Registry, clock: ManualClock
+) -> None:
+    lease = reg.claim("t", worker="w1").lease
+    clock.advance(minutes=1)
+    reg.start("t", lease)
+    started = now(clock)
+    reg.finish("t", lease, 0)
+    assert last_event(reg)[1]["started_at"] == started
+    lease = reg.claim("u", worker="w1").lease
+    claimed = now(clock)
+    clock.advance(minutes=1)
+    reg.fail("u", lease, failure_class="dispatch_failed", error="git worktree add failed")
+    assert last_event(reg, "u")[1]["started_at"] == claimed
