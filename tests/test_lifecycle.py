@@ -341,3 +341,14 @@ def test_an_attempts_end_event_says_when_it_started_or_else_was_claimed(
     clock.advance(minutes=1)
     reg.fail("u", lease, failure_class="dispatch_failed", error="git worktree add failed")
     assert last_event(reg, "u")[1]["started_at"] == claimed
+
+
+def test_a_claim_after_a_release_starts_afresh_but_keeps_the_tasks_total_cost(reg: Registry) -> None:
+    lease = reg.claim("t", worker="w1").lease
+    reg.start("t", lease, worktree=".worktrees/t", branch="task/t")
+    reg.heartbeat("t", lease, note="half done", cost_usd=0.5)
+    reg.note("t", "remember the flag")
+    reg.release("t")
+    entry = reg.claim("t", worker="w2")
+    assert (entry.worktree, entry.branch, entry.progress, entry.note) == (None, None, None, None)
+    assert (entry.attempt, entry.cost_usd, entry.total_cost_usd) == (2, 0.0, 0.5)
