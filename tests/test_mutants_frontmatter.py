@@ -272,6 +272,12 @@ EDITS: list[tuple[str, str, dict[str, Any], str]] = [
         {"owner": "bob"},
         '---\nowner: "bob"  # c\n---\n',
     ),
+    (
+        "a key added takes the closing line's ending, not the opening line's",
+        "---\ntitle: x\r\n---\r\nbody\r\n",
+        READY,
+        "---\ntitle: x\r\nstatus: ready\r\n---\r\nbody\r\n",
+    ),
 ]
 
 
