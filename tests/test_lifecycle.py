@@ -352,3 +352,14 @@ def test_a_claim_after_a_release_starts_afresh_but_keeps_the_tasks_total_cost(re
     entry = reg.claim("t", worker="w2")
     assert (entry.worktree, entry.branch, entry.progress, entry.note) == (None, None, None, None)
     assert (entry.attempt, entry.cost_usd, entry.total_cost_usd) == (2, 0.0, 0.5)
+
+
+def test_a_claim_is_dated_now_and_keeps_the_attempts_allowed(reg: Registry, clock: ManualClock) -> None:
+    clock.advance(minutes=1)
+    entry = reg.claim("t", worker="w1")
+    assert (entry.claimed_at, entry.updated_at, entry.max_attempts) == (now(clock), now(clock), 3)
+    reg.fail("t", entry.lease, failure_class="stalled", error="no heartbeat")
+    reg.retry("t")
+    reg.claim("t", worker="w2", max_attempts=5)
+    reg.release("t")
+    assert reg.claim("t", worker="w3").max_attempts == 5  # the earlier claim's, not the default
