@@ -345,15 +345,20 @@ def test_rollups_are_empty_before_gc_and_a_malformed_file_says_what_to_do(reg: J
         )
 
 
+def _refusal_without_registry_json(reg: JsonRegistry) -> str:
+    """What a fresh reader says once registry.json is deleted."""
+    reg.data.unlink()
+    with pytest.raises(RegistryError) as caught:
+        JsonRegistry(reg.root).entries()
+    return str(caught.value)
+
+
 def test_a_missing_registry_json_with_a_journal_not_from_the_start_is_refused(reg: JsonRegistry) -> None:
     reg.claim("a", worker="w")
     reg.claim("b", worker="w")
     rest = reg.events_path.read_bytes().split(b"\n", 1)[1]
     reg.events_path.write_bytes(rest)
-    reg.data.unlink()
-    with pytest.raises(RegistryError) as caught:
-        JsonRegistry(reg.root).entries()
-    assert str(caught.value) == (
+    assert _refusal_without_registry_json(reg) == (
         f"{reg.data} is missing but events.jsonl holds history; run 'task registry repair' to rebuild it "
         "(starting empty would reuse leases)"
     )
@@ -364,10 +369,7 @@ def test_a_missing_registry_json_names_every_copy_that_holds_history(reg: JsonRe
     reg.checkpoint()
     reg.checkpoint()
     (reg.root / "events-2025-01.jsonl.gz").write_bytes(b"")
-    reg.data.unlink()
-    with pytest.raises(RegistryError) as caught:
-        JsonRegistry(reg.root).entries()
-    assert str(caught.value) == (
+    assert _refusal_without_registry_json(reg) == (
         f"{reg.data} is missing but registry.json.bak, events-2025-01.jsonl.gz exists; run 'task registry "
         "repair' to rebuild it (starting empty would reuse leases)"
     )
