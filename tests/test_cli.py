@@ -307,9 +307,9 @@ def test_warm_list_json_with_a_registry_imports_neither_yaml_nor_gitpython(repo:
     # Fill the parse cache as if the file had been written long ago (the racy rule).
     tasksource.load_tree(config_module.load(repo), now_ns=time.time_ns() + 10**10)
     probe = (
-        "import sys\nfrom taskfiles.cli import main\n"
+        "import sys\nfrom taskfiles.cli import app  # click's main: SystemExit, then what follows\n"
         f"sys.argv = ['task', '-C', {str(repo)!r}, 'list', '--json']\n"
-        "try:\n    main()\nexcept SystemExit:\n    pass\n"
+        "try:\n    app.main(prog_name='task')\nexcept SystemExit:\n    pass\n"
         "sys.stderr.write(repr(sorted(m for m in ('yaml', 'git') if m in sys.modules)))\n"
     )
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)

@@ -388,10 +388,10 @@ def test_plain_scalar_rules_are_pyyamls() -> None:
 
 IMPORTED = """
 import sys
-from taskfiles.cli import main
+from taskfiles.cli import app  # click's main: SystemExit, then what follows
 sys.argv = ["task", "-C", sys.argv[1], "list", "--json"]
 try:
-    main()
+    app.main(prog_name='task')
 finally:
     print("yaml imported:", "yaml" in sys.modules, file=sys.stderr)
 """

@@ -469,9 +469,9 @@ def test_created_dates_are_computed_afresh_when_a_shallow_clone_is_deepened(shal
 def listed_in_a_process(root: Path) -> tuple[dict[str, Any], bool]:
     """``task list --json`` run in a fresh interpreter: its rows, and whether it imported gitpython."""
     probe = (
-        "import sys\nfrom taskfiles.cli import main\n"
+        "import sys\nfrom taskfiles.cli import app  # click's main: SystemExit, then what follows\n"
         f"sys.argv = ['task', '-C', {str(root)!r}, 'list', '--json']\n"
-        "try:\n    main()\nexcept SystemExit:\n    pass\n"
+        "try:\n    app.main(prog_name='task')\nexcept SystemExit:\n    pass\n"
         "sys.stderr.write(repr('git' in sys.modules))\n"
     )
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)

@@ -178,3 +178,54 @@ def test_a_signature_it_cannot_read_is_named() -> None:
             assert words in str(error)
         else:
             raise AssertionError(f"{function.__name__} was read")
+
+
+RUN = """
+import atexit, os, sys, threading, time
+from pathlib import Path
+import click
+from taskfiles.cli.app import run
+out = Path(os.environ["OUT"])
+
+@click.command()
+@click.option("--code", type=int, default=0)
+@click.option("--thread", is_flag=True)
+def probe(code: int, thread: bool) -> None:
+    atexit.register(lambda: (out / "atexit").write_text("ran"))
+    if thread:  # a thread still working when the command returns is waited for
+        threading.Thread(target=lambda: (time.sleep(0.2), (out / "thread").write_text("done"))).start()
+    click.echo("x" * 200_000)
+    sys.exit(code)
+
+run(probe, "probe")
+"""
+
+
+def test_run_ends_the_process_with_the_code_output_and_atexit_whole(tmp_path: Path) -> None:
+    for args, code in (([], 0), (["--code", "3"], 3), (["--thread"], 0)):
+        done = subprocess.run(
+            [sys.executable, "-c", RUN, *args],
+            env={**os.environ, "OUT": str(tmp_path)},
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert done.returncode == code and done.stdout == "x" * 200_000 + "\n" and done.stderr == ""
+        assert (tmp_path / "atexit").read_text() == "ran"
+        (tmp_path / "atexit").unlink()
+    assert (tmp_path / "thread").read_text() == "done"
+
+
+def test_a_reader_that_stops_early_gets_no_traceback(repo: Path) -> None:
+    for n in range(300):
+        write_task(repo, f"t{n}.md", f"---\ntitle: Task {n}\n---\n")
+    task = Path(sys.executable).parent / "task"
+    listing = subprocess.Popen(
+        [task, "list", "--json"], cwd=repo, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    assert listing.stdout is not None and listing.stderr is not None
+    listing.stdout.read(10)
+    listing.stdout.close()  # as `task list --json | head -c 10` does
+    assert listing.wait(timeout=60) in (0, 1) and b"Traceback" not in listing.stderr.read()
+    whole = subprocess.run([task, "list", "--json"], cwd=repo, capture_output=True, check=True)
+    assert len(json.loads(whole.stdout)) == 300

@@ -41,10 +41,10 @@ def test_every_command_module_has_a_line_and_every_name_one_module() -> None:
 
 PROBE = """
 import sys
-from taskfiles.cli import main
+from taskfiles.cli import app  # click's main: SystemExit, then what follows
 sys.argv = ["task", *{argv!r}]
 try:
-    main()
+    app.main(prog_name='task')
 except SystemExit as end:
     code = end.code
 loaded = sorted(m.rsplit(".", 1)[1] for m in sys.modules if m.startswith("taskfiles.cli."))

@@ -13,7 +13,7 @@ from functools import cache
 
 import click
 
-from .app import RepoOption, TaskfilesGroup, set_repo
+from .app import RepoOption, TaskfilesGroup, run, set_repo
 from .params import App
 
 # Each command module and the commands (then groups) its register() adds, in order;
@@ -85,4 +85,4 @@ app = App(
 
 def main() -> None:
     """Console-script entry point."""
-    app.main(prog_name="task")
+    run(app, "task")

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import atexit
 import errno
 import os
 import sys
+import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, NoReturn, TypeVar
 
 import click
 
@@ -75,6 +77,32 @@ class TaskfilesGroup(Ends, Group):
     def get_params(self, ctx: click.Context) -> list[click.Parameter]:
         params = super().get_params(ctx)
         return [*params, VERSION_OPTION] if ctx.parent is None else params
+
+
+def run(command: click.Command, prog_name: str) -> NoReturn:
+    """Run ``command`` as this process, and end the process without tearing Python down.
+
+    What a command built (the rows of 50,000 tasks: ~40 ms) and every module would be
+    freed one object at a time on a normal exit, for nobody. Once the command has ended,
+    atexit has run and the output is flushed, the process ends at once (``os._exit``);
+    with another thread still running, Python's own exit waits for it as always.
+    """
+    code: object = 0  # click's main always ends in SystemExit; 0 should it ever return
+    try:
+        command.main(prog_name=prog_name)
+    except SystemExit as end:
+        code = end.code
+    if not isinstance(code, int | None) or threading.active_count() > 1:
+        sys.exit(code)
+    atexit._run_exitfuncs()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except OSError as error:  # the last of the output found a closed pipe or a full disk
+            if error.errno != errno.EPIPE and stream is sys.stdout:
+                click.echo(f"error: cannot write the output: {error.strerror}", err=True)
+            code = code or 1
+    os._exit(code or 0)
 
 
 def _print_version(ctx: click.Context, _param: click.Parameter, value: bool) -> None:

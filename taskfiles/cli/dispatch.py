@@ -22,6 +22,7 @@ from .app import (
     emit_json,
     error,
     load_repo_config,
+    run,
     warn,
 )
 from .params import App, Option, command
@@ -246,4 +247,4 @@ manager = command(_manager, "task-manager-heartbeat", cls=TaskfilesCommand)
 
 def manager_main() -> None:
     """Console-script entry point of ``task-manager-heartbeat``."""
-    manager.main(prog_name="task-manager-heartbeat")
+    run(manager, "task-manager-heartbeat")
