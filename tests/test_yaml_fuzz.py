@@ -423,12 +423,12 @@ class _PyYAMLOracle(yaml.CSafeLoader):
         return super().construct_mapping(node, deep=deep)
 
     def flatten_mapping(self, node: yaml.MappingNode) -> None:
-        """PyYAML merges a tagged mapping (``<<: !!set {a: 1}``) as a plain one; yamlsafe,
-        like this oracle, refuses the tag."""
+        """PyYAML merges a tagged mapping or list of them (``<<: !!set {a: 1}``, ``<<: !!set
+        [a: 1]``) as plain ones; yamlsafe, like this oracle, refuses the tag."""
         for key, value in node.value:
-            merged = value.value if isinstance(value, yaml.SequenceNode) else [value]
+            merged = [value, *value.value] if isinstance(value, yaml.SequenceNode) else [value]
             for each in merged if key.tag == MERGE else []:
-                if isinstance(each, yaml.MappingNode) and each.tag != MAP:
+                if each.tag not in (MAP, SEQ) and not isinstance(each, yaml.ScalarNode):
                     raise yaml.constructor.ConstructorError(
                         None, None, f"tag {each.tag} refused", each.start_mark
                     )
@@ -445,6 +445,7 @@ def _refused(loader: _PyYAMLOracle, node: yaml.Node) -> Any:
 
 MERGE = "tag:yaml.org,2002:merge"
 MAP = "tag:yaml.org,2002:map"
+SEQ = "tag:yaml.org,2002:seq"
 _PyYAMLOracle.yaml_implicit_resolvers = {
     first: [(tag, rx) for tag, rx in found if tag != yamlsafe.TIMESTAMP]
     for first, found in yaml.SafeLoader.yaml_implicit_resolvers.items()
@@ -523,6 +524,7 @@ def fuzz_config(tmp_path_factory: pytest.TempPathFactory) -> tconfig.Config:
 @FUZZ
 @given(data=mutated_files())
 @example(data=b"---\n<<: !!set {a: 1}\ntitle: Fix login\nstatus: ready\n---\n")  # a tag on a merged mapping
+@example(data=b"---\n<<: !!set [a: 1]\ntitle: Fix login\nstatus: ready\n---\n")  # on a merged list
 def test_mutated_task_files_parse_validate_classify_and_serialise(
     fuzz_config: tconfig.Config, data: bytes
 ) -> None:
