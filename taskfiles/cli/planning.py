@@ -20,7 +20,7 @@ from ..plan.cache import gc_paused
 from ..plan.source import TaskSet
 from ..plan.taskfile import STATUSES, Task
 from .annotations import annotation
-from .app import JsonFlag, RefOption, config, echo, emit_json, table, warn
+from .app import JsonFlag, RefOption, config, echo, emit_json, emit_json_array, table, warn
 from .params import App, Argument, Option
 
 if TYPE_CHECKING:
@@ -176,7 +176,7 @@ def list_tasks(
     if as_json:
         now = datetime.now(UTC)
         with gc_paused():
-            emit_json([_row(t, created.get(t.path), _runtime(entries.get(t.slug), now)) for t in tasks])
+            emit_json_array(_row(t, created.get(t.path), _runtime(entries.get(t.slug), now)) for t in tasks)
         return
     rows = [
         (t.priority, t.status, _state(entries.get(t.slug)), t.slug, t.owner or "-", t.title) for t in tasks
