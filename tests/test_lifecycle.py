@@ -363,3 +363,23 @@ def test_a_claim_is_dated_now_and_keeps_the_attempts_allowed(reg: Registry, cloc
     reg.claim("t", worker="w2", max_attempts=5)
     reg.release("t")
     assert reg.claim("t", worker="w3").max_attempts == 5  # the earlier claim's, not the default
+
+
+def test_a_new_attempt_forgets_the_last_attempts_run_and_keeps_the_tasks_facts(
+    reg: Registry, clock: ManualClock
+) -> None:
+    lease = reg.claim("t", worker="w1", owner="core", task_blob="a" * 40).lease
+    reg.start("t", lease, pid=4242, pid_start_time=99)
+    reg.heartbeat("t", lease)
+    reg.progress("t", 40, lease=lease)
+    clock.advance(minutes=1)
+    reg.stop("t", reason="wrong approach")
+    reg.retry("t")
+    entry = reg.claim("t", worker="w2")
+    run = (entry.pid, entry.pid_start_time, entry.started_at, entry.heartbeat_at, entry.finished_at)
+    assert run == (None, None, None, None, None)
+    assert (entry.exit_code, entry.progress_percent, entry.stop_reason) == (None, None, None)
+    assert (entry.owner, entry.task_blob) == ("core", "a" * 40)
+    reg.finish("t", entry.lease, 3)
+    reg.retry("t")
+    assert reg.claim("t", worker="w3").exit_code is None
