@@ -117,7 +117,7 @@ def _prepare(work: Path, module: str, tests: list[str] | None) -> None:
     """A fresh folder with the sources copied and pyproject's [tool.mutmut] narrowed to ``module``."""
     shutil.rmtree(work, ignore_errors=True)
     # Made now, before mutmut starts: Python remembers a PYTHONPATH entry that did not exist
-    # at its first import as one with nothing in it, and would never look in it again.
+    # at its first import as one with nothing in it, and may not look in it again.
     (work / "mutants").mkdir(parents=True)
     skip = shutil.ignore_patterns("__pycache__", "*.pyc", "results")  # bench/results: not needed
     for item in COPIED:
