@@ -11,6 +11,7 @@ from __future__ import annotations
 import errno
 import json
 import os
+import threading
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -20,7 +21,7 @@ import pytest
 
 from taskfiles import atomic
 from taskfiles.errors import RegistryError, UsageError
-from taskfiles.registry import CycleRecord, Event, RegistryEntry, eventlog
+from taskfiles.registry import CycleRecord, Event, RegistryChange, RegistryEntry, eventlog
 from taskfiles.registry.dump import Dump
 from taskfiles.registry.interface import GcReport
 from taskfiles.registry.jsonstore import JsonRegistry, _before, _released_before, _scope, _wanted
@@ -594,3 +595,31 @@ def test_a_batch_goes_on_past_a_path_it_ignores(reg: JsonRegistry) -> None:
     tail = eventlog.Tail(reg.events_path)
     change = reg._change(_ignored_first(reg.root, str(reg.root / "snapshot.json")), tail, False, False)
     assert change.scopes == frozenset({"cycle"})
+
+
+# -- a live feed started before the store exists -------------------------------------------------
+
+
+class _Stop(threading.Event):
+    """The feed's stop event, which also says when the feed first waited for the folder."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.waited = threading.Event()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        self.waited.set()
+        return super().wait(timeout)
+
+
+def test_a_feed_started_before_the_folder_exists_says_the_registry_came_into_being(reg: JsonRegistry) -> None:
+    stop = _Stop()
+    feed = reg.watch(stop)
+    first: list[RegistryChange] = []
+    reader = threading.Thread(target=lambda: first.extend(take(feed, 1, timeout=30)), daemon=True)
+    reader.start()
+    assert stop.waited.wait(30), "the feed never looked for the folder"
+    reg.checkpoint()  # the folder and registry.json, and no event
+    reader.join(40)
+    stop.set()
+    assert [(c.scopes, c.slugs, c.events) for c in first] == [(frozenset({"registry"}), frozenset(), ())]
