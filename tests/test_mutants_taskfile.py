@@ -160,6 +160,37 @@ PROBLEMS: list[tuple[str, str, bytes, bool, list[tuple[int, str, str, str]]]] = 
         [(3, "error", "bad_type", "labels must be a list of strings, not a list; write 'labels: [a, b]'")],
     ),
     (
+        "a whole number where a list goes",
+        "t.md",
+        b"---\ntitle: x\nlabels: 5\n---\n",
+        False,
+        [(3, "error", "bad_type", "labels must be a list of strings, not a number; write 'labels: [a, b]'")],
+    ),
+    (
+        "a decimal number where a list goes",
+        "t.md",
+        b"---\ntitle: x\ndepends_on: 1.5\n---\n",
+        False,
+        [
+            (
+                3,
+                "error",
+                "bad_type",
+                "depends_on must be a list of strings, not a number; write 'depends_on: [a, b]'",
+            )
+        ],
+    ),
+    (
+        "missing title: on line 1, whatever other keys the file has",
+        "t.md",
+        b"---\nstatus: ready\nXXtitleXX: y\n---\n",
+        False,
+        [
+            (1, "error", "missing_title", "missing title; add a 'title: ...' line"),
+            (3, "warning", "unknown_key", "unknown key 'XXtitleXX' (kept as is); check its spelling"),
+        ],
+    ),
+    (
         "unknown key",
         "t.md",
         b"---\ntitle: x\nteam: core\n---\n",
@@ -304,6 +335,20 @@ def test_the_json_form_of_a_task(tmp_path: Path) -> None:
     assert task.to_dict() == expected
     assert task.to_dict(body=True) == {**expected, "body": "Body\n"}
     assert list(task.to_dict()) == list(expected)
+
+
+def test_the_json_form_is_a_copy_to_change(tmp_path: Path) -> None:
+    task = parse_file(
+        tmp_path, b"---\ntitle: x\ndepends_on: [a]\nlabels: [ui]\nteam: core\nattempts: 2\n---\n"
+    ).task
+    assert task is not None
+    data = task.to_dict()
+    data["depends_on"].append("b")
+    data["labels"].append("ops")
+    data["extra"]["size"] = 3
+    data["legacy_runtime"]["pid"] = 7
+    assert (task.depends_on, task.labels) == (("a",), ("ui",))
+    assert (dict(task.extra), dict(task.legacy)) == ({"team": "core"}, {"attempts": 2})
 
 
 def test_a_problem_as_text_and_json() -> None:

@@ -312,10 +312,11 @@ def _shown(text: str) -> str:
 
 
 def _kind(value: object) -> str:
+    """What a value YAML read is, for a message; None never gets here."""
     for kind, name in ((bool, "a boolean"), (str, "a string"), (list, "a list"), (dict, "a mapping")):
         if isinstance(value, kind):
             return name
-    return f"a {type(value).__name__}"
+    return "a number"  # the rest YAML reads: int or float
 
 
 def _build(
