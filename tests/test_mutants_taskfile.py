@@ -183,11 +183,12 @@ PROBLEMS: list[tuple[str, str, bytes, bool, list[tuple[int, str, str, str]]]] = 
     (
         "missing title: on line 1, whatever other keys the file has",
         "t.md",
-        b"---\nstatus: ready\nXXtitleXX: y\n---\n",
+        b"---\nstatus: ready\nTITLE: y\nXXtitleXX: y\n---\n",
         False,
         [
             (1, "error", "missing_title", "missing title; add a 'title: ...' line"),
-            (3, "warning", "unknown_key", "unknown key 'XXtitleXX' (kept as is); check its spelling"),
+            (3, "warning", "unknown_key", "unknown key 'TITLE' (kept as is); check its spelling"),
+            (4, "warning", "unknown_key", "unknown key 'XXtitleXX' (kept as is); check its spelling"),
         ],
     ),
     (
