@@ -68,6 +68,13 @@ PROBLEMS: list[tuple[str, str, bytes, bool, list[tuple[int, str, str, str]]]] = 
         [(line, "error", "conflict_marker", CONFLICT) for line in (2, 4, 6)],
     ),
     (
+        "one word and no frontmatter is not an empty file",
+        "t.md",
+        b"X\n",
+        False,
+        [(1, "error", "no_frontmatter", "no frontmatter: a task file must start with a '---' line")],
+    ),
+    (
         "no frontmatter",
         "t.md",
         b"# x\n",
