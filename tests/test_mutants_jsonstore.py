@@ -621,5 +621,8 @@ def test_a_feed_started_before_the_folder_exists_says_the_registry_came_into_bei
     assert stop.waited.wait(30), "the feed never looked for the folder"
     reg.checkpoint()  # the folder and registry.json, and no event
     reader.join(40)
-    stop.set()
     assert [(c.scopes, c.slugs, c.events) for c in first] == [(frozenset({"registry"}), frozenset(), ())]
+    reg.write_cycle(CycleRecord(generated_at=T0))
+    (then,) = take(feed, 1, timeout=30)
+    stop.set()
+    assert (then.scopes, then.events) == (frozenset({"cycle"}), ())  # only the first batch says more
