@@ -25,6 +25,7 @@ from taskfiles.registry import CycleRecord, Event, RegistryChange, RegistryEntry
 from taskfiles.registry.dump import Dump
 from taskfiles.registry.interface import GcReport
 from taskfiles.registry.jsonstore import JsonRegistry, _before, _released_before, _scope, _wanted
+from taskfiles.registry.repair import RepairReport
 from taskfiles.registry.rollup import Removed
 
 from .conftest import TEST_ACTOR, ManualClock, take
@@ -626,3 +627,21 @@ def test_a_feed_started_before_the_folder_exists_says_the_registry_came_into_bei
     (then,) = take(feed, 1, timeout=30)
     stop.set()
     assert (then.scopes, then.events) == (frozenset({"cycle"}), ())  # only the first batch says more
+
+
+def test_repair_of_a_store_never_written_or_readable_is_not_needed_and_names_the_file(
+    reg: JsonRegistry,
+) -> None:
+    assert reg.repair() == RepairReport(needed=False, registry=str(reg.data))
+    assert not reg.root.exists()
+    reg.claim("a", worker="w")
+    assert reg.repair() == RepairReport(needed=False, registry=str(reg.data))
+
+
+def test_the_unreleased_entries_of_a_malformed_registry_are_refused_naming_it(reg: JsonRegistry) -> None:
+    reg.claim("a", worker="w")
+    doc = json.loads(reg.data.read_bytes())
+    doc["entries"]["a"]["heartbeats"] = "many"
+    reg.data.write_text(json.dumps(doc, indent=2))
+    with pytest.raises(RegistryError, match=r"registry\.json: registry entry 'a' is malformed"):
+        JsonRegistry(reg.root).unreleased()
