@@ -2,7 +2,7 @@
 
     python tools/mutate.py                          # every module in [tool.mutmut] only_mutate
     python tools/mutate.py taskfiles/state.py       # one module (or several, one after another)
-    python tools/mutate.py taskfiles/state.py --tests tests/test_state.py    # other tests
+    python tools/mutate.py taskfiles/state.py --tests "tests/test_state.py -k 'not postgres'"
     python tools/mutate.py taskfiles/state.py --mutants 'taskfiles.state.x__age*'  # some mutants
 
 Each module runs in its own folder, ``.mutate/<module>/`` (e.g. ``.mutate/taskfiles.state/``):
@@ -36,6 +36,7 @@ import fcntl
 import json
 import os
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -62,7 +63,11 @@ def main(argv: list[str] | None = None) -> int:
     add = parser.add_argument
     add("modules", nargs="*", help="paths like taskfiles/state.py (default: every core module)")
     add("--max-children", type=int, default=1, help="mutants run at once (default 1)")
-    add("--tests", nargs="+", help="pytest arguments choosing the tests (default: the module's)")
+    add(
+        "--tests",
+        type=shlex.split,
+        help="pytest arguments choosing the tests, as one string (default: the module's)",
+    )
     add("--mutants", nargs="+", help="mutmut names or globs to run (default: all of the module's)")
     args = parser.parse_args(argv)
     config = _config(ROOT / "pyproject.toml")
