@@ -645,3 +645,14 @@ def test_the_unreleased_entries_of_a_malformed_registry_are_refused_naming_it(re
     reg.data.write_text(json.dumps(doc, indent=2))
     with pytest.raises(RegistryError, match=r"registry\.json: registry entry 'a' is malformed"):
         JsonRegistry(reg.root).unreleased()
+
+
+def test_a_reader_that_knew_the_journal_refuses_a_transaction_missing_after_it(reg: JsonRegistry) -> None:
+    reg.claim("a", worker="w")
+    assert set(reg.entries()) == {"a"}  # read: this handle goes on from here
+    last = json.loads(reg.events_path.read_bytes().splitlines()[-1])
+    last["seq"] += 2  # the one between is missing
+    with reg.events_path.open("ab") as journal_file:
+        journal_file.write(json.dumps(last, separators=(",", ":")).encode() + b"\n")
+    with pytest.raises(RegistryError, match=r"does not continue .*transactions after it are missing"):
+        reg.entries()
