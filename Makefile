@@ -16,9 +16,10 @@ demo: $(STAMP)
 	$(BIN)/python examples/demo.py
 
 lint: $(STAMP)
-	$(BIN)/ruff check taskfiles tests bench examples
-	$(BIN)/ruff format --check taskfiles tests bench examples
+	$(BIN)/ruff check taskfiles tests bench examples tools
+	$(BIN)/ruff format --check taskfiles tests bench examples tools
 	$(BIN)/mypy
+	$(BIN)/mypy --strict tools
 
 test: lint
 	$(BIN)/pytest -n 2 -q
