@@ -278,6 +278,12 @@ EDITS: list[tuple[str, str, dict[str, Any], str]] = [
         READY,
         "---\ntitle: x\r\nstatus: ready\r\n---\r\nbody\r\n",
     ),
+    (
+        "an indented comment after a closed quoted value is not part of it",
+        "---\ntitle: 'ab'\n  # note\nstatus: x\n---\n",
+        {"title": "new"},
+        "---\ntitle: 'new'\n  # note\nstatus: x\n---\n",
+    ),
 ]
 
 
