@@ -656,3 +656,40 @@ def test_a_reader_that_knew_the_journal_refuses_a_transaction_missing_after_it(r
         journal_file.write(json.dumps(last, separators=(",", ":")).encode() + b"\n")
     with pytest.raises(RegistryError, match=r"does not continue .*transactions after it are missing"):
         reg.entries()
+
+
+def test_a_snapshot_knows_which_slugs_it_holds(reg: JsonRegistry) -> None:
+    reg.claim("a", worker="w")
+    entries = reg.snapshot().entries
+    assert "a" in entries and "b" not in entries
+
+
+class _Watched(_Stop):
+    """A stop event that also says when watchfiles is polling it: its watch is in place."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.checks = 0
+        self.watching = threading.Event()
+
+    def is_set(self) -> bool:
+        self.checks += 1
+        if self.checks > 1:  # the first is the feed's own loop; then watchfiles' while it waits
+            self.watching.set()
+        return super().is_set()
+
+
+def test_a_feed_of_a_folder_that_exists_says_only_what_changed_from_the_first_batch(
+    reg: JsonRegistry,
+) -> None:
+    reg.claim("a", worker="w")
+    stop = _Watched()
+    feed = reg.watch(stop)
+    first: list[RegistryChange] = []
+    reader = threading.Thread(target=lambda: first.extend(take(feed, 1, timeout=30)), daemon=True)
+    reader.start()
+    assert stop.watching.wait(30), "the feed never started watching"
+    reg.write_cycle(CycleRecord(generated_at=T0))
+    reader.join(40)
+    stop.set()
+    assert [(c.scopes, c.events) for c in first] == [(frozenset({"cycle"}), ())]
