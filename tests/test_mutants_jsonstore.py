@@ -693,3 +693,13 @@ def test_a_feed_of_a_folder_that_exists_says_only_what_changed_from_the_first_ba
     reader.join(40)
     stop.set()
     assert [(c.scopes, c.events) for c in first] == [(frozenset({"cycle"}), ())]
+
+
+def test_a_checkpoint_names_the_time_of_the_last_write(reg: JsonRegistry, clock: ManualClock) -> None:
+    reg.claim("a", worker="w")
+    clock.advance(hours=1)
+    reg.claim("b", worker="w")
+    clock.advance(hours=1)
+    reg.checkpoint()
+    written = json.loads(reg.data.read_bytes())
+    assert (written["seq"], written["updated_at"]) == (2, "2025-03-01T13:00:00.000000Z")
