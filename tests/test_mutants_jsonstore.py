@@ -582,20 +582,22 @@ def test_gc_reports_the_journal_lines_it_could_not_read(reg: JsonRegistry, clock
     assert len(report.warnings) == 1 and "events.jsonl" in report.warnings[0]
 
 
-def _ignored_first(root: Path, valid: str) -> set[str]:
-    """``valid`` and a path the feed ignores, in a set that yields the ignored one first
-    (a set's order is its hashes' order: try names until one comes first)."""
+def _ignored_first(root: Path) -> tuple[set[str], str]:
+    """A log path and a path the feed ignores, in a set that yields the ignored one first (a
+    set's order is its hashes' order: try names until it does), and the log's slug."""
     for n in range(64):
-        paths = {valid, str(root / f"logs/a/{n}.log.tmp")}
-        if next(iter(paths)) != valid:
-            return paths
+        slug, ignored = f"s{n}", str(root / f"logs/a/{n}.log.tmp")
+        paths = {str(root / "logs" / slug / "1.log"), ignored}
+        if next(iter(paths)) == ignored:
+            return paths, slug
     raise AssertionError("no ignored path came first")
 
 
 def test_a_batch_goes_on_past_a_path_it_ignores(reg: JsonRegistry) -> None:
     tail = eventlog.Tail(reg.events_path)
-    change = reg._change(_ignored_first(reg.root, str(reg.root / "snapshot.json")), tail, False, False)
-    assert change.scopes == frozenset({"cycle"})
+    paths, slug = _ignored_first(reg.root)
+    change = reg._change(paths, tail, False, False)
+    assert (change.scopes, change.slugs) == (frozenset({"logs"}), frozenset({slug}))
 
 
 # -- a live feed started before the store exists -------------------------------------------------
@@ -703,3 +705,17 @@ def test_a_checkpoint_names_the_time_of_the_last_write(reg: JsonRegistry, clock:
     reg.checkpoint()
     written = json.loads(reg.data.read_bytes())
     assert (written["seq"], written["updated_at"]) == (2, "2025-03-01T13:00:00.000000Z")
+
+
+def test_a_write_whose_snapshot_cannot_be_written_is_kept_in_the_journal(reg: JsonRegistry) -> None:
+    (reg.root / "registry.json.tmp" / "in-the-way").mkdir(parents=True)  # the snapshot's temporary
+    assert reg.claim("a", worker="w").lease == 1  # committed: the snapshot waits for a later write
+    assert not reg.data.exists()
+    assert JsonRegistry(reg.root).get("a").state == "claimed"
+
+
+def test_a_killed_writers_temporary_snapshot_is_reused_not_left_beside_it(reg: JsonRegistry) -> None:
+    reg.root.mkdir()
+    (reg.root / "registry.json.tmp").write_bytes(b"half a snapshot")
+    reg.claim("a", worker="w")
+    assert sorted(p.name for p in reg.root.iterdir()) == ["events.jsonl", "registry.json", "registry.lock"]
