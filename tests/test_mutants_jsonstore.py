@@ -615,15 +615,24 @@ class _Stop(threading.Event):
         return super().wait(timeout)
 
 
-def test_a_feed_started_before_the_folder_exists_says_the_registry_came_into_being(reg: JsonRegistry) -> None:
-    stop = _Stop()
-    feed = reg.watch(stop)
+def _first_change(
+    feed: Iterator[RegistryChange], ready: threading.Event, write: Callable[[], object]
+) -> list[RegistryChange]:
+    """The feed's first change, read in a thread while ``write`` runs once the feed is ``ready``
+    (empty when none came in 30 s: take fails in the thread instead of hanging)."""
     first: list[RegistryChange] = []
     reader = threading.Thread(target=lambda: first.extend(take(feed, 1, timeout=30)), daemon=True)
     reader.start()
-    assert stop.waited.wait(30), "the feed never looked for the folder"
-    reg.checkpoint()  # the folder and registry.json, and no event
+    assert ready.wait(30), "the feed never got ready"
+    write()
     reader.join(40)
+    return first
+
+
+def test_a_feed_started_before_the_folder_exists_says_the_registry_came_into_being(reg: JsonRegistry) -> None:
+    stop = _Stop()
+    feed = reg.watch(stop)
+    first = _first_change(feed, stop.waited, reg.checkpoint)  # the folder, registry.json, no event
     assert [(c.scopes, c.slugs, c.events) for c in first] == [(frozenset({"registry"}), frozenset(), ())]
     reg.write_cycle(CycleRecord(generated_at=T0))
     (then,) = take(feed, 1, timeout=30)
@@ -687,12 +696,7 @@ def test_a_feed_of_a_folder_that_exists_says_only_what_changed_from_the_first_ba
     reg.claim("a", worker="w")
     stop = _Watched()
     feed = reg.watch(stop)
-    first: list[RegistryChange] = []
-    reader = threading.Thread(target=lambda: first.extend(take(feed, 1, timeout=30)), daemon=True)
-    reader.start()
-    assert stop.watching.wait(30), "the feed never started watching"
-    reg.write_cycle(CycleRecord(generated_at=T0))
-    reader.join(40)
+    first = _first_change(feed, stop.watching, lambda: reg.write_cycle(CycleRecord(generated_at=T0)))
     stop.set()
     assert [(c.scopes, c.events) for c in first] == [(frozenset({"cycle"}), ())]
 
