@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -305,3 +307,23 @@ REGISTRY_OPS = st.lists(
     ),
     max_size=25,
 )
+
+
+LIST_PROBE = """
+import json, sys
+from taskfiles.cli import app  # click's main ends in SystemExit; what follows still runs
+sys.argv = ["task", "-C", sys.argv[1], "list", "--json"]
+try:
+    app.main(prog_name="task")
+except SystemExit:
+    pass
+sys.stderr.write(json.dumps(sorted(m for m in sys.argv[2:] if m in sys.modules)))
+"""
+
+
+def list_json_in_a_process(root: Path, *modules: str) -> tuple[list[dict[str, Any]], set[str]]:
+    """``task list --json`` in a fresh interpreter: its rows, and which of ``modules`` it imported."""
+    done = subprocess.run(
+        [sys.executable, "-c", LIST_PROBE, str(root), *modules], capture_output=True, text=True, check=True
+    )
+    return json.loads(done.stdout), set(json.loads(done.stderr))

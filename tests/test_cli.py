@@ -14,7 +14,7 @@ from click.testing import CliRunner
 
 from taskfiles.cli import app
 
-from .conftest import commit_all, git, write_task
+from .conftest import commit_all, git, list_json_in_a_process, write_task
 
 runner = CliRunner()
 
@@ -306,15 +306,9 @@ def test_warm_list_json_with_a_registry_imports_neither_yaml_nor_gitpython(repo:
     run(repo, "claim", "a")
     # Fill the parse cache as if the file had been written long ago (the racy rule).
     tasksource.load_tree(config_module.load(repo), now_ns=time.time_ns() + 10**10)
-    probe = (
-        "import sys\nfrom taskfiles.cli import app  # click's main: SystemExit, then what follows\n"
-        f"sys.argv = ['task', '-C', {str(repo)!r}, 'list', '--json']\n"
-        "try:\n    app.main(prog_name='task')\nexcept SystemExit:\n    pass\n"
-        "sys.stderr.write(repr(sorted(m for m in ('yaml', 'git') if m in sys.modules)))\n"
-    )
-    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
-    assert json.loads(done.stdout)[0]["runtime"]["state"] == "claimed"
-    assert done.stderr == "[]"
+    rows, imported = list_json_in_a_process(repo, "yaml", "git")
+    assert rows[0]["runtime"]["state"] == "claimed"
+    assert imported == set()
 
 
 def test_warm_list_reads_no_body_unless_it_searches_them(repo: Path) -> None:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -34,7 +33,7 @@ from taskfiles.registry.records import format_time
 from taskfiles.registry.transaction import EventOnly
 from taskfiles.serve import create_app
 
-from .conftest import ManualClock, StoreFactory, git, write_task
+from .conftest import ManualClock, StoreFactory, git, list_json_in_a_process, write_task
 from .test_serve import LiveServer, section
 
 runner = CliRunner()
@@ -468,14 +467,8 @@ def test_created_dates_are_computed_afresh_when_a_shallow_clone_is_deepened(shal
 
 def listed_in_a_process(root: Path) -> tuple[dict[str, Any], bool]:
     """``task list --json`` run in a fresh interpreter: its rows, and whether it imported gitpython."""
-    probe = (
-        "import sys\nfrom taskfiles.cli import app  # click's main: SystemExit, then what follows\n"
-        f"sys.argv = ['task', '-C', {str(root)!r}, 'list', '--json']\n"
-        "try:\n    app.main(prog_name='task')\nexcept SystemExit:\n    pass\n"
-        "sys.stderr.write(repr('git' in sys.modules))\n"
-    )
-    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
-    return {row["slug"]: row for row in json.loads(done.stdout)}, done.stderr == "True"
+    rows, imported = list_json_in_a_process(root, "git")
+    return {row["slug"]: row for row in rows}, "git" in imported
 
 
 def test_a_cold_list_json_reads_the_creation_dates_without_importing_gitpython(repo: Path) -> None:
