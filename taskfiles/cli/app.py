@@ -56,7 +56,12 @@ def mapped(call: Callable[[], T]) -> T:
         if error.errno not in FULL or error.filename is not None:
             raise
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # what is left goes nowhere
-        raise CommandError(TaskfilesError(f"cannot write the output: {error.strerror}")) from error
+        raise CommandError(TaskfilesError(unwritten(error))) from error
+
+
+def unwritten(error: OSError) -> str:
+    """What to say when the output could not be written."""
+    return f"cannot write the output: {error.strerror}"
 
 
 class Ends(click.Command):
@@ -101,7 +106,7 @@ def run(command: click.Command, prog_name: str) -> NoReturn:
             stream.flush()
         except OSError as error:  # the last of the output found a closed pipe or a full disk
             if error.errno != errno.EPIPE and stream is sys.stdout:
-                click.echo(f"error: cannot write the output: {error.strerror}", err=True)
+                CommandError(TaskfilesError(unwritten(error))).show()
             code = code or 1
     os._exit(code or 0)
 
