@@ -45,6 +45,17 @@ def _isolated_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     yield
 
 
+OSLIKE = Path(__file__).with_name("oslike")
+
+
+@pytest.fixture
+def windows_env() -> dict[str, str]:
+    """The environment of a process that runs as on Windows: POSIX-only modules do not import,
+    os and signal lack what Windows lacks (tests/oslike/sitecustomize.py says exactly what)."""
+    paths = [str(OSLIKE), *filter(None, [os.environ.get("PYTHONPATH")])]
+    return {**os.environ, "PYTHONPATH": os.pathsep.join(paths), "TASKFILES_TEST_PLATFORM": "windows"}
+
+
 def git(cwd: Path, *args: str) -> str:
     """Run git in ``cwd`` and return its stdout; fail the test on error."""
     done = subprocess.run(
