@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test check lint bench clean mutate
+.PHONY: demo test check lint bench clean mutate dist
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -23,6 +23,13 @@ lint: $(STAMP)
 
 test: lint
 	$(BIN)/pytest -n 2 -q
+
+# The sdist and the wheel (built from the sdist) in dist/, checked as PyPI would check them.
+# tests/test_wheel.py builds them from a copy of the repository and installs the wheel.
+dist: $(STAMP)
+	rm -rf dist
+	$(BIN)/python -m build --outdir dist
+	$(BIN)/twine check --strict dist/*
 
 # `make bench BENCH_FLAGS=--quick` for a smoke run; LIST_FLAGS= to leave Backlog.md out.
 # The benches remove PYTHONDONTWRITEBYTECODE for what they time; unset here too, the
@@ -49,4 +56,4 @@ mutate: $(STAMP)
 	$(BIN)/python tools/mutate.py $(MODULE) $(MUTATE_FLAGS)
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache dist build
