@@ -77,3 +77,14 @@ class Reported(TaskfilesError):
     def __init__(self, exit_code: int) -> None:
         super().__init__("")
         self.exit_code = exit_code
+
+
+def reason(error: Exception) -> str:
+    """What went wrong, for a message that names the file itself: an OSError's strerror (its
+    whole text repeats the path as the platform writes it, in quotes: doubled backslashes on
+    Windows), "it is not UTF-8 text" for a decode error, else the error's own text."""
+    if isinstance(error, OSError):
+        return error.strerror or str(error)
+    if isinstance(error, UnicodeDecodeError):
+        return "it is not UTF-8 text"
+    return str(error)

@@ -20,7 +20,7 @@ from functools import partial
 from typing import Any
 
 from .config import Config
-from .errors import TaskFileError
+from .errors import TaskFileError, reason
 from .plan import frontmatter
 from .plan.edits import write_atomic
 from .plan.source import load
@@ -97,7 +97,7 @@ def _plan(config: Config, task: Task) -> _Edit:
     try:
         return _Edit(task, frontmatter.set_keys(path.read_bytes().decode("utf-8"), updates))
     except (TaskFileError, OSError, UnicodeDecodeError) as exc:
-        raise TaskFileError(f"{task.path}: {exc}; nothing was migrated") from None
+        raise TaskFileError(f"{task.path}: {reason(exc)}; nothing was migrated") from None
 
 
 def _skip_reason(task: Task, current: RegistryEntry | None) -> str | None:

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import click
 
-from ..errors import UsageError
+from ..errors import UsageError, reason
 from ..process import exit_code as exit_code_of
 from .app import JsonFlag, RefOption, config, echo, emit_json
 from .params import App, Argument, Option
@@ -386,7 +386,7 @@ def _read_text(path: str, option: str) -> str:
             return sys.stdin.read()
         return Path(path).read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
-        why = exc.strerror if isinstance(exc, OSError) else "it is not UTF-8 text"
+        why = reason(exc)
         raise UsageError(f"{option} {path}: cannot read it ({why}); give a readable UTF-8 file") from None
 
 

@@ -19,7 +19,7 @@ from typing import Any
 
 from .. import atomic
 from ..config import Config
-from ..errors import ConflictError, TaskFileError
+from ..errors import ConflictError, TaskFileError, reason
 from . import frontmatter
 from .source import schema_of
 from .taskfile import Task, parse
@@ -126,7 +126,9 @@ def _read(path: Path, shown: str) -> str:
     try:
         return path.read_bytes().decode("utf-8")
     except (OSError, UnicodeDecodeError) as error:
-        raise TaskFileError(f"{shown}: cannot be read for editing ({error}); run 'task validate'") from error
+        raise TaskFileError(
+            f"{shown}: cannot be read for editing ({reason(error)}); run 'task validate'"
+        ) from error
 
 
 def _line_of(task: Task, keys: Iterable[str]) -> int:
