@@ -15,11 +15,11 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
-from pathlib import Path
+from pathlib import Path, PurePath
 from typing import TYPE_CHECKING, Any
 
 from . import git
-from .errors import ConfigError, UsageError
+from .errors import ConfigError, UsageError, reason
 
 if TYPE_CHECKING:  # re-exported: module __getattr__ below loads them at run time
     from .settings import DEFAULT_AGENT as DEFAULT_AGENT
@@ -102,7 +102,7 @@ class Config:
         aliases = f"; aliases: {', '.join(sorted(self.owner_aliases))}" if self.owner_aliases else ""
         raise UsageError(
             f"owner {name!r} is not one of the configured owners ({', '.join(self.owners)}{aliases}); "
-            f"{hint}use one of them, or add it to owners in {self.source or 'taskfiles.toml'}"
+            f"{hint}use one of them, or add it to owners in {self._source_name}"
         )
 
     def closest_owner(self, name: str) -> str | None:
@@ -164,7 +164,7 @@ class Config:
         listed = ", ".join(known) if known else "none yet"
         return (
             f"agent {agent!r} is not a configured agent profile; {hint}profiles are [agents.NAME] "
-            f"tables in {self.source or 'taskfiles.toml'} (configured: {listed}; "
+            f"tables in {self._source_name} (configured: {listed}; "
             f"'{DEFAULT_AGENT}' is [worker] command)"
         )
 
@@ -191,14 +191,27 @@ class Config:
 
     def _where(self, section: str) -> str:
         prefix = "tool.taskfiles." if self.source and self.source.name == "pyproject.toml" else ""
-        return f"{self.source or 'configuration'}: [{prefix}{section}]"
+        where = self.relpath(self.source) if self.source else "configuration"
+        return f"{where}: [{prefix}{section}]"
+
+    @property
+    def _source_name(self) -> str:
+        return self.relpath(self.source) if self.source else "taskfiles.toml"
 
     def relpath(self, path: Path) -> str:
-        """``path`` relative to the worktree root, posix style."""
-        try:
-            return path.relative_to(self.root).as_posix()
-        except ValueError:
-            return path.as_posix()
+        """How output names ``path``: ``shown_path`` from this worktree's root."""
+        return shown_path(path, self.root)
+
+
+def shown_path(path: PurePath, root: PurePath) -> str:
+    """How output and JSON name ``path``, on every platform: relative to ``root`` (the
+    worktree) with forward slashes, as git names files (``tasks/core/x.md``, never
+    ``tasks\\core\\x.md``); a path outside it absolute, forward slashes too, as git for
+    Windows writes one (``C:/Users/me/registry``)."""
+    try:
+        return path.relative_to(root).as_posix()
+    except ValueError:
+        return path.as_posix()
 
 
 def load(start: Path | None = None) -> Config:
@@ -218,7 +231,7 @@ def _read_section(root: Path, cache: Path | None) -> tuple[Path | None, dict[str
     if pyproject.is_file():
         section = _toml(pyproject, cache).get("tool", {}).get("taskfiles")
         if section is not None:
-            return pyproject, _require_table(pyproject, "tool.taskfiles", section)
+            return pyproject, _require_table(pyproject.name, "tool.taskfiles", section)
     return None, {}
 
 
@@ -272,24 +285,25 @@ def _keep(cache: Path, value: tuple[Any, ...]) -> None:
 
 
 def _parse_toml(path: Path) -> dict[str, Any]:
+    """A settings file, at the top of the worktree: its name is its path in messages."""
     import tomllib
 
     try:
         return tomllib.loads(path.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: invalid TOML: {exc}; fix the file or remove it") from exc
+        raise ConfigError(f"{path.name}: invalid TOML: {exc}; fix the file or remove it") from exc
     except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{path}: cannot read: {exc}") from exc
+        raise ConfigError(f"{path.name}: cannot read: {reason(exc)}") from exc
 
 
-def _require_table(path: Path, name: str, value: object) -> dict[str, Any]:
+def _require_table(name: str, table: str, value: object) -> dict[str, Any]:
     if not isinstance(value, dict):
-        raise ConfigError(f"{path}: [{name}] must be a table")
+        raise ConfigError(f"{name}: [{table}] must be a table")
     return value
 
 
 def _build(root: Path, repo: git.RepoPaths | None, source: Path | None, raw: dict[str, Any]) -> Config:
-    where = str(source) if source else "configuration"
+    where = shown_path(source, root) if source else "configuration"
     owners = _str_list(raw.get("owners", []), f"{where}: owners")
     aliases = _aliases(raw.get("owner_aliases", {}), owners, where)
     priorities = _str_list(raw.get("priorities", list(DEFAULT_PRIORITIES)), f"{where}: priorities")

@@ -378,7 +378,7 @@ def validate(
     tasks = source.load(cfg, ref)
     if base is not None:
         git.resolve_commit(cfg.root, base)  # a --base that names nothing is exit 3, not a pass
-    missing = [p for p in paths or () if ref is None and not p.exists()]
+    missing = [cfg.relpath(p.resolve()) for p in paths or () if ref is None and not p.exists()]
     if missing:  # a typo in a hook's or a CI job's path would otherwise pass for ever
         raise UsageError(f"no such file: {missing[0]}; give paths of task files, or none to check them all")
     wanted = [cfg.relpath(p.resolve()) for p in paths] if paths else None

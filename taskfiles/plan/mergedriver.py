@@ -85,13 +85,12 @@ def driver_command() -> str:
 
 def attribute_line(cfg: Config) -> str:
     """``<tasks_dir>/**/*.md merge=taskfiles``, the folder written as git reads patterns."""
-    try:
-        folder = cfg.tasks_dir.relative_to(cfg.root).as_posix()
-    except ValueError:
+    if not cfg.tasks_dir.is_relative_to(cfg.root):
         raise UsageError(
-            f"tasks_dir {cfg.tasks_dir} is outside the repository {cfg.root}; "
+            f"tasks_dir {cfg.relpath(cfg.tasks_dir)} is outside the repository {cfg.root.as_posix()}; "
             "a .gitattributes pattern can only name files inside it"
-        ) from None
+        )
+    folder = cfg.relpath(cfg.tasks_dir)
     pattern = "*.md" if folder == "." else _GLOB.sub(r"\\\1", folder) + "/**/*.md"
     if re.search(r'[\s"]', pattern) or pattern[0] in "#!":
         pattern = '"' + pattern.replace("\\", "\\\\").replace('"', '\\"') + '"'
@@ -102,7 +101,7 @@ def state(cfg: Config) -> DriverState:
     """What the repository around ``cfg`` has of the driver."""
     root = _root(cfg)
     line = attribute_line(cfg)
-    probe = (cfg.tasks_dir / "example.md").relative_to(cfg.root).as_posix()
+    probe = cfg.relpath(cfg.tasks_dir / "example.md")
     return DriverState(
         attribute=line,
         has_attribute=line in _attribute_lines(root),
@@ -154,23 +153,23 @@ def uninstall(cfg: Config) -> list[str]:
 
 def _root(cfg: Config) -> Path:
     if cfg.repo is None:
-        raise ConfigError(f"{cfg.root} is not inside a git repository; run 'git init' first")
+        raise ConfigError(f"{cfg.root.as_posix()} is not inside a git repository; run 'git init' first")
     return cfg.root
 
 
 def _config_file(cfg: Config) -> str:
     assert cfg.repo is not None  # _root checked it
-    path = cfg.repo.common_dir / "config"
-    return path.relative_to(cfg.root).as_posix() if path.is_relative_to(cfg.root) else str(path)
+    return cfg.relpath(cfg.repo.common_dir / "config")
 
 
 def _read(path: Path) -> str:
+    """A file at the top of the worktree (``.gitattributes``): its name is its path in messages."""
     try:
         return path.read_text(encoding="utf-8")
     except FileNotFoundError:
         return ""
     except (OSError, UnicodeDecodeError) as exc:
-        raise TaskFileError(f"cannot read {path}: {getattr(exc, 'strerror', None) or exc}") from None
+        raise TaskFileError(f"cannot read {path.name}: {getattr(exc, 'strerror', None) or exc}") from None
 
 
 def _attribute_lines(root: Path) -> list[str]:
@@ -205,4 +204,4 @@ def _write(path: Path, text: str) -> None:
     try:
         atomic.atomic_write(path, text.encode("utf-8"), mode=mode)
     except OSError as exc:
-        raise TaskFileError(f"cannot write {path}: {exc.strerror}") from None
+        raise TaskFileError(f"cannot write {path.name}: {exc.strerror}") from None
