@@ -241,7 +241,9 @@ def resolve(config: Config, spec: str | None) -> Range:
     UsageError for a malformed range, a ref that names no commit, or two unrelated histories.
     """
     if config.repo is None:
-        raise UsageError(f"{config.root} is not in a git repository; task changes compares git commits")
+        raise UsageError(
+            f"{config.root.as_posix()} is not in a git repository; task changes compares git commits"
+        )
     base_ref, head_ref = _split(spec, config.base_ref)
     base_tip = _commit(config, base_ref, configured=spec is None)
     head = _commit(config, head_ref or "HEAD")

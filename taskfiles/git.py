@@ -60,7 +60,7 @@ def discover(start: Path) -> RepoPaths | None:
 def _read_gitdir_file(dot_git: Path) -> Path:
     text = dot_git.read_text(encoding="utf-8").strip()
     if not text.startswith("gitdir:"):
-        raise GitError(f"{dot_git}: expected 'gitdir: <path>', found {text[:40]!r}")
+        raise GitError(f"{dot_git.as_posix()}: expected 'gitdir: <path>', found {text[:40]!r}")
     target = Path(text.removeprefix("gitdir:").strip())
     return (dot_git.parent / target).resolve()
 
@@ -146,7 +146,7 @@ def open_repo(root: Path) -> Iterator[gitpython.Repo]:
     try:
         repo = gitpython.Repo(root)
     except (gitpython.InvalidGitRepositoryError, gitpython.NoSuchPathError) as exc:
-        raise GitError(f"{root} is not a git repository; run 'git init' first") from exc
+        raise GitError(f"{root.as_posix()} is not a git repository; run 'git init' first") from exc
     try:
         yield repo
     finally:
@@ -625,15 +625,16 @@ def add_worktree(root: Path, path: Path, branch: str, base: str, *, fresh: bool 
         current = {w.path: w for w in _worktrees(repo)}.get(path)
         if current is not None:
             if current.branch != branch:
+                shown = path.as_posix()
                 raise GitError(
-                    f"{path} is a worktree on {current.branch or 'a detached HEAD'}, not {branch}; "
-                    f"remove it with 'git worktree remove {path}'"
+                    f"{shown} is a worktree on {current.branch or 'a detached HEAD'}, not {branch}; "
+                    f"remove it with 'git worktree remove {shown}'"
                 )
             if not fresh:
                 return False
             _run(repo, "worktree", "remove", "--force", str(path))
         if path.exists():
-            raise GitError(f"{path} exists but is not a git worktree; move it out of the way")
+            raise GitError(f"{path.as_posix()} exists but is not a git worktree; move it out of the way")
         path.parent.mkdir(parents=True, exist_ok=True)
         if fresh or not _has_branch(repo, branch):
             _run(repo, "worktree", "add", "--quiet", "-B", branch, str(path), base)
@@ -672,7 +673,7 @@ def ensure_excluded(common_dir: Path, pattern: str) -> bool:
     except FileNotFoundError:
         text = ""
     except OSError as exc:
-        raise GitError(f"cannot read {exclude}: {exc.strerror}") from None
+        raise GitError(f"cannot read {exclude.as_posix()}: {exc.strerror}") from None
     if pattern in text.splitlines():
         return False
     try:
@@ -680,7 +681,7 @@ def ensure_excluded(common_dir: Path, pattern: str) -> bool:
         with exclude.open("a", encoding="utf-8") as handle:
             handle.write(("" if not text or text.endswith("\n") else "\n") + pattern + "\n")
     except OSError as exc:
-        raise GitError(f"cannot write {exclude}: {exc.strerror}") from None
+        raise GitError(f"cannot write {exclude.as_posix()}: {exc.strerror}") from None
     return True
 
 

@@ -66,7 +66,7 @@ def mcp(
     from ..mcp.http import Listen, serve
 
     def started(url: str) -> None:
-        click.echo(f"serving {config(ctx).root} over MCP at {url} (Ctrl-C to stop)", err=True)
+        click.echo(f"serving {config(ctx).root.as_posix()} over MCP at {url} (Ctrl-C to stop)", err=True)
 
     serve(server, Listen(host, port, token, "token", allow_remote), on_started=started)
 

@@ -59,7 +59,7 @@ def serve(
     options = Options(host, port, token, token_name, allow_remote, ref, working_tree)
 
     def started(url: str) -> None:
-        echo(f"serving {cfg.root} at {url} (Ctrl-C to stop)")
+        echo(f"serving {cfg.root.as_posix()} at {url} (Ctrl-C to stop)")
         if open_browser:
             import webbrowser
 

@@ -239,7 +239,12 @@ def _create(call: Call, a: CreateArgs) -> Mapping[str, Any]:
         labels=a.labels,
         ready=a.ready,
     ).path
-    return {"slug": path.stem, "path": config.relpath(path), "file": str(path), "worktree": str(config.root)}
+    return {
+        "slug": path.stem,
+        "path": config.relpath(path),
+        "file": path.as_posix(),
+        "worktree": config.root.as_posix(),
+    }
 
 
 def _claim(call: Call, a: ClaimArgs) -> Mapping[str, Any]:
@@ -259,7 +264,8 @@ def _ready(call: Call, a: SlugArgs) -> Mapping[str, Any]:
 
 def _edited(ws: Workspace, edit: edits.Edit) -> Mapping[str, Any]:
     """What an edit changed, and where: the file's path in its worktree and on disk."""
-    return {"slug": edit.slug, "path": edit.path, "file": str(ws.root / edit.path), "changed": edit.changed}
+    file = (ws.root / edit.path).as_posix()
+    return {"slug": edit.slug, "path": edit.path, "file": file, "changed": edit.changed}
 
 
 def _log(call: Call, a: LogArgs) -> Mapping[str, Any]:

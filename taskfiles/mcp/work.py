@@ -78,14 +78,14 @@ def _prepare(ws: Workspace, entry: RegistryEntry, ref: str | None) -> dict[str, 
     worktree, branch = prepare_worktree(config, task.slug, ref or "HEAD", entry.fresh)
     text = prompt.for_attempt(ws.registry(), task, entry, worktree, branch, mcp=True)
     prompt_file = HostFiles.of(config).write_prompt(task.slug, entry.attempt, text)
-    ws.registry().start(task.slug, entry.lease, worktree=str(worktree), branch=branch)
+    ws.registry().start(task.slug, entry.lease, worktree=worktree.as_posix(), branch=branch)
     return {
         "slug": task.slug,
         "lease": entry.lease,
         "attempt": entry.attempt,
-        "worktree": str(worktree),
+        "worktree": worktree.as_posix(),
         "branch": branch,
-        "prompt_file": str(prompt_file),
+        "prompt_file": prompt_file.as_posix(),
         "prompt": text,
     }
 

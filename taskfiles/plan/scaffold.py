@@ -51,7 +51,7 @@ def init(start: Path) -> InitResult:
     """Create tasks/, registry/, the config and SKILL.md; never overwrite anything."""
     repo = git.discover(start)
     if repo is None:
-        raise ConfigError(f"{start} is not inside a git repository; run 'git init' first")
+        raise ConfigError(f"{start.as_posix()} is not inside a git repository; run 'git init' first")
     result = InitResult(repo.root)
     _mkdir(result, "tasks")
     _write(result, "tasks/README.md", TASKS_README)

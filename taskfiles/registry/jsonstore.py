@@ -88,7 +88,8 @@ class JsonRegistry(Registry):
 
     def _read_error(self, path: Path, exc: OSError) -> RegistryError:
         return RegistryError(
-            f"cannot read {path}: {exc.strerror}; check the folder, or set TASKFILES_REGISTRY or registry_dir"
+            f"cannot read {path.as_posix()}: {exc.strerror}; check the folder, "
+            "or set TASKFILES_REGISTRY or registry_dir"
         )
 
     def _current(self) -> _Known:
@@ -242,7 +243,7 @@ class JsonRegistry(Registry):
         else:
             why = f"{exc.strerror} ({exc.filename})" if exc.filename else str(exc.strerror)
         return RegistryError(
-            f"cannot write registry at {self.root}: {why}; free space or set "
+            f"cannot write registry at {self.root.as_posix()}: {why}; free space or set "
             "TASKFILES_REGISTRY or registry_dir to a writable folder"
         )
 
@@ -592,7 +593,8 @@ class JsonRegistry(Registry):
             ]
             if held:
                 raise RegistryError(
-                    f"{self.root} already holds a registry ({', '.join(held)}); copy into an empty folder"
+                    f"{self.root.as_posix()} already holds a registry ({', '.join(held)}); "
+                    "copy into an empty folder"
                 )
             carried = _carried(dump)  # refused before anything is written
             data = b"".join(_transaction_lines(dump.events))
