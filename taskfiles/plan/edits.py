@@ -100,9 +100,8 @@ def new_task(
         "depends_on": tuple(depends_on),
         "labels": tuple(labels),
     }
-    return _create_unique(
-        folder, slugify(title), render_new(fields), _existing_slugs(config) | set(elsewhere)
-    )
+    taken = _existing_slugs(config) | set(elsewhere)
+    return _create_unique(config, folder, slugify(title), render_new(fields), taken)
 
 
 def _title(title: str) -> str:
@@ -155,7 +154,7 @@ def _existing_slugs(config: Config) -> set[str]:
     return {path.stem for path in config.tasks_dir.rglob("*.md")}
 
 
-def _create_unique(folder: Path, base: str, text: str, taken: set[str]) -> Path:
+def _create_unique(config: Config, folder: Path, base: str, text: str, taken: set[str]) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     for slug in candidates(base):
         if slug in taken:
@@ -169,7 +168,7 @@ def _create_unique(folder: Path, base: str, text: str, taken: set[str]) -> Path:
         with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
             handle.write(text)
         return path
-    raise ConflictError(f"no free slug for {base!r} in {folder}")
+    raise ConflictError(f"no free slug for {base!r} in {config.relpath(folder)}")
 
 
 def mark_ready(config: Config, slug: str) -> Edit:
