@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import fcntl
 import os
 from collections.abc import Iterator
 from pathlib import Path
+
+from . import portable
 
 # link() can be refused by file systems without hard links; a copy does the same job.
 _NO_LINK = frozenset({errno.EPERM, errno.EXDEV, errno.EMLINK, errno.ENOTSUP, errno.EOPNOTSUPP})
@@ -19,26 +20,20 @@ _NO_LINK = frozenset({errno.EPERM, errno.EXDEV, errno.EMLINK, errno.ENOTSUP, err
 
 @contextlib.contextmanager
 def locked(lock_path: Path, *, shared: bool = False) -> Iterator[None]:
-    """Hold an flock on ``lock_path`` (created if needed) for the block.
+    """Hold a lock on ``lock_path`` (created if needed) for the block (``portable.lock``).
 
     Lock a sibling file, never the data file: the data file is replaced on every
     write, and a lock on the replaced inode would no longer exclude anyone.
     The kernel drops the lock when the process dies, so a killed writer never
     leaves the registry locked.
     """
-    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | portable.FILE_FLAGS, 0o644)
     try:
-        fcntl.flock(fd, fcntl.LOCK_SH if shared else fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)
-
-
-def fsync_dir(folder: Path) -> None:
-    """Make renames and new names in ``folder`` durable."""
-    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    try:
-        os.fsync(fd)
+        portable.lock(fd, shared=shared)
+        try:
+            yield
+        finally:
+            portable.unlock(fd)
     finally:
         os.close(fd)
 
@@ -63,10 +58,10 @@ def atomic_write(
     """
     # os.urandom is what secrets.token_hex reads; secrets imports hashlib and random (~2 ms)
     tmp = tmp or path.with_name(f".{path.name}.{os.urandom(6).hex()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | portable.FILE_FLAGS, 0o644)
     try:
         if mode is not None:
-            os.fchmod(fd, mode)
+            portable.set_mode(fd, tmp, mode)
         _write_all(fd, data)
         os.fsync(fd)
     except BaseException:
@@ -75,9 +70,9 @@ def atomic_write(
             os.unlink(tmp)
         raise
     os.close(fd)
-    os.replace(tmp, path)
+    portable.replace(tmp, path)
     if sync_dir:
-        fsync_dir(path.parent)
+        portable.fsync_dir(path.parent)
 
 
 def keep_backup(path: Path, backup: Path) -> None:
@@ -97,7 +92,7 @@ def keep_backup(path: Path, backup: Path) -> None:
             raise
         atomic_write(backup, path.read_bytes(), tmp=tmp, sync_dir=False)
         return
-    os.replace(tmp, backup)
+    portable.replace(tmp, backup)
 
 
 def append(path: Path, data: bytes) -> None:
@@ -106,10 +101,10 @@ def append(path: Path, data: bytes) -> None:
     If a crash left the file without a final newline, one is written first, so a
     torn line never swallows the next one.
     """
-    fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT | portable.FILE_FLAGS, 0o644)
     try:
         size = os.fstat(fd).st_size
-        if size and os.pread(fd, 1, size - 1) != b"\n":
+        if size and portable.pread(fd, 1, size - 1) != b"\n":
             data = b"\n" + data
         _write_all(fd, data)
     finally:

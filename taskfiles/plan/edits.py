@@ -6,7 +6,6 @@ only the lines it means to change and replaces the file atomically.
 
 from __future__ import annotations
 
-import getpass
 import os
 import re
 from collections.abc import Collection, Iterable, Mapping, Sequence
@@ -15,6 +14,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from .. import portable
 from ..config import Config
 from ..errors import ConflictError, NotFoundError, UsageError
 from ..slugs import candidates, slugify
@@ -56,13 +56,7 @@ class Edit:
 
 def actor_name() -> str:
     """Who is acting: $TASKFILES_ACTOR, else the login name."""
-    name = os.environ.get(ACTOR_ENV)
-    if name:
-        return name
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):
-        return "unknown"
+    return os.environ.get(ACTOR_ENV) or portable.user_name()
 
 
 def new_task(
@@ -162,7 +156,7 @@ def _create_unique(config: Config, folder: Path, base: str, text: str, taken: se
         path = folder / f"{slug}.md"
         try:
             # O_EXCL: two 'task new' runs with the same title never share a file.
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | portable.FILE_FLAGS, 0o644)
         except FileExistsError:
             continue
         with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:

@@ -19,7 +19,7 @@ from pathlib import Path
 from stat import S_ISDIR, S_ISLNK, S_ISREG
 from typing import NamedTuple
 
-from .. import git
+from .. import git, portable
 from ..config import Config
 from ..slugs import RESERVED
 from . import cache
@@ -28,6 +28,9 @@ from .taskfile import Parsed, Problem, Schema, Task, parse
 NOT_TASKS = frozenset({"README.md", *(f"{stem}.md" for stem in RESERVED)})
 SYMLINK_MODE = "120000"
 NO_CACHE = cache.CacheStats()
+# The walk lists a folder through its descriptor and lstats each name relative to it; Windows
+# cannot open a folder, and walks by path.
+_AT_FOLDER = os.lstat in os.supports_dir_fd and os.listdir in os.supports_fd
 
 
 @dataclass(frozen=True)
@@ -189,13 +192,17 @@ def _list_folder(
 ) -> tuple[list[str], list[str]]:
     """The task names in ``folder`` and its subfolders, each by name; the tasks' identities
     added to ``ids`` (and lstats to ``kept``). Each lstat is taken relative to the folder,
-    so the kernel resolves one name rather than the whole path (~15% of the walk)."""
+    so the kernel resolves one name rather than the whole path (~15% of the walk); where
+    folders cannot be opened (Windows), it is taken of the folder's path and the name."""
+    fd, base = None, f"{folder}/"
     try:
-        fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+        if _AT_FOLDER:
+            fd, base = os.open(folder, os.O_RDONLY | os.O_DIRECTORY), ""
         try:
-            listed = sorted(os.listdir(fd))
+            listed = sorted(os.listdir(folder if fd is None else fd))
         except OSError:
-            os.close(fd)
+            if fd is not None:
+                os.close(fd)
             raise
     except OSError:
         return [], []
@@ -206,7 +213,7 @@ def _list_folder(
             if name[0] == ".":
                 continue  # neither a task nor a folder that is entered
             try:
-                st = lstat(name, dir_fd=fd)  # one call gives the type and the identity
+                st = lstat(base + name, dir_fd=fd)  # one call gives the type and the identity
             except OSError:
                 continue  # deleted since listed
             if S_ISDIR(st.st_mode):
@@ -217,7 +224,8 @@ def _list_folder(
                 if kept is not None:
                     kept.append(st)
     finally:
-        os.close(fd)
+        if fd is not None:
+            os.close(fd)
     return names, subfolders
 
 
@@ -280,7 +288,7 @@ def _read_bytes(path: str, size: int, rel: str, config: Config) -> bytes | Parse
     if size > limit:
         return _too_large(rel, size, config)
     try:
-        fd = os.open(path, os.O_RDONLY)
+        fd = os.open(path, os.O_RDONLY | portable.FILE_FLAGS)
         try:
             data = os.read(fd, size + 1)
             while len(data) <= limit and (more := os.read(fd, limit + 1 - len(data))):

@@ -35,7 +35,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from .. import atomic
+from .. import portable
 from .jsonl import Mark
 from .records import Actor, Event
 
@@ -225,10 +225,10 @@ def commit(path: Path, offset: int, line: bytes) -> tuple[int, int]:
     in it unacknowledged.
     """
     created = not path.exists()
-    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | portable.FILE_FLAGS, 0o644)
     try:
         if created:  # the name is durable before anything is written under it
-            atomic.fsync_dir(path.parent)
+            portable.fsync_dir(path.parent)
         inode = os.fstat(fd).st_ino
         try:
             if os.fstat(fd).st_size != offset:
@@ -236,7 +236,7 @@ def commit(path: Path, offset: int, line: bytes) -> tuple[int, int]:
             view = memoryview(line)
             at = offset
             while view:
-                written = os.pwrite(fd, view, at)
+                written = portable.pwrite(fd, view, at)
                 view, at = view[written:], at + written
             os.fsync(fd)
         except BaseException:

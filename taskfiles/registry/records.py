@@ -21,7 +21,6 @@ its current lease; every other state has retired the lease.
 
 from __future__ import annotations
 
-import getpass
 import math
 import os
 from collections.abc import Mapping
@@ -29,6 +28,7 @@ from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
 from typing import Any
 
+from .. import portable
 from ..errors import RegistryError
 from ..process import host_identity
 
@@ -68,7 +68,7 @@ class Actor:
     def current(cls) -> Actor:
         """This process: ``TASKFILES_ACTOR`` (or the user name), this host's identity
         (``TASKFILES_HOST``, else the host name) and pid."""
-        return cls(os.environ.get(ACTOR_ENV) or _user_name(), host_identity(), os.getpid())
+        return cls(os.environ.get(ACTOR_ENV) or portable.user_name(), host_identity(), os.getpid())
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON form."""
@@ -78,13 +78,6 @@ class Actor:
     def from_dict(cls, data: Mapping[str, Any]) -> Actor:
         """Read the JSON form; missing parts read as empty."""
         return cls(str(data.get("who", "")), str(data.get("host", "")), int(data.get("pid", 0)))
-
-
-def _user_name() -> str:
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):  # no passwd entry, as in some containers
-        return f"uid-{os.getuid()}"
 
 
 @dataclass(frozen=True)
