@@ -5,9 +5,10 @@ runs on POSIX only (``process.require_sessions``).
 - **Opening files.** ``os.open`` on Windows opens in text mode, translating newlines, unless
   given ``O_BINARY``; POSIX's ``O_CLOEXEC`` is Windows' ``O_NOINHERIT``. ``FILE_FLAGS``
   holds both, for every ``os.open`` of a file.
-- **Locks.** ``flock`` on POSIX, shared or exclusive. On Windows, msvcrt's lock of the
-  file's first byte; it has no shared form, so a shared request is served exclusively
-  (readers wait for one another, which costs only time).
+- **Locks.** ``flock`` on POSIX, shared or exclusive. On Windows, msvcrt's lock of one
+  byte far past the end of the file (Windows' byte locks are mandatory: a lock on the
+  content would stop others reading what the holder wrote there); it has no shared form,
+  so a shared request is served exclusively (readers wait for one another: only time).
 - **Positional reads and writes.** ``os.pread``/``os.pwrite`` where they exist, else a seek
   and a read or write (the descriptors here are never shared between threads).
 - **Folder fsync.** POSIX needs it to make a rename durable. Windows cannot open a folder,
@@ -40,6 +41,7 @@ CAN_SYNC_FOLDERS = hasattr(os, "O_DIRECTORY")
 # closes the file. 50 tries, 1 ms growing to 20 ms apart: about a second in all.
 _REPLACE_TRIES = 50 if os.name == "nt" else 1
 _LOCK_WAIT = (0.001, 0.05)  # the first and the longest pause between tries of a Windows lock
+_LOCK_BYTE = 1 << 30  # the byte a Windows lock holds: past any lock file's content
 
 
 def lock(fd: int, *, shared: bool = False) -> None:
@@ -47,18 +49,29 @@ def lock(fd: int, *, shared: bool = False) -> None:
     if HAS_FLOCK:
         fcntl.flock(fd, fcntl.LOCK_SH if shared else fcntl.LOCK_EX)
         return
+    # msvcrt's blocking form gives up after ten seconds; a lock here waits as long as flock does.
+    pause, longest = _LOCK_WAIT
+    while not try_lock(fd):
+        time.sleep(pause)
+        pause = min(pause * 2, longest)
+
+
+def try_lock(fd: int) -> bool:
+    """Take an exclusive lock on the open file ``fd`` if no one holds one; False if someone does."""
+    if HAS_FLOCK:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return False
+        return True
     import msvcrt
 
-    # msvcrt's blocking form gives up after ten seconds; a lock here waits as long as flock does.
-    os.lseek(fd, 0, os.SEEK_SET)
-    pause, longest = _LOCK_WAIT
-    while True:
-        try:
-            msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)  # type: ignore[attr-defined]
-            return
-        except OSError:
-            time.sleep(pause)
-            pause = min(pause * 2, longest)
+    os.lseek(fd, _LOCK_BYTE, os.SEEK_SET)
+    try:
+        msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)  # type: ignore[attr-defined]
+    except PermissionError:  # EACCES: another handle holds the byte
+        return False
+    return True
 
 
 def unlock(fd: int) -> None:
@@ -68,7 +81,7 @@ def unlock(fd: int) -> None:
         return
     import msvcrt
 
-    os.lseek(fd, 0, os.SEEK_SET)
+    os.lseek(fd, _LOCK_BYTE, os.SEEK_SET)
     msvcrt.locking(fd, msvcrt.LK_UNLCK, 1)  # type: ignore[attr-defined]
 
 

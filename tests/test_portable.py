@@ -130,6 +130,7 @@ def test_the_agents_registry_commands_run_as_on_windows(repo: Path, win: dict[st
     assert [event["type"] for event in events][:2] == ["task.claimed", "task.started"]
     assert {(event["actor"]["who"], event["actor"]["host"]) for event in events} == {("alice", "WINBOX")}
     assert "a line of log" in task(repo, win, "logs", "a")
+    assert task(repo, win, "gc", "--older-than", "0").startswith("removed 1 released entries")
     # Nothing the registry did touched a tracked file.
     assert git(repo, "status", "--porcelain", "--untracked-files=no") == ""
 

@@ -18,7 +18,6 @@ what the kernel does not know, waiting briefly for the holder to write it.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import hashlib
 import os
 import time
@@ -27,7 +26,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from .. import atomic, folders, process
+from .. import atomic, folders, portable, process
 from ..config import Config
 from ..errors import ConflictError, RegistryError
 from ..registry import GcReport, Registry
@@ -144,17 +143,15 @@ def exclusive(path: Path, what: str, task: str = "") -> Iterator[Holder | None]:
     another process holds it, yield that ``Holder`` without waiting for the lock."""
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | portable.FILE_FLAGS, 0o644)
     except OSError as exc:
         raise RegistryError(f"cannot open the {what} {path}: {exc.strerror}") from None
     try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
+        if not portable.try_lock(fd):
             yield _holder(fd)
             return
         text = f"{os.getpid()} {task}".rstrip() + "\n"
-        os.pwrite(fd, text.encode(), 0)  # one write, then trim: never an empty file once written
+        portable.pwrite(fd, text.encode(), 0)  # one write, then trim: never an empty file once written
         os.ftruncate(fd, len(text.encode()))
         try:
             yield None
@@ -185,7 +182,7 @@ def _holder(fd: int) -> Holder:
 def _written(fd: int) -> tuple[int, str]:
     """The pid and task written in a lock file (0, "" when not written)."""
     try:
-        text = os.pread(fd, 512, 0).decode("utf-8", "replace")
+        text = portable.pread(fd, 512, 0).decode("utf-8", "replace")
     except OSError:
         return 0, ""
     pid, _, task = text.strip().partition(" ")
