@@ -39,36 +39,31 @@ def _run(*argv: str | Path, cwd: Path, env: dict[str, str] | None = None) -> str
     return done.stdout
 
 
-def _copy_of_the_repository(dest: Path) -> Path:
-    """The files git would commit here (tracked and new, not ignored; symlinks kept as links):
-    what a clone of this working tree holds, without its .venv and egg-info. A build run in the
-    repository itself would leave build/ and egg-info behind."""
+def _repository_files(*under: str) -> list[str]:
+    """The files git would commit here (tracked and new, not ignored) that the working tree holds,
+    relative to the repository."""
     listed = subprocess.run(
-        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard", *under],
         cwd=REPO,
         capture_output=True,
         check=True,
     ).stdout.decode()
-    for rel in filter(None, listed.split("\0")):
-        source = REPO / rel
-        if not os.path.lexists(source):  # deleted in the working tree, not yet committed
-            continue
+    return [rel for rel in listed.split("\0") if rel and os.path.lexists(REPO / rel)]
+
+
+def _copy_of_the_repository(dest: Path) -> Path:
+    """What a clone of this working tree holds (symlinks kept as links), without its .venv and
+    egg-info. A build run in the repository itself would leave build/ and egg-info behind."""
+    for rel in _repository_files():
         target = dest / rel
         target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(source, target, follow_symlinks=False)
+        shutil.copy2(REPO / rel, target, follow_symlinks=False)
     return dest
 
 
 def _package_files() -> set[str]:
     """Every file of the package in the repository (modules and data), as the wheel names them."""
-    listed = subprocess.run(
-        ["git", "ls-files", "--cached", "--others", "--exclude-standard", "taskfiles"],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.split()
-    return {rel for rel in listed if os.path.lexists(REPO / rel)}
+    return set(_repository_files("taskfiles"))
 
 
 def _build(tmp_path: Path) -> tuple[Path, Path]:
