@@ -23,6 +23,8 @@ from taskfiles.plan.merge import BODY, FILE, FRONTMATTER, merge
 from .conftest import commit_all, git
 from .test_frontmatter import EDIT_VALUES, File, task_files
 
+pytestmark = pytest.mark.planning
+
 TASK = Path(sys.executable).parent / "task"
 
 
@@ -580,3 +582,12 @@ def test_edits_to_different_keys_merge_into_both(file: File, data: st.DataObject
     text = done.data.decode()
     assert text.startswith(file.bom + "---") and text.endswith(file.body)
     assert _as_json(frontmatter.load_yaml(frontmatter.split(text).header) or {}) == _as_json(expected)
+
+
+def test_install_and_uninstall_keep_a_crlf_gitattributes_as_it_is(repo: Path) -> None:
+    before = b"*.png binary\r\n*.sh text eol=lf\r\n"
+    (repo / ".gitattributes").write_bytes(before)
+    task(repo, "merge-driver", "install")
+    assert (repo / ".gitattributes").read_bytes() == before + b"tasks/**/*.md merge=taskfiles\r\n"
+    task(repo, "merge-driver", "install", "--uninstall")
+    assert (repo / ".gitattributes").read_bytes() == before

@@ -165,7 +165,7 @@ def _config_file(cfg: Config) -> str:
 def _read(path: Path) -> str:
     """A file at the top of the worktree (``.gitattributes``): its name is its path in messages."""
     try:
-        return path.read_text(encoding="utf-8")
+        return path.read_bytes().decode("utf-8")  # as it is: read_text would turn CRLF into LF
     except FileNotFoundError:
         return ""
     except (OSError, UnicodeDecodeError) as exc:
