@@ -14,6 +14,8 @@ from typing import Any
 
 import pytest
 
+from taskfiles.plan import scaffold
+
 from .conftest import commit_all, git, write_task
 
 pytestmark = pytest.mark.planning
@@ -214,3 +216,16 @@ def test_the_windows_lock_keeps_a_read_and_write_whole(tmp_path: Path, win: dict
         _, err = child.communicate()
         assert child.returncode == 0, err
     assert (tmp_path / "counter").read_text() == "800"
+
+
+def test_a_symlink_checked_out_as_a_text_file_is_followed(tmp_path: Path) -> None:
+    """Git without symlinks (Windows' default) writes taskfiles/data/SKILL.md as a file
+    holding "../../SKILL.md"; task init must still write the guide, not that path."""
+    (tmp_path / "pkg" / "data").mkdir(parents=True)
+    (tmp_path / "SKILL.md").write_text("# The guide\n")
+    placeholder = tmp_path / "pkg" / "data" / "SKILL.md"
+    placeholder.write_text("../../SKILL.md")
+    assert scaffold.linked_text(placeholder) == "# The guide\n"
+    placeholder.write_text("# A guide that mentions ../../SKILL.md\n")
+    assert scaffold.linked_text(placeholder) == "# A guide that mentions ../../SKILL.md\n"
+    assert scaffold.skill_text() == (Path(__file__).parent.parent / "SKILL.md").read_text()

@@ -68,7 +68,20 @@ def init(start: Path) -> InitResult:
 
 def skill_text() -> str:
     """The agent guide shipped with the package."""
-    return resources.files("taskfiles").joinpath("data/SKILL.md").read_text(encoding="utf-8")
+    return linked_text(Path(str(resources.files("taskfiles").joinpath("data/SKILL.md"))))
+
+
+def linked_text(path: Path) -> str:
+    """The text of ``path``, a symlink in the repository (``data/SKILL.md`` -> the root's).
+
+    A wheel holds the file itself. A checkout without symlinks (Windows' default,
+    ``core.symlinks=false``) holds a file whose text is the link's target: it is followed.
+    """
+    text = path.read_text(encoding="utf-8")
+    target = text.strip()
+    if target.startswith("../") and "\n" not in target and len(target) < 256:
+        return (path.parent / target).read_text(encoding="utf-8")
+    return text
 
 
 def _has_pyproject_section(root: Path) -> bool:
@@ -90,5 +103,5 @@ def _write(result: InitResult, rel: str, text: str) -> None:
     if path.exists():
         result.kept.append(rel)
         return
-    path.write_text(text, encoding="utf-8")
+    path.write_text(text, encoding="utf-8", newline="")  # LF on every system, as in the package
     result.created.append(rel)
