@@ -6,6 +6,9 @@ they arise; the CLI maps them to ``error: <message>`` on stderr in one place.
 
 from __future__ import annotations
 
+import os
+from pathlib import PurePath
+
 
 class TaskfilesError(Exception):
     """Base of every error this package raises on purpose."""
@@ -88,3 +91,12 @@ def reason(error: Exception) -> str:
     if isinstance(error, UnicodeDecodeError):
         return "it is not UTF-8 text"
     return str(error)
+
+
+def described(error: Exception) -> str:
+    """An error for a message that does not name its file: ``reason``, then an OSError's file
+    in parentheses, with forward slashes as every path in output."""
+    filename = getattr(error, "filename", None) if isinstance(error, OSError) else None
+    if filename is None:
+        return reason(error)
+    return f"{reason(error)} ({PurePath(os.fsdecode(filename)).as_posix()})"

@@ -223,8 +223,8 @@ def test_create_writes_a_task_file_in_the_workspace(project: Path) -> None:
             assert made == {
                 "slug": "rate-limit",
                 "path": "tasks/api/rate-limit.md",
-                "file": str(project / "tasks/api/rate-limit.md"),
-                "worktree": str(project),
+                "file": (project / "tasks/api/rate-limit.md").as_posix(),
+                "worktree": project.as_posix(),
             }
             assert "labels: [ops]" in (project / "tasks/api/rate-limit.md").read_text(encoding="utf-8")
             assert (await call(client, "task", {"slug": "rate-limit"}))["task"]["status"] == "not_started"
@@ -388,7 +388,7 @@ def test_complete_edits_the_task_file_in_the_tasks_own_worktree(project: Path) -
             claimed = await call(client, "next", {})
             done = await call(client, "complete", {"slug": claimed["slug"]})
         worktree = Path(claimed["worktree"])
-        assert done["file"] == str(worktree / "tasks/web/fix-login.md")
+        assert done["file"] == (worktree / "tasks/web/fix-login.md").as_posix()
         assert "status: completed" in (worktree / "tasks/web/fix-login.md").read_text("utf-8")
         assert "status: ready" in (project / "tasks/web/fix-login.md").read_text("utf-8")  # main untouched
 
@@ -501,7 +501,7 @@ def test_a_server_in_a_linked_worktree_edits_there_and_records_in_the_main_regis
     async def main() -> None:
         async with connect(linked, tools="all") as client:
             made = await call(client, "create", {"title": "Linked work"})
-            assert made["file"] == str(linked / "tasks/linked-work.md")
+            assert made["file"] == (linked / "tasks/linked-work.md").as_posix()
             claimed = await call(client, "claim", {"slug": "fix-login"})
         assert not (project / "tasks/linked-work.md").exists()
         assert (project / "registry").is_dir() and not (linked / "registry").exists()
@@ -517,12 +517,12 @@ def test_the_clients_root_picks_the_worktree_unless_the_server_is_pinned(project
     async def main() -> None:
         async with Client(server(project).lowlevel, mode="legacy", list_roots_callback=roots) as client:
             made = await call(client, "create", {"title": "From the root"})
-            assert made["file"] == str(linked / "tasks/from-the-root.md")
+            assert made["file"] == (linked / "tasks/from-the-root.md").as_posix()
         async with Client(
             server(project, pinned=True).lowlevel, mode="legacy", list_roots_callback=roots
         ) as client:
             made = await call(client, "create", {"title": "Pinned"})
-            assert made["file"] == str(project / "tasks/pinned.md")
+            assert made["file"] == (project / "tasks/pinned.md").as_posix()
 
     run(main)
 

@@ -18,6 +18,7 @@ import anyio
 import anyio.from_thread
 import anyio.to_thread
 
+from ..errors import described
 from ..slugs import slug_of
 from .workspace import Workspace
 
@@ -73,7 +74,7 @@ class Feed:
                     if change.scopes - {"logs"}:  # a log line changes no resource
                         self._send(uris(change.slugs))
             except Exception as exc:  # an unreadable store, a lost connection: look again
-                self.error = f"{type(exc).__name__}: {exc}"
+                self.error = f"{type(exc).__name__}: {described(exc)}"
                 self.halt.wait(RETRY_S)
 
     def _follow_files(self) -> None:
@@ -97,5 +98,5 @@ class Feed:
                     if slugs:
                         self._send(uris(slugs))
             except (OSError, RuntimeError) as exc:  # the folder vanished mid-watch, inotify limits
-                self.error = f"{type(exc).__name__}: {exc}"
+                self.error = f"{type(exc).__name__}: {described(exc)}"
                 self.halt.wait(RETRY_S)

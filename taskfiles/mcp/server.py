@@ -34,7 +34,7 @@ from mcp.server.subscriptions import InMemorySubscriptionBus, ListenHandler, Res
 from mcp.shared.exceptions import MCPError
 from pydantic import ValidationError
 
-from ..errors import StaleLeaseError, TaskfilesError
+from ..errors import StaleLeaseError, TaskfilesError, described
 from ..slugs import check_slug
 from . import views
 from .feed import READY_URI, STATUS_URI, Feed
@@ -176,7 +176,7 @@ class TaskServer:
         except TaskfilesError as exc:
             return _error(str(exc))
         except OSError as exc:  # a file the library does not translate (a full disk mid-edit)
-            return _error(f"{exc.strerror or exc} ({exc.filename})")
+            return _error(described(exc))
         return _result(result)
 
     def _run(self, tool: Tool[Any], args: Any, roots: list[str], client: str | None) -> Any:
@@ -232,7 +232,7 @@ class TaskServer:
         try:
             data = await anyio.to_thread.run_sync(self._read, kind, slug, roots)
         except (TaskfilesError, OSError) as exc:
-            raise MCPError(types.INVALID_PARAMS, str(exc), {"uri": uri}) from None
+            raise MCPError(types.INVALID_PARAMS, described(exc), {"uri": uri}) from None
         text = json.dumps(data, ensure_ascii=False)
         return types.ReadResourceResult(
             contents=[types.TextResourceContents(uri=uri, text=text, mime_type=MIME)]

@@ -22,7 +22,7 @@ from ..config import Config
 from ..dispatch import prompt
 from ..dispatch.hostfiles import HostFiles
 from ..dispatch.launch import prepare_worktree
-from ..errors import ConflictError, NotFoundError, TaskfilesError, UsageError
+from ..errors import ConflictError, NotFoundError, TaskfilesError, UsageError, described
 from ..plan import query, source
 from ..registry import Actor, RegistryEntry, lifecycle
 from ..registry.transaction import Plan, Snapshot
@@ -53,7 +53,7 @@ def take_next(ws: Workspace, *, worker: str, owner: str | None = None) -> dict[s
     try:
         return _prepare(ws, entry, ref)
     except (TaskfilesError, OSError) as exc:
-        error = str(exc) if isinstance(exc, TaskfilesError) else f"{exc.strerror or exc} ({exc.filename})"
+        error = described(exc)
         with contextlib.suppress(ConflictError):
             registry.fail(entry.slug, entry.lease, failure_class="dispatch_failed", error=error)
         raise

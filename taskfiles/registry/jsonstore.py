@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 
 from .. import atomic, folders
-from ..errors import RegistryError, TaskfilesError, UsageError
+from ..errors import RegistryError, TaskfilesError, UsageError, described
 from ..slugs import check_slug
 from . import eventlog, journal, jsonl, lifecycle
 from .document import Codec, Document, DocumentError, Rows
@@ -241,7 +241,7 @@ class JsonRegistry(Registry):
         elif exc.errno in (errno.ENOSPC, errno.EFBIG, errno.EDQUOT):
             why = f"no space left ({exc.strerror})"
         else:
-            why = f"{exc.strerror} ({exc.filename})" if exc.filename else str(exc.strerror)
+            why = described(exc)
         return RegistryError(
             f"cannot write registry at {self.root.as_posix()}: {why}; free space or set "
             "TASKFILES_REGISTRY or registry_dir to a writable folder"
