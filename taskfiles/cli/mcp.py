@@ -48,7 +48,8 @@ def mcp(
     Seven tools by default (under 2,000 tokens of tool list); resources task://<slug>,
     task://status and task://ready with change notifications. Task files are edited in the
     worktree the server runs in (-C/--repo, or the client's root when not given); runtime
-    state goes to the repository's registry. Needs the mcp extra: pip install 'taskfiles[mcp]'.
+    state goes to the repository's registry. Needs the mcp extra: pipx install --force
+    'taskfiles[mcp]' (or uv tool install, or pip install, where taskfiles is installed).
     """
     from ..mcp import require_sdk
 

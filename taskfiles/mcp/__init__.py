@@ -23,7 +23,10 @@ from __future__ import annotations
 
 from ..errors import ConfigError
 
-EXTRA_HINT = "install the MCP extra: pip install 'taskfiles[mcp]'"
+EXTRA_HINT = (
+    "install the MCP extra where taskfiles is installed: pipx install --force 'taskfiles[mcp]', "
+    "uv tool install 'taskfiles[mcp]', or pip install 'taskfiles[mcp]'"
+)
 
 
 SDK_MODULES = ("mcp", "mcp_types")

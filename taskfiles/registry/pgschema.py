@@ -20,7 +20,10 @@ if TYPE_CHECKING:
     import psycopg
 
 MIGRATE_LOCK = 0x7461736B  # "task": the advisory lock key of `task registry migrate`
-EXTRA_HINT = "install the PostgreSQL extra: pip install 'taskfiles[postgres]'"
+EXTRA_HINT = (
+    "install the PostgreSQL extra where taskfiles is installed: pipx install --force "
+    "'taskfiles[postgres]', uv tool install 'taskfiles[postgres]', or pip install 'taskfiles[postgres]'"
+)
 
 
 def psycopg_module() -> object:
