@@ -7,34 +7,47 @@ worker is one process start on one host: host identity + pid + start time. A pid
 recorded on another host is never probed or signalled here: that worker's heartbeat age
 is all this host can judge it by.
 
-A pid alone is not an identity: after the worker dies the kernel may hand its
-number to another process. The start time (``/proc/<pid>/stat`` field 22, in
-clock ticks since boot) is fixed for a process's life, so pid + start time is.
+A pid alone is not an identity: after the worker dies the kernel may hand its number to
+another process. Its start time is fixed for its life, so pid + start time is. The kernel
+says it through psutil, on Linux, macOS and the BSDs alike; the start time is kept as
+centiseconds since boot (``pid_start_time``), which on Linux is the clock-tick count of
+``/proc/<pid>/stat`` field 22 that registries written before psutil hold, so their live
+workers keep their identity across the upgrade. ``same_start`` says how close two start
+times must be to name one process.
 
-A process that has exited but that its parent has not reaped yet is a zombie:
-it keeps its pid and still answers ``kill(pid, 0)``, but it runs no code. It
-counts as dead here.
+A process that has exited but that its parent has not reaped yet is a zombie: it keeps
+its pid and still answers ``kill(pid, 0)``, but it runs no code. It counts as dead here.
+Where psutil cannot read the process table (no proc folder, access denied), what stays
+known is whether the pid exists: start times are unknown then, and nothing is signalled
+on the strength of a pid alone.
 
-The dispatcher starts each worker wrapper in a new session, and the wrapper runs
-the agent in a process group of its own inside that session, so "stop the worker"
-means: kill every process of the wrapper's session.
+The dispatcher starts each worker wrapper in a new session, and the wrapper runs the
+agent in a process group of its own inside that session, so "stop the worker" means:
+kill every process of the wrapper's session. Windows has no sessions, process groups or
+SIGKILL: the dispatcher and the wrapper stop there at once (``require_sessions``), while
+the rest of this module (host identity, start times, liveness) works on it too. psutil
+is imported on first use: every registry command imports this module for
+``host_identity``.
 """
 
 from __future__ import annotations
 
 import contextlib
+import enum
 import os
 import signal
-from pathlib import Path
 
+from . import portable
 from .errors import UsageError
 
-PROC = Path("/proc")
 HOST_ENV = "TASKFILES_HOST"
-_DEAD_STATES = frozenset({b"Z", b"X", b"x"})  # zombie, dead
 # What a process can report: an exit status 0..255, or -N when signal N killed it (as
 # Python's returncode says; signal numbers stay far below 255).
 EXIT_CODES = range(-255, 256)
+# How far apart two start times (centiseconds) may be and still name one process: see same_start.
+START_TOLERANCE = 100
+# What the dispatcher needs of the system to start a worker in a session and kill it there.
+SESSION_CALLS = ("setsid", "setpgid", "getsid", "killpg")
 
 
 def exit_code(value: int, name: str = "--exit-code") -> int:
@@ -50,9 +63,21 @@ def exit_code(value: int, name: str = "--exit-code") -> int:
 def host_identity() -> str:
     """This host's name in the registry: ``TASKFILES_HOST`` when set (containers that share a
     host name, tests that play several hosts), else the host name."""
-    # uname's node name is what gethostname(2) returns on Linux and the BSDs; the socket
-    # module (~2 ms of imports) would be loaded by every command that records an actor.
-    return os.environ.get(HOST_ENV, "").strip() or os.uname().nodename
+    return os.environ.get(HOST_ENV, "").strip() or portable.node_name()
+
+
+def require_sessions(command: str) -> None:
+    """Return when this system can start and kill process sessions; a UsageError naming
+    ``command`` otherwise (Windows: no ``setsid``, ``killpg`` or SIGKILL)."""
+    missing = [f"os.{name}" for name in SESSION_CALLS if not hasattr(os, name)]
+    missing += [] if hasattr(signal, "SIGKILL") else ["signal.SIGKILL"]
+    if missing:
+        raise UsageError(
+            f"{command} cannot run on this system: it stops a worker by killing the worker's "
+            f"process session, and this system has no process sessions ({', '.join(missing)} "
+            "missing, as on Windows); run the dispatcher on Linux, macOS or WSL. The registry "
+            "commands an agent uses (claim, start, heartbeat, note, finish, ...) work here."
+        )
 
 
 def probe(host: str | None, pid: int | None, start_time: int | None, here: str | None = None) -> bool | None:
@@ -64,100 +89,140 @@ def probe(host: str | None, pid: int | None, start_time: int | None, here: str |
     return is_alive(pid, start_time)
 
 
-def _stat_fields(pid: int, proc: Path = PROC) -> list[bytes] | None:
-    """The fields of ``/proc/<pid>/stat`` from field 3 (the state) on; None if gone."""
+def same_start(recorded: int, actual: int) -> bool:
+    """Do two start times (centiseconds since boot) name the same process?
+
+    Within a second, not to the tick: macOS and the BSDs report a start as a wall-clock
+    time, and psutil turns it into time since boot with a boot time that moves when the
+    clock is stepped, so one process's start time can drift by a little. A reused pid
+    within that second would need the pid counter to wrap around in the second the worker
+    started; and a dead worker taken for alive is still caught by its heartbeat age, the
+    safe direction.
+    """
+    return abs(recorded - actual) <= START_TOLERANCE
+
+
+class _Seen(enum.Enum):
+    RUNNING = "running"
+    ZOMBIE = "zombie"  # exited, not reaped yet (or dead, being removed)
+    GONE = "gone"
+    UNKNOWN = "unknown"  # psutil cannot read the process table here
+
+
+def _look(pid: int) -> tuple[_Seen, int | None]:
+    """What the kernel says of ``pid``: running, zombie or gone, with its start time
+    (centiseconds since boot; None when gone or unknown)."""
+    import psutil  # ~15 ms of imports, for the commands that look at a process only
+
     try:
-        stat = (proc / str(pid) / "stat").read_bytes()
-    except OSError:
-        return None
-    # Field 2 (the command name) is in parentheses and may hold spaces or ')': split after the last ')'.
-    return stat[stat.rfind(b")") + 2 :].split()
+        # First: without a process table to read (no proc folder), psutil takes every pid for gone.
+        boot = psutil.boot_time()
+        proc = psutil.Process(pid)
+        with proc.oneshot():
+            status = proc.status()
+            start = round((proc.create_time() - boot) * 100)
+    except psutil.ZombieProcess:  # macOS: some facts of a zombie cannot be read
+        return _Seen.ZOMBIE, None
+    except psutil.NoSuchProcess:
+        return _Seen.GONE, None
+    except (psutil.Error, OSError):
+        return _Seen.UNKNOWN, None
+    dead = status in (psutil.STATUS_ZOMBIE, psutil.STATUS_DEAD)
+    return (_Seen.ZOMBIE if dead else _Seen.RUNNING), start
 
 
-def pid_start_time(pid: int, proc: Path = PROC) -> int | None:
-    """The start time of process ``pid`` in clock ticks since boot; None if it is gone or unknowable."""
-    fields = _stat_fields(pid, proc)
+def _exists(pid: int) -> bool:
+    """Whether any process has ``pid``, for when psutil cannot read the process table: ``kill(pid,
+    0)`` on POSIX (a zombie too), never ``os.kill`` on Windows, where it terminates the process."""
+    import psutil
+
     try:
-        return int(fields[19]) if fields else None  # field 22 overall; fields[0] here is field 3
-    except (IndexError, ValueError):
-        return None
+        return psutil.pid_exists(pid)
+    except (psutil.Error, OSError):  # the pid answered kill(pid, 0); no table to check it in
+        return True
 
 
-def is_zombie(pid: int, proc: Path = PROC) -> bool:
+def pid_start_time(pid: int) -> int | None:
+    """The start time of process ``pid`` in centiseconds since boot (on Linux: clock ticks,
+    ``/proc/<pid>/stat`` field 22); None if it is gone or unknowable."""
+    return _look(pid)[1] if pid > 0 else None
+
+
+def is_zombie(pid: int) -> bool:
     """True when ``pid`` has exited and waits to be reaped by its parent."""
-    fields = _stat_fields(pid, proc)
-    return fields is not None and bool(fields) and fields[0] in _DEAD_STATES
+    return pid > 0 and _look(pid)[0] is _Seen.ZOMBIE
 
 
 def is_alive(pid: int, start_time: int | None = None) -> bool:
-    """True when ``pid`` runs (not a zombie) and, if ``start_time`` is given, is the same process as then."""
+    """True when ``pid`` runs (not a zombie) and, if ``start_time`` is given, is the same process as then.
+
+    Where psutil cannot tell, whether the pid exists is all that is known."""
     if pid <= 0:
         return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+    seen, start = _look(pid)
+    if seen is _Seen.UNKNOWN:
+        return _exists(pid)
+    if seen is not _Seen.RUNNING:
         return False
-    except PermissionError:
-        pass  # it exists, owned by someone else
-    fields = _stat_fields(pid)
-    if fields is None:
-        return not PROC.is_dir()  # no /proc to ask (not Linux): kill() is all we know
-    if fields[0] in _DEAD_STATES:
-        return False
-    if start_time is None:
-        return True
-    try:
-        return int(fields[19]) == start_time
-    except (IndexError, ValueError):
-        return False
+    return start_time is None or (start is not None and same_start(start_time, start))
 
 
 def leads_session(pid: int) -> bool:
-    """True when ``pid`` runs and leads its own session (its session id is its pid)."""
+    """True when ``pid`` runs and leads its own session (its session id is its pid). POSIX only."""
     try:
         return os.getsid(pid) == pid
-    except (ProcessLookupError, PermissionError):
+    except OSError:
         return False
 
 
-def session_members(sid: int, proc: Path = PROC) -> list[int]:
-    """Every live process whose session id is ``sid`` (the leader included)."""
+def session_members(sid: int) -> list[int]:
+    """Every live process whose session id is ``sid`` (the leader included). POSIX only."""
+    import psutil
+
+    try:
+        pids = psutil.pids()
+    except (psutil.Error, OSError):
+        return []
     members = []
-    for name in os.listdir(proc) if proc.is_dir() else ():
-        if not name.isdigit():
-            continue
-        fields = _stat_fields(int(name), proc)
-        # fields[3] is field 6, the session id.
-        if fields and len(fields) > 3 and fields[3] == str(sid).encode() and fields[0] not in _DEAD_STATES:
-            members.append(int(name))
+    for pid in pids:
+        with contextlib.suppress(OSError):  # gone meanwhile, or not ours to ask
+            if os.getsid(pid) == sid and _look(pid)[0] is not _Seen.ZOMBIE:
+                members.append(pid)
     return members
 
 
-def kill_session(pid: int, start_time: int | None, sig: int = signal.SIGKILL) -> int:
-    """Send ``sig`` to every process of the session that ``pid`` leads; return how many were signalled.
+def kill_session(pid: int, start_time: int | None, sig: int | None = None) -> int:
+    """Send ``sig`` (default SIGKILL) to every process of the session that ``pid`` leads;
+    return how many were signalled. POSIX only.
 
-    When ``pid`` still runs but is not the process that was recorded (its start
-    time differs), the number was reused: nothing is signalled. When it is gone,
-    its session's leftover members (an agent the dead wrapper started) still are.
+    When ``pid`` still exists but is not the process that was recorded (its start time
+    differs, or cannot be read), the number may have been reused: nothing is signalled.
+    When it is gone, its session's leftover members (an agent the dead wrapper started)
+    still are.
     """
     if pid <= 1:
         return 0
-    if is_alive(pid) and start_time is not None and pid_start_time(pid) != start_time:
+    seen, start = _look(pid)
+    if (
+        start_time is not None
+        and seen is not _Seen.GONE
+        and (start is None or not same_start(start_time, start))
+    ):
         return 0
     count = 0
     for member in session_members(pid):
         with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.kill(member, sig)
+            os.kill(member, signal.SIGKILL if sig is None else sig)
             count += 1
     return count
 
 
-def kill_group(pgid: int, sig: int = signal.SIGKILL) -> bool:
-    """Send ``sig`` to process group ``pgid``; False when the group is gone."""
+def kill_group(pgid: int, sig: int | None = None) -> bool:
+    """Send ``sig`` (default SIGKILL) to process group ``pgid``; False when the group is gone. POSIX only."""
     if pgid <= 1:
         return False
     try:
-        os.killpg(pgid, sig)
+        os.killpg(pgid, signal.SIGKILL if sig is None else sig)
     except (ProcessLookupError, PermissionError):
         return False
     return True

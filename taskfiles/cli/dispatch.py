@@ -13,6 +13,7 @@ import click
 
 from ..config import Config
 from ..errors import Reported, TaskfilesError, UsageError
+from ..process import require_sessions
 from .app import (
     JsonFlag,
     RepoOption,
@@ -108,6 +109,7 @@ def heartbeat_cycle(
     """Run one heartbeat cycle: fetch the base ref (with [heartbeat] fetch), reconcile the
     registry, classify every task, dispatch ready tasks into worktrees, record the cycle
     (snapshot.json). Exit 0 also when another cycle holds the lock."""
+    require_sessions("task heartbeat-cycle")
     run_heartbeat(config(ctx), owner, max_parallel, no_dispatch, dry_run, loop, as_json)
 
 
@@ -195,6 +197,7 @@ def worker_run(
     Refused (exit 4) while another wrapper runs for the same task or in the same worktree:
     one live worker per task and per worktree.
     """
+    require_sessions("task worker run")
     from ..dispatch import worker
     from ..registry import open_registry
 
@@ -239,6 +242,7 @@ def _manager(
 
     Exit 0 when the cycle ran or another cycle held the lock; non-zero only for real failures.
     """
+    require_sessions("task-manager-heartbeat")
     run_heartbeat(load_repo_config(repo), owner, max_parallel, no_dispatch, dry_run, loop, as_json)
 
 
