@@ -137,7 +137,7 @@ def _exists(pid: int) -> bool:
     import psutil
 
     try:
-        return psutil.pid_exists(pid)
+        return bool(psutil.pid_exists(pid))  # bool(): typed only where types-psutil is installed
     except (psutil.Error, OSError):  # the pid answered kill(pid, 0); no table to check it in
         return True
 
