@@ -79,7 +79,7 @@ def write_task(root: Path, rel: str, text: str) -> Path:
     """Write ``tasks/<rel>`` (creating folders) and return its path."""
     path = root / "tasks" / rel
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text, encoding="utf-8")
+    path.write_text(text, encoding="utf-8", newline="")  # "\n" stays "\n" on Windows too
     return path
 
 

@@ -82,6 +82,7 @@ def test_a_repo_folder_that_does_not_exist_is_an_error_not_an_empty_list(tmp_pat
 # -- task list filters ----------------------------------------------------------------------------
 
 
+@pytest.mark.planning
 @pytest.mark.parametrize(
     ("args", "message"),
     [
@@ -95,6 +96,7 @@ def test_list_refuses_a_filter_value_no_task_can_have(team: Path, args: list[str
     assert message in refused(team, "list", *args)
 
 
+@pytest.mark.planning
 def test_an_unknown_owner_suggests_the_closest_configured_one(team: Path) -> None:
     assert "did you mean 'alice'?" in refused(team, "list", "--owner", "alcie")
     assert "did you mean" not in refused(team, "list", "--owner", "zzzz")
@@ -141,6 +143,7 @@ def test_known_owners_and_aliases_still_pick_their_tasks(team: Path) -> None:
     assert '"fix-it"' in ok(team, "status", "--owner", "alice", "--json")
 
 
+@pytest.mark.planning
 def test_any_owner_name_is_fine_when_no_owners_are_configured(repo: Path) -> None:
     write_task(repo, "fix-it.md", TASK)
     commit_all(repo)
@@ -181,6 +184,7 @@ def test_serve_port_0_takes_any_free_port_and_says_which(team: Path) -> None:
 # -- the completion record's pr --------------------------------------------------------------------
 
 
+@pytest.mark.planning
 @pytest.mark.parametrize("pr", ["javascript:alert(1)", "notaurl", "", "ftp://host/x", "https://", "#", "a#1"])
 def test_complete_refuses_a_pr_that_is_not_a_pull_request(team: Path, pr: str) -> None:
     before = tree(team)
@@ -189,6 +193,7 @@ def test_complete_refuses_a_pr_that_is_not_a_pull_request(team: Path, pr: str) -
     assert tree(team) == before
 
 
+@pytest.mark.planning
 @pytest.mark.parametrize(
     "pr",
     ["https://github.com/org/repo/pull/12", "http://git.local/r/-/merge_requests/3", "#12", "org/repo#12"],
@@ -202,6 +207,7 @@ def test_complete_accepts_urls_and_references(team: Path, pr: str) -> None:
 # -- task new -------------------------------------------------------------------------------------
 
 
+@pytest.mark.planning
 @pytest.mark.parametrize(
     ("args", "message"),
     [
@@ -219,6 +225,7 @@ def test_new_refuses_empty_names_and_nested_workstreams(team: Path, args: list[s
     assert tree(team) == before
 
 
+@pytest.mark.planning
 def test_new_refuses_a_title_over_200_characters_and_takes_one_of_200(team: Path) -> None:
     before = tree(team)
     message = refused(team, "new", "x" * 10_000)
@@ -261,6 +268,7 @@ def test_exit_codes_of_real_processes_are_recorded(team: Path, code: str) -> Non
 # -- small things ---------------------------------------------------------------------------------
 
 
+@pytest.mark.planning
 def test_version_prints_the_package_version(repo: Path) -> None:
     assert ok(repo, "--version") == f"taskfiles {version('taskfiles')}\n"
     done = subprocess.run([BIN / "task", "--version"], capture_output=True, text=True, timeout=60)

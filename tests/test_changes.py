@@ -21,6 +21,8 @@ from taskfiles.config import load as load_config
 
 from .conftest import commit_all, git, write_task
 
+pytestmark = pytest.mark.planning
+
 BIN = Path(sys.executable).parent
 NASTY = "Pipe | <b>bold</b> @octocat *x* `y` $z$"
 

@@ -33,6 +33,7 @@ def run_err(root: Path, *args: str, code: int) -> str:
     return result.stderr
 
 
+@pytest.mark.planning
 def test_init_is_idempotent_and_keeps_files(tmp_path: Path) -> None:
     git(tmp_path, "init", "-q", "-b", "main")
     (tmp_path / "SKILL.md").write_text("mine\n")
@@ -48,10 +49,12 @@ def test_init_is_idempotent_and_keeps_files(tmp_path: Path) -> None:
     assert "registry/.gitignore" in tracked and "registry/README.md" in tracked
 
 
+@pytest.mark.planning
 def test_init_outside_git_is_an_error(tmp_path: Path) -> None:
     assert "not inside a git repository" in run_err(tmp_path, "init", str(tmp_path), code=2)
 
 
+@pytest.mark.planning
 def test_new_writes_sections_and_unique_slugs(repo: Path) -> None:
     first = run(repo, "new", "Add login page", "--priority", "p1", "--label", "web", "--ready").strip()
     second = run(repo, "new", "Add login page", "--workstream", "web").strip()
@@ -64,6 +67,7 @@ def test_new_writes_sections_and_unique_slugs(repo: Path) -> None:
     assert json.loads(run(repo, "show", "add-login-page-2", "--json"))["workstream"] == "web"
 
 
+@pytest.mark.planning
 @pytest.mark.parametrize("title", ["index", "README"])
 def test_new_never_takes_a_name_the_tasks_folder_keeps_for_other_pages(repo: Path, title: str) -> None:
     path = run(repo, "new", title).strip()
@@ -71,6 +75,7 @@ def test_new_never_takes_a_name_the_tasks_folder_keeps_for_other_pages(repo: Pat
     assert json.loads(run(repo, "show", f"{title.lower()}-2", "--json"))["title"] == title
 
 
+@pytest.mark.planning
 @pytest.mark.parametrize(
     ("args", "message"),
     [
@@ -88,6 +93,7 @@ def test_bad_values_are_clear_errors(repo: Path, args: list[str], message: str) 
     assert not (repo / "escape").exists()
 
 
+@pytest.mark.planning
 def test_list_filters_and_json_keys(repo: Path) -> None:
     write_task(repo, "a.md", "---\ntitle: Alpha db\nstatus: ready\npriority: p1\nowner: dev\n---\nbody\n")
     write_task(repo, "infra/b.md", "---\ntitle: Beta\nlabels: [ops]\nmilestone: m1\n---\nneedle here\n")
@@ -104,6 +110,7 @@ def test_list_filters_and_json_keys(repo: Path) -> None:
     assert "Alpha db" in run(repo, "list")
 
 
+@pytest.mark.planning
 def test_a_repeated_list_filter_keeps_tasks_with_any_of_its_values(repo: Path) -> None:
     write_task(repo, "a.md", "---\ntitle: A\nstatus: ready\npriority: p1\nlabels: [web]\n---\n")
     write_task(repo, "b.md", "---\ntitle: B\nstatus: not_started\npriority: p2\nlabels: [ops, db]\n---\n")
@@ -118,6 +125,7 @@ def test_a_repeated_list_filter_keeps_tasks_with_any_of_its_values(repo: Path) -
     assert slugs("--status", "ready", "--status", "completed", "--priority", "p2") == ["c"]  # filters AND
 
 
+@pytest.mark.planning
 def test_list_skips_a_malformed_file_with_a_warning(repo: Path) -> None:
     write_task(repo, "good.md", "---\ntitle: Good\n---\n")
     write_task(repo, "bad.md", "---\ntitle: [unclosed\n---\n")
@@ -127,6 +135,7 @@ def test_list_skips_a_malformed_file_with_a_warning(repo: Path) -> None:
     assert "warning: skipped 1 unreadable task file(s): tasks/bad.md" in result.stderr
 
 
+@pytest.mark.planning
 def test_show_lists_dependencies_and_dependents(repo: Path) -> None:
     write_task(repo, "a.md", "---\ntitle: A\nstatus: completed\ncompleted_at: '2026-01-01'\n---\n")
     write_task(repo, "b.md", "---\ntitle: B\ndepends_on: [a, gone]\n---\n## Plan\nsteps\n")
@@ -142,6 +151,7 @@ def test_show_lists_dependencies_and_dependents(repo: Path) -> None:
     assert "depends on: a (completed), gone (missing)" in text and "needed by:  c (not_started)" in text
 
 
+@pytest.mark.planning
 def test_ready_and_complete_change_only_their_lines(repo: Path) -> None:
     original = (
         "---\n# planning header comment\ntitle: 'Quoted: title'\nstatus: not_started  # keep me\n"
@@ -163,6 +173,7 @@ def test_ready_and_complete_change_only_their_lines(repo: Path) -> None:
     assert "create a new task" in run_err(repo, "ready", "t", code=4)
 
 
+@pytest.mark.planning
 def test_validate_reports_path_line_and_exit_code(repo: Path) -> None:
     write_task(repo, "ok.md", "---\ntitle: OK\n---\n")
     assert run(repo, "validate") == ""
@@ -178,6 +189,7 @@ def test_validate_reports_path_line_and_exit_code(repo: Path) -> None:
     assert report["problems"][0]["line"] == 3 and report["problems"][0]["path"] == "tasks/bad.md"
 
 
+@pytest.mark.planning
 def test_validate_refuses_a_path_that_does_not_exist(repo: Path) -> None:
     good = write_task(repo, "ok.md", "---\ntitle: OK\n---\n")
     assert runner.invoke(app, ["-C", str(repo), "validate", str(good)]).exit_code == 0
@@ -187,6 +199,7 @@ def test_validate_refuses_a_path_that_does_not_exist(repo: Path) -> None:
     assert "error: no such file: tasks/okk.md; give paths of task files" in result.stderr
 
 
+@pytest.mark.planning
 def test_next_orders_by_priority_then_slug_and_waits_for_dependencies(repo: Path) -> None:
     write_task(repo, "zeta.md", "---\ntitle: Z\nstatus: ready\npriority: p0\ndepends_on: [base]\n---\n")
     write_task(repo, "beta.md", "---\ntitle: B\nstatus: ready\npriority: p1\nowner: bob\n---\n")
@@ -199,6 +212,7 @@ def test_next_orders_by_priority_then_slug_and_waits_for_dependencies(repo: Path
     assert json.loads(run(repo, "next", "--json", "--owner", "nobody")) is None
 
 
+@pytest.mark.planning
 def test_ref_reads_committed_files_not_the_working_tree(repo: Path) -> None:
     write_task(repo, "a.md", "---\ntitle: Committed\nstatus: ready\n---\n")
     commit_all(repo)
@@ -234,6 +248,7 @@ def test_every_command_has_help_and_listing_commands_take_json() -> None:
             assert "--json" in [opt for param in command.params for opt in param.opts], path
 
 
+@pytest.mark.planning
 def test_console_scripts_run_as_real_processes(repo: Path) -> None:
     write_task(repo, "a.md", "---\ntitle: A\n---\n")
     bindir = Path(sys.executable).parent
@@ -278,6 +293,7 @@ def test_list_and_show_carry_the_runtime_view(repo: Path) -> None:
     assert "runtime:   - (no registry entry" in run(repo, "show", "b")
 
 
+@pytest.mark.planning
 def test_list_without_a_registry_opens_none_and_creates_none(repo: Path) -> None:
     write_task(repo, "a.md", "---\ntitle: A\n---\n")
     result = runner.invoke(app, ["-C", str(repo), "list", "--json"])
@@ -311,6 +327,7 @@ def test_warm_list_json_with_a_registry_imports_neither_yaml_nor_gitpython(repo:
     assert imported == set()
 
 
+@pytest.mark.planning
 def test_warm_list_reads_no_body_unless_it_searches_them(repo: Path) -> None:
     from taskfiles import config as config_module
     from taskfiles.plan import cache
@@ -341,12 +358,14 @@ def test_complete_twice_keeps_the_record_and_edits_keep_the_file_mode(repo: Path
     assert path.stat().st_mode & 0o777 == 0o600
 
 
+@pytest.mark.planning
 def test_new_writes_the_canonical_owner_for_an_alias_as_set_and_assign_do(repo: Path) -> None:
     (repo / "taskfiles.toml").write_text('owners = ["core"]\nowner_aliases = { dev = "core" }\n')
     path = run(repo, "new", "Fix login", "--owner", "dev").strip()
     assert "owner: core\n" in (repo / path).read_text(encoding="utf-8")
 
 
+@pytest.mark.planning
 @pytest.mark.parametrize(
     ("title", "slug"),
     [

@@ -52,6 +52,7 @@ def test_settled_toml_is_read_from_the_cache_and_every_edit_is_seen(repo: Path) 
         config.load(repo)
 
 
+@pytest.mark.planning
 def test_a_pyproject_section_and_values_the_cache_cannot_hold(repo: Path) -> None:
     (repo / "pyproject.toml").write_text(
         '[project]\nname = "x"\n[tool.taskfiles]\nowners = ["alice"]\nsince = 2026-01-31\n', encoding="utf-8"
@@ -63,6 +64,7 @@ def test_a_pyproject_section_and_values_the_cache_cannot_hold(repo: Path) -> Non
     assert not kept(repo).exists()
 
 
+@pytest.mark.planning
 @pytest.mark.parametrize("value", ['"t\\n* merge=evil"', '""', "7", '"a\\tb"'])
 def test_tasks_dir_must_be_a_folder_name_on_one_line(repo: Path, value: str) -> None:
     (repo / "taskfiles.toml").write_text(f"tasks_dir = {value}\n")

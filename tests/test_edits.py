@@ -80,6 +80,7 @@ def plan(repo: Path) -> Path:
 # -- task set ----------------------------------------------------------------------------------
 
 
+@pytest.mark.planning
 def test_set_edits_several_tasks_changing_only_their_lines(plan: Path) -> None:
     out = run(plan, "set", "alpha", "beta", "priority=p0", "owner=dev", "--add-label", "api")
     assert out.splitlines() == [
@@ -94,6 +95,7 @@ def test_set_edits_several_tasks_changing_only_their_lines(plan: Path) -> None:
     )
 
 
+@pytest.mark.planning
 def test_set_title_milestone_and_removing_keys(plan: Path) -> None:
     run(plan, "set", "alpha", "title=Alpha, renamed", "milestone=")
     assert text(plan, "alpha") == ALPHA.replace("title: Alpha  #", 'title: "Alpha, renamed"  #').replace(
@@ -102,6 +104,7 @@ def test_set_title_milestone_and_removing_keys(plan: Path) -> None:
     assert run(plan, "set", "alpha", "owner=", "milestone=").strip() == "tasks/alpha.md: unchanged"
 
 
+@pytest.mark.planning
 def test_set_labels_and_dependencies_line_by_line(plan: Path) -> None:
     run(plan, "set", "beta", "--add-dep", "gamma", "--remove-dep", "alpha", "--add-label", "x")
     assert text(plan, "beta") == BETA.replace(
@@ -111,6 +114,7 @@ def test_set_labels_and_dependencies_line_by_line(plan: Path) -> None:
     assert "labels: []\n" in text(plan, "alpha")
 
 
+@pytest.mark.planning
 def test_a_label_or_dependency_already_so_is_unchanged_not_an_error(plan: Path) -> None:
     before = task_files(plan)
     out = json.loads(run(plan, "set", "alpha", "--add-label", "web", "--remove-label", "nope", "--json"))
@@ -126,6 +130,7 @@ def test_a_label_or_dependency_already_so_is_unchanged_not_an_error(plan: Path) 
     assert task_files(plan)["tasks/beta.md"] == before["tasks/beta.md"]
 
 
+@pytest.mark.planning
 def test_set_by_selection_uses_the_list_filters(plan: Path) -> None:
     write_task(plan, "api/delta.md", "---\ntitle: Delta\nstatus: ready\nlabels: [web]\n---\n")
     out = run(plan, "set", "--milestone", "m1", "--status", "ready", "--status", "completed", "priority=p3")
@@ -139,6 +144,7 @@ def test_set_by_selection_uses_the_list_filters(plan: Path) -> None:
     assert result.exit_code == 0 and "no task matches the selection" in result.stderr
 
 
+@pytest.mark.planning
 def test_a_selection_takes_comma_separated_values_as_task_list_does(plan: Path) -> None:
     out = run(plan, "set", "--status", "ready,not_started", "priority=p3")
     assert out.splitlines() == ["tasks/alpha.md: priority", "tasks/beta.md: priority"]
@@ -146,11 +152,13 @@ def test_a_selection_takes_comma_separated_values_as_task_list_does(plan: Path) 
     assert out.splitlines() == ["tasks/alpha.md: owner"]
 
 
+@pytest.mark.planning
 def test_a_title_is_one_line_for_new_too(plan: Path) -> None:
     result = invoke(plan, "new", "first\rsecond")
     assert result.exit_code == 2 and "a title is one line" in result.stderr
 
 
+@pytest.mark.planning
 def test_dry_run_prints_the_diff_that_git_applies_and_writes_nothing(plan: Path) -> None:
     before = task_files(plan)
     result = invoke(plan, "set", "alpha", "beta", "priority=p2", "--add-label", "new", "--dry-run")
@@ -201,6 +209,7 @@ ERRORS: list[tuple[list[str], int, str]] = [
 ]
 
 
+@pytest.mark.planning
 @pytest.mark.parametrize(("args", "code", "fragment"), ERRORS, ids=[" ".join(e[0])[:40] for e in ERRORS])
 def test_bad_input_is_one_error_line_and_changes_nothing(
     plan: Path, args: list[str], code: int, fragment: str
@@ -208,6 +217,7 @@ def test_bad_input_is_one_error_line_and_changes_nothing(
     assert fragment in fail(plan, *args, code=code)
 
 
+@pytest.mark.planning
 def test_a_file_too_unusual_to_edit_stops_every_edit_naming_file_and_line(plan: Path) -> None:
     write_task(plan, "odd.md", "---\ntitle: Odd\nlabels: &l [a]\nnotes: *l\n---\n")
     stderr = fail(plan, "set", "alpha", "odd", "--add-label", "b", code=1)
@@ -215,6 +225,7 @@ def test_a_file_too_unusual_to_edit_stops_every_edit_naming_file_and_line(plan: 
     assert "labels: [web, 'ops']" in text(plan, "alpha")  # alpha's edit was computed, not written
 
 
+@pytest.mark.planning
 def test_a_file_changed_after_it_was_read_is_not_overwritten(plan: Path) -> None:
     config = config_module.load(plan)
     batch = edits.set_fields(
@@ -263,6 +274,7 @@ LIST_EDITS: list[tuple[str, str, tuple[str, ...], str]] = [
 ]
 
 
+@pytest.mark.planning
 @pytest.mark.parametrize(
     ("before", "items", "after"), [c[1:] for c in LIST_EDITS], ids=[c[0] for c in LIST_EDITS]
 )
@@ -275,6 +287,7 @@ def test_list_edits_keep_the_lines_of_the_items_that_stay(
 # -- task assign -------------------------------------------------------------------------------
 
 
+@pytest.mark.planning
 def test_assign_several_and_by_selection_writes_the_canonical_owner(plan: Path) -> None:
     assert run(plan, "assign", "alpha", "beta", "DEV").splitlines() == [
         "tasks/alpha.md: owner",
@@ -289,6 +302,7 @@ def test_assign_several_and_by_selection_writes_the_canonical_owner(plan: Path) 
 # -- task cancel -------------------------------------------------------------------------------
 
 
+@pytest.mark.planning
 def test_cancel_sets_the_status_and_says_unchanged_the_second_time(plan: Path) -> None:
     assert run(plan, "cancel", "alpha", "beta", "--reason", "superseded").splitlines() == [
         "tasks/alpha.md: status",
@@ -309,6 +323,7 @@ def test_cancel_sets_the_status_and_says_unchanged_the_second_time(plan: Path) -
     assert not (plan / "registry").exists()  # nothing ever ran: no registry is made
 
 
+@pytest.mark.planning
 def test_cancel_a_legacy_in_progress_status(plan: Path) -> None:
     write_task(plan, "old.md", "---\ntitle: Old\nstatus: 'in_progress'  # by the old tool\n---\n")
     run(plan, "cancel", "old")
@@ -379,6 +394,7 @@ def test_cancel_of_a_completed_task_leaves_the_claims_alone(plan: Path, store_fa
     assert store_factory().get("alpha").state == "claimed"
 
 
+@pytest.mark.planning
 def test_cancel_through_the_installed_command(plan: Path) -> None:
     """The console script: a real process, its exit code and output."""
     done = subprocess.run(
@@ -390,6 +406,7 @@ def test_cancel_through_the_installed_command(plan: Path) -> None:
     assert (done.returncode, done.stdout, done.stderr) == (0, "tasks/beta.md: status\n", "")
 
 
+@pytest.mark.planning
 def test_help_names_the_selection_and_key_removal(plan: Path) -> None:
     for command in ("set", "assign", "cancel"):
         assert "--workstream" in run(plan, command, "--help")
@@ -593,6 +610,7 @@ def property_repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
+@pytest.mark.planning
 @settings(
     max_examples=150,
     deadline=None,

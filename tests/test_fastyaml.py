@@ -21,6 +21,8 @@ from taskfiles.plan import fastyaml, frontmatter, scalars, yamlevents, yamlsafe
 from .conftest import write_task
 from .test_yaml_fuzz import FUZZ
 
+pytestmark = pytest.mark.planning
+
 SETTINGS = settings(FUZZ, max_examples=2000)  # derandomized, no example database: as the fuzz test
 
 

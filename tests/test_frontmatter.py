@@ -16,6 +16,8 @@ from taskfiles.errors import TaskFileError
 from taskfiles.plan import frontmatter
 from taskfiles.plan.frontmatter import render_scalar, set_keys
 
+pytestmark = pytest.mark.planning
+
 READY = {"status": "ready"}
 COMPLETE = {"status": "completed", "completed_by": "alice", "completed_at": "2026-01-02", "pr": 42}
 MIGRATE = {"status": "ready", "started_at": None, "claimed_by": None}

@@ -36,6 +36,7 @@ def git_children() -> list[str]:
     return found
 
 
+@pytest.mark.planning
 def test_discover_main_and_linked_worktree(repo: Path, tmp_path: Path) -> None:
     write_task(repo, "a.md", "x\n")
     commit_all(repo)
@@ -50,6 +51,7 @@ def test_discover_main_and_linked_worktree(repo: Path, tmp_path: Path) -> None:
     assert tgit.discover(tmp_path) is None
 
 
+@pytest.mark.planning
 def test_read_blobs_returns_exact_bytes(repo: Path) -> None:
     contents = [
         b"",
@@ -76,12 +78,14 @@ def test_read_blobs_many_in_one_process(repo: Path) -> None:
     assert git_children() == []  # every Repo was closed, its processes reaped
 
 
+@pytest.mark.planning
 def test_read_blobs_empty_and_missing(repo: Path) -> None:
     assert tgit.read_blobs(repo, []) == {}
     with pytest.raises(GitError, match="missing objects"):
         tgit.read_blobs(repo, ["0123456789012345678901234567890123456789"])
 
 
+@pytest.mark.planning
 def test_blob_sizes(repo: Path) -> None:
     small, big = hash_object(repo, b"abc"), hash_object(repo, b"y" * 5000)
     assert tgit.blob_sizes(repo, [small, big, small]) == {small: 3, big: 5000}
@@ -103,6 +107,7 @@ def test_ls_tree_with_and_without_sizes(repo: Path) -> None:
     assert tgit.read_blobs(repo, [with_sizes[1].blob]) == {with_sizes[1].blob: b"hello\n"}
 
 
+@pytest.mark.planning
 def test_resolve_commit_and_blob_at(repo: Path) -> None:
     write_task(repo, "a.md", "v1\n")
     commit = commit_all(repo)
@@ -114,6 +119,7 @@ def test_resolve_commit_and_blob_at(repo: Path) -> None:
         tgit.resolve_commit(repo, "nope")
 
 
+@pytest.mark.planning
 def test_not_a_repository(tmp_path: Path) -> None:
     with pytest.raises(GitError, match="not a git repository"):
         tgit.read_blobs(tmp_path, ["0123456789012345678901234567890123456789"])

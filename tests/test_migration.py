@@ -16,6 +16,8 @@ from taskfiles.registry import open_registry
 
 from .conftest import commit_all, write_task
 
+pytestmark = pytest.mark.planning
+
 runner = CliRunner()
 
 FULL = """\

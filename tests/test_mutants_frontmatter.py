@@ -11,7 +11,7 @@ from taskfiles.plan.frontmatter import set_keys
 
 # Each test takes milliseconds; a scanning loop that no longer advances (a mutant of
 # _quoted_end, _value_end or _flow_items) fails here in seconds, not at the suite's limit.
-pytestmark = pytest.mark.timeout(10)
+pytestmark = [pytest.mark.planning, pytest.mark.timeout(10)]
 
 HEADER = "---\ntitle: x\n---\n"
 READY = {"status": "ready"}

@@ -11,6 +11,8 @@ import pytest
 from taskfiles.plan import taskfile
 from taskfiles.plan.taskfile import Parsed, Problem, Schema
 
+pytestmark = pytest.mark.planning
+
 MIGRATE = "runtime state belongs in the registry: run 'task migrate'"
 CONFLICT = "unresolved merge-conflict marker; resolve the conflict and delete the marker lines"
 BUDGET = "budget_usd must be a positive number of dollars, not {}; write e.g. 'budget_usd: 5'"

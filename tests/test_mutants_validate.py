@@ -15,6 +15,8 @@ from taskfiles.plan.source import TaskSet
 from taskfiles.plan.taskfile import Problem, Task
 from taskfiles.plan.validate import pr_problem, title_line_problem, validate
 
+pytestmark = pytest.mark.planning
+
 
 def _task(slug: str, depends: tuple[str, ...] = (), **fields: object) -> Task:
     values: dict[str, object] = {"title": slug, "status": "ready", "priority": "p2", **fields}

@@ -148,6 +148,7 @@ def test_registry_runtime_state_never_touches_tracked_files_and_branches_merge_c
         assert "in_progress" not in text and "heartbeat" not in text
 
 
+@pytest.mark.planning
 def test_claim_state_in_frontmatter_makes_the_same_merges_conflict(project: Path) -> None:
     main = project
     worktrees = start_branches(main)

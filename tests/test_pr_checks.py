@@ -122,6 +122,7 @@ def test_github_annotations_are_the_json_problems_one_to_one(repo: Path) -> None
     assert "5 files, " in github.stderr and "error: " in github.stderr  # as text: summary, exit 1
 
 
+@pytest.mark.planning
 def test_annotation_escapes_as_the_toolkit_does() -> None:
     problem = Problem("tasks/a%b,c:d.md", 0, "100% done\r\nnext: a, b", "x:y,z%", "warning")
     line = annotation(problem)
@@ -130,6 +131,7 @@ def test_annotation_escapes_as_the_toolkit_does() -> None:
     assert annotation(Problem("tasks/a.md", 4, "m", "c")) == "::error file=tasks/a.md,line=4,title=c::m"
 
 
+@pytest.mark.planning
 def test_format_json_is_json_and_the_two_must_agree(repo: Path) -> None:
     write_task(repo, "a.md", text("A", "colour: red"))
     assert task(repo, "validate", "--json").stdout == task(repo, "validate", "--format", "json").stdout
@@ -142,6 +144,7 @@ def test_format_json_is_json_and_the_two_must_agree(repo: Path) -> None:
 # -- task new: a slug no branch holds ---------------------------------------------------------------
 
 
+@pytest.mark.planning
 def test_new_passes_over_slugs_on_remote_and_local_branches_and_says_where(
     origin: Path, tmp_path: Path
 ) -> None:
@@ -162,6 +165,7 @@ def test_new_passes_over_slugs_on_remote_and_local_branches_and_says_where(
     )
 
 
+@pytest.mark.planning
 def test_new_checks_the_base_ref_when_it_is_no_branch(repo: Path) -> None:
     (repo / "taskfiles.toml").write_text('base_ref = "release"\n')
     commit(repo, "a.md", text("A"))
@@ -175,6 +179,7 @@ def test_new_checks_the_base_ref_when_it_is_no_branch(repo: Path) -> None:
     assert "slug ship-it is taken on release (tasks/ship-it.md); created ship-it-2" in done.stderr
 
 
+@pytest.mark.planning
 def test_new_passes_over_the_slugs_of_many_branches(origin: Path, tmp_path: Path) -> None:
     work = clone(origin, tmp_path / "work")
     for n in range(1, 31):
@@ -204,6 +209,7 @@ def collision_repo(repo: Path) -> None:
     write_task(repo, "a/fix-login.md", text("Fix login here"))
 
 
+@pytest.mark.planning
 def test_validate_reports_a_slug_the_base_ref_got_since_the_branch_forked(repo: Path) -> None:
     collision_repo(repo)
     done = task(repo, "validate", code=1)
@@ -233,6 +239,7 @@ def move(repo: Path, old: str, new: str, content: str) -> None:
     write_task(repo, new, content)
 
 
+@pytest.mark.planning
 def test_edits_moves_and_copies_are_no_collision(repo: Path) -> None:
     commit(repo, "a/edited.md", text("Edited"))
     commit(repo, "a/moved-here.md", text("Moved here"))
@@ -250,6 +257,7 @@ def test_edits_moves_and_copies_are_no_collision(repo: Path) -> None:
     assert task(repo, "validate", "--base", "main").stdout == ""
 
 
+@pytest.mark.planning
 def test_collision_needs_a_base_ref(repo: Path) -> None:
     collision_repo(repo)
     git(repo, "branch", "-q", "-m", "main", "trunk")  # base_ref 'main' is gone
@@ -262,6 +270,7 @@ def test_collision_needs_a_base_ref(repo: Path) -> None:
     assert "git ref 'nope' does not exist" in missing.stderr
 
 
+@pytest.mark.planning
 def test_validate_in_a_repository_without_commits(repo: Path) -> None:
     write_task(repo, "a.md", text("A", "colour: red"))
     done = task(repo, "validate", "--format", "github")
@@ -401,6 +410,7 @@ def test_readme_gitlab_job_reports_a_slug_collision_with_the_target_branch(
     )
 
 
+@pytest.mark.planning
 def test_slugs_across_branches_in_a_sha256_repository(tmp_path: Path) -> None:
     root = tmp_path / "repo"
     root.mkdir()

@@ -13,6 +13,8 @@ import pytest
 from taskfiles.plan import taskfile
 from taskfiles.plan.taskfile import Parsed, Schema
 
+pytestmark = pytest.mark.planning
+
 FULL = """\
 ---
 # planning record

@@ -80,6 +80,7 @@ def parts(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> st
     return str(request.param)
 
 
+@pytest.mark.planning
 def test_load_reads_tasks_workstreams_and_sorts_by_path(repo: Path) -> None:
     write_task(repo, "web/b.md", task_text("B"))
     write_task(repo, "a.md", task_text("A"))
@@ -91,6 +92,7 @@ def test_load_reads_tasks_workstreams_and_sorts_by_path(repo: Path) -> None:
     assert tasks.problems == () and tasks.ref is None
 
 
+@pytest.mark.planning
 @pytest.mark.parametrize(
     "name", ["README.md", "readme.md", "index.md", "_draft.md", ".hidden.md", "notes.txt", ".dot/x.md"]
 )
@@ -101,6 +103,7 @@ def test_files_that_are_not_tasks(repo: Path, name: str) -> None:
     assert [t.slug for t in tasks.tasks] == ["real"] and tasks.skipped == ()
 
 
+@pytest.mark.planning
 def test_warm_load_is_served_from_cache_and_writes_nothing(repo: Path, parts: str) -> None:
     write_task(repo, "a.md", task_text("A"))
     write_task(repo, "infra/b.md", task_text("B"))
@@ -114,6 +117,7 @@ def test_warm_load_is_served_from_cache_and_writes_nothing(repo: Path, parts: st
     assert warm.tasks == cold.tasks and warm.problems == cold.problems
 
 
+@pytest.mark.planning
 def test_cached_results_equal_fresh_parses(repo: Path, parts: str) -> None:
     write_task(
         repo,
@@ -137,6 +141,7 @@ def test_cached_results_equal_fresh_parses(repo: Path, parts: str) -> None:
     assert rich.legacy == {"status": "in_progress", "claimed_by": "bob"} and rich.body == "Body ü\n"
 
 
+@pytest.mark.planning
 def test_fresh_files_are_racy_parsed_but_not_cached(repo: Path) -> None:
     write_task(repo, "a.md", task_text("A"))
     first = load(repo)  # real clock: the file was written a moment ago
@@ -154,6 +159,7 @@ def _rewrite_same_size_same_mtime(path: Path, text: str) -> os.stat_result:
     return old
 
 
+@pytest.mark.planning
 def test_a_load_without_bodies_reads_none_and_says_so(repo: Path, parts: str) -> None:
     write_task(repo, "a.md", task_text("A"))
     write_task(repo, "b.md", task_text("B"))
@@ -168,11 +174,12 @@ def test_a_load_without_bodies_reads_none_and_says_so(repo: Path, parts: str) ->
     assert load_later(repo).stats.unchanged
 
 
+@pytest.mark.planning
 def test_bodies_of_another_write_are_never_joined_to_a_head(repo: Path, parts: str) -> None:
     path = write_task(repo, "a.md", task_text("A"))
     load_later(repo)
     _, old_bodies = read_cache(repo)
-    path.write_text(task_text("A") + "Edited.\n", encoding="utf-8")
+    path.write_text(task_text("A") + "Edited.\n", encoding="utf-8", newline="")
     assert load_later(repo).stats.parsed == 1
     head, _ = read_cache(repo)
     write_cache(repo, head, old_bodies)  # this listing's head, the bodies of the write before
@@ -180,6 +187,7 @@ def test_bodies_of_another_write_are_never_joined_to_a_head(repo: Path, parts: s
     assert tasks.get("a").body.endswith("Edited.\n") and tasks.stats.parsed == 1  # type: ignore[union-attr]
 
 
+@pytest.mark.planning
 def test_with_body_reads_one_body_of_a_set_read_without(repo: Path) -> None:
     write_task(repo, "a.md", task_text("A"))
     commit_all(repo)
@@ -194,6 +202,7 @@ def test_with_body_reads_one_body_of_a_set_read_without(repo: Path) -> None:
         assert tasksource.with_body(cfg, tasks, tasks.get("a")).body == body  # type: ignore[arg-type]
 
 
+@pytest.mark.planning
 def test_a_load_hands_its_objects_to_the_oldest_gc_generation(repo: Path) -> None:
     for name in "abc":
         write_task(repo, f"{name}.md", task_text(name.upper()))
@@ -205,6 +214,7 @@ def test_a_load_hands_its_objects_to_the_oldest_gc_generation(repo: Path) -> Non
     assert all(id(task) in oldest for task in tasks.tasks)
 
 
+@pytest.mark.planning
 def test_same_size_same_mtime_edit_is_seen_at_once(repo: Path) -> None:
     path = write_task(repo, "a.md", task_text("Aaaa"))
     assert load(repo).get("a").title == "Aaaa"  # type: ignore[union-attr]
@@ -234,6 +244,7 @@ def test_same_size_same_mtime_edit_is_caught_by_ctime_once_cached(repo: Path) ->
     assert tasks.stats.hits == 0 and tasks.stats.parsed == 1
 
 
+@pytest.mark.planning
 def test_replaced_file_is_caught_by_inode(repo: Path) -> None:
     path = write_task(repo, "a.md", task_text("Aaaa"))
     load_later(repo)
@@ -246,6 +257,7 @@ def test_replaced_file_is_caught_by_inode(repo: Path) -> None:
     assert load_later(repo).get("a").title == "Bbbb"  # type: ignore[union-attr]
 
 
+@pytest.mark.planning
 def test_settled_files_are_cached_with_the_real_clock(repo: Path) -> None:
     write_task(repo, "a.md", task_text("A"))
     time.sleep(cache.RACY_WINDOW_NS / 1e9 + 0.2)
@@ -253,6 +265,7 @@ def test_settled_files_are_cached_with_the_real_clock(repo: Path) -> None:
     assert load(repo).stats == cache.CacheStats(hits=1, parsed=0, racy=0, stored=None, unchanged=True)
 
 
+@pytest.mark.planning
 def test_deleted_and_added_files(repo: Path) -> None:
     write_task(repo, "a.md", task_text("A"))
     gone = write_task(repo, "b.md", task_text("B"))
@@ -266,6 +279,7 @@ def test_deleted_and_added_files(repo: Path) -> None:
     assert (added.stats.hits, added.stats.parsed, added.stats.stored) == (1, 1, 2)
 
 
+@pytest.mark.planning
 def test_folders_named_between_files_keep_the_warm_load_whole(repo: Path) -> None:
     # Path order puts tasks/a/x.md before tasks/a0.md; the listing (each folder's files,
     # then its subfolders) does not: the cache must keep the listing's own order.
@@ -281,6 +295,7 @@ def test_folders_named_between_files_keep_the_warm_load_whole(repo: Path) -> Non
     assert paths == sorted(paths) and len(paths) == 6
 
 
+@pytest.mark.planning
 def test_a_renamed_folder_moves_its_tasks(repo: Path) -> None:
     # Renaming a folder leaves its files' identities (inode, times, size) as they were:
     # only their paths say they moved.
@@ -296,6 +311,7 @@ def test_a_renamed_folder_moves_its_tasks(repo: Path) -> None:
     assert load_later(repo).stats.unchanged
 
 
+@pytest.mark.planning
 def test_an_edit_in_a_subfolder_is_seen(repo: Path) -> None:
     write_task(repo, "top.md", task_text("Top"))
     path = write_task(repo, "web/deep/a.md", task_text("Aaaa"))
@@ -306,6 +322,7 @@ def test_an_edit_in_a_subfolder_is_seen(repo: Path) -> None:
     assert (tasks.stats.hits, tasks.stats.parsed) == (1, 1)
 
 
+@pytest.mark.planning
 @pytest.mark.parametrize(
     "garbage",
     [
@@ -336,6 +353,7 @@ class _Trap:
         return (os.mkdir, (str(self.marker),))
 
 
+@pytest.mark.planning
 def test_cache_that_names_code_is_refused(repo: Path, tmp_path: Path) -> None:
     write_task(repo, "a.md", task_text("A"))
     load_later(repo)
@@ -345,6 +363,7 @@ def test_cache_that_names_code_is_refused(repo: Path, tmp_path: Path) -> None:
     assert not marker.exists()
 
 
+@pytest.mark.planning
 def test_entry_of_wrong_shape_is_a_miss(repo: Path) -> None:
     write_task(repo, "a.md", task_text("A"))
     write_task(repo, "b.md", task_text("B"))
@@ -360,6 +379,7 @@ def test_entry_of_wrong_shape_is_a_miss(repo: Path) -> None:
     assert [t.title for t in tasks.tasks] == ["A", "B"] and tasks.stats.parsed == 1
 
 
+@pytest.mark.planning
 def test_other_fingerprint_invalidates_the_cache(repo: Path) -> None:
     write_task(repo, "a.md", task_text("A"))
     load_later(repo)
@@ -369,6 +389,7 @@ def test_other_fingerprint_invalidates_the_cache(repo: Path) -> None:
     assert load_later(repo).stats.hits == 0
 
 
+@pytest.mark.planning
 def test_schema_change_invalidates_the_cache(repo: Path) -> None:
     write_task(repo, "a.md", task_text("A", priority="p9"))
     assert codes(load_later(repo)) == [("tasks/a.md", "bad_priority")]
@@ -378,6 +399,7 @@ def test_schema_change_invalidates_the_cache(repo: Path) -> None:
     assert tasks.stats.hits == 0
 
 
+@pytest.mark.planning
 def test_default_priority_change_invalidates_the_cache(repo: Path) -> None:
     write_task(repo, "a.md", task_text("A"))
     assert load_later(repo).get("a").priority == "p2"  # type: ignore[union-attr]
@@ -385,6 +407,7 @@ def test_default_priority_change_invalidates_the_cache(repo: Path) -> None:
     assert load_later(repo).get("a").priority == "p3"  # type: ignore[union-attr]
 
 
+@pytest.mark.planning
 def test_aliases_are_applied_after_the_cache(repo: Path) -> None:
     write_task(repo, "a.md", task_text("A", owner="Dev"))
     write_task(repo, "b.md", task_text("B", owner="core"))
@@ -399,6 +422,7 @@ def test_aliases_are_applied_after_the_cache(repo: Path) -> None:
     assert load_later(repo).get("a").owner == "agents"  # type: ignore[union-attr]
 
 
+@pytest.mark.planning
 def test_cache_lives_in_the_private_git_dir_of_a_linked_worktree(repo: Path, tmp_path: Path) -> None:
     write_task(repo, "a.md", task_text("A"))
     commit_all(repo)
@@ -410,6 +434,7 @@ def test_cache_lives_in_the_private_git_dir_of_a_linked_worktree(repo: Path, tmp
     assert not tree_cache(repo).exists()
 
 
+@pytest.mark.planning
 def test_outside_a_git_repository_nothing_is_cached(tmp_path: Path) -> None:
     write_task(tmp_path, "a.md", task_text("A"))
     before = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*"))
@@ -418,6 +443,7 @@ def test_outside_a_git_repository_nothing_is_cached(tmp_path: Path) -> None:
     assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")) == before
 
 
+@pytest.mark.planning
 def test_unwritable_cache_folder_is_not_an_error(repo: Path) -> None:
     write_task(repo, "a.md", task_text("A"))
     (repo / ".git" / "taskfiles").write_text("a file where the folder should be", encoding="utf-8")
@@ -440,6 +466,7 @@ def test_symlink_leaving_tasks_is_refused(repo: Path, tmp_path: Path) -> None:
         assert not tasks.stats.unchanged and tasks.stats.hits == (0 if tasks is first else 1)
 
 
+@pytest.mark.planning
 def test_huge_file_is_refused(repo: Path) -> None:
     (repo / "taskfiles.toml").write_text("max_file_bytes = 200\n", encoding="utf-8")
     write_task(repo, "big.md", task_text("Big") + "x" * 300)
@@ -455,6 +482,7 @@ def test_fifo_is_refused_without_blocking(repo: Path) -> None:
     assert codes(load_later(repo)) == [("tasks/pipe.md", "not_regular")]
 
 
+@pytest.mark.planning
 def test_duplicate_slugs_are_reported(repo: Path) -> None:
     write_task(repo, "a/same.md", task_text("First"))
     write_task(repo, "b/same.md", task_text("Second"))
@@ -466,6 +494,7 @@ def test_duplicate_slugs_are_reported(repo: Path) -> None:
     assert tasks.stats.unchanged  # the duplicate problem came from the stored result
 
 
+@pytest.mark.planning
 @pytest.mark.parametrize(
     ("data", "code"),
     [(b"", "empty"), (b"   \n\n", "empty"), (b"---\ntitle: x\n\x00\x01---\n", "binary")],
@@ -478,6 +507,7 @@ def test_unusable_content_gives_a_problem_cold_and_warm(repo: Path, data: bytes,
     assert tasks.stats.hits == 1
 
 
+@pytest.mark.planning
 def test_only_frontmatter_is_a_task_with_an_empty_body(repo: Path) -> None:
     (repo / "tasks" / "bare.md").write_bytes(b"---\ntitle: Bare\n---\n")
     for _ in range(2):
@@ -486,6 +516,7 @@ def test_only_frontmatter_is_a_task_with_an_empty_body(repo: Path) -> None:
         assert bare is not None and bare.body == "" and tasks.problems == ()
 
 
+@pytest.mark.planning
 def test_ref_reads_committed_content_not_working_tree_edits(repo: Path) -> None:
     path = write_task(repo, "a.md", task_text("Committed"))
     commit = commit_all(repo)
@@ -497,6 +528,7 @@ def test_ref_reads_committed_content_not_working_tree_edits(repo: Path) -> None:
     assert [t.title for t in load(repo).tasks] == ["Edited", "Uncommitted"]
 
 
+@pytest.mark.planning
 def test_blob_cache_is_reused_and_shared_by_worktrees(repo: Path, tmp_path: Path) -> None:
     write_task(repo, "a.md", task_text("A"))
     changing = write_task(repo, "w/b.md", task_text("B"))
@@ -518,6 +550,7 @@ def test_blob_cache_is_reused_and_shared_by_worktrees(repo: Path, tmp_path: Path
     assert load(other, "main~0").stats.hits == 2  # the common dir's cache
 
 
+@pytest.mark.planning
 def test_ref_store_serves_a_known_commit_without_git(repo: Path) -> None:
     write_task(repo, "a.md", task_text("A"))
     commit = commit_all(repo)
@@ -535,6 +568,7 @@ def test_ref_store_serves_a_known_commit_without_git(repo: Path) -> None:
     assert done.stdout.split() == ["1", "False"]  # gitpython never imported
 
 
+@pytest.mark.planning
 def test_ref_store_follows_the_ref_when_it_moves_and_when_packed(repo: Path) -> None:
     path = write_task(repo, "a.md", task_text("One"))
     commit_all(repo)
@@ -554,6 +588,7 @@ def test_ref_store_follows_the_ref_when_it_moves_and_when_packed(repo: Path) -> 
     assert load(repo, "topic").get("a").title == "Three"  # type: ignore[union-attr]
 
 
+@pytest.mark.planning
 def test_reads_at_commit_ids_share_one_ref_cache_file(repo: Path) -> None:
     path = write_task(repo, "a.md", task_text("Zero"))
     commits = [commit_all(repo)]
@@ -586,6 +621,7 @@ def test_ref_problems_symlinks_huge_and_duplicates(repo: Path) -> None:
         ]
 
 
+@pytest.mark.planning
 def test_ref_aliases_are_canonical(repo: Path) -> None:
     (repo / "taskfiles.toml").write_text('owner_aliases = { bot = "agents" }\n', "utf-8")
     write_task(repo, "a.md", task_text("A", owner="bot"))
@@ -593,6 +629,7 @@ def test_ref_aliases_are_canonical(repo: Path) -> None:
     assert load(repo, "main").get("a").owner == "agents"  # type: ignore[union-attr]
 
 
+@pytest.mark.planning
 def test_unknown_ref_is_not_found(repo: Path) -> None:
     write_task(repo, "a.md", task_text("A"))
     commit_all(repo)
@@ -600,6 +637,7 @@ def test_unknown_ref_is_not_found(repo: Path) -> None:
         load(repo, "no-such-branch")
 
 
+@pytest.mark.planning
 def test_ref_without_tasks_folder_is_empty(repo: Path) -> None:
     (repo / "README").write_text("hi\n", encoding="utf-8")
     commit_all(repo)

@@ -15,6 +15,8 @@ from taskfiles.plan.source import TaskSet
 from taskfiles.plan.taskfile import Problem, Task
 from taskfiles.plan.validate import has_errors, validate
 
+pytestmark = pytest.mark.planning
+
 OWNERS = '[tool.taskfiles]\nowners = ["core", "agents"]\nowner_aliases = { dev = "core", bot = "agents" }\n'
 
 
@@ -32,7 +34,7 @@ def make_repo(root: Path, files: dict[str, str], pyproject: str = "") -> Config:
     for rel, text in files.items():
         path = root / "tasks" / rel
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text)
+        path.write_text(text, encoding="utf-8", newline="")
     return config_module.load(root)
 
 

@@ -85,6 +85,7 @@ def crash_file(lines: str) -> bytes:
     return f"---\ntitle: t\n{lines}\n---\n\nBody.\n".encode()
 
 
+@pytest.mark.planning
 @pytest.mark.parametrize(("slug", "lines", "line", "fragment"), CRASHES, ids=CRASH_IDS)
 def test_each_crash_is_one_line_naming_its_line(
     tmp_path: Path, slug: str, lines: str, line: int, fragment: str
@@ -99,6 +100,7 @@ def test_each_crash_is_one_line_naming_its_line(
     assert len(str(problem).splitlines()) == 1
 
 
+@pytest.mark.planning
 def test_the_alias_bomb_and_deep_nesting_are_errors_before_anything_is_built() -> None:
     assert len(BOMB.encode()) < 400
     with pytest.raises(yamlsafe.YamlError, match="an alias bomb") as bomb:
@@ -120,6 +122,7 @@ def test_the_alias_bomb_and_deep_nesting_are_errors_before_anything_is_built() -
         yamlsafe.load("a: &a '" + "y" * 70_000 + "'\nb: *a")
 
 
+@pytest.mark.planning
 def test_json_edge_values_reach_json_output(tmp_path: Path) -> None:
     text = (
         "---\ntitle: t\nnan: .nan\ninf: -.inf\ndate: 2026-01-02\nwhen: 2026-01-02 10:30:00\n"
@@ -160,6 +163,7 @@ def crash_repo(repo: Path) -> Path:
     return repo
 
 
+@pytest.mark.planning
 def test_crash_files_are_skipped_by_list_show_and_edits_and_named_by_validate(crash_repo: Path) -> None:
     for _ in range(2):  # the second run reads the parse cache the first one wrote
         listed = task_cli(crash_repo, "list", "--json")
@@ -226,6 +230,7 @@ main()
 """
 
 
+@pytest.mark.planning
 def test_without_libyaml_commands_say_how_to_install_it(repo: Path) -> None:
     write_task(repo, "a.md", "---\ntitle: A\n---\n")
     done = subprocess.run([sys.executable, "-c", WITHOUT_LIBYAML, str(repo)], capture_output=True, text=True)
@@ -234,6 +239,7 @@ def test_without_libyaml_commands_say_how_to_install_it(repo: Path) -> None:
     assert "pip install --force-reinstall --only-binary pyyaml pyyaml" in done.stderr
 
 
+@pytest.mark.planning
 def test_inputs_the_two_pyyaml_parsers_disagree_on_read_as_libyaml_reads_them() -> None:
     text = "title:\tx\n"  # a tab after the colon: libyaml reads it, PyYAML's Python parser refuses it
     with pytest.raises(yaml.YAMLError):
@@ -244,6 +250,7 @@ def test_inputs_the_two_pyyaml_parsers_disagree_on_read_as_libyaml_reads_them() 
 # -- the parse cache ------------------------------------------------------------------------------
 
 
+@pytest.mark.planning
 def test_a_cache_write_that_cannot_pickle_is_skipped_not_raised(tmp_path: Path) -> None:
     nested: list[Any] = []
     for _ in range(100_000):  # deeper than pickle can recurse
@@ -521,6 +528,7 @@ def fuzz_config(tmp_path_factory: pytest.TempPathFactory) -> tconfig.Config:
     return tconfig.load(root)
 
 
+@pytest.mark.planning
 @FUZZ
 @given(data=mutated_files())
 @example(data=b"---\n<<: !!set {a: 1}\ntitle: Fix login\nstatus: ready\n---\n")  # a tag on a merged mapping
@@ -542,6 +550,7 @@ def test_mutated_task_files_parse_validate_classify_and_serialise(
     orjson.dumps([row.to_dict() for row in rows])
 
 
+@pytest.mark.planning
 @settings(FUZZ, max_examples=300)
 @given(data=mutated_files())
 def test_mutated_files_in_a_folder_list_twice_beside_a_good_task(
@@ -567,6 +576,7 @@ def test_mutated_files_in_a_folder_list_twice_beside_a_good_task(
         assert len(str(problem).splitlines()) == 1
 
 
+@pytest.mark.planning
 def test_the_fuzz_bases_are_valid_task_files() -> None:
     for text in BASES:
         parsed = taskfile.parse(text.encode(), "tasks/base.md", None)
