@@ -187,7 +187,9 @@ def _report(batch: Batch, dry_run: bool, as_json: bool) -> None:
         emit_json({**batch.to_dict(), **_json_extra(batch, dry_run)})
         return
     if dry_run:
-        click.echo(batch.diff(), nl=False)
+        # As bytes: a text stdout on Windows writes each "\n" as "\r\n", and git apply
+        # would then match no line of the files.
+        click.echo(batch.diff().encode("utf-8"), nl=False)
     for edit in batch.edits:
         what = ", ".join(edit.keys) if edit.changed else "unchanged"
         line = f"{edit.path}: {'would set ' if dry_run and edit.changed else ''}{what}"

@@ -307,7 +307,8 @@ def _show_text(
     )
     lines.append("needed by:  " + (", ".join(f"{d['slug']} ({d['status']})" for d in dependents) or "-"))
     lines += runtime
-    return "\n".join(lines) + "\n\n" + task.body.strip("\n")
+    # A CRLF file's body is printed with "\n" as the rest: stdout adds the platform's ending.
+    return "\n".join(lines) + "\n\n" + task.body.replace("\r\n", "\n").strip("\n")
 
 
 def ready(
