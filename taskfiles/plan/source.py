@@ -309,7 +309,9 @@ def _read_symlink(path: Path, rel: str, workstream: str | None, config: Config) 
         return None  # a symlinked folder: not entered, like any folder link
     if not target.is_relative_to(config.tasks_dir) or not target.is_file():
         where = config.relpath(config.tasks_dir)
-        return _fatal(rel, "symlink_outside", f"symlink points outside {where}/ ({target}); not read")
+        return _fatal(
+            rel, "symlink_outside", f"symlink points outside {where}/ ({config.relpath(target)}); not read"
+        )
     try:
         size = target.stat().st_size
         if size > config.max_file_bytes:

@@ -65,8 +65,8 @@ def _complete(path: Path) -> jsonl.Lines:
     try:
         data = path.read_bytes()
     except FileNotFoundError:
-        return jsonl.Lines(str(path), (), ())
-    return jsonl.parse(journal.complete(data), str(path))
+        return jsonl.Lines(path.as_posix(), (), ())
+    return jsonl.parse(journal.complete(data), path.as_posix())
 
 
 def read(path: Path) -> tuple[list[Event], list[str]]:
@@ -188,7 +188,7 @@ def archive(root: Path, path: Path, cutoff: datetime, now: datetime) -> tuple[in
         data = journal.complete(path.read_bytes())
     except FileNotFoundError:
         return 0, None, []
-    old, kept, warnings = _split(data.split(b"\n"), cutoff, str(path))
+    old, kept, warnings = _split(data.split(b"\n"), cutoff, path.as_posix())
     if not old:
         if len(kept) < data.count(b"\n"):  # silent writes dropped
             atomic.atomic_write(path, b"".join(line + b"\n" for line in kept))

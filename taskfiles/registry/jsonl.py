@@ -35,8 +35,8 @@ def read(path: Path) -> Lines:
     try:
         data = path.read_bytes()
     except FileNotFoundError:
-        return Lines(str(path), (), ())
-    return parse(data, str(path))
+        return Lines(path.as_posix(), (), ())
+    return parse(data, path.as_posix())
 
 
 def parse(data: bytes, name: str, first_line: int = 1) -> Lines:

@@ -236,7 +236,7 @@ def read_after(path: Path, after: int) -> tuple[list[LogLine], int, list[str]]:
         return [], 0, []
     complete = data[: data.rfind(b"\n") + 1]
     rows = complete.split(b"\n")[:-1]  # the empty string after the last newline is no line
-    lines = jsonl.parse(b"\n".join(rows[after:]), str(path), first_line=after + 1)
+    lines = jsonl.parse(b"\n".join(rows[after:]), path.as_posix(), first_line=after + 1)
     found, problems = [], []
     for number, obj in lines.items:
         record, problem = decode(obj)
@@ -259,7 +259,7 @@ def last_time(path: Path) -> str | None:
         return None
     rows = data.split(b"\n")
     for raw in reversed(rows if size <= TAIL_BYTES else rows[1:]):  # rows[0] may be cut
-        for _, obj in jsonl.parse(raw, str(path)).items:
+        for _, obj in jsonl.parse(raw, path.as_posix()).items:
             record = decode(obj)[0]
             if record is not None:
                 return record.time
