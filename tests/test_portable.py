@@ -229,3 +229,16 @@ def test_a_symlink_checked_out_as_a_text_file_is_followed(tmp_path: Path) -> Non
     placeholder.write_text("# A guide that mentions ../../SKILL.md\n")
     assert scaffold.linked_text(placeholder) == "# A guide that mentions ../../SKILL.md\n"
     assert scaffold.skill_text() == (Path(__file__).parent.parent / "SKILL.md").read_text()
+
+
+def test_output_is_utf8_through_a_pipe_whose_default_is_a_code_page(repo: Path, win: dict[str, str]) -> None:
+    """Windows gives a pipe its ANSI code page (cp1252: no arrows, no CJK); taskfiles writes UTF-8."""
+    cp1252 = {**win, "PYTHONIOENCODING": "cp1252"}
+    write_task(repo, "a.md", "---\ntitle: Pfeil → 漢字\nstatus: not_started\n---\n")
+    commit_all(repo)
+    write_task(repo, "a.md", "---\ntitle: Pfeil → 漢字\nstatus: ready\n---\n")
+    commit_all(repo)
+    for args in (["list"], ["show", "a"], ["changes", "HEAD~1..HEAD", "--markdown"]):
+        done = subprocess.run([TASK, *args], cwd=repo, env=cp1252, capture_output=True, check=False)
+        assert done.returncode == 0, done.stderr.decode("utf-8", "replace")
+        assert "Pfeil → 漢字" in done.stdout.decode("utf-8"), args

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import atexit
+import codecs
 import errno
+import io
 import itertools
 import os
 import sys
@@ -94,6 +96,8 @@ def run(command: click.Command, prog_name: str) -> NoReturn:
     with another thread still running, Python's own exit waits for it as always.
     """
     code: object = 0  # click's main always ends in SystemExit; 0 should it ever return
+    for stream in (sys.stdout, sys.stderr):
+        speak_utf8(stream)
     try:
         command.main(prog_name=prog_name)
     except SystemExit as end:
@@ -109,6 +113,17 @@ def run(command: click.Command, prog_name: str) -> NoReturn:
                 CommandError(TaskfilesError(unwritten(error))).show()
             code = code or 1
     os._exit(code or 0)
+
+
+def speak_utf8(stream: object) -> None:
+    """Make ``stream`` write UTF-8, whatever the system's default for it.
+
+    A pipe on Windows defaults to the ANSI code page (cp1252), which cannot write an arrow
+    or a title in most scripts: the command would die on its first such character. Every
+    system then reads the same bytes from taskfiles.
+    """
+    if isinstance(stream, io.TextIOWrapper) and codecs.lookup(stream.encoding).name != "utf-8":
+        stream.reconfigure(encoding="utf-8")
 
 
 def _print_version(ctx: click.Context, _param: click.Parameter, value: bool) -> None:

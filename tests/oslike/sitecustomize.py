@@ -30,7 +30,8 @@ import sys
 import time
 import types
 
-if os.environ.get("TASKFILES_TEST_PLATFORM") == "windows":
+# On Windows itself (the CI workflow's Windows job) there is nothing to simulate.
+if os.environ.get("TASKFILES_TEST_PLATFORM") == "windows" and os.name == "posix":
     import fcntl as _fcntl
 
     # These decide "Windows" by whether msvcrt imports: they are loaded first, as POSIX.
