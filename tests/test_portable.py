@@ -242,3 +242,23 @@ def test_output_is_utf8_through_a_pipe_whose_default_is_a_code_page(repo: Path, 
         done = subprocess.run([TASK, *args], cwd=repo, env=cp1252, capture_output=True, check=False)
         assert done.returncode == 0, done.stderr.decode("utf-8", "replace")
         assert "Pfeil → 漢字" in done.stdout.decode("utf-8"), args
+
+
+def test_instructions_on_stdin_are_read_as_utf8_whatever_the_pipes_default(
+    repo: Path, win: dict[str, str]
+) -> None:
+    write_task(repo, "a.md", "---\ntitle: A\nstatus: ready\n---\n")
+    commit_all(repo)
+    lease = str(as_json(repo, win, "claim", "a", "--json")["lease"])
+    task(repo, win, "finish", "a", "--lease", lease, "--exit-code", "1")
+    done = subprocess.run(
+        [TASK, "retry", "a", "--instructions-file", "-"],
+        cwd=repo,
+        env={**win, "PYTHONIOENCODING": "cp1252"},
+        input="fix the ü → 日本\r\nthen rerun\r\n".encode(),
+        capture_output=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr.decode("utf-8", "replace")
+    shown = as_json(repo, win, "show", "a", "--json")["entry"]["instructions"]
+    assert shown["text"] == "fix the ü → 日本\nthen rerun"

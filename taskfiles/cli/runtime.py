@@ -382,8 +382,9 @@ def _read_text(path: str, option: str) -> str:
     import sys
 
     try:
-        if path == "-":
-            return sys.stdin.read()
+        if path == "-":  # UTF-8 whatever the system's default for a pipe (Windows: cp1252)
+            text = sys.stdin.buffer.read().decode("utf-8")
+            return text.replace("\r\n", "\n").replace("\r", "\n")  # as read_text reads a file
         return Path(path).read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         why = reason(exc)
