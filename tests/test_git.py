@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
@@ -23,16 +22,15 @@ def hash_object(root: Path, data: bytes) -> str:
 
 def git_children() -> list[str]:
     """Command lines of this process's child git processes that are still alive."""
+    import psutil
+
     found = []
-    for pid in filter(str.isdigit, os.listdir("/proc")):
+    for child in psutil.Process().children():
         try:
-            stat = Path(f"/proc/{pid}/stat").read_text()
-            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
-        except OSError:
+            if child.status() != psutil.STATUS_ZOMBIE and child.name().startswith("git"):
+                found.append(" ".join(child.cmdline()))
+        except psutil.Error:
             continue
-        fields = stat.rsplit(")", 1)[1].split()
-        if int(fields[1]) == os.getpid() and fields[0] != "Z" and cmdline.startswith("git"):
-            found.append(cmdline)
     return found
 
 

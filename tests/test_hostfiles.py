@@ -182,7 +182,9 @@ def test_a_refused_cycle_names_the_lock_holder_whatever_its_file_says(tmp_path: 
     try:
         assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
         with host.cycle_lock() as other:
-            assert other == holder.pid
+            # Only the kernel's lock table (Linux's /proc/locks) can name a holder that has not
+            # written its pid; elsewhere (macOS) the holder is unknown, never the stale pid.
+            assert other == (holder.pid if hostfiles.PROC_LOCKS.exists() else 0)
     finally:
         assert holder.stdin is not None
         holder.stdin.close()

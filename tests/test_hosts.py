@@ -41,8 +41,9 @@ runner = CliRunner()
 
 
 def no_such_pid() -> int:
-    """A pid no process has on this machine: past the kernel's highest."""
-    return int(Path("/proc/sys/kernel/pid_max").read_text()) + 1
+    """A pid no process has on this machine: past the kernel's highest (Linux: at most 2**22,
+    /proc/sys/kernel/pid_max; macOS: 99,998)."""
+    return 2**22 + 1
 
 
 def acted(result: CycleResult) -> set[tuple[str, str]]:
