@@ -116,6 +116,7 @@ def check_windows(workflow: Workflow, root: Path) -> None:
     command = windows_pytest(workflow)
     assert re.search(r"(^|\s)-m planning(\s|$)", command), f"not '-m planning': {command}"
     assert "-o timeout_method=thread" in command, f"the signal timeout needs SIGALRM: {command}"
+    assert " -X utf8 -m pytest " in command, f"the tests read task's UTF-8 output in cp1252: {command}"
     markers = tomllib.loads((root / "pyproject.toml").read_text(encoding="utf-8"))["tool"]["pytest"]
     assert any(m.startswith("planning:") for m in markers["ini_options"].get("markers", [])), (
         "the planning marker is not registered in pyproject.toml"
@@ -301,6 +302,7 @@ BROKEN: dict[str, Broken] = {
     ),
     "Windows runs every test": Broken(check_windows, windows_runs("-m planning ", "")),
     "Windows with the signal timeout": Broken(check_windows, windows_runs("-o timeout_method=thread ", "")),
+    "Windows reads output in its code page": Broken(check_windows, windows_runs("-X utf8 ", "")),
     "Windows lists only whole modules": Broken(
         check_windows, windows_runs(r"^(pytestmark = \[?|@)", "^pytestmark = ")
     ),
