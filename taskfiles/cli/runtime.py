@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -22,6 +23,7 @@ from .params import App, Argument, Option
 if TYPE_CHECKING:
     # Imported where used: every command pays for this module's import, and the
     # registry modules are ~10 ms that 'task list' does not need.
+    from ..config import Config
     from ..registry import Event, LogRecord, Registry, RegistryEntry
 
 LeaseOption = Annotated[
@@ -537,6 +539,7 @@ def gc(
     report = collect(
         _registry(ctx), HostFiles.of(cfg), older_than, log_retention_days=cfg.logs.retention_days
     )
+    report = replace(report, archive=report.archive and _where(cfg, report.archive))
     if as_json:
         emit_json(_asdict(report))
         return
@@ -553,9 +556,18 @@ def gc(
     )
 
 
+def _where(cfg: Config, location: str) -> str:
+    """A registry file a store names, shown as every path is (from the repository root, with
+    forward slashes); a database URL as it is."""
+    return location if "://" in location else cfg.relpath(Path(location))
+
+
 def repair(ctx: click.Context, as_json: JsonFlag = False) -> None:
     """Rebuild an unreadable registry.json from its backup and the event log."""
+    cfg = config(ctx)
     report = _registry(ctx).repair()
+    aside = report.moved_aside and _where(cfg, report.moved_aside)
+    report = replace(report, registry=_where(cfg, report.registry), moved_aside=aside)
     if as_json:
         emit_json(_asdict(report))
         return
