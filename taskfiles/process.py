@@ -36,6 +36,7 @@ import contextlib
 import enum
 import os
 import signal
+import sys
 
 from . import portable
 from .errors import UsageError
@@ -45,7 +46,7 @@ HOST_ENV = "TASKFILES_HOST"
 # Python's returncode says; signal numbers stay far below 255).
 EXIT_CODES = range(-255, 256)
 # How far apart two start times (centiseconds) may be and still name one process: see same_start.
-START_TOLERANCE = 100
+START_TOLERANCE = 0 if sys.platform.startswith("linux") else 100
 # What the dispatcher needs of the system to start a worker in a session and kill it there.
 SESSION_CALLS = ("setsid", "setpgid", "getsid", "killpg")
 
@@ -92,12 +93,13 @@ def probe(host: str | None, pid: int | None, start_time: int | None, here: str |
 def same_start(recorded: int, actual: int) -> bool:
     """Do two start times (centiseconds since boot) name the same process?
 
-    Within a second, not to the tick: macOS and the BSDs report a start as a wall-clock
-    time, and psutil turns it into time since boot with a boot time that moves when the
-    clock is stepped, so one process's start time can drift by a little. A reused pid
-    within that second would need the pid counter to wrap around in the second the worker
-    started; and a dead worker taken for alive is still caught by its heartbeat age, the
-    safe direction.
+    On Linux, to the tick: the kernel counts the start in ticks since boot, and that count
+    never moves. Elsewhere within a second (``START_TOLERANCE``): macOS and the BSDs report
+    a start as a wall-clock time, and psutil turns it into time since boot with a boot time
+    that moves when the clock is stepped, so one process's start time can drift by a
+    little. A reused pid within that second would need the pid counter to wrap around in
+    the second the worker started; and a dead worker taken for alive is still caught by its
+    heartbeat age, the safe direction.
     """
     return abs(recorded - actual) <= START_TOLERANCE
 

@@ -73,10 +73,19 @@ def test_live_process_is_alive_with_its_start_time_only() -> None:
     assert not process.is_alive(0) and not process.is_alive(-5)
 
 
+TOLERANCE = process.START_TOLERANCE
+
+
+def test_start_times_are_exact_on_linux_and_within_a_second_elsewhere() -> None:
+    exact_on_linux = 0 if sys.platform.startswith("linux") else 100
+    assert exact_on_linux == TOLERANCE
+
+
 @pytest.mark.parametrize(
-    ("shift", "same"), [(0, True), (100, True), (-100, True), (101, False), (-101, False)]
+    ("shift", "same"),
+    [(0, True), (TOLERANCE, True), (-TOLERANCE, True), (TOLERANCE + 1, False), (-TOLERANCE - 1, False)],
 )
-def test_start_times_within_a_second_name_one_process(shift: int, same: bool) -> None:
+def test_start_times_within_the_tolerance_name_one_process(shift: int, same: bool) -> None:
     child = sleeping()
     try:
         start = process.pid_start_time(child.pid)
