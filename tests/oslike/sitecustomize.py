@@ -12,7 +12,7 @@ is the operating system, never taskfiles:
 - ``msvcrt`` exists with its byte-lock call, ``locking(fd, mode, nbytes)``, built on a real
   ``flock`` taken before ``fcntl`` was hidden: the lock the Windows branch takes really
   excludes other processes, as Windows' does (both belong to the open file, not the
-  process);
+  process), and an unlock must name the region its lock took;
 - psutil, when installed, looks for a proc folder that does not exist, so no process fact
   can be read (the case of a platform where the kernel will not say).
 
@@ -131,15 +131,26 @@ if os.environ.get("TASKFILES_TEST_PLATFORM") == "windows" and os.name == "posix"
     if hasattr(time, "tzset"):
         del time.tzset
 
+    _held: dict[int, tuple[int, int]] = {}  # fd -> the (offset, length) it holds
+
     def _locking(fd: int, mode: int, nbytes: int) -> None:
-        """msvcrt.locking: lock or unlock ``nbytes`` from the file's position (here: the whole file)."""
+        """msvcrt.locking: lock or unlock ``nbytes`` from the file's position. The lock itself
+        covers the whole file; the region is checked as Windows checks it: an unlock must name
+        exactly the region its handle locked."""
+        region = (os.lseek(fd, 0, os.SEEK_CUR), nbytes)
         if mode == 0:  # LK_UNLCK
+            if _held.get(fd) != region:
+                raise PermissionError(errno.EACCES, f"region {region} of fd {fd} is not locked")
+            del _held[fd]
             _fcntl.flock(fd, _fcntl.LOCK_UN)
             return
+        if fd in _held:  # Windows refuses a lock over a region the same handle holds
+            raise PermissionError(errno.EACCES, f"fd {fd} already holds {_held[fd]}")
         tries = 10 if mode in (1, 3) else 1  # LK_LOCK/LK_RLCK retry once a second, ten times
         for attempt in range(tries):
             try:
                 _fcntl.flock(fd, _fcntl.LOCK_EX | _fcntl.LOCK_NB)
+                _held[fd] = region
                 return
             except BlockingIOError:
                 if attempt + 1 < tries:
