@@ -40,6 +40,7 @@ CAN_SYNC_FOLDERS = hasattr(os, "O_DIRECTORY")
 # Windows reports a sharing violation as PermissionError; it clears when the other process
 # closes the file. 50 tries, 1 ms growing to 20 ms apart: about a second in all.
 _REPLACE_TRIES = 50 if os.name == "nt" else 1
+_REPLACE_WAIT = (0.001, 0.02)  # the first and the longest pause between tries of a replace
 _LOCK_WAIT = (0.001, 0.05)  # the first and the longest pause between tries of a Windows lock
 _LOCK_BYTE = 1 << 30  # the byte a Windows lock holds: past any lock file's content
 
@@ -122,7 +123,7 @@ def set_mode(fd: int, path: Path, mode: int) -> None:
 
 def replace(source: Path | str, target: Path | str) -> None:
     """``os.replace``, tried again for a moment while Windows says another process has ``target`` open."""
-    pause = _LOCK_WAIT[0]
+    pause, longest = _REPLACE_WAIT
     for attempt in range(_REPLACE_TRIES):
         try:
             os.replace(source, target)
@@ -131,7 +132,7 @@ def replace(source: Path | str, target: Path | str) -> None:
             if attempt + 1 == _REPLACE_TRIES:
                 raise
             time.sleep(pause)
-            pause = min(pause * 2, 0.02)
+            pause = min(pause * 2, longest)
 
 
 def user_name() -> str:

@@ -145,7 +145,7 @@ def exclusive(path: Path, what: str, task: str = "") -> Iterator[Holder | None]:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(path, os.O_RDWR | os.O_CREAT | portable.FILE_FLAGS, 0o644)
     except OSError as exc:
-        raise RegistryError(f"cannot open the {what} {path}: {exc.strerror}") from None
+        raise RegistryError(f"cannot open the {what} {path.as_posix()}: {exc.strerror}") from None
     try:
         if not portable.try_lock(fd):
             yield _holder(fd)

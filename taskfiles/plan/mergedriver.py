@@ -80,7 +80,9 @@ class DriverState:
 def driver_command() -> str:
     """The command git runs for a task file both branches changed (a shell line: the
     interpreter's path is quoted; git quotes the %P path itself)."""
-    return f"{shlex.quote(sys.executable)} -P -m taskfiles merge-driver run %O %A %B %L %P"
+    # Forward slashes: git runs the line with sh on every system, Windows' too.
+    python = shlex.quote(Path(sys.executable).as_posix())
+    return f"{python} -P -m taskfiles merge-driver run %O %A %B %L %P"
 
 
 def attribute_line(cfg: Config) -> str:
