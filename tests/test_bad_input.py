@@ -279,3 +279,11 @@ def test_log_confirms_on_stdout_like_every_other_command(team: Path) -> None:
     ok(team, "claim", "fix-it")
     result = runner.invoke(app, ["-C", str(team), "log", "fix-it", "cloning", "--lease", "1"])
     assert (result.exit_code, result.stdout, result.stderr) == (0, "fix-it: logged to attempt 1\n", "")
+
+
+@pytest.mark.parametrize("pid", ["0", "-5", "4294967296", "99999999999"])
+def test_start_refuses_a_pid_no_system_has(team: Path, pid: str) -> None:
+    ok(team, "claim", "fix-it")
+    result = runner.invoke(app, ["-C", str(team), "start", "fix-it", "--lease", "1", "--pid", pid])
+    assert result.exit_code == 2 and f"'--pid': {pid} is not in the range 1<=x<=4294967295" in result.stderr
+    assert json.loads(ok(team, "show", "fix-it", "--json"))["entry"]["state"] == "claimed"

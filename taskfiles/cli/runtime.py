@@ -146,7 +146,9 @@ def start(
         int | None,
         Option(
             help="The long-lived worker process to watch (e.g. --pid $$ in a wrapper script); "
-            "status flags worker_gone when it dies. Default: none, only heartbeats count."
+            "status flags worker_gone when it dies. Default: none, only heartbeats count.",
+            min=1,
+            max=2**32 - 1,  # a pid on any system (Linux's reach 2**22, Windows' 2**32)
         ),
     ] = None,
     worktree: Annotated[str | None, Option(help="Where the work happens.")] = None,
