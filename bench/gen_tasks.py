@@ -197,6 +197,9 @@ def commit_all(dest: Path) -> None:
         subprocess.run(["git", "-C", str(dest), *args], check=True, capture_output=True)
 
     git("init", "-q", "-b", "main")
+    # No automatic gc: git would pack the new objects in the background, moving files under a
+    # copy of the repository (bench/compare.py) and taking CPU from the timed commands.
+    git("config", "gc.auto", "0")
     git("add", "-A")
     git("-c", "user.name=bench", "-c", "user.email=bench@example.invalid", "commit", "-q", "-m", "tasks")
 
