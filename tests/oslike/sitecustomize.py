@@ -16,6 +16,8 @@ is the operating system, never taskfiles:
 - psutil, when installed, looks for a proc folder that does not exist, so no process fact
   can be read (the case of a platform where the kernel will not say).
 
+A sitecustomize later on the path (``make mutate``'s tools/mutate_site) still runs, first.
+
 What stays POSIX: ``os.sep``, and ``subprocess`` and ``getpass``, which are imported before
 ``msvcrt`` appears (they take an importable ``msvcrt`` for Windows).
 """
@@ -24,11 +26,29 @@ from __future__ import annotations
 
 import errno
 import importlib.abc
+import importlib.util
 import os
 import signal
 import sys
 import time
 import types
+
+
+def _run_the_one_shadowed() -> None:
+    """Run the sitecustomize this one hides by coming first on PYTHONPATH (``make mutate``'s
+    tools/mutate_site), before anything is hidden from it."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    for entry in sys.path:
+        folder = os.path.abspath(entry or os.curdir)
+        found = os.path.join(folder, "sitecustomize.py")
+        if folder != here and os.path.isfile(found):
+            spec = importlib.util.spec_from_file_location("_shadowed_sitecustomize", found)
+            if spec is not None and spec.loader is not None:
+                spec.loader.exec_module(importlib.util.module_from_spec(spec))
+            return
+
+
+_run_the_one_shadowed()
 
 # On Windows itself (the CI workflow's Windows job) there is nothing to simulate.
 if os.environ.get("TASKFILES_TEST_PLATFORM") == "windows" and os.name == "posix":
