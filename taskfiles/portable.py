@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 try:
@@ -45,15 +46,23 @@ _LOCK_WAIT = (0.001, 0.05)  # the first and the longest pause between tries of a
 _LOCK_BYTE = 1 << 30  # the byte a Windows lock holds: past any lock file's content
 
 
-def lock(fd: int, *, shared: bool = False) -> None:
+def lock(fd: int, *, shared: bool) -> None:
     """Wait for and take a lock on the open file ``fd`` (shared where the platform can)."""
     if HAS_FLOCK:
         fcntl.flock(fd, fcntl.LOCK_SH if shared else fcntl.LOCK_EX)
         return
     # msvcrt's blocking form gives up after ten seconds; a lock here waits as long as flock does.
-    pause, longest = _LOCK_WAIT
-    while not try_lock(fd):
+    for pause in pauses(*_LOCK_WAIT):
+        if try_lock(fd):
+            return
         time.sleep(pause)
+
+
+def pauses(first: float, longest: float) -> Iterator[float]:
+    """The waits between tries: ``first``, twice that, and so on up to ``longest``, then ``longest``."""
+    pause = first
+    while True:
+        yield pause
         pause = min(pause * 2, longest)
 
 
@@ -123,8 +132,7 @@ def set_mode(fd: int, path: Path, mode: int) -> None:
 
 def replace(source: Path | str, target: Path | str) -> None:
     """``os.replace``, tried again for a moment while Windows says another process has ``target`` open."""
-    pause, longest = _REPLACE_WAIT
-    for attempt in range(_REPLACE_TRIES):
+    for attempt, pause in zip(range(_REPLACE_TRIES), pauses(*_REPLACE_WAIT), strict=False):
         try:
             os.replace(source, target)
             return
@@ -132,7 +140,6 @@ def replace(source: Path | str, target: Path | str) -> None:
             if attempt + 1 == _REPLACE_TRIES:
                 raise
             time.sleep(pause)
-            pause = min(pause * 2, longest)
 
 
 def user_name() -> str:
@@ -151,8 +158,7 @@ def node_name() -> str:
         # uname's node name is what gethostname(2) returns on Linux and the BSDs; the socket
         # module (~2 ms of imports) would be loaded by every command that records an actor.
         return os.uname().nodename
-    name = os.environ.get("COMPUTERNAME", "")
-    if name:
+    if name := os.environ.get("COMPUTERNAME"):
         return name
     import socket
 

@@ -157,6 +157,8 @@ if os.environ.get("TASKFILES_TEST_PLATFORM") == "windows" and os.name == "posix"
         """msvcrt.locking: lock or unlock ``nbytes`` from the file's position. The lock itself
         covers the whole file; the region is checked as Windows checks it: an unlock must name
         exactly the region its handle locked."""
+        if not all(isinstance(arg, int) for arg in (fd, mode, nbytes)) or mode not in range(5):
+            raise TypeError(f"locking({fd!r}, {mode!r}, {nbytes!r}): fd, mode (0..4) and nbytes are ints")
         region = (os.lseek(fd, 0, os.SEEK_CUR), nbytes)
         if mode == 0:  # LK_UNLCK
             if _held.get(fd) != region:
