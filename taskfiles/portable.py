@@ -132,14 +132,15 @@ def set_mode(fd: int, path: Path, mode: int) -> None:
 
 def replace(source: Path | str, target: Path | str) -> None:
     """``os.replace``, tried again for a moment while Windows says another process has ``target`` open."""
-    for attempt, pause in zip(range(_REPLACE_TRIES), pauses(*_REPLACE_WAIT), strict=False):
+    waits = pauses(*_REPLACE_WAIT)
+    for attempt in range(_REPLACE_TRIES):
         try:
             os.replace(source, target)
             return
         except PermissionError:
             if attempt + 1 == _REPLACE_TRIES:
                 raise
-            time.sleep(pause)
+            time.sleep(next(waits))
 
 
 def user_name() -> str:
