@@ -249,15 +249,21 @@ def test_registry_under_a_file_cannot_be_written_and_says_what_to_do(tmp_path: P
 
 @contextlib.contextmanager
 def immutable(folder: Path) -> Iterator[None]:
-    """``chattr +i``: not even root may create or rename files in ``folder``."""
-    if shutil.which("chattr") is None:
-        pytest.skip("chattr is not installed")
-    if subprocess.run(["chattr", "+i", str(folder)], capture_output=True, check=False).returncode:
+    """``chattr +i`` (Linux) or ``chflags uchg`` (macOS, the BSDs): no one may create or rename
+    files in ``folder``."""
+    on, off = (
+        (["chattr", "+i"], ["chattr", "-i"])
+        if shutil.which("chattr")
+        else (["chflags", "uchg"], ["chflags", "nouchg"])
+    )
+    if shutil.which(on[0]) is None:
+        pytest.skip("neither chattr nor chflags is installed")
+    if subprocess.run([*on, str(folder)], capture_output=True, check=False).returncode:
         pytest.skip("this file system or user cannot set the immutable attribute")
     try:
         yield
     finally:
-        subprocess.run(["chattr", "-i", str(folder)], check=True)
+        subprocess.run([*off, str(folder)], check=True)
 
 
 def test_a_read_only_registry_folder_fails_clearly_and_loses_nothing(reg: JsonRegistry) -> None:
