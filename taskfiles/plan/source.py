@@ -30,7 +30,7 @@ SYMLINK_MODE = "120000"
 NO_CACHE = cache.CacheStats()
 # The walk lists a folder through its descriptor and lstats each name relative to it; Windows
 # cannot open a folder, and walks by path.
-_AT_FOLDER = os.lstat in os.supports_dir_fd and os.listdir in os.supports_fd
+_AT_FOLDER = os.stat in os.supports_dir_fd and os.listdir in os.supports_fd  # lstat is stat
 
 
 @dataclass(frozen=True)
