@@ -383,12 +383,12 @@ def _text_option(text: str | None, path: str | None, option: str) -> str | None:
 
 
 def _read_text(path: str, option: str) -> str:
+    import io
     import sys
 
     try:
-        if path == "-":  # UTF-8 whatever the system's default for a pipe (Windows: cp1252)
-            text = sys.stdin.buffer.read().decode("utf-8")
-            return text.replace("\r\n", "\n").replace("\r", "\n")  # as read_text reads a file
+        if path == "-":  # as read_text reads a file: UTF-8 (a Windows pipe's default is cp1252)
+            return io.TextIOWrapper(sys.stdin.buffer, encoding="utf-8").read()
         return Path(path).read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         why = reason(exc)
